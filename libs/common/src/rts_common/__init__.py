@@ -1,0 +1,1 @@
+"""Shared contracts and plumbing of the real-time streaming platform."""

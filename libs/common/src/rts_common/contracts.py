@@ -1,0 +1,201 @@
+"""The wire contracts between services: topics, keys, headers and message shapes.
+
+These are firm (DESIGN.md §2): the Helm chart's KafkaTopics, the dashboards and every
+service read them from here, and tests check that the chart agrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as the platform expects it: partitions on a cluster and locally, and its configs."""
+
+    name: str
+    partitions: int
+    local_partitions: int
+    key: str
+    value: str
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+# A 1080p JPEG at high quality of a busy scene is a few hundred KiB; 4 MiB leaves room
+# for a 4K frame while keeping one record well below what a broker holds in memory.
+FRAME_TOPIC_MAX_MESSAGE_BYTES = 4 * MiB
+# Room for the record's key, headers and batch overhead below the topic limit.
+FRAME_PAYLOAD_LIMIT = FRAME_TOPIC_MAX_MESSAGE_BYTES - 64 * 1024
+
+VIDEO_FRAMES = TopicSpec(
+    name="video-frames",
+    partitions=6,
+    local_partitions=3,
+    key="camera id",
+    value="one JPEG image; headers seq, ts (capture time, ns since epoch), w, h",
+    config=MappingProxyType(
+        {
+            # Short retention: live video is only worth keeping for replay.
+            "retention.ms": str(10 * 60 * 1000),
+            # Small segments, so retention actually deletes within minutes.
+            "segment.ms": str(60 * 1000),
+            "segment.bytes": str(64 * MiB),
+            "max.message.bytes": str(FRAME_TOPIC_MAX_MESSAGE_BYTES),
+            # JPEG is already compressed; keep whatever (none) the producer sends.
+            "compression.type": "producer",
+            # Replay looks frames up by capture time, which the producer sets.
+            "message.timestamp.type": "CreateTime",
+        }
+    ),
+)
+
+VIDEO_DETECTIONS = TopicSpec(
+    name="video-detections",
+    partitions=6,
+    local_partitions=3,
+    key="camera id",
+    value='JSON {camera, seq, ts, kind: "motion"|"face", boxes: [[x,y,w,h]...], score}',
+    config=MappingProxyType(
+        {
+            "retention.ms": str(24 * 60 * 60 * 1000),
+            "segment.bytes": str(64 * MiB),
+        }
+    ),
+)
+
+PLAYBACK_EVENTS = TopicSpec(
+    name="playback-events",
+    partitions=6,
+    local_partitions=3,
+    key="session id",
+    value="JSON playback event (rts_common.events.PlaybackEvent)",
+    config=MappingProxyType(
+        {
+            "retention.ms": str(24 * 60 * 60 * 1000),
+            "segment.bytes": str(128 * MiB),
+            # Cap what a long benchmark run can leave on a developer's disk.
+            "retention.bytes": str(1024 * MiB),
+        }
+    ),
+)
+
+TOPICS: tuple[TopicSpec, ...] = (VIDEO_FRAMES, VIDEO_DETECTIONS, PLAYBACK_EVENTS)
+
+
+def topic(name: str) -> TopicSpec:
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------------------
+# Frames
+
+
+class BadMessage(ValueError):
+    """A record that breaks its topic's contract. `reason` is a bounded metric label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+Headers = Sequence[tuple[str, bytes | str | None]]
+
+
+def encode_headers(values: Mapping[str, int | str]) -> list[tuple[str, bytes]]:
+    """Header values are ASCII strings; integers are written in decimal."""
+    return [(name, str(value).encode("ascii")) for name, value in values.items()]
+
+
+def decode_headers(headers: Iterable[tuple[str, bytes | str | None]] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, raw in headers or ():
+        if raw is None:
+            continue
+        out[name] = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class FrameMeta:
+    """What travels with a frame besides its JPEG bytes."""
+
+    camera: str
+    seq: int
+    ts_ns: int
+    width: int
+    height: int
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return encode_headers(
+            {"seq": self.seq, "ts": self.ts_ns, "w": self.width, "h": self.height}
+        )
+
+    @classmethod
+    def from_record(cls, key: bytes | str | None, headers: Headers | None) -> FrameMeta:
+        """Parse a `video-frames` record's key and headers, or raise BadMessage."""
+        if not key:
+            raise BadMessage("missing_key")
+        camera = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        values = decode_headers(headers)
+        try:
+            seq, ts_ns = int(values["seq"]), int(values["ts"])
+            width, height = int(values["w"]), int(values["h"])
+        except KeyError as missing:
+            raise BadMessage("missing_header", str(missing)) from None
+        except ValueError as bad:
+            raise BadMessage("bad_header", str(bad)) from None
+        if width <= 0 or height <= 0 or seq < 0 or ts_ns <= 0:
+            raise BadMessage("bad_header", f"seq={seq} ts={ts_ns} w={width} h={height}")
+        return cls(camera, seq, ts_ns, width, height)
+
+
+JPEG_SOI = b"\xff\xd8"
+JPEG_EOI = b"\xff\xd9"
+
+
+def check_jpeg(payload: bytes | None, limit: int = FRAME_PAYLOAD_LIMIT) -> bytes:
+    """Cheap structural check of a JPEG (markers and size, no decode), or raise BadMessage.
+
+    Decoding every frame would cost the gateway more CPU than everything else it does;
+    the start/end markers catch truncation and non-JPEG payloads.
+    """
+    if not payload:
+        raise BadMessage("empty")
+    if len(payload) > limit:
+        raise BadMessage("too_large", f"{len(payload)} > {limit} bytes")
+    if not payload.startswith(JPEG_SOI):
+        raise BadMessage("not_jpeg")
+    if not payload.rstrip(b"\x00").endswith(JPEG_EOI):
+        raise BadMessage("truncated")
+    return payload
+
+
+# ---------------------------------------------------------------------------------------
+# Detections
+
+DetectionKind = Literal["motion", "face"]
+
+
+class Detection(BaseModel):
+    """One detector's result for one frame, published to `video-detections`."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    camera: str = Field(min_length=1, max_length=128)
+    seq: int = Field(ge=0)
+    ts: int = Field(gt=0, description="capture time of the frame, ns since epoch")
+    kind: DetectionKind
+    boxes: list[tuple[int, int, int, int]] = Field(description="[x, y, w, h] in frame pixels")
+    score: float = Field(ge=0)
+    width: int | None = Field(default=None, gt=0, description="frame width the boxes refer to")
+    height: int | None = Field(default=None, gt=0, description="frame height the boxes refer to")

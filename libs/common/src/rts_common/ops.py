@@ -1,0 +1,98 @@
+"""`/metrics`, `/healthz` and `/readyz` on a small HTTP port, for services that are not web apps.
+
+Liveness (`/healthz`) only says the process serves requests; readiness (`/readyz`) asks the
+service (is its source delivering? is the broker reachable?) and answers 503 with the
+reasons when not, which is what Kubernetes probes and the local supervisor look at.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from rts_common.settings import Settings, setting
+
+log = logging.getLogger(__name__)
+
+Readiness = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class OpsSettings(Settings):
+    ops_host: str = setting("0.0.0.0", "Address of the /metrics, /healthz, /readyz server")
+    ops_port: int = setting(
+        9100, "Port of the /metrics, /healthz, /readyz server (0: pick a free one)", ge=0, le=65535
+    )
+
+
+def always_ready() -> tuple[bool, dict[str, Any]]:
+    return True, {}
+
+
+class OpsServer:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        readiness: Readiness = always_ready,
+        host: str = "0.0.0.0",
+        port: int = 0,
+    ) -> None:
+        self._registry = registry
+        self._readiness = readiness
+        self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="ops-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> OpsServer:
+        self._thread.start()
+        log.info("ops endpoints listening", extra={"port": self.port})
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        ops = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(200, CONTENT_TYPE_LATEST, generate_latest(ops._registry))
+                elif path == "/healthz":
+                    self._json(200, {"status": "ok"})
+                elif path == "/readyz":
+                    try:
+                        ready, details = ops._readiness()
+                    except Exception as exc:  # noqa: BLE001 - a failing check means not ready
+                        ready, details = False, {"error": repr(exc)}
+                    self._json(200 if ready else 503, {"ready": ready, **details})
+                else:
+                    self._json(404, {"error": "not found", "path": path})
+
+            def _json(self, status: int, body: dict[str, Any]) -> None:
+                self._send(status, "application/json", json.dumps(body, default=str).encode())
+
+            def _send(self, status: int, content_type: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # probes every few seconds would flood the logs
+
+        return Handler

@@ -1,0 +1,130 @@
+"""The local broker machinery: topics as contracted, clean stops, clusters, `make run`."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import ConfigResource, ResourceType
+from rts_common.contracts import TOPICS, VIDEO_FRAMES
+from rts_common.kafka import admin_client
+from rts_devstack.broker import BrokerError, LocalKafka, free_ports, port_in_use
+
+from tests.fixtures.kafka import KafkaUnderTest
+
+
+def test_contract_topics_exist_with_their_partitions_and_configs(
+    kafka: KafkaUnderTest, topic_prefix: str
+) -> None:
+    admin = kafka.admin()
+    metadata = admin.list_topics(timeout=10).topics
+    for spec in TOPICS:
+        assert len(metadata[topic_prefix + spec.name].partitions) == spec.local_partitions
+    resource = ConfigResource(ResourceType.TOPIC, topic_prefix + VIDEO_FRAMES.name)
+    configs = admin.describe_configs([resource])[resource].result(10)
+    for key, value in VIDEO_FRAMES.config.items():
+        assert configs[key].value == value, key
+
+
+def _cluster(tmp_path: Path, nodes: int) -> LocalKafka:
+    ports = free_ports(2 * nodes)
+    return LocalKafka(tmp_path, nodes=nodes, ports=ports[:nodes], controller_ports=ports[nodes:])
+
+
+def test_a_started_broker_stops_without_leaving_a_process_or_port(tmp_path: Path) -> None:
+    broker = _cluster(tmp_path, 1).start()
+    node = broker.nodes[0]
+    assert broker.running() == [1]
+    with pytest.raises(BrokerError, match="still running"):
+        LocalKafka(tmp_path, ports=[node.port], controller_ports=[node.controller_port]).start()
+    broker.stop()
+    assert broker.running() == []
+    assert not port_in_use(node.port)
+    assert not port_in_use(node.controller_port)
+    # Re-starting reuses the formatted storage and keeps the cluster id.
+    cluster_id = (tmp_path / "cluster.id").read_text()
+    with broker:
+        assert broker.running() == [1]
+    assert (tmp_path / "cluster.id").read_text() == cluster_id
+
+
+def test_a_taken_port_gives_a_clear_error(tmp_path: Path, kafka: KafkaUnderTest) -> None:
+    taken = int(kafka.bootstrap.split(",")[0].rsplit(":", 1)[1])
+    with pytest.raises(BrokerError, match=f"port {taken} .* already in use"):
+        LocalKafka(tmp_path, ports=[taken], controller_ports=free_ports(1)).start()
+
+
+def test_three_node_cluster_keeps_accepting_writes_when_a_node_dies(tmp_path: Path) -> None:
+    with _cluster(tmp_path, 3) as cluster:
+        cluster.create_topics()
+        partitions = (
+            admin_client({"bootstrap.servers": cluster.bootstrap})
+            .list_topics(timeout=10)
+            .topics[VIDEO_FRAMES.name]
+            .partitions
+        )
+        assert all(len(p.replicas) == 3 for p in partitions.values())
+        cluster.stop_node(3, kill=True)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        failures = []
+        for i in range(30):
+            producer.produce(
+                VIDEO_FRAMES.name, b"x", key=f"k{i}",
+                on_delivery=lambda err, _msg: failures.append(err) if err else None,
+            )  # fmt: skip
+        assert producer.flush(30) == 0
+        assert failures == []
+        cluster.start_node(3)
+        cluster.wait_ready(60)
+    assert cluster.running() == []
+
+
+def test_run_command_brings_up_topics_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    port = free_ports(1)[0]
+    while port_in_use(port + 1):
+        port = free_ports(1)[0]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rts_devstack", "run", "--kafka-port", str(port),
+         "--data-dir", str(tmp_path), "--no-services"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    lines = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
+                break
+        topics = admin_client({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=10)
+        assert {t.name for t in TOPICS} <= set(topics.topics), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(lines) + rest
+    assert "stopping services" in rest
+    assert rest.index("stopping services") < rest.index("stopping Kafka")
+    assert not port_in_use(port)
+    assert not port_in_use(port + 1)
+    assert LocalKafka(tmp_path / "kafka", port=port).running() == []
+
+
+def test_an_independent_client_sees_the_topics(kafka: KafkaUnderTest, topic_prefix: str) -> None:
+    """kcat (librdkafka's CLI, not our code) lists the contract topics and partitions."""
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is missing: run `make system-deps` (CI installs it)"
+    out = subprocess.run(
+        [kcat, "-L", "-J", "-b", kafka.bootstrap], capture_output=True, text=True, check=True
+    ).stdout
+    partitions = {t["topic"]: len(t["partitions"]) for t in json.loads(out)["topics"]}
+    for spec in TOPICS:
+        assert partitions[topic_prefix + spec.name] == spec.local_partitions

@@ -1,0 +1,73 @@
+import json
+import logging
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client import Counter
+from rts_common.logs import ConsoleFormatter, JsonFormatter
+from rts_common.metrics import service_registry
+from rts_common.ops import OpsServer
+
+
+def _record(msg: str, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("capture", logging.WARNING, __file__, 1, msg, None, None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_json_log_lines_carry_context_as_keys() -> None:
+    line = JsonFormatter("capture").format(_record("source lost", camera="cam-1", attempt=3))
+    payload = json.loads(line)
+    assert payload["msg"] == "source lost"
+    assert payload["level"] == "warning"
+    assert payload["service"] == "capture"
+    assert (payload["camera"], payload["attempt"]) == ("cam-1", 3)
+    assert payload["ts"].endswith("Z")
+
+
+def test_console_log_lines_are_one_readable_line() -> None:
+    line = ConsoleFormatter().format(_record("source lost", camera="cam-1"))
+    assert "source lost" in line
+    assert "camera=cam-1" in line
+    assert "\n" not in line
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode()
+
+
+@pytest.fixture
+def ops() -> tuple[OpsServer, dict[str, bool]]:
+    state = {"ready": False}
+    registry = service_registry("demo")
+    Counter("demo_things", "Things", registry=registry).inc(3)
+    server = OpsServer(
+        registry, lambda: (state["ready"], {"source": "up" if state["ready"] else "down"}),
+        host="127.0.0.1", port=0,
+    ).start()  # fmt: skip
+    yield server, state
+    server.stop()
+
+
+def test_ops_server_serves_metrics_health_and_readiness(
+    ops: tuple[OpsServer, dict[str, bool]],
+) -> None:
+    server, state = ops
+    base = f"http://127.0.0.1:{server.port}"
+    status, body = _get(base + "/metrics")
+    assert status == 200
+    assert "demo_things_total 3.0" in body
+    assert "rts_build_info{" in body
+    assert "process_cpu_seconds_total" in body
+    assert _get(base + "/healthz")[0] == 200
+    status, body = _get(base + "/readyz")
+    assert (status, json.loads(body)) == (503, {"ready": False, "source": "down"})
+    state["ready"] = True
+    assert _get(base + "/readyz")[0] == 200
+    assert _get(base + "/nope")[0] == 404

@@ -1,0 +1,58 @@
+from pathlib import Path
+
+import pytest
+from rts_devstack.broker import KafkaDistribution, LocalKafka, free_ports, port_in_use
+
+
+def _fake_dist(tmp_path: Path) -> KafkaDistribution:
+    return KafkaDistribution("4.3.1", tmp_path / "libs", tmp_path / "log4j2.properties")
+
+
+def _props(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+def test_single_node_uses_the_next_port_for_its_controller(tmp_path: Path) -> None:
+    kafka = LocalKafka(tmp_path, port=9092, dist=_fake_dist(tmp_path))
+    assert kafka.bootstrap == "127.0.0.1:9092"
+    kafka.nodes[0].data_dir.mkdir(parents=True)
+    kafka._write_properties(kafka.nodes[0])
+    props = _props(kafka.nodes[0].properties_file)
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:9093"
+    assert props["process.roles"] == "broker,controller"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["auto.create.topics.enable"] == "false"
+
+
+def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: Path) -> None:
+    kafka = LocalKafka(tmp_path, nodes=3, port=19092, dist=_fake_dist(tmp_path))
+    assert kafka.bootstrap == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+    for node in kafka.nodes:
+        node.data_dir.mkdir(parents=True)
+        kafka._write_properties(node)
+    voters = {_props(n.properties_file)["controller.quorum.voters"] for n in kafka.nodes}
+    assert voters == {"1@127.0.0.1:19093,2@127.0.0.1:19095,3@127.0.0.1:19097"}
+    props = _props(kafka.nodes[2].properties_file)
+    assert props["node.id"] == "3"
+    assert props["min.insync.replicas"] == "2"
+    assert props["offsets.topic.replication.factor"] == "3"
+    assert props["log.dirs"] == str(tmp_path / "node-3" / "logs")
+
+
+def test_cluster_id_is_kafka_shaped_and_stable(tmp_path: Path) -> None:
+    kafka = LocalKafka(tmp_path, dist=_fake_dist(tmp_path))
+    first = kafka._cluster_id()
+    assert len(first) == 22
+    assert not first.startswith("-")
+    assert kafka._cluster_id() == first
+
+
+def test_mismatched_port_lists_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="one client port"):
+        LocalKafka(tmp_path, nodes=2, ports=[1])
+
+
+def test_free_ports_are_distinct_and_free() -> None:
+    ports = free_ports(4)
+    assert len(set(ports)) == 4
+    assert not any(port_in_use(p) for p in ports)

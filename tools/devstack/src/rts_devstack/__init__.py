@@ -1,0 +1,1 @@
+"""Local development stack: a real Kafka broker and a supervisor for the services."""

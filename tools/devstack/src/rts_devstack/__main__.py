@@ -1,0 +1,90 @@
+"""rts-devstack: the local stack (`run`) and the local Kafka broker (`kafka ...`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from rts_common.lifecycle import shutdown_event
+from rts_common.logs import configure_logging
+
+from rts_devstack import stack
+from rts_devstack.broker import BrokerError, KafkaDistribution, LocalKafka, repo_root
+
+USAGE = """rts-devstack run [--help]          the whole platform (what `make run` runs)
+       rts-devstack kafka ACTION [--help]  the local broker: fetch|start|stop|status|run|topics"""
+
+
+def kafka_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rts-devstack kafka",
+        description="A real Apache Kafka broker (or cluster) on 127.0.0.1 in KRaft mode.",
+    )
+    parser.add_argument(
+        "action",
+        choices=["fetch", "start", "stop", "status", "run", "topics"],
+        help="fetch the jars; start in the background; stop; status; run in the foreground "
+        "until Ctrl-C; create the platform's topics",
+    )
+    parser.add_argument("--port", type=int, default=9092, help="client port of node 1")
+    parser.add_argument("--nodes", type=int, default=1, help="number of broker+controller nodes")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="data folder (default .data/kafka)"
+    )
+    args = parser.parse_args(argv)
+    configure_logging("devstack", "info", "console")
+    try:
+        if args.action == "fetch":
+            dist = KafkaDistribution.fetch()
+            print(f"Kafka {dist.version}: {dist.libs}")
+            return 0
+        kafka = LocalKafka(
+            args.data_dir or repo_root() / ".data" / "kafka",
+            nodes=args.nodes,
+            port=args.port,
+            detach=args.action == "start",
+        )
+        return _kafka_action(args.action, kafka)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _kafka_action(action: str, kafka: LocalKafka) -> int:
+    if action == "status":
+        running = kafka.running()
+        print(f"{kafka.bootstrap}: {'running' if running else 'stopped'} (nodes {running})")
+        return 0 if running else 3
+    if action == "stop":
+        kafka.stop()
+        print("stopped")
+        return 0
+    if action == "topics":
+        print(f"created: {kafka.create_topics()}")
+        return 0
+    kafka.start()
+    created = kafka.create_topics()
+    print(f"Kafka {kafka.dist.version} ready on {kafka.bootstrap}; created topics: {created}")
+    if action == "run":
+        try:
+            shutdown_event().wait()
+        finally:
+            kafka.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.captureWarnings(True)
+    if argv and argv[0] == "run":
+        return stack.main(argv[1:])
+    if argv and argv[0] == "kafka":
+        return kafka_main(argv[1:])
+    print(USAGE, file=sys.stderr)
+    return 0 if argv and argv[0] in ("-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""`make run`: the broker, the topics and every service, under one supervisor.
+
+Order matters both ways: the broker and topics come up before any service, and on
+Ctrl-C the services stop first (flushing producers, committing offsets) while the broker
+they flush to is still there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+
+from rts_common.lifecycle import shutdown_event
+from rts_common.logs import LoggingSettings, configure_logging
+from rts_common.settings import setting
+
+from rts_devstack.broker import BrokerError, LocalKafka, repo_root
+from rts_devstack.supervisor import Output, Service, Supervisor
+
+log = logging.getLogger("devstack")
+
+
+class StackSettings(LoggingSettings):
+    """Run the whole platform locally on a real single-node Kafka broker."""
+
+    program = "rts-devstack run"
+    kafka_port: int = setting(9092, "Broker port on 127.0.0.1 (the controller uses the next one)",
+                              env="KAFKA_PORT", ge=1024, le=65534)  # fmt: skip
+    data_dir: Path = setting(
+        Path(".data"), "Folder for broker data and generated samples", env="RTS_DATA_DIR"
+    )
+    gateway_port: int = setting(8000, "Port of the gateway (dashboard and streams)",
+                                env="GATEWAY_PORT", ge=1, le=65535)  # fmt: skip
+    services: bool = setting(True, "Start the services (--no-services: broker and topics only)")
+
+
+def installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def plan(settings: StackSettings, bootstrap: str) -> list[Service]:
+    """The services that exist in this checkout, with their local configuration."""
+    common = {
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "LOG_FORMAT": "console",
+        "LOG_LEVEL": settings.log_level,
+    }
+    services: list[Service] = []
+    # Each service adds its processes here as it is written.
+    return [Service(s.name, s.argv, {**common, **s.env}, s.url) for s in services]
+
+
+def run(settings: StackSettings) -> int:
+    stop = shutdown_event()
+    output = Output()
+    root = repo_root()
+    data = settings.data_dir if settings.data_dir.is_absolute() else root / settings.data_dir
+    kafka = LocalKafka(data / "kafka", port=settings.kafka_port)
+    if kafka.running():
+        output.line("devstack", "stopping the broker a previous run left behind")
+        kafka.stop()
+    started = time.monotonic()
+    output.line("devstack", f"starting Kafka {kafka.dist.version} on {kafka.bootstrap}")
+    try:
+        kafka.start()
+    except BrokerError as exc:
+        output.line("devstack", f"error: {exc}")
+        return 1
+    tail = threading.Thread(target=_tail, args=(kafka.nodes[0].log_file, output, stop), daemon=True)
+    tail.start()
+    created = kafka.create_topics()
+    elapsed = time.monotonic() - started
+    created_text = ", ".join(created) or "none (all existed)"
+    output.line("devstack", f"Kafka ready in {elapsed:.1f}s; topics created: {created_text}")
+    supervisor = Supervisor(output, cwd=root)
+    services = plan(settings, kafka.bootstrap) if settings.services else []
+    for service in services:
+        supervisor.start(service)
+    _banner(output, kafka, services)
+    try:
+        while not stop.wait(0.5):
+            for name, code in supervisor.exited().items():
+                output.line("devstack", f"{name} exited with code {code}")
+    finally:
+        output.line("devstack", "stopping services")
+        supervisor.stop_all()
+        output.line("devstack", "stopping Kafka")
+        kafka.stop()
+        output.line("devstack", "stopped")
+    return 0
+
+
+def _banner(output: Output, kafka: LocalKafka, services: list[Service]) -> None:
+    lines = [f"Kafka bootstrap: {kafka.bootstrap}   (data in {kafka.data_root})"]
+    lines += [f"{s.name}: {s.url}" for s in services if s.url]
+    if not services:
+        lines.append("no services are started (none installed yet, or --no-services)")
+    lines.append("Ctrl-C stops everything: services first, then the broker")
+    for line in lines:
+        output.line("devstack", line)
+
+
+def _tail(path: Path, output: Output, stop: threading.Event) -> None:
+    """Show the broker's log (its own INFO state changes and every warning) in the stream."""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        while not stop.is_set():
+            line = handle.readline()
+            if line:
+                output.line("kafka", line.decode("utf-8", "replace"))
+            else:
+                time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = StackSettings.load(argv)
+    configure_logging("devstack", settings.log_level, "console")
+    return run(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

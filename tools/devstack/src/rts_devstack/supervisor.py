@@ -1,0 +1,109 @@
+"""Runs the local services as child processes with prefixed, coloured output.
+
+Like honcho, but it stops in order: the supervisor owns the shutdown sequence, so the
+services get SIGTERM first and time to flush their producers and commit offsets, and
+only then does the caller stop the broker they talk to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from rts_devstack.broker import die_with_parent
+
+_COLOURS = itertools.cycle(["36", "33", "35", "32", "34", "96", "93", "95", "92", "94"])
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    url: str | None = None  # printed in the banner when set
+
+
+class Output:
+    """Writes `name | line` for each process, one colour per name, whole lines only."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.colour = self.stream.isatty() and "NO_COLOR" not in os.environ
+        self._lock = threading.Lock()
+        self._colours: dict[str, str] = {}
+        self.width = 10
+
+    def line(self, name: str, text: str) -> None:
+        colour = self._colours.setdefault(name, next(_COLOURS))
+        prefix = f"{name:<{self.width}} |"
+        if self.colour:
+            prefix = f"\033[{colour}m{prefix}\033[0m"
+        with self._lock:
+            self.stream.write(f"{prefix} {text.rstrip()}\n")
+            self.stream.flush()
+
+    def pump(self, name: str, pipe: IO[bytes]) -> None:
+        for raw in iter(pipe.readline, b""):
+            self.line(name, raw.decode("utf-8", "replace"))
+
+
+class Supervisor:
+    def __init__(self, output: Output | None = None, cwd: Path | None = None) -> None:
+        self.output = output or Output()
+        self.cwd = cwd
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._reported: set[str] = set()
+
+    def start(self, service: Service) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **service.env}
+        proc = subprocess.Popen(
+            list(service.argv),
+            env=env,
+            cwd=self.cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+        )
+        self.procs[service.name] = proc
+        assert proc.stdout is not None
+        threading.Thread(
+            target=self.output.pump, args=(service.name, proc.stdout), daemon=True
+        ).start()
+
+    def exited(self) -> dict[str, int]:
+        """Processes that ended since the last call, with their exit codes."""
+        out = {}
+        for name, proc in self.procs.items():
+            code = proc.poll()
+            if code is not None and name not in self._reported:
+                self._reported.add(name)
+                out[name] = code
+        return out
+
+    def stop_all(self, timeout: float = 20.0) -> None:
+        """SIGTERM every process, wait for them to flush and exit, SIGKILL stragglers."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, proc in self.procs.items():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.output.line("devstack", f"{name} ignored SIGTERM for {timeout:.0f}s; killing")
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# System packages the run and test commands need, installed only when missing.
+# Debian/Ubuntu with apt-get; run as root (CI does) or with sudo.
+set -euo pipefail
+
+missing=()
+need() { # need <command> <package>
+  command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+
+java_major() {
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1
+}
+
+if ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; then
+  missing+=(openjdk-17-jre-headless)
+fi
+need mvn maven
+need make make
+need kcat kcat
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "system-deps: everything is installed"
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: please install: ${missing[*]}" >&2
+  exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "system-deps: installing ${missing[*]}"
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
