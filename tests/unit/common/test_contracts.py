@@ -3,6 +3,7 @@ from rts_common.contracts import (
     FRAME_PAYLOAD_LIMIT,
     PLAYBACK_EVENTS,
     TOPICS,
+    VIDEO_CAMERAS,
     VIDEO_DETECTIONS,
     VIDEO_FRAMES,
     BadMessage,
@@ -15,9 +16,11 @@ from rts_common.contracts import (
 
 
 def test_topics_match_the_design_table() -> None:
-    assert [t.name for t in TOPICS] == ["video-frames", "video-detections", "playback-events"]
-    for spec in TOPICS:
+    names = [t.name for t in TOPICS]
+    assert names == ["video-frames", "video-detections", "playback-events", "video-cameras"]
+    for spec in TOPICS[:3]:
         assert (spec.partitions, spec.local_partitions) == (6, 3)
+    assert VIDEO_CAMERAS.config["cleanup.policy"] == "compact"
     assert VIDEO_FRAMES.config["compression.type"] == "producer"
     assert int(VIDEO_FRAMES.config["max.message.bytes"]) > FRAME_PAYLOAD_LIMIT
     assert int(VIDEO_FRAMES.config["retention.ms"]) <= 60 * 60 * 1000

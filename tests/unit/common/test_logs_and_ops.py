@@ -71,3 +71,14 @@ def test_ops_server_serves_metrics_health_and_readiness(
     state["ready"] = True
     assert _get(base + "/readyz")[0] == 200
     assert _get(base + "/nope")[0] == 404
+
+
+def test_throttle_lets_one_line_per_key_through_per_interval() -> None:
+    from rts_common.logs import Throttle
+
+    throttle = Throttle(interval=60)
+    assert throttle.allow("broker-down")
+    assert not throttle.allow("broker-down")
+    assert throttle.allow("corrupt-frame")
+    throttle.interval = 0
+    assert throttle.allow("broker-down")

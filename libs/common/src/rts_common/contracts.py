@@ -86,7 +86,28 @@ PLAYBACK_EVENTS = TopicSpec(
     ),
 )
 
-TOPICS: tuple[TopicSpec, ...] = (VIDEO_FRAMES, VIDEO_DETECTIONS, PLAYBACK_EVENTS)
+# Not in the original design table: a gateway must know which cameras exist (to answer
+# 404 for an unknown one without creating Kafka reads for it, to list cameras for the
+# wall) and which partition carries each camera's frames, without reading every frame.
+# Each capture publishes its status here every couple of seconds; compaction keeps the
+# newest per camera, so a gateway reads the whole (tiny) topic at start.
+VIDEO_CAMERAS = TopicSpec(
+    name="video-cameras",
+    partitions=1,
+    local_partitions=1,
+    key="camera id",
+    value="JSON CameraStatus {camera, ts, source, source_up, fps, width, height, partition, ...}",
+    config=MappingProxyType(
+        {
+            "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.1",
+            "segment.ms": str(60 * 60 * 1000),
+            "delete.retention.ms": str(60 * 60 * 1000),
+        }
+    ),
+)
+
+TOPICS: tuple[TopicSpec, ...] = (VIDEO_FRAMES, VIDEO_DETECTIONS, PLAYBACK_EVENTS, VIDEO_CAMERAS)
 
 
 def topic(name: str) -> TopicSpec:
@@ -108,7 +129,9 @@ class BadMessage(ValueError):
         self.reason = reason
 
 
-Headers = Sequence[tuple[str, bytes | str | None]]
+HeaderValue = bytes | str | None
+# confluent-kafka hands headers over as a list of pairs; producers may pass a dict.
+Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
 
 
 def encode_headers(values: Mapping[str, int | str]) -> list[tuple[str, bytes]]:
@@ -116,9 +139,12 @@ def encode_headers(values: Mapping[str, int | str]) -> list[tuple[str, bytes]]:
     return [(name, str(value).encode("ascii")) for name, value in values.items()]
 
 
-def decode_headers(headers: Iterable[tuple[str, bytes | str | None]] | None) -> dict[str, str]:
+def decode_headers(headers: Headers | None) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, raw in headers or ():
+    pairs: Iterable[tuple[str, HeaderValue]] = (
+        headers.items() if isinstance(headers, Mapping) else headers or ()
+    )
+    for name, raw in pairs:
         if raw is None:
             continue
         out[name] = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
@@ -199,3 +225,28 @@ class Detection(BaseModel):
     score: float = Field(ge=0)
     width: int | None = Field(default=None, gt=0, description="frame width the boxes refer to")
     height: int | None = Field(default=None, gt=0, description="frame height the boxes refer to")
+
+
+# ---------------------------------------------------------------------------------------
+# Camera status
+
+SourceKind = Literal["test", "file", "url", "device"]
+
+
+class CameraStatus(BaseModel):
+    """A capture process's heartbeat on `video-cameras`, keyed by camera id."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    camera: str = Field(min_length=1, max_length=128)
+    ts: int = Field(gt=0, description="when this status was published, ns since epoch")
+    source: SourceKind
+    source_up: bool = Field(description="the source delivers frames")
+    fps: float = Field(ge=0, description="frames published per second, measured")
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    partition: int | None = Field(
+        default=None, ge=0, description="video-frames partition that carries this camera"
+    )
+    frames: int = Field(default=0, ge=0, description="frames published since the process started")
+    last_frame_ts: int | None = Field(default=None, gt=0, description="capture time, ns")

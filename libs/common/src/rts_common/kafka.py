@@ -19,6 +19,7 @@ from confluent_kafka.cimpl import NewTopic
 from pydantic import SecretStr
 
 from rts_common.contracts import TopicSpec
+from rts_common.logs import Throttle
 from rts_common.settings import Settings, setting
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class DeliveryReports:
         self.last_error: KafkaError | None = None
         self._delivered_metric = delivered
         self._failed_metric = failed
-        self._logged_at: dict[int, float] = {}
+        self._throttle = Throttle(60.0)
 
     def on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         topic = msg.topic() if msg is not None else ""
@@ -190,7 +191,5 @@ class DeliveryReports:
         self.last_error = err
         if self._failed_metric is not None:
             self._failed_metric.labels(topic=topic).inc()
-        now = time.monotonic()
-        if now - self._logged_at.get(err.code(), -60.0) >= 60.0:
-            self._logged_at[err.code()] = now
+        if self._throttle.allow(err.code()):
             log.warning("delivery failed", extra={"topic": topic, "error": err.str()})

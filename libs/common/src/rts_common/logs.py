@@ -82,3 +82,22 @@ def configure_logging(service: str, level: str = "info", fmt: LogFormat = "json"
 def _iso_millis(epoch: float) -> str:
     whole = time.gmtime(epoch)
     return time.strftime("%Y-%m-%dT%H:%M:%S", whole) + f".{int(epoch % 1 * 1000):03d}Z"
+
+
+class Throttle:
+    """Lets a repeated log line through once per `interval` per key.
+
+    A dead broker or a stream of corrupt records would otherwise log the same line
+    thousands of times a second; the metric counts every occurrence, the log shows one.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._last: dict[object, float] = {}
+
+    def allow(self, key: object) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, float("-inf")) < self.interval:
+            return False
+        self._last[key] = now
+        return True

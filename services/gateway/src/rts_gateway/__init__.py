@@ -1,0 +1,1 @@
+"""The gateway: MJPEG streams and the Socket.IO dashboard from Kafka."""

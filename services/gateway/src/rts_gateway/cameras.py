@@ -1,0 +1,128 @@
+"""Which cameras exist, from the capture processes' heartbeats on `video-cameras`.
+
+Every pod reads the whole compacted topic, so every pod knows every camera, the
+partition its frames travel on, and whether its source is up, without reading frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from pydantic import ValidationError
+from rts_common.contracts import CameraStatus
+
+from rts_gateway.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CameraView:
+    """What /api/cameras shows: the capture's own status and what this pod saw."""
+
+    status: CameraStatus
+    received_at: float  # time.time() when the status arrived
+
+    def as_json(self, now: float) -> dict[str, Any]:
+        s = self.status
+        last = s.last_frame_ts / 1e9 if s.last_frame_ts else None
+        return {
+            "camera": s.camera,
+            "source": s.source,
+            "source_up": s.source_up,
+            "fps": round(s.fps, 2),
+            "width": s.width,
+            "height": s.height,
+            "partition": s.partition,
+            "frames": s.frames,
+            "last_frame_age_seconds": round(now - last, 3) if last else None,
+            "status_age_seconds": round(now - s.ts / 1e9, 3),
+        }
+
+
+class CameraDirectory:
+    """App-context state fed by a ConsumerLoop over the `video-cameras` topic."""
+
+    def __init__(self, topic: str, metrics: GatewayMetrics, max_age: float) -> None:
+        self.topic = topic
+        self._metrics = metrics
+        self._max_age = max_age
+        self._cameras: dict[str, CameraView] = {}
+        self._end_offsets: dict[int, int] | None = None
+        self._positions: dict[int, int] = {}
+        self._listeners: list[Callable[[CameraStatus], None]] = []
+
+    # -- reading
+
+    def get(self, camera: str) -> CameraStatus | None:
+        view = self._cameras.get(camera)
+        return view.status if view else None
+
+    def recent(self, now: float | None = None) -> list[CameraView]:
+        now = time.time() if now is None else now
+        return sorted(
+            (v for v in self._cameras.values() if now - v.status.ts / 1e9 <= self._max_age),
+            key=lambda v: v.status.camera,
+        )
+
+    def first(self) -> str | None:
+        cameras = self.recent()
+        return cameras[0].status.camera if cameras else None
+
+    @property
+    def caught_up(self) -> bool:
+        """The directory has read everything the topic held when the pod started."""
+        if self._end_offsets is None:
+            return False
+        return all(self._positions.get(p, -1) >= end - 1 for p, end in self._end_offsets.items())
+
+    def on_change(self, listener: Callable[[CameraStatus], None]) -> None:
+        self._listeners.append(listener)
+
+    # -- fed from Kafka
+
+    def assign_all(self, consumer: Consumer) -> dict[int, int]:
+        """Native-thread command: read every partition from the beginning."""
+        metadata = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
+        if metadata.error is not None:
+            raise RuntimeError(f"topic {self.topic}: {metadata.error}")
+        partitions = sorted(metadata.partitions)
+        ends = {}
+        for p in partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
+            ends[p] = high
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        return ends
+
+    def assigned(self, ends: dict[int, int]) -> None:
+        self._end_offsets = ends
+        self._metrics.partitions_assigned.labels(topic=self.topic).set(len(ends))
+
+    def on_messages(self, messages: list[Message]) -> None:
+        for msg in messages:
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("camera directory read error", extra={"error": error.str()})
+                continue
+            self._positions[msg.partition() or 0] = msg.offset() or 0
+            value = msg.value()
+            if value is None:  # a tombstone: the camera was removed
+                key = msg.key()
+                if key:
+                    self._cameras.pop(key.decode("utf-8", "replace"), None)
+                continue
+            try:
+                status = CameraStatus.model_validate_json(value)
+            except ValidationError as exc:
+                self._metrics.bad_messages.labels(topic=self.topic, reason="invalid").inc()
+                log.warning("bad camera status skipped", extra={"error": str(exc)[:300]})
+                continue
+            self._cameras[status.camera] = CameraView(status, time.time())
+            for listener in self._listeners:
+                listener(status)

@@ -1,0 +1,292 @@
+"""Video fan-out: one Kafka read per pod and camera, shared by all of the pod's viewers.
+
+A pod reads a camera's partition only while at least one local viewer watches a camera
+on it (direct assignment, starting a second back so the first frame shows at once) and
+releases it shortly after the last viewer leaves. Every viewer holds at most the newest
+frame: a viewer that is slower than the camera skips frames instead of queueing them,
+so it never grows memory and never slows the others; one that takes no frame at all for
+too long is disconnected.
+
+Everything here runs in the app context; Kafka calls go to the frames consumer's native
+thread as commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from rts_common.contracts import BadMessage, FrameMeta, check_jpeg
+from rts_common.logs import Throttle
+
+from rts_gateway.cameras import CameraDirectory
+from rts_gateway.kafka import ConsumerLoop
+from rts_gateway.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+
+class UnknownCamera(LookupError):
+    pass
+
+
+def parse_frame(
+    msg: Message, max_bytes: int, metrics: GatewayMetrics, bad_log: Throttle
+) -> Frame | None:
+    """A `video-frames` record as a Frame, or None (counted and logged) if it is bad."""
+    error = msg.error()
+    if error is not None:
+        if error.code() != KafkaError._PARTITION_EOF:
+            metrics.kafka_errors.labels(code=error.name()).inc()
+        return None
+    topic = msg.topic() or ""
+    try:
+        meta = FrameMeta.from_record(msg.key(), msg.headers())
+        jpeg = check_jpeg(msg.value(), max_bytes)
+    except BadMessage as bad:
+        metrics.bad_messages.labels(topic=topic, reason=bad.reason).inc()
+        if bad_log.allow(bad.reason):
+            log.warning(
+                "bad frame skipped",
+                extra={"reason": bad.reason, "partition": msg.partition(), "offset": msg.offset()},
+            )
+        return None
+    return Frame(meta, jpeg, msg.partition() or 0, msg.offset() or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    meta: FrameMeta
+    jpeg: bytes
+    partition: int
+    offset: int
+
+    @property
+    def age_seconds(self) -> float:
+        return time.time() - self.meta.ts_ns / 1e9
+
+
+class Viewer:
+    """One MJPEG connection's mailbox: room for exactly one frame."""
+
+    def __init__(self, camera: str, max_fps: float | None, metrics: GatewayMetrics) -> None:
+        self.camera = camera
+        self.min_interval = 1.0 / max_fps if max_fps else 0.0
+        self._metrics = metrics
+        self._frame: Frame | None = None
+        self._fresh = False
+        self._ready = threading.Event()
+        self._next_allowed = 0.0
+        self.handed_out_at: float | None = None
+        self.connection: socket.socket | None = None
+        self.closed = False
+
+    def offer(self, frame: Frame) -> None:
+        if self._fresh:
+            capped = time.monotonic() < self._next_allowed
+            self._metrics.frames_skipped.labels(reason="fps_cap" if capped else "slow_client").inc()
+        self._frame, self._fresh = frame, True
+        self._ready.set()
+
+    def take(self, timeout: float, sleep: Callable[[float], None]) -> Frame | None:
+        """The newest frame not yet taken, waiting up to `timeout`; None if none came."""
+        self.handed_out_at = None
+        wait = self._next_allowed - time.monotonic()
+        if wait > 0:
+            sleep(wait)  # the fps cap: frames offered meanwhile replace each other
+        if not self._ready.wait(timeout) or self.closed:
+            return None
+        self._ready.clear()
+        frame, self._fresh = self._frame, False
+        now = time.monotonic()
+        self._next_allowed = now + self.min_interval
+        self.handed_out_at = now
+        return frame
+
+    def last(self) -> Frame | None:
+        return self._frame
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+
+@dataclass
+class _PartitionRead:
+    cameras: dict[str, int] = field(default_factory=dict)  # camera -> local viewers
+    release_at: float | None = None
+
+
+class FrameHub:
+    def __init__(
+        self,
+        topic: str,
+        consumer: ConsumerLoop,
+        directory: CameraDirectory,
+        metrics: GatewayMetrics,
+        *,
+        start_seconds: float = 1.0,
+        release_after: float = 5.0,
+        stall_timeout: float = 15.0,
+        max_frame_bytes: int,
+    ) -> None:
+        self.topic = topic
+        self._consumer = consumer
+        self._directory = directory
+        self._metrics = metrics
+        self._start_seconds = start_seconds
+        self._release_after = release_after
+        self._stall_timeout = stall_timeout
+        self._max_frame_bytes = max_frame_bytes
+        self._viewers: dict[str, set[Viewer]] = {}
+        self._latest: dict[str, Frame] = {}
+        self._reads: dict[int, _PartitionRead] = {}
+        self._lock = threading.Lock()
+        self._bad_log = Throttle(60.0)
+
+    # -- viewers
+
+    def open(self, camera: str, max_fps: float | None = None) -> Viewer:
+        """Register a viewer of `camera`; its first frame is the newest one available."""
+        status = self._directory.get(camera)
+        if status is None or status.partition is None:
+            raise UnknownCamera(camera)
+        viewer = Viewer(camera, max_fps, self._metrics)
+        with self._lock:
+            self._viewers.setdefault(camera, set()).add(viewer)
+            self._metrics.viewers.labels(camera=camera).inc()
+            self._watch(status.partition, camera)
+            latest = self._latest.get(camera)
+            if latest is not None and latest.partition in self._reads:
+                viewer.offer(latest)
+        return viewer
+
+    def close(self, viewer: Viewer) -> None:
+        with self._lock:
+            viewers = self._viewers.get(viewer.camera, set())
+            if viewer in viewers:
+                viewers.discard(viewer)
+                self._metrics.viewers.labels(camera=viewer.camera).dec()
+                self._unwatch(viewer.camera)
+        viewer.close()
+
+    def close_all(self) -> None:
+        with self._lock:
+            viewers = [v for camera_viewers in self._viewers.values() for v in camera_viewers]
+        for viewer in viewers:
+            self.close(viewer)
+
+    def snapshot(self, camera: str, wait: float, sleep: Callable[[float], None]) -> Frame | None:
+        """The newest frame of `camera`, reading its partition for up to `wait` if needed."""
+        latest = self._latest.get(camera)
+        if latest is not None and latest.partition in self._reads:
+            return latest
+        viewer = self.open(camera)
+        try:
+            return viewer.take(wait, sleep)
+        finally:
+            self.close(viewer)
+
+    def viewer_count(self) -> int:
+        return sum(len(v) for v in self._viewers.values())
+
+    # -- partition reads on demand
+
+    def _watch(self, partition: int, camera: str) -> None:
+        read = self._reads.get(partition)
+        if read is None:
+            read = self._reads[partition] = _PartitionRead()
+            start_ms = int((time.time() - self._start_seconds) * 1000)
+            self._consumer.submit(lambda c: self._assign(c, partition, start_ms))
+            self._metrics.assignments.labels(topic=self.topic).inc()
+            self._metrics.partitions_assigned.labels(topic=self.topic).set(len(self._reads))
+        read.cameras[camera] = read.cameras.get(camera, 0) + 1
+        read.release_at = None
+        self._metrics.camera_reads.set(self._cameras_read())
+
+    def _unwatch(self, camera: str) -> None:
+        for read in self._reads.values():
+            if camera in read.cameras:
+                read.cameras[camera] -= 1
+                if read.cameras[camera] <= 0:
+                    del read.cameras[camera]
+                if not read.cameras:
+                    read.release_at = time.monotonic() + self._release_after
+        self._metrics.camera_reads.set(self._cameras_read())
+
+    def _cameras_read(self) -> int:
+        return sum(len(r.cameras) for r in self._reads.values())
+
+    def _assign(self, consumer: Consumer, partition: int, start_ms: int) -> None:
+        """Native-thread command: read `partition` from `start_ms` (capture time) on."""
+        found = consumer.offsets_for_times([TopicPartition(self.topic, partition, start_ms)], 10)
+        consumer.incremental_assign([TopicPartition(self.topic, partition, found[0].offset)])
+
+    def _unassigner(self, partition: int) -> Callable[[Consumer], None]:
+        def unassign(consumer: Consumer) -> None:
+            consumer.incremental_unassign([TopicPartition(self.topic, partition)])
+
+        return unassign
+
+    def maintain(self) -> None:
+        """Periodic: release idle partitions, drop stalled viewers."""
+        now = time.monotonic()
+        with self._lock:
+            idle = [p for p, r in self._reads.items() if r.release_at and r.release_at <= now]
+            for partition in idle:
+                del self._reads[partition]
+                for camera in [c for c, f in self._latest.items() if f.partition == partition]:
+                    del self._latest[camera]
+                self._consumer.submit(self._unassigner(partition))
+            if idle:
+                self._metrics.partitions_assigned.labels(topic=self.topic).set(len(self._reads))
+            stalled = [
+                v
+                for viewers in self._viewers.values()
+                for v in viewers
+                if v.handed_out_at is not None and now - v.handed_out_at > self._stall_timeout
+            ]
+        for viewer in stalled:
+            log.info("dropping a stalled viewer", extra={"camera": viewer.camera})
+            self._metrics.viewers_dropped.labels(reason="stalled").inc()
+            viewer.handed_out_at = None
+            if viewer.connection is not None:
+                # Unblocks the write the server is stuck in, in either worker type.
+                with contextlib.suppress(OSError):
+                    viewer.connection.shutdown(socket.SHUT_RDWR)
+            self.close(viewer)
+
+    # -- fed from Kafka
+
+    def on_messages(self, messages: list[Message]) -> None:
+        newest: dict[str, Frame] = {}
+        for msg in messages:
+            frame = parse_frame(msg, self._max_frame_bytes, self._metrics, self._bad_log)
+            if frame is None:
+                continue
+            camera = frame.meta.camera
+            self._metrics.frames_received.labels(camera=camera).inc()
+            self._metrics.frame_size.observe(len(frame.jpeg))
+            previous = self._latest.get(camera)
+            if previous is not None and previous.offset > frame.offset:
+                continue  # a re-delivery after a re-assignment; never go back in time
+            self._latest[camera] = newest[camera] = frame
+        # Only the newest frame of a batch reaches viewers: older ones in the same batch
+        # are catch-up, not frames a viewer was too slow for.
+        for camera, frame in newest.items():
+            for viewer in self._viewers.get(camera, ()):
+                viewer.offer(frame)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "viewers": self.viewer_count(),
+            "partitions": sorted(self._reads),
+            "cameras": {c: len(v) for c, v in self._viewers.items() if v},
+        }

@@ -1,0 +1,163 @@
+"""HTTP routes: thin handlers that pick a stream and hand it to a generator.
+
+Errors are JSON with an `error` message (one helper, `json_error`), so scripts and the
+dashboard can show what went wrong; an unknown camera never creates a Kafka read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from rts_gateway import mjpeg
+from rts_gateway.frames import UnknownCamera
+from rts_gateway.replay import BadReplayTime, OutOfRetention, iso_ms, parse_from
+from rts_gateway.service import Gateway
+
+NO_CACHE = {
+    "Cache-Control": "no-cache, no-store, must-revalidate",
+    "Pragma": "no-cache",
+    # NGINX (the baseline's proxy, and ingress-nginx) must not buffer a live stream.
+    "X-Accel-Buffering": "no",
+}
+
+
+def json_error(status: int, message: str, **details: Any) -> Response:
+    response = jsonify({"error": message, **details})
+    response.status_code = status
+    return response
+
+
+def ops_routes(gateway: Gateway) -> Blueprint:
+    bp = Blueprint("ops", __name__)
+
+    @bp.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    @bp.get("/readyz")
+    def readyz() -> Response:
+        ready, details = gateway.health.readiness()
+        response = jsonify({"ready": ready, **details})
+        response.status_code = 200 if ready else 503
+        return response
+
+    @bp.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(gateway.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    return bp
+
+
+def video_routes(gateway: Gateway) -> Blueprint:
+    bp = Blueprint("video", __name__)
+    settings = gateway.settings
+    hub, directory, runtime = gateway.hub, gateway.directory, gateway.runtime
+
+    def unknown(camera: str) -> Response:
+        known = [v.status.camera for v in directory.recent()]
+        return json_error(404, f"unknown camera {camera!r}", camera=camera, cameras=known)
+
+    def stream(camera: str) -> Response:
+        try:
+            max_fps = _fps_cap(request.args.get("fps"))
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        status = directory.get(camera)
+        if status is None or status.partition is None:
+            return unknown(camera)
+        connection = request.environ.get("gunicorn.socket")
+        since = request.args.get("from")
+        if since:
+            try:
+                from_ms = parse_from(since)
+                replay = gateway.open_replay(camera, status.partition, from_ms)
+            except BadReplayTime as exc:
+                return json_error(400, str(exc))
+            except OutOfRetention as exc:
+                return json_error(
+                    416,
+                    "the requested time is outside what Kafka still holds for this camera",
+                    requested=iso_ms(exc.requested_ms),
+                    earliest=iso_ms(exc.earliest_ms),
+                )
+            if replay is None:
+                return json_error(429, "too many replays on this gateway; try again later")
+
+            def attach(viewer: Any) -> None:
+                viewer.connection = connection
+
+            body = mjpeg.replay_then_live(replay, hub, max_fps, gateway.metrics, runtime.sleep,
+                                          attach)  # fmt: skip
+        else:
+            try:
+                viewer = hub.open(camera, max_fps)
+            except UnknownCamera:
+                return unknown(camera)
+            viewer.connection = connection
+            body = mjpeg.live(hub, viewer, gateway.metrics, runtime.sleep)
+        return Response(body, mimetype=None, content_type=mjpeg.CONTENT_TYPE, headers=NO_CACHE,
+                        direct_passthrough=True)  # fmt: skip
+
+    @bp.get("/stream/<camera>")
+    def stream_camera(camera: str) -> Response:
+        return stream(camera)
+
+    @bp.get("/kaf")
+    @bp.get("/kaf/")
+    def kaf_default() -> Response:
+        camera = settings.default_camera or directory.first()
+        if camera is None:
+            return json_error(404, "no camera has published frames yet")
+        return stream(camera)
+
+    @bp.get("/kaf/<camera>")
+    def kaf_camera(camera: str) -> Response:
+        return stream(camera)
+
+    @bp.get("/snapshot/<camera>.jpg")
+    def snapshot(camera: str) -> Response:
+        try:
+            frame = hub.snapshot(camera, settings.snapshot_wait_seconds, runtime.sleep)
+        except UnknownCamera:
+            return unknown(camera)
+        if frame is None:
+            return json_error(
+                404, f"no frame from {camera!r} within {settings.snapshot_wait_seconds:g}s"
+            )
+        headers = {
+            **NO_CACHE,
+            "X-Frame-Seq": str(frame.meta.seq),
+            "X-Frame-Timestamp": str(frame.meta.ts_ns),
+        }
+        return Response(frame.jpeg, content_type="image/jpeg", headers=headers)
+
+    @bp.get("/api/cameras")
+    def cameras() -> Response:
+        now = time.time()
+        local = hub.describe()["cameras"]
+        listed = []
+        for view in directory.recent(now):
+            item = view.as_json(now)
+            item["viewers_here"] = local.get(item["camera"], 0)
+            item["stream"] = f"/stream/{item['camera']}"
+            item["snapshot"] = f"/snapshot/{item['camera']}.jpg"
+            listed.append(item)
+        return jsonify({"cameras": listed})
+
+    return bp
+
+
+def _fps_cap(value: str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        fps = float(value)
+    except ValueError:
+        raise ValueError(f"fps={value!r}: give a number of frames per second") from None
+    if not 0 < fps <= 120:
+        raise ValueError(f"fps={value!r}: must be above 0 and at most 120")
+    return fps

@@ -1,0 +1,177 @@
+"""The concurrency runtime: eventlet green threads or plain threads, behind one interface.
+
+The gateway's request handlers, Socket.IO and fan-out logic run in the *app context*:
+green threads under eventlet, ordinary threads under gthread. Kafka's client is a C
+library whose calls block the OS thread; under eventlet that would freeze every green
+thread at once (a single `poll(2.0)` stops the whole hub for 2 s). So every Kafka call
+runs on a *native* OS thread, and native threads talk to the app context only through
+`call_soon_threadsafe`, never by touching app-context locks, queues, metrics or logs
+(eventlet turns those into green primitives, which are not safe across OS threads).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, Literal
+
+AsyncMode = Literal["eventlet", "threading"]
+
+
+class Runtime(ABC):
+    mode: AsyncMode
+
+    @abstractmethod
+    def start_native_thread(self, target: Callable[[], None], name: str) -> None:
+        """Run `target` on a real OS thread (where blocking C calls are harmless)."""
+
+    @abstractmethod
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        """From a native thread: run `fn(*args)` in the app context, in call order."""
+
+    @abstractmethod
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start a background task in the app context."""
+
+    @abstractmethod
+    def sleep(self, seconds: float) -> None:
+        """Sleep in the app context (yields to other green threads under eventlet)."""
+
+    @abstractmethod
+    def native_sleep(self, seconds: float) -> None:
+        """Sleep on a native thread."""
+
+    def pending(self) -> int:
+        """Callbacks posted by native threads and not yet run (a backlog indicator)."""
+        return 0
+
+
+class _CallQueue:
+    """A lock-free hand-off: native threads append, one app-context dispatcher runs.
+
+    `collections.deque.append` and `popleft` are atomic under the GIL, so native threads
+    never take a lock that the app context could hold.
+    """
+
+    def __init__(self) -> None:
+        self.calls: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
+
+    def run_all(self, on_error: Callable[[BaseException], None]) -> None:
+        while self.calls:
+            fn, args = self.calls.popleft()
+            try:
+                fn(*args)
+            except Exception as exc:  # noqa: BLE001 - one bad callback must not stop the rest
+                on_error(exc)
+
+
+class ThreadingRuntime(Runtime):
+    mode: AsyncMode = "threading"
+
+    def __init__(self, on_error: Callable[[BaseException], None] | None = None) -> None:
+        self._queue = _CallQueue()
+        self._wake = threading.Event()
+        self._on_error = on_error or _print_error
+        self.start_native_thread(self._dispatch, "runtime-dispatch")
+
+    def start_native_thread(self, target: Callable[[], None], name: str) -> None:
+        threading.Thread(target=target, name=name, daemon=True).start()
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._queue.calls.append((fn, args))
+        self._wake.set()
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        threading.Thread(target=fn, args=args, daemon=True).start()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def native_sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def pending(self) -> int:
+        return len(self._queue.calls)
+
+    def _dispatch(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self._queue.run_all(self._on_error)
+
+
+class EventletRuntime(Runtime):
+    """Native threads wake the hub through a pipe, the way eventlet's own tpool does."""
+
+    mode: AsyncMode = "eventlet"
+
+    def __init__(self, on_error: Callable[[BaseException], None] | None = None) -> None:
+        import eventlet
+        from eventlet import patcher
+
+        self._eventlet = eventlet
+        self._native_threading = patcher.original("threading")
+        self._native_time = patcher.original("time")
+        native_os = patcher.original("os")
+        self._write = native_os.write
+        self._read = native_os.read
+        self._read_fd, self._write_fd = native_os.pipe()
+        os.set_blocking(self._read_fd, False)
+        os.set_blocking(self._write_fd, False)
+        self._queue = _CallQueue()
+        self._on_error = on_error or _print_error
+        eventlet.spawn(self._dispatch)
+
+    def start_native_thread(self, target: Callable[[], None], name: str) -> None:
+        self._native_threading.Thread(target=target, name=name, daemon=True).start()
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._queue.calls.append((fn, args))
+        # A full pipe already holds a wake-up; losing this byte loses nothing.
+        with contextlib.suppress(BlockingIOError):
+            self._write(self._write_fd, b"\0")
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._eventlet.spawn(fn, *args)
+
+    def sleep(self, seconds: float) -> None:
+        self._eventlet.sleep(seconds)
+
+    def native_sleep(self, seconds: float) -> None:
+        self._native_time.sleep(seconds)
+
+    def pending(self) -> int:
+        return len(self._queue.calls)
+
+    def _dispatch(self) -> None:
+        from eventlet.hubs import trampoline
+
+        while True:
+            trampoline(self._read_fd, read=True)
+            with contextlib.suppress(BlockingIOError):
+                while self._read(self._read_fd, 4096):
+                    pass
+            self._queue.run_all(self._on_error)
+            # Let request handlers run between large batches of Kafka messages.
+            self._eventlet.sleep(0)
+
+
+def _print_error(exc: BaseException) -> None:
+    import traceback
+
+    traceback.print_exception(exc)
+
+
+def create_runtime(
+    mode: AsyncMode, on_error: Callable[[BaseException], None] | None = None
+) -> Runtime:
+    if mode == "eventlet":
+        return EventletRuntime(on_error)
+    return ThreadingRuntime(on_error)

@@ -1,0 +1,94 @@
+"""gunicorn, configured from the gateway's settings: one worker, eventlet or gthread.
+
+The app is built in the worker after fork (and, in eventlet mode, after monkey
+patching), and the worker's SIGTERM first ends every stream, so gunicorn's graceful
+shutdown completes instead of waiting for endless MJPEG responses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from gunicorn import glogging
+from gunicorn.app.base import BaseApplication
+
+from rts_gateway.app import create_app
+from rts_gateway.service import Gateway
+from rts_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+class GatewayServer(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.gateway: Gateway | None = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        s = self.settings
+        config: dict[str, Any] = {
+            "bind": [f"{s.host}:{s.port}"],
+            "workers": 1,  # scale by pods: one process owns its Kafka reads and sockets
+            "worker_class": "eventlet" if s.async_mode == "eventlet" else "gthread",
+            "threads": s.threads,
+            "worker_connections": s.worker_connections,
+            "graceful_timeout": math.ceil(s.graceful_timeout),
+            "timeout": 30,
+            "keepalive": 5,
+            "proc_name": "gateway",
+            "accesslog": "-" if s.access_log else None,
+            "logger_class": PropagatingLogger,
+            # gunicorn 25's control socket lives in $HOME: read-only in our containers,
+            # and shared by every gateway on a machine. Nothing here uses it.
+            "control_socket_disable": True,
+            "post_worker_init": self._post_worker_init,
+            "worker_int": self._worker_exiting,
+            "worker_exit": self._worker_exit,
+        }
+        for key, value in config.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        self.gateway = Gateway(self.settings).start()
+        app, _socketio = create_app(self.gateway)
+        return app
+
+    def _post_worker_init(self, worker: Any) -> None:
+        gateway = self.gateway
+        assert gateway is not None
+
+        # gunicorn's SIGTERM handler only flips `alive`; watch it so open streams end
+        # now rather than at the graceful timeout.
+        def watch() -> None:
+            while worker.alive:
+                gateway.runtime.sleep(0.2)
+            gateway.begin_shutdown()
+
+        gateway.runtime.spawn(watch)
+
+    def _worker_exiting(self, worker: Any) -> None:
+        if self.gateway is not None:
+            self.gateway.begin_shutdown()
+
+    def _worker_exit(self, server: Any, worker: Any) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
+
+
+class PropagatingLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's loggers without gunicorn's handlers: records go to the root logger,
+    which the entry point configured, so every line of the process has one format."""
+
+    def setup(self, cfg: Any) -> None:
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
+        self.error_log.setLevel(logging.INFO)
+        self.access_log.setLevel(logging.INFO)
+
+
+def serve(settings: GatewaySettings) -> None:
+    GatewayServer(settings).run()

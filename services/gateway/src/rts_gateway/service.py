@@ -1,0 +1,202 @@
+"""The gateway's parts, wired together, with their background tasks and shutdown.
+
+Built inside the server's worker process (after eventlet's monkey patching), started
+once, stopped on SIGTERM: viewers are closed first so streams end cleanly, then the
+consumers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError
+from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
+
+from rts_gateway.cameras import CameraDirectory
+from rts_gateway.frames import FrameHub
+from rts_gateway.kafka import ConsumerLoop
+from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.replay import Replay
+from rts_gateway.runtime import Runtime, create_runtime
+from rts_gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+LOOP_TICK = 0.1
+
+
+class Health:
+    """Readiness: the broker answers and the camera directory has loaded."""
+
+    def __init__(self) -> None:
+        self.kafka_ok = False
+        self.kafka_error: str | None = None
+        self.checked_at = 0.0
+        self.directory: CameraDirectory | None = None
+        self.stopping = False
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        cameras_loaded = bool(self.directory and self.directory.caught_up)
+        ready = self.kafka_ok and cameras_loaded and not self.stopping
+        details: dict[str, Any] = {"kafka": self.kafka_ok, "cameras_loaded": cameras_loaded}
+        if self.kafka_error and not self.kafka_ok:
+            details["kafka_error"] = self.kafka_error
+        if self.stopping:
+            details["stopping"] = True
+        return ready, details
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, runtime: Runtime | None = None) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self.runtime = runtime or create_runtime(settings.async_mode, self._callback_failed)
+        self.health = Health()
+        self.frames_topic = settings.topic_name(VIDEO_FRAMES)
+        self.directory = CameraDirectory(
+            settings.topic_name(VIDEO_CAMERAS), self.metrics, settings.camera_max_age_seconds
+        )
+        self.health.directory = self.directory
+        self.directory_loop = ConsumerLoop(
+            self.runtime,
+            self.consumer_config("directory"),
+            self.directory.on_messages,
+            name="directory",
+            poll_timeout=0.5,
+            on_error=self._kafka_error,
+        )
+        self.frames_loop = ConsumerLoop(
+            self.runtime,
+            self.consumer_config("frames", queued_kbytes=16 * 1024),
+            self._on_frames,
+            name="frames",
+            on_error=self._kafka_error,
+        )
+        self.hub = FrameHub(
+            self.frames_topic,
+            self.frames_loop,
+            self.directory,
+            self.metrics,
+            start_seconds=settings.frame_start_seconds,
+            release_after=settings.release_after_seconds,
+            stall_timeout=settings.stall_timeout_seconds,
+            max_frame_bytes=settings.max_frame_bytes,
+        )
+        self._replays = 0
+        self._stopped = False
+
+    def consumer_config(self, purpose: str, queued_kbytes: int = 8 * 1024) -> dict[str, Any]:
+        """A consumer that reads by direct assignment: no group membership, no commits."""
+        return self.settings.client_config(f"gateway-{purpose}") | {
+            # librdkafka insists on a group id even for consumers that never join a group.
+            "group.id": f"gateway-direct-{purpose}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            # Bound what librdkafka prefetches per partition: frames are large.
+            "queued.max.messages.kbytes": queued_kbytes,
+            "fetch.wait.max.ms": 50,
+        }
+
+    # -- lifecycle
+
+    def start(self) -> Gateway:
+        self.directory_loop.start()
+        ends = self.directory_loop.submit(self.directory.assign_all)
+        self.frames_loop.start()
+        self.runtime.spawn(self._await_directory, ends)
+        self.runtime.spawn(self._every, 1.0, self.hub.maintain)
+        self.runtime.spawn(self._every, 5.0, self._check_kafka)
+        self.runtime.spawn(self._measure_loop_lag)
+        log.info("gateway started", extra={"async_mode": self.runtime.mode})
+        return self
+
+    def begin_shutdown(self) -> None:
+        """Stop being ready and end every stream, so the server can finish its requests."""
+        if self.health.stopping:
+            return
+        log.info("closing streams for shutdown", extra={"viewers": self.hub.viewer_count()})
+        self.health.stopping = True
+        self.hub.close_all()
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.begin_shutdown()
+        self.frames_loop.stop(5.0)
+        self.directory_loop.stop(5.0)
+        log.info("gateway stopped")
+
+    # -- replay
+
+    def open_replay(self, camera: str, partition: int, from_ms: int) -> Replay | None:
+        """A started replay, or None when the per-pod replay limit is reached."""
+        if self._replays >= self.settings.max_replays:
+            return None
+        replay = Replay(
+            self.runtime,
+            self.consumer_config("replay"),
+            self.frames_topic,
+            camera,
+            partition,
+            from_ms,
+            self.metrics,
+            self.settings.max_frame_bytes,
+            on_close=self._replay_closed,
+        )
+        self._replays += 1
+        replay.start()  # closes itself if it fails
+        return replay
+
+    def _replay_closed(self) -> None:
+        self._replays -= 1
+
+    # -- background tasks (app context)
+
+    def _on_frames(self, messages: list[Any]) -> None:
+        self.metrics.dispatch_backlog.set(self.runtime.pending())
+        self.hub.on_messages(messages)
+
+    def _await_directory(self, ends: Any) -> None:
+        try:
+            self.directory.assigned(ends.result(60.0))
+        except Exception as exc:  # noqa: BLE001 - retried by the readiness check's log
+            log.error("cannot read the camera directory", extra={"error": repr(exc)})
+
+    def _check_kafka(self) -> None:
+        def probe(consumer: Consumer) -> int:
+            return len(consumer.list_topics(timeout=4).brokers)
+
+        try:
+            brokers = self.directory_loop.submit(probe).result(6.0)
+            self.health.kafka_ok, self.health.kafka_error = brokers > 0, None
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            if self.health.kafka_ok:
+                log.warning("Kafka is not reachable", extra={"error": str(exc)})
+            self.health.kafka_ok, self.health.kafka_error = False, str(exc)
+        self.health.checked_at = time.time()
+
+    def _every(self, seconds: float, task: Callable[[], None]) -> None:
+        while not self._stopped:
+            try:
+                task()
+            except Exception:
+                log.exception("background task failed", extra={"task": task.__name__})
+            self.runtime.sleep(seconds)
+
+    def _measure_loop_lag(self) -> None:
+        while not self._stopped:
+            started = time.monotonic()
+            self.runtime.sleep(LOOP_TICK)
+            self.metrics.loop_lag.observe(max(0.0, time.monotonic() - started - LOOP_TICK))
+
+    def _kafka_error(self, error: KafkaError) -> None:
+        self.metrics.kafka_errors.labels(code=error.name()).inc()
+        if error.fatal():
+            log.error("fatal Kafka error", extra={"error": error.str()})
+
+    def _callback_failed(self, exc: BaseException) -> None:
+        log.error("app-context callback failed", exc_info=exc)

@@ -1,0 +1,67 @@
+"""The gateway's settings: flags or GATEWAY_* environment variables (`gateway --help`)."""
+
+from __future__ import annotations
+
+from rts_common.contracts import FRAME_PAYLOAD_LIMIT
+from rts_common.kafka import KafkaSettings
+from rts_common.logs import LoggingSettings
+from rts_common.settings import setting
+
+from rts_gateway.runtime import AsyncMode
+
+
+class GatewaySettings(KafkaSettings, LoggingSettings):
+    """Serve Kafka's camera frames as MJPEG and the live dashboard over Socket.IO."""
+
+    env_prefix = "GATEWAY_"
+    program = "gateway"
+
+    host: str = setting("0.0.0.0", "Address to listen on")
+    port: int = setting(8000, "Port to listen on", ge=0, le=65535)
+    async_mode: AsyncMode = setting(
+        "eventlet",
+        "eventlet: gunicorn's eventlet worker, green threads (one process serves thousands of "
+        "connections); threading: gunicorn's gthread worker with simple-websocket",
+    )
+    threads: int = setting(
+        256,
+        "Worker threads in threading mode; each MJPEG viewer holds one for its whole stream",
+        ge=4,
+        le=10_000,
+    )
+    worker_connections: int = setting(
+        10_000, "Most simultaneous connections in eventlet mode", ge=10, le=100_000
+    )
+    graceful_timeout: float = setting(
+        10.0, "Seconds a SIGTERM waits for open requests before closing them", gt=0, le=300
+    )
+    default_camera: str = setting(
+        "", "Camera that /kaf streams (empty: the first camera seen, as the baseline had one)"
+    )
+    # Video fan-out
+    frame_start_seconds: float = setting(
+        1.0,
+        "When a pod starts reading a camera's partition, it begins this many seconds back so "
+        "the first frame shows at once",
+        ge=0,
+        le=60,
+    )
+    release_after_seconds: float = setting(
+        5.0, "Keep reading a camera's partition this long after its last viewer left", ge=0
+    )
+    stall_timeout_seconds: float = setting(
+        15.0, "Drop a viewer whose connection has not taken a frame for this long", gt=0
+    )
+    snapshot_wait_seconds: float = setting(
+        3.0, "How long /snapshot waits for a frame before answering 404", gt=0, le=60
+    )
+    camera_max_age_seconds: float = setting(
+        300.0, "Cameras silent for longer are left out of /api/cameras and the wall", gt=0
+    )
+    max_replays: int = setting(
+        32, "Most concurrent replay streams per process (each needs its own consumer)", ge=0
+    )
+    max_frame_bytes: int = setting(
+        FRAME_PAYLOAD_LIMIT, "Frames larger than this are skipped as bad", gt=0
+    )
+    access_log: bool = setting(False, "Log every HTTP request (gunicorn's access log)")
