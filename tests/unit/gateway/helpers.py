@@ -1,0 +1,60 @@
+"""Builders for gateway unit tests: real confluent-kafka Message objects, no broker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Consumer, Message
+from rts_common.contracts import CameraStatus, FrameMeta
+
+JPEG = b"\xff\xd8" + b"\x10" * 500 + b"\xff\xd9"
+
+
+def frame_message(
+    camera: str, seq: int, *, partition: int = 0, offset: int | None = None,
+    ts_ns: int | None = None, value: bytes = JPEG, topic: str = "video-frames",
+) -> Message:  # fmt: skip
+    meta = FrameMeta(camera, seq, ts_ns or time.time_ns(), 64, 48)
+    return Message(
+        topic=topic, partition=partition, offset=seq if offset is None else offset,
+        key=camera.encode(), value=value, headers=meta.headers(),
+    )  # fmt: skip
+
+
+def status_message(camera: str, partition: int = 0, *, offset: int = 0) -> Message:
+    status = CameraStatus(
+        camera=camera, ts=time.time_ns(), source="test", source_up=True, fps=15.0,
+        width=64, height=48, partition=partition,
+    )  # fmt: skip
+    return Message(
+        topic="video-cameras", partition=0, offset=offset, key=camera.encode(),
+        value=status.model_dump_json().encode(),
+    )  # fmt: skip
+
+
+class RecordingLoop:
+    """Stands in for ConsumerLoop in unit tests: records the commands instead of running them."""
+
+    def __init__(self) -> None:
+        self.commands: list[Callable[[Consumer], Any]] = []
+
+    def submit(self, command: Callable[[Consumer], Any]) -> None:
+        self.commands.append(command)
+
+
+class FakeConsumer:
+    """Records the assignment calls a command makes."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[tuple[int, int]]]] = []
+
+    def offsets_for_times(self, partitions: list[Any], timeout: float) -> list[Any]:
+        return partitions
+
+    def incremental_assign(self, partitions: list[Any]) -> None:
+        self.calls.append(("assign", [(p.partition, p.offset) for p in partitions]))
+
+    def incremental_unassign(self, partitions: list[Any]) -> None:
+        self.calls.append(("unassign", [(p.partition, p.offset) for p in partitions]))

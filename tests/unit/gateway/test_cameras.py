@@ -1,0 +1,47 @@
+import time
+
+from confluent_kafka import Message
+from rts_gateway.cameras import CameraDirectory
+from rts_gateway.metrics import GatewayMetrics
+
+from tests.unit.gateway.helpers import status_message
+
+
+def test_directory_keeps_the_newest_status_per_camera_and_lists_recent_ones() -> None:
+    metrics = GatewayMetrics()
+    directory = CameraDirectory("video-cameras", metrics, max_age=300)
+    directory.on_messages([status_message("b", 1), status_message("a", 2, offset=1),
+                           status_message("b", 0, offset=2)])  # fmt: skip
+    status = directory.get("b")
+    assert status is not None
+    assert status.partition == 0
+    assert [v.status.camera for v in directory.recent()] == ["a", "b"]
+    assert directory.first() == "a"
+    assert directory.recent(now=time.time() + 301) == []
+
+
+def test_directory_is_caught_up_once_it_read_to_the_starting_end() -> None:
+    directory = CameraDirectory("video-cameras", GatewayMetrics(), max_age=300)
+    assert not directory.caught_up
+    directory.assigned({0: 3})
+    directory.on_messages([status_message("a", offset=1)])
+    assert not directory.caught_up
+    directory.on_messages([status_message("a", offset=2)])
+    assert directory.caught_up
+    empty = CameraDirectory("video-cameras", GatewayMetrics(), max_age=300)
+    empty.assigned({0: 0})
+    assert empty.caught_up
+
+
+def test_tombstones_remove_cameras_and_invalid_statuses_are_counted() -> None:
+    metrics = GatewayMetrics()
+    directory = CameraDirectory("video-cameras", metrics, max_age=300)
+    directory.on_messages([
+        status_message("a"),
+        Message(topic="video-cameras", partition=0, offset=1, key=b"a", value=None),
+        Message(topic="video-cameras", partition=0, offset=2, key=b"x", value=b"{not json"),
+    ])  # fmt: skip
+    assert directory.get("a") is None
+    assert metrics.registry.get_sample_value(
+        "gateway_bad_messages_total", {"topic": "video-cameras", "reason": "invalid"}
+    ) == 1

@@ -1,0 +1,122 @@
+"""Routes through Flask's test client, with a Gateway whose consumers are never started."""
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+from rts_gateway.app import create_app
+from rts_gateway.service import Gateway
+from rts_gateway.settings import GatewaySettings
+
+from tests.unit.gateway.helpers import frame_message, status_message
+
+
+@pytest.fixture
+def gateway() -> Gateway:
+    settings = GatewaySettings(async_mode="threading", snapshot_wait_seconds=0.2)
+    gateway = Gateway(settings)
+    gateway.directory.on_messages([status_message("front", 0)])
+    gateway.directory.assigned({0: 1})
+    return gateway
+
+
+@pytest.fixture
+def client(gateway: Gateway) -> Iterator[FlaskClient]:
+    app, _ = create_app(gateway)
+    yield app.test_client()
+
+
+def test_health_is_always_ok_and_readiness_needs_kafka(
+    client: FlaskClient, gateway: Gateway
+) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json["kafka"] is False
+    gateway.health.kafka_ok = True
+    assert client.get("/readyz").status_code == 200
+    gateway.begin_shutdown()
+    assert client.get("/readyz").status_code == 503
+
+
+def test_unknown_camera_is_a_json_404_listing_known_cameras(
+    client: FlaskClient, gateway: Gateway
+) -> None:
+    for path in ("/stream/garage", "/kaf/garage", "/snapshot/garage.jpg"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json["cameras"] == ["front"]
+    assert gateway.hub.describe()["partitions"] == []
+
+
+def test_snapshot_serves_the_newest_frame_or_404_when_none_arrives(
+    client: FlaskClient, gateway: Gateway
+) -> None:
+    response = client.get("/snapshot/front.jpg")
+    assert response.status_code == 404
+    assert "no frame" in response.json["error"]
+    gateway.hub.open("front")  # keep the partition read so the frame stays current
+    gateway.hub.on_messages([frame_message("front", 5)])
+    response = client.get("/snapshot/front.jpg")
+    assert response.status_code == 200
+    assert response.content_type == "image/jpeg"
+    assert response.headers["X-Frame-Seq"] == "5"
+    assert response.data.startswith(b"\xff\xd8")
+
+
+def test_stream_rejects_bad_query_options(client: FlaskClient) -> None:
+    assert client.get("/stream/front?fps=fast").status_code == 400
+    assert client.get("/stream/front?fps=500").status_code == 400
+    response = client.get("/stream/front?from=yesterday")
+    assert response.status_code == 400
+    assert "-30s" in response.json["error"]
+
+
+def test_stream_and_kaf_answer_multipart_and_start_one_read(
+    client: FlaskClient, gateway: Gateway
+) -> None:
+    # Werkzeug's test client reads the first part before returning: have one ready.
+    gateway.hub.open("front")
+    gateway.hub.on_messages([frame_message("front", 1)])
+    for path in ("/stream/front", "/kaf", "/kaf/front"):
+        response = client.get(path, buffered=False)
+        assert response.status_code == 200
+        assert response.content_type == "multipart/x-mixed-replace; boundary=frame"
+        assert response.headers["X-Accel-Buffering"] == "no"
+        assert next(response.response).startswith(b"--frame\r\n")
+        response.close()
+    assert gateway.hub.describe() == {"viewers": 1, "partitions": [0], "cameras": {"front": 1}}
+
+
+def test_kaf_without_cameras_says_so() -> None:
+    gateway = Gateway(GatewaySettings(async_mode="threading"))
+    app, _ = create_app(gateway)
+    response = app.test_client().get("/kaf")
+    assert response.status_code == 404
+    assert "no camera" in response.json["error"]
+
+
+def test_api_cameras_lists_status_and_local_viewers(client: FlaskClient, gateway: Gateway) -> None:
+    gateway.hub.open("front")
+    listed = client.get("/api/cameras").json["cameras"]
+    assert len(listed) == 1
+    camera = listed[0]
+    assert camera["camera"] == "front"
+    assert camera["viewers_here"] == 1
+    assert camera["stream"] == "/stream/front"
+    assert camera["source_up"] is True
+    assert camera["status_age_seconds"] < 5
+
+
+def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
+    body = client.get("/metrics").get_data(as_text=True)
+    assert "gateway_frames_skipped_total" in body
+    assert 'rts_build_info{' in body
+    time.sleep(0)
+
+
+def test_unknown_paths_are_json_404(client: FlaskClient) -> None:
+    response = client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.json == {"error": "not found"}
