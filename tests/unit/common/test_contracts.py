@@ -17,7 +17,10 @@ from rts_common.contracts import (
 
 def test_topics_match_the_design_table() -> None:
     names = [t.name for t in TOPICS]
-    assert names == ["video-frames", "video-detections", "playback-events", "video-cameras"]
+    assert names == [
+        "video-frames", "video-detections", "playback-events", "video-cameras",
+        "dashboard-broadcast",
+    ]  # fmt: skip
     for spec in TOPICS[:3]:
         assert (spec.partitions, spec.local_partitions) == (6, 3)
     assert VIDEO_CAMERAS.config["cleanup.policy"] == "compact"

@@ -42,6 +42,9 @@ def test_tombstones_remove_cameras_and_invalid_statuses_are_counted() -> None:
         Message(topic="video-cameras", partition=0, offset=2, key=b"x", value=b"{not json"),
     ])  # fmt: skip
     assert directory.get("a") is None
-    assert metrics.registry.get_sample_value(
-        "gateway_bad_messages_total", {"topic": "video-cameras", "reason": "invalid"}
-    ) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "gateway_bad_messages_total", {"topic": "video-cameras", "reason": "invalid"}
+        )
+        == 1
+    )

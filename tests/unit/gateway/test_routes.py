@@ -1,7 +1,6 @@
 """Routes through Flask's test client, with a Gateway whose consumers are never started."""
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
@@ -22,9 +21,9 @@ def gateway() -> Gateway:
 
 
 @pytest.fixture
-def client(gateway: Gateway) -> Iterator[FlaskClient]:
+def client(gateway: Gateway) -> FlaskClient:
     app, _ = create_app(gateway)
-    yield app.test_client()
+    return app.test_client()
 
 
 def test_health_is_always_ok_and_readiness_needs_kafka(
@@ -112,7 +111,7 @@ def test_api_cameras_lists_status_and_local_viewers(client: FlaskClient, gateway
 def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
     body = client.get("/metrics").get_data(as_text=True)
     assert "gateway_frames_skipped_total" in body
-    assert 'rts_build_info{' in body
+    assert "rts_build_info{" in body
     time.sleep(0)
 
 

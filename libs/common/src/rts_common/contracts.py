@@ -107,7 +107,32 @@ VIDEO_CAMERAS = TopicSpec(
     ),
 )
 
-TOPICS: tuple[TopicSpec, ...] = (VIDEO_FRAMES, VIDEO_DETECTIONS, PLAYBACK_EVENTS, VIDEO_CAMERAS)
+# Not in the original design table either: the Socket.IO client manager's pub/sub channel.
+# Every gateway replica publishes what its partitions produced (sampled events, QoE
+# aggregates, detections) and every replica reads all of it from the end, so each browser
+# gets everything whichever replica it is connected to. One partition keeps one order.
+DASHBOARD_BROADCAST = TopicSpec(
+    name="dashboard-broadcast",
+    partitions=1,
+    local_partitions=1,
+    key="none",
+    value="JSON list of python-socketio pub/sub messages (emit, disconnect, rooms...)",
+    config=MappingProxyType(
+        {
+            # Only live readers: nobody replays the dashboard's past.
+            "retention.ms": str(60 * 60 * 1000),
+            "segment.ms": str(10 * 60 * 1000),
+        }
+    ),
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    VIDEO_FRAMES,
+    VIDEO_DETECTIONS,
+    PLAYBACK_EVENTS,
+    VIDEO_CAMERAS,
+    DASHBOARD_BROADCAST,
+)
 
 
 def topic(name: str) -> TopicSpec:

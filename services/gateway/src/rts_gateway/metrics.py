@@ -73,6 +73,83 @@ class GatewayMetrics:
             "gateway_kafka_errors_total", "Errors reported by the Kafka client", ["code"],
             registry=r,
         )  # fmt: skip
+        # The dashboard: Socket.IO and the playback events this replica's partitions carry
+        self.socketio_clients = Gauge(
+            "gateway_socketio_clients", "Connected Socket.IO clients (browsers)", registry=r
+        )
+        self.event_latency = Histogram(
+            "gateway_event_latency_seconds",
+            "Playback event time (its ts) to the event being emitted to Socket.IO clients",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.events = Counter(
+            "gateway_playback_events_total",
+            "Valid playback events consumed, by type and device",
+            ["event_type", "device"], registry=r,
+        )  # fmt: skip
+        self.events_emitted = Counter(
+            "gateway_events_emitted_total",
+            "Playback events emitted as new_event (a sample: see GATEWAY_EVENT_SAMPLE_RATE)",
+            registry=r,
+        )
+        self.events_sampled_out = Counter(
+            "gateway_events_sampled_out_total",
+            "Playback events counted in the aggregates but not emitted one by one",
+            registry=r,
+        )
+        self.stream_starts = Counter(
+            "gateway_stream_starts_total", "Sessions that started playing", ["device"],
+            registry=r,
+        )  # fmt: skip
+        self.startup_seconds = Histogram(
+            "gateway_startup_seconds", "Startup time of stream starts (request to first frame)",
+            ["device"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.startup_failures = Counter(
+            "gateway_startup_failures_total", "Sessions that ended before playing", ["device"],
+            registry=r,
+        )  # fmt: skip
+        self.rebuffer_seconds = Counter(
+            "gateway_rebuffer_seconds_total",
+            "Seconds viewers spent rebuffering (stalls, not seeks)",
+            ["device"], registry=r,
+        )  # fmt: skip
+        self.watched_seconds = Counter(
+            "gateway_watched_seconds_total", "Seconds viewers spent playing", ["device"],
+            registry=r,
+        )  # fmt: skip
+        self.bitrate_switches = Counter(
+            "gateway_bitrate_switches_total", "Rendition changes", ["device", "direction"],
+            registry=r,
+        )  # fmt: skip
+        self.sessions = Gauge(
+            "gateway_sessions",
+            "Sessions in this replica's partitions, by player state",
+            ["state", "device"], registry=r,
+        )  # fmt: skip
+        self.detections = Counter(
+            "gateway_detections_total", "Detections relayed to dashboards", ["kind"], registry=r
+        )
+        self.wall_frames = Counter(
+            "gateway_wall_frames_sent_total",
+            "Camera-wall thumbnails sent over Socket.IO (per emit, not per client)",
+            registry=r,
+        )
+        self.broadcast_published = Counter(
+            "gateway_broadcast_published_total",
+            "Socket.IO pub/sub messages this replica published to the other replicas",
+            registry=r,
+        )
+        self.broadcast_dropped = Counter(
+            "gateway_broadcast_dropped_total",
+            "Socket.IO pub/sub messages that could not be published",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.rebalances = Counter(
+            "gateway_rebalances_total",
+            "Consumer-group partition changes of this replica (assigned, revoked, lost)",
+            ["kind"], registry=r,
+        )  # fmt: skip
         # The process
         self.loop_lag = Histogram(
             "gateway_event_loop_lag_seconds",

@@ -18,8 +18,9 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+T = TypeVar("T")
 AsyncMode = Literal["eventlet", "threading"]
 
 
@@ -45,6 +46,13 @@ class Runtime(ABC):
     @abstractmethod
     def native_sleep(self, seconds: float) -> None:
         """Sleep on a native thread."""
+
+    @abstractmethod
+    def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU-heavy `fn(*args)` off the app context's thread and return its result.
+
+        Under eventlet, only the calling green thread waits; the others keep running.
+        """
 
     def pending(self) -> int:
         """Callbacks posted by native threads and not yet run (a backlog indicator)."""
@@ -97,6 +105,9 @@ class ThreadingRuntime(Runtime):
     def native_sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        return fn(*args)  # already on a thread of its own
+
     def pending(self) -> int:
         return len(self._queue.calls)
 
@@ -146,6 +157,12 @@ class EventletRuntime(Runtime):
 
     def native_sleep(self, seconds: float) -> None:
         self._native_time.sleep(seconds)
+
+    def offload(self, fn: Callable[..., T], *args: Any) -> T:
+        from eventlet import tpool
+
+        result: T = tpool.execute(fn, *args)
+        return result
 
     def pending(self) -> int:
         return len(self._queue.calls)
