@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response
 from flask_socketio import SocketIO
 
+from rts_gateway import sockets
 from rts_gateway.routes import json_error, ops_routes, video_routes
 from rts_gateway.service import Gateway
 
@@ -29,7 +32,9 @@ fetch("/api/cameras").then(r => r.json()).then(({cameras}) => {
 """
 
 
-def create_app(gateway: Gateway) -> tuple[Flask, SocketIO]:
+def create_app(gateway: Gateway, client_manager: Any = None) -> tuple[Flask, SocketIO]:
+    """The Flask app and its Socket.IO server; `client_manager` relays emits between
+    replicas (None: this process's clients only, as in unit tests)."""
     app = Flask("rts_gateway")
     app.config["JSON_SORT_KEYS"] = False
     app.register_blueprint(ops_routes(gateway))
@@ -47,5 +52,13 @@ def create_app(gateway: Gateway) -> tuple[Flask, SocketIO]:
     def not_allowed(_error: Exception) -> Response:
         return json_error(405, "method not allowed")
 
-    socketio = SocketIO(app, async_mode=gateway.settings.async_mode)
+    socketio = SocketIO(
+        app,
+        async_mode=gateway.settings.async_mode,
+        client_manager=client_manager,
+        # Browsers on a slow link must not be dropped while a wall frame is in flight.
+        ping_timeout=20,
+        max_http_buffer_size=1_000_000,
+    )
+    sockets.register(socketio, gateway)
     return app, socketio

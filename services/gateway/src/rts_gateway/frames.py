@@ -76,8 +76,11 @@ class Frame:
 class Viewer:
     """One MJPEG connection's mailbox: room for exactly one frame."""
 
-    def __init__(self, camera: str, max_fps: float | None, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, camera: str, max_fps: float | None, metrics: GatewayMetrics, kind: str = "mjpeg"
+    ) -> None:
         self.camera = camera
+        self.kind = kind  # "mjpeg" (an HTTP stream) or "wall" (the dashboard's tiles)
         self.min_interval = 1.0 / max_fps if max_fps else 0.0
         self._metrics = metrics
         self._frame: Frame | None = None
@@ -153,15 +156,16 @@ class FrameHub:
 
     # -- viewers
 
-    def open(self, camera: str, max_fps: float | None = None) -> Viewer:
+    def open(self, camera: str, max_fps: float | None = None, kind: str = "mjpeg") -> Viewer:
         """Register a viewer of `camera`; its first frame is the newest one available."""
         status = self._directory.get(camera)
         if status is None or status.partition is None:
             raise UnknownCamera(camera)
-        viewer = Viewer(camera, max_fps, self._metrics)
+        viewer = Viewer(camera, max_fps, self._metrics, kind)
         with self._lock:
             self._viewers.setdefault(camera, set()).add(viewer)
-            self._metrics.viewers.labels(camera=camera).inc()
+            if kind == "mjpeg":
+                self._metrics.viewers.labels(camera=camera).inc()
             self._watch(status.partition, camera)
             latest = self._latest.get(camera)
             if latest is not None and latest.partition in self._reads:
@@ -173,7 +177,8 @@ class FrameHub:
             viewers = self._viewers.get(viewer.camera, set())
             if viewer in viewers:
                 viewers.discard(viewer)
-                self._metrics.viewers.labels(camera=viewer.camera).dec()
+                if viewer.kind == "mjpeg":
+                    self._metrics.viewers.labels(camera=viewer.camera).dec()
                 self._unwatch(viewer.camera)
         viewer.close()
 

@@ -52,8 +52,9 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        self.gateway = Gateway(self.settings).start()
-        app, _socketio = create_app(self.gateway)
+        self.gateway = Gateway(self.settings)
+        app, socketio = create_app(self.gateway, self.gateway.broadcast_manager())
+        self.gateway.start(socketio)
         return app
 
     def _post_worker_init(self, worker: Any) -> None:

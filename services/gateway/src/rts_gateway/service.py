@@ -8,20 +8,31 @@ consumers.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError
-from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
+from rts_common.contracts import (
+    DASHBOARD_BROADCAST,
+    PLAYBACK_EVENTS,
+    VIDEO_CAMERAS,
+    VIDEO_DETECTIONS,
+    VIDEO_FRAMES,
+)
 
+from rts_gateway.broadcast import KafkaBroadcastManager
 from rts_gateway.cameras import CameraDirectory
+from rts_gateway.dashboard import DashboardFeed
 from rts_gateway.frames import FrameHub
 from rts_gateway.kafka import ConsumerLoop
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.replay import Replay
 from rts_gateway.runtime import Runtime, create_runtime
 from rts_gateway.settings import GatewaySettings
+from rts_gateway.wall import CameraWall
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +96,28 @@ class Gateway:
             stall_timeout=settings.stall_timeout_seconds,
             max_frame_bytes=settings.max_frame_bytes,
         )
+        self.owner = f"{socket.gethostname()}-{os.getpid()}"
+        self.dashboard = DashboardFeed(
+            self.runtime,
+            self.group_consumer_config(),
+            settings.topic_name(PLAYBACK_EVENTS),
+            settings.topic_name(VIDEO_DETECTIONS),
+            self.metrics,
+            owner=self.owner,
+            event_sample_rate=settings.event_sample_rate,
+        )
+        self.wall = CameraWall(
+            self.runtime,
+            self.hub,
+            self.directory,
+            self.metrics,
+            fps=settings.wall_fps,
+            max_width=settings.wall_width,
+            quality=settings.wall_quality,
+        )
         self._replays = 0
         self._stopped = False
+        self._socketio: Any = None
 
     def consumer_config(self, purpose: str, queued_kbytes: int = 8 * 1024) -> dict[str, Any]:
         """A consumer that reads by direct assignment: no group membership, no commits."""
@@ -100,9 +131,49 @@ class Gateway:
             "fetch.wait.max.ms": 50,
         }
 
+    def group_consumer_config(self) -> dict[str, Any]:
+        return self.settings.client_config("gateway-dashboard") | {
+            "group.id": self.settings.group_id,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "auto.offset.reset": self.settings.events_start,
+            # Offsets are stored by the app after it processed a batch (dashboard.py).
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": 2000,
+            "queued.max.messages.kbytes": 16 * 1024,
+        }
+
+    def broadcast_manager(self) -> KafkaBroadcastManager | None:
+        """The Socket.IO client manager that relays emits between replicas through Kafka."""
+        if not self.settings.broadcast:
+            return None
+        producer = self.settings.client_config("gateway-broadcast") | {
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "acks": 1,  # a lost dashboard update is replaced by the next one within 1 s
+            "message.timeout.ms": 5000,
+            "queue.buffering.max.kbytes": 64 * 1024,
+        }
+        return KafkaBroadcastManager(
+            self.runtime,
+            self.settings.topic_name(DASHBOARD_BROADCAST),
+            producer,
+            self.consumer_config("broadcast"),
+            self.metrics,
+        )
+
     # -- lifecycle
 
-    def start(self) -> Gateway:
+    def start(self, socketio: Any = None) -> Gateway:
+        """Start reading; `socketio` (a flask_socketio.SocketIO) receives the dashboard's emits."""
+        self._socketio = socketio
+        if socketio is not None:
+            server = socketio.server
+            self.dashboard.start(server.emit)
+            self.wall.start(
+                lambda event, data, to: server.emit(event, data, to=to, ignore_queue=True)
+            )
+            self.runtime.spawn(self._every, 5.0, self._announce_cameras)
         self.directory_loop.start()
         ends = self.directory_loop.submit(self.directory.assign_all)
         self.frames_loop.start()
@@ -120,12 +191,21 @@ class Gateway:
         log.info("closing streams for shutdown", extra={"viewers": self.hub.viewer_count()})
         self.health.stopping = True
         self.hub.close_all()
+        if self._socketio is not None:
+            # Tell browsers to reconnect (to another replica) rather than wait for a timeout.
+            for sid in list(self._socketio.server.manager.get_participants("/", None)):
+                self._socketio.server.disconnect(sid[0], ignore_queue=True)
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
         self.begin_shutdown()
+        if self._socketio is not None:
+            self.dashboard.stop()
+            manager = self._socketio.server.manager
+            if isinstance(manager, KafkaBroadcastManager):
+                manager.close()
         self.frames_loop.stop(5.0)
         self.directory_loop.stop(5.0)
         log.info("gateway stopped")
@@ -155,6 +235,11 @@ class Gateway:
         self._replays -= 1
 
     # -- background tasks (app context)
+
+    def _announce_cameras(self) -> None:
+        from rts_gateway.sockets import camera_list
+
+        self._socketio.server.emit("cameras", camera_list(self), ignore_queue=True)
 
     def _on_frames(self, messages: list[Any]) -> None:
         self.metrics.dispatch_backlog.set(self.runtime.pending())

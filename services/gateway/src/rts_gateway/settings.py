@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from rts_common.contracts import FRAME_PAYLOAD_LIMIT
 from rts_common.kafka import KafkaSettings
 from rts_common.logs import LoggingSettings
@@ -65,3 +67,27 @@ class GatewaySettings(KafkaSettings, LoggingSettings):
         FRAME_PAYLOAD_LIMIT, "Frames larger than this are skipped as bad", gt=0
     )
     access_log: bool = setting(False, "Log every HTTP request (gunicorn's access log)")
+    # The dashboard
+    group_id: str = setting(
+        "gateway-dashboard",
+        "Consumer group the replicas share for playback events and detections",
+        min_length=1,
+    )
+    events_start: Literal["latest", "earliest"] = setting(
+        "latest",
+        "Where a new consumer group starts: latest (live only) or earliest (all retained)",
+    )
+    event_sample_rate: float = setting(
+        20.0,
+        "new_event emits per second per replica; the other events only feed the aggregates",
+        ge=0,
+        le=10_000,
+    )
+    wall_fps: float = setting(4.0, "Frames per second of each camera-wall tile", gt=0, le=30)
+    wall_width: int = setting(320, "Width in pixels of camera-wall tiles", ge=32, le=1920)
+    wall_quality: int = setting(70, "JPEG quality of camera-wall tiles", ge=10, le=100)
+    broadcast: bool = setting(
+        True,
+        "Relay dashboard emits through Kafka so every replica's browsers get every "
+        "partition's data (--no-broadcast: this replica's own data only)",
+    )

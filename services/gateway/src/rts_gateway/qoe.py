@@ -1,0 +1,269 @@
+"""Quality-of-experience aggregates of one partition of `playback-events`.
+
+Events are keyed by session, so every event of a session lands in one partition, in
+order: the replica that owns the partition knows each session's state exactly, for the
+events it has seen. Everything here is a count or a sum per device (or, for startup
+times, the list of values in a recent window), so the aggregates of several partitions
+merge by adding them up: the browser, or any replica, can total them exactly. A
+rebalance just moves a partition's aggregate to another replica, which starts counting
+from where it picked the partition up.
+
+Definitions (what streaming services watch):
+- stream start: a session's first play (the event with `startup_ms`); startup time is
+  that `startup_ms`;
+- startup failure: a stop with reason `startup_failure` (the session never played);
+- watched time: the time sessions spent in the playing state, from event timestamps;
+- rebuffering time: `buffer_ms` of buffering caused by stalls (`buffer_reason`
+  rebuffer), not the buffering that follows a seek; rebuffering ratio = rebuffering
+  time / watched time;
+- bitrate switch: an event with `prev_bitrate_kbps` (up or down);
+- concurrent sessions: sessions whose last event left them playing, paused, buffering
+  (or seeking); average bitrate: over the playing ones.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any
+
+from rts_common.events import DEVICES, EVENT_TYPES, STOP_REASONS, PlaybackEvent
+from rts_common.sessions import PlayerState, next_state
+
+WINDOW_NS = 60 * 1_000_000_000
+# A session with no event for this long past the end of its title is gone (its stop was
+# lost, or the partition moved here mid-session).
+SESSION_GRACE_NS = 10 * 60 * 1_000_000_000
+MAX_TITLES = 500
+
+# The state a session is in after an event, when its earlier events were not seen.
+_STATE_AFTER: dict[str, PlayerState] = {
+    "play": "playing",
+    "pause": "paused",
+    "seek": "seeking",
+    "buffer_start": "buffering",
+    "buffer_end": "playing",
+    "stop": "stopped",
+}
+ACTIVE_STATES: tuple[PlayerState, ...] = ("playing", "paused", "buffering", "seeking")
+
+
+@dataclass
+class _Session:
+    state: PlayerState
+    device: str
+    movie_id: str
+    bitrate_kbps: int
+    last_ns: int
+    ends_ns: int  # when the title would end if it kept playing from the last event
+    buffer_reason: str | None = None
+
+
+@dataclass
+class DeviceTotals:
+    """Cumulative counts for one device since the partition was picked up."""
+
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_TYPES, 0))
+    starts: int = 0
+    startup_failures: int = 0
+    rebuffer_ms: int = 0
+    watched_ms: int = 0
+    switches_up: int = 0
+    switches_down: int = 0
+    stops: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STOP_REASONS, 0))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "events": dict(self.events),
+            "starts": self.starts,
+            "startup_failures": self.startup_failures,
+            "rebuffer_ms": self.rebuffer_ms,
+            "watched_ms": self.watched_ms,
+            "bitrate_switches": {"up": self.switches_up, "down": self.switches_down},
+            "stops": dict(self.stops),
+        }
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one event changed, for the caller's Prometheus counters."""
+
+    device: str
+    started: bool = False
+    startup_ms: int | None = None
+    startup_failed: bool = False
+    watched_ms: int = 0
+    rebuffer_ms: int = 0
+    switch: str | None = None  # "up" or "down"
+
+
+class PartitionAggregate:
+    def __init__(self, partition: int, since_ns: int) -> None:
+        self.partition = partition
+        self.since_ns = since_ns
+        self.devices: dict[str, DeviceTotals] = {d: DeviceTotals() for d in DEVICES}
+        self._sessions: dict[str, _Session] = {}
+        self._startups: collections.deque[tuple[int, str, int]] = collections.deque()
+        self.events_seen = 0
+
+    def apply(self, event: PlaybackEvent, ts_ns: int) -> Applied:
+        totals = self.devices[event.device]
+        totals.events[event.event_type] += 1
+        self.events_seen += 1
+        session = self._sessions.get(event.session_id)
+        previous: PlayerState = session.state if session else "starting"
+        watched_ms = 0
+        if session is not None and session.state == "playing":
+            watched_ms = max(0, (ts_ns - session.last_ns) // 1_000_000)
+            totals.watched_ms += watched_ms
+        state = next_state(previous, event.event_type) if session else None
+        if state is None:
+            # First event seen of a session already under way, or one the contract does
+            # not expect here: the event alone says where the player is now.
+            state = _STATE_AFTER[event.event_type]
+        started = event.startup_ms is not None
+        if started:
+            totals.starts += 1
+            self._startups.append((ts_ns, event.device, event.startup_ms or 0))
+        rebuffer_ms = 0
+        if event.buffer_ms is not None:
+            reason = event.buffer_reason or (session.buffer_reason if session else None)
+            if reason == "rebuffer":
+                rebuffer_ms = event.buffer_ms
+                totals.rebuffer_ms += rebuffer_ms
+        switch = None
+        if event.prev_bitrate_kbps is not None:
+            switch = "up" if event.bitrate_kbps > event.prev_bitrate_kbps else "down"
+            if switch == "up":
+                totals.switches_up += 1
+            else:
+                totals.switches_down += 1
+        failed = False
+        if event.event_type == "stop":
+            if event.reason is not None:
+                totals.stops[event.reason] += 1
+            failed = event.reason == "startup_failure"
+            totals.startup_failures += failed
+            self._sessions.pop(event.session_id, None)
+        else:
+            remaining = (event.title_duration_seconds or 0) - event.position_seconds
+            self._sessions[event.session_id] = _Session(
+                state=state,
+                device=event.device,
+                movie_id=event.movie_id,
+                bitrate_kbps=event.bitrate_kbps,
+                last_ns=ts_ns,
+                ends_ns=ts_ns + int(max(0.0, remaining) * 1e9),
+                buffer_reason=event.buffer_reason
+                if event.event_type == "buffer_start"
+                else (session.buffer_reason if session else None),
+            )
+        return Applied(
+            device=event.device,
+            started=started,
+            startup_ms=event.startup_ms,
+            startup_failed=failed,
+            watched_ms=watched_ms,
+            rebuffer_ms=rebuffer_ms,
+            switch=switch,
+        )
+
+    def expire(self, now_ns: int) -> int:
+        """Forget sessions silent long past their title's end; returns how many."""
+        gone = [sid for sid, s in self._sessions.items() if now_ns > s.ends_ns + SESSION_GRACE_NS]
+        for sid in gone:
+            del self._sessions[sid]
+        cutoff = now_ns - WINDOW_NS
+        while self._startups and self._startups[0][0] < cutoff:
+            self._startups.popleft()
+        return len(gone)
+
+    def concurrent(self) -> dict[str, dict[str, int]]:
+        """Sessions per device and state, plus the bitrate sum of the playing ones."""
+        out: dict[str, dict[str, int]] = {
+            d: {**dict.fromkeys(ACTIVE_STATES, 0), "bitrate_sum_kbps": 0} for d in DEVICES
+        }
+        for s in self._sessions.values():
+            if s.state in ACTIVE_STATES:
+                out[s.device][s.state] += 1
+                if s.state == "playing":
+                    out[s.device]["bitrate_sum_kbps"] += s.bitrate_kbps
+        return out
+
+    def titles(self) -> dict[str, int]:
+        """Playing sessions per title (the catalogue is bounded; the count is capped anyway)."""
+        counts = collections.Counter(
+            s.movie_id for s in self._sessions.values() if s.state == "playing"
+        )
+        return dict(counts.most_common(MAX_TITLES))
+
+    def snapshot(self, now_ns: int, owner: str) -> dict[str, Any]:
+        """The partition's aggregate as emitted once a second; merge by adding fields up."""
+        self.expire(now_ns)
+        concurrent = self.concurrent()
+        startups: dict[str, list[int]] = {d: [] for d in DEVICES}
+        for _ts, device, ms in self._startups:
+            startups[device].append(ms)
+        return {
+            "partition": self.partition,
+            "owner": owner,
+            "since": self.since_ns,
+            "ts": now_ns,
+            "devices": {
+                d: {**self.devices[d].as_json(), **concurrent[d], "startup_ms_window": startups[d]}
+                for d in DEVICES
+            },
+            "titles": self.titles(),
+        }
+
+
+_SUMMED = (
+    "starts", "startup_failures", "rebuffer_ms", "watched_ms",
+    "playing", "paused", "buffering", "seeking", "bitrate_sum_kbps",
+)  # fmt: skip
+
+
+def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over partitions' snapshots (the same arithmetic the dashboard does)."""
+    total: dict[str, Any] = {
+        "events": dict.fromkeys(EVENT_TYPES, 0),
+        "starts": 0,
+        "startup_failures": 0,
+        "rebuffer_ms": 0,
+        "watched_ms": 0,
+        "bitrate_switches": {"up": 0, "down": 0},
+        "playing": 0,
+        "paused": 0,
+        "buffering": 0,
+        "seeking": 0,
+        "bitrate_sum_kbps": 0,
+        "startup_ms_window": [],
+        "titles": collections.Counter(),
+    }
+    for snap in snapshots:
+        for device in snap["devices"].values():
+            for kind, n in device["events"].items():
+                total["events"][kind] += n
+            for key in _SUMMED:
+                total[key] += device[key]
+            for direction in ("up", "down"):
+                total["bitrate_switches"][direction] += device["bitrate_switches"][direction]
+            total["startup_ms_window"] += device["startup_ms_window"]
+        total["titles"].update(snap["titles"])
+    total["titles"] = dict(total["titles"].most_common())
+    playing = total["playing"]
+    total["average_bitrate_kbps"] = total["bitrate_sum_kbps"] / playing if playing else None
+    watched = total["watched_ms"]
+    total["rebuffering_ratio"] = total["rebuffer_ms"] / watched if watched else None
+    startups = sorted(total["startup_ms_window"])
+    total["startup_ms_p50"] = percentile(startups, 0.50)
+    total["startup_ms_p95"] = percentile(startups, 0.95)
+    return total
+
+
+def percentile(values: list[int], q: float) -> float | None:
+    """Nearest-rank percentile of sorted values (exact: one of the values)."""
+    if not values:
+        return None
+    rank = max(1, -(-len(values) * q // 1))  # ceil(n*q), at least 1
+    return float(values[int(rank) - 1])

@@ -1,0 +1,132 @@
+"""The camera wall: every camera as a small live tile, over each browser's one WebSocket.
+
+Browsers open only about six HTTP/1.1 connections per host, so a wall of MJPEG `<img>`
+tags stalls past six cameras. Instead, while at least one browser on this replica shows
+the wall, the replica watches every camera through the same fan-out as MJPEG viewers
+(at a low frame rate), shrinks each frame, and emits it as a binary Socket.IO message to
+the local `wall` room only: each replica serves its own browsers from its own reads.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+from PIL import Image
+from rts_common.contracts import CameraStatus
+
+from rts_gateway.cameras import CameraDirectory
+from rts_gateway.frames import Frame, FrameHub, UnknownCamera, Viewer
+from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+ROOM = "wall"
+
+
+def thumbnail(jpeg: bytes, max_width: int, quality: int) -> tuple[bytes, int, int]:
+    """A JPEG at most `max_width` wide; returns (bytes, width, height).
+
+    `draft` lets the JPEG decoder scale by 1/2, 1/4 or 1/8 while decoding (in the DCT
+    domain), which costs a fraction of a full decode; a final resize trims the rest.
+    """
+    with Image.open(io.BytesIO(jpeg)) as image:
+        width, height = image.size
+        if width <= max_width:
+            return jpeg, width, height
+        target = (max_width, max(1, height * max_width // width))
+        image.draft("RGB", target)
+        small = image.convert("RGB").resize(target, Image.Resampling.BILINEAR)
+        out = io.BytesIO()
+        small.save(out, "JPEG", quality=quality)
+        return out.getvalue(), target[0], target[1]
+
+
+class CameraWall:
+    def __init__(
+        self,
+        runtime: Runtime,
+        hub: FrameHub,
+        directory: CameraDirectory,
+        metrics: GatewayMetrics,
+        *,
+        fps: float,
+        max_width: int,
+        quality: int,
+    ) -> None:
+        self._runtime = runtime
+        self._hub = hub
+        self._directory = directory
+        self._metrics = metrics
+        self._fps = fps
+        self._max_width = max_width
+        self._quality = quality
+        self._members: set[str] = set()
+        self._viewers: dict[str, Viewer] = {}
+        self._emit: Any = None
+        directory.on_change(self._camera_changed)
+
+    def start(self, emit: Any) -> None:
+        """`emit(event, data, to=room)`: delivers to this replica's clients only."""
+        self._emit = emit
+
+    @property
+    def watching(self) -> list[str]:
+        return sorted(self._viewers)
+
+    def join(self, sid: str) -> None:
+        self._members.add(sid)
+        if len(self._members) == 1:
+            for view in self._directory.recent():
+                self._watch(view.status.camera)
+
+    def leave(self, sid: str) -> None:
+        if sid not in self._members:
+            return
+        self._members.discard(sid)
+        if not self._members:
+            for viewer in list(self._viewers.values()):
+                self._hub.close(viewer)
+            self._viewers.clear()
+
+    def _camera_changed(self, status: CameraStatus) -> None:
+        if self._members and status.camera not in self._viewers:
+            self._watch(status.camera)
+
+    def _watch(self, camera: str) -> None:
+        try:
+            viewer = self._hub.open(camera, self._fps, kind="wall")
+        except UnknownCamera:
+            return
+        self._viewers[camera] = viewer
+        self._runtime.spawn(self._relay, viewer)
+
+    def _relay(self, viewer: Viewer) -> None:
+        while not viewer.closed:
+            frame = viewer.take(5.0, self._runtime.sleep)
+            if frame is None:
+                continue
+            try:
+                self._send(frame)
+            except Exception:
+                log.exception("camera wall frame failed", extra={"camera": viewer.camera})
+        self._viewers.pop(viewer.camera, None)
+
+    def _send(self, frame: Frame) -> None:
+        jpeg, width, height = self._runtime.offload(
+            thumbnail, frame.jpeg, self._max_width, self._quality
+        )
+        meta = frame.meta
+        self._emit(
+            "wall_frame",
+            {
+                "camera": meta.camera, "seq": meta.seq, "ts": meta.ts_ns,
+                "width": width, "height": height,
+                "source_width": meta.width, "source_height": meta.height,
+                "jpeg": jpeg,
+            },
+            to=ROOM,
+        )  # fmt: skip
+        self._metrics.wall_frames.inc()
