@@ -6,43 +6,29 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, render_template
 from flask_socketio import SocketIO
 
 from rts_gateway import sockets
 from rts_gateway.routes import json_error, ops_routes, video_routes
 from rts_gateway.service import Gateway
 
-INDEX = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Cameras</title>
-<style>body{font-family:sans-serif;background:#111;color:#eee}img{width:480px;margin:4px}</style>
-</head><body><h2>Cameras</h2><div id="wall"></div>
-<script>
-fetch("/api/cameras").then(r => r.json()).then(({cameras}) => {
-  const wall = document.getElementById("wall");
-  for (const c of cameras) {
-    const a = document.createElement("a"); a.href = c.stream;
-    const img = document.createElement("img"); img.src = c.stream + "?fps=5"; img.alt = c.camera;
-    a.append(img); wall.append(a);
-  }
-});
-</script></body></html>
-"""
-
 
 def create_app(gateway: Gateway, client_manager: Any = None) -> tuple[Flask, SocketIO]:
     """The Flask app and its Socket.IO server; `client_manager` relays emits between
     replicas (None: this process's clients only, as in unit tests)."""
     app = Flask("rts_gateway")
-    app.config["JSON_SORT_KEYS"] = False
+    version = _asset_version(Path(app.static_folder or ""))
     app.register_blueprint(ops_routes(gateway))
     app.register_blueprint(video_routes(gateway))
 
     @app.get("/")
-    def index() -> Response:
-        return Response(INDEX, content_type="text/html; charset=utf-8")
+    def index() -> str:
+        return render_template("index.html", version=version)
 
     @app.errorhandler(404)
     def not_found(_error: Exception) -> Response:
@@ -62,3 +48,13 @@ def create_app(gateway: Gateway, client_manager: Any = None) -> tuple[Flask, Soc
     )
     sockets.register(socketio, gateway)
     return app, socketio
+
+
+def _asset_version(static: Path) -> str:
+    """A content hash for the bundle's URL, so browsers never run a stale dashboard."""
+    digest = hashlib.sha256()
+    for name in ("dashboard.js", "dashboard.css"):
+        path = static / name
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]

@@ -1,0 +1,52 @@
+// The live dashboard: one Socket.IO connection carries playback events, per-partition
+// QoE aggregates, detections and the camera wall's thumbnails.
+import { io } from "socket.io-client";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import "./style.css";
+import { QoeBoard } from "./qoe.js";
+import { CameraWall } from "./wall.js";
+import { EventFeed } from "./feed.js";
+import { LatencyMeter } from "./latency.js";
+
+const $ = (id) => document.getElementById(id);
+
+const status = $("status");
+const eventLatency = new LatencyMeter($("event-latency"));
+const frameLatency = new LatencyMeter($("frame-latency"));
+const feed = new EventFeed($("events"), 100);
+const qoe = new QoeBoard(document, uPlot);
+const wall = new CameraWall($("wall"), $("alerts"), $("player"), frameLatency);
+
+// WebSocket first: long-polling needs sticky sessions across replicas, and a wall of
+// thumbnails is far cheaper over one socket.
+const socket = io({ transports: ["websocket", "polling"], reconnectionDelayMax: 5000 });
+
+function setStatus(state, text) {
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
+socket.on("connect", () => {
+  setStatus("connected", "Connected");
+  // After a reconnect the server has forgotten this client: subscribe again.
+  socket.emit("wall", { on: true });
+});
+socket.on("disconnect", (reason) => setStatus("disconnected", `Disconnected (${reason})`));
+socket.io.on("reconnect_attempt", (n) => setStatus("reconnecting", `Reconnecting (attempt ${n})`));
+socket.on("connect_error", () => setStatus("reconnecting", "Reconnecting"));
+
+socket.on("new_event", (event) => {
+  feed.add(event);
+  eventLatency.observe(Date.now() - Date.parse(event.ts));
+});
+socket.on("qoe", (snapshot) => qoe.update(snapshot));
+socket.on("qoe_released", ({ partition, owner }) => qoe.release(partition, owner));
+socket.on("detection", (detection) => wall.detection(detection));
+socket.on("cameras", (cameras) => wall.cameras(cameras));
+socket.on("wall_frame", (frame) => wall.frame(frame));
+
+setInterval(() => qoe.render(), 1000);
+
+// For end-to-end tests and the curious: the live state, read-only.
+window.dashboard = { socket, qoe, wall, feed, eventLatency, frameLatency };
