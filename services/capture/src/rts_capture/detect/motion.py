@@ -11,7 +11,8 @@ from rts_capture.sources import Image
 
 # A handful of boxes tells a viewer where things move; hundreds would only flood the topic.
 MAX_BOXES = 16
-_KERNEL = np.ones((3, 3), np.uint8)
+# Pieces of motion closer than this fraction of the frame width are one moving thing.
+MERGE_GAP = 0.05
 
 
 class MotionDetector(Detector):
@@ -46,18 +47,24 @@ class MotionDetector(Detector):
         diff = cv2.absdiff(grey, cv2.convertScaleAbs(self._background))
         cv2.accumulateWeighted(grey, self._background, self.adapt)
         _, mask = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
-        # Join the pieces of one moving object into one region.
-        mask = cv2.dilate(mask, _KERNEL, iterations=2)
+        # A moving object rarely differs from the background everywhere (a plain-coloured
+        # shape changes only at its leading and trailing edges): closing the gaps between
+        # nearby pieces gives one region, and one box, per moving thing.
+        gap = max(3, round(MERGE_GAP * grey.shape[1]))
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (gap, gap))
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         area = grey.shape[0] * grey.shape[1]
         smallest = self.min_area * area
-        regions = [c for c in contours if cv2.contourArea(c) >= smallest]
-        if not regions:
+        regions = sorted(
+            ((cv2.contourArea(c), cv2.boundingRect(c)) for c in contours), reverse=True
+        )
+        boxes: list[Box] = [
+            (round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+            for size, (x, y, w, h) in regions[:MAX_BOXES]
+            if size >= smallest
+        ]
+        if not boxes:
             return Found()
-        regions.sort(key=cv2.contourArea, reverse=True)
-        boxes: list[Box] = []
-        for contour in regions[:MAX_BOXES]:
-            x, y, w, h = cv2.boundingRect(contour)
-            boxes.append((round(x / scale), round(y / scale), round(w / scale), round(h / scale)))
         moving = float(np.count_nonzero(mask)) / area
         return Found(boxes, round(moving, 4))
