@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -49,13 +50,17 @@ def sample_frame(n: int, fps: float, width: int, height: int) -> Image:
     return image
 
 
+Scene = Callable[[int, float, int, int], Image]
+
+
 def write_video(
     path: Path,
     frames: int,
     fps: float = 25.0,
     size: tuple[int, int] = (640, 360),
+    scene: Scene = sample_frame,
 ) -> Path:
-    """Write `frames` frames of the sample scene to `path` (.mp4: MPEG-4 part 2; .avi: MJPEG)."""
+    """Write `frames` frames of `scene` to `path` (.mp4: MPEG-4 part 2; .avi: MJPEG)."""
     width, height = size
     codec = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +71,7 @@ def write_video(
         raise RuntimeError(f"OpenCV cannot write {codec} video to {partial}")
     try:
         for n in range(frames):
-            writer.write(sample_frame(n, fps, width, height))
+            writer.write(scene(n, fps, width, height))
     finally:
         writer.release()
     partial.replace(path)
