@@ -70,12 +70,6 @@ class TestPattern(Source):
         w, h, s = self.width, self.height, self._scale
         t = n / self.rate
         image = self._background.copy()
-        if self.face is not None:
-            fh, fw = self.face.shape[:2]
-            x = round(_triangle(t / 12) * max(0, w - fw))
-            y = max(0, (h - fh) // 2 - round(0.05 * h))
-            visible = self.face[: h - y, : w - x]
-            image[y : y + visible.shape[0], x : x + visible.shape[1]] = visible
         radius = max(4, round(28 * s))
         ball = (
             radius + round(_triangle(t * 0.23) * (w - 2 * radius)),
@@ -86,6 +80,13 @@ class TestPattern(Source):
         cv2.fillConvexPoly(image, box.astype(np.int32), (255, 120, 40), cv2.LINE_AA)
         sweep = round(_triangle(t * 0.1) * (w - 1))
         cv2.line(image, (sweep, 0), (sweep, round(h * 0.8)), (255, 255, 255), max(1, round(2 * s)))
+        # In front of the shapes: a face the shapes hide would blink in and out of detection.
+        if self.face is not None:
+            fh, fw = self.face.shape[:2]
+            x = round(_triangle(t / 12) * max(0, w - fw))
+            y = max(0, (h - fh) // 2 - round(0.05 * h))
+            visible = self.face[: h - y, : w - x]
+            image[y : y + visible.shape[0], x : x + visible.shape[1]] = visible
         self._text(image, self.label, (round(12 * s), round(34 * s)), 0.9)
         seconds, nanos = divmod(clock_ns, 1_000_000_000)
         clock = time.strftime("%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1_000_000:03d}Z"
