@@ -45,6 +45,9 @@ def producer_config(settings: CaptureSettings) -> dict[str, Any]:
         "enable.idempotence": False,
         "max.in.flight.requests.per.connection": 1,
         "message.timeout.ms": round(settings.message_timeout * 1000),
+        # A frame inside a request the broker never answers only times out with the
+        # request: keep that within the message timeout too (librdkafka's default is 30 s).
+        "request.timeout.ms": round(settings.message_timeout * 1000),
         "queue.buffering.max.messages": settings.queue_max_frames,
         # The record count is the bound that matters; this only has to stay above it.
         "queue.buffering.max.kbytes": settings.queue_max_frames * 4096,

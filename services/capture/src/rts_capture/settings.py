@@ -146,7 +146,7 @@ class CaptureSettings(KafkaSettings, LoggingSettings, OpsSettings):
         le=100_000,
     )
     message_timeout: float = setting(
-        5.0, "Seconds an undelivered frame may wait in the producer before it is dropped",
+        3.0, "Seconds an undelivered frame may wait in the producer before it is dropped",
         ge=0.5, le=300,
     )  # fmt: skip
     shutdown_timeout: float = setting(5.0, "Seconds to flush the producer on shutdown", ge=0, le=60)
