@@ -75,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         log.error("cannot serve /metrics on port %s: %s", settings.ops_port, exc)
         return 1
-    feed = Feed(reader, frames, health, backoff, stall_timeout=settings.stall_timeout, first=first)
+    feed = Feed(
+        reader, frames, health, backoff,
+        stall_timeout=settings.stall_timeout, open_timeout=settings.open_timeout, first=first,
+    )  # fmt: skip
     capture = Capture(
         feed, encoder, publisher, detection.start(), health=health, metrics=metrics, camera=camera
     )

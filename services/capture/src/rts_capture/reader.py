@@ -345,6 +345,7 @@ class Feed:
         backoff: Backoff,
         *,
         stall_timeout: float,
+        open_timeout: float = 0.0,
         first: Opened | None = None,
     ) -> None:
         self._make_reader = make_reader
@@ -352,9 +353,9 @@ class Feed:
         self._health = health
         self._backoff = backoff
         self._stall_timeout = stall_timeout
-        # A backend's own timeout (FFmpeg's) should end a stuck read before the watchdog
-        # gives up on the thread; abandoning it is the last resort.
-        self._abandon_after = stall_timeout + max(1.0, stall_timeout)
+        # A backend's own timeouts (FFmpeg's open and read timeouts) should end a stuck
+        # call before the watchdog gives up on the thread; abandoning it is the last resort.
+        self._abandon_after = max(stall_timeout, open_timeout) + max(1.0, stall_timeout)
         self._stall_reported = False
         self.abandoned = 0
         self.reader = make_reader(first, 0.0).start()
