@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -179,6 +180,7 @@ def main() -> int:
     finally:
         if broker is not None:
             broker.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
     print("\ncodec, in-process, one thread of this process (median of 30 encodes)")
     header = f"{'frame':>16} | {'JPEG ms':>8} {'JPEG KiB':>9} | {'PNG ms':>8} {'PNG KiB':>8}"
