@@ -1,5 +1,6 @@
 """Capture refuses a source it cannot use at start-up: a clear message, no traceback."""
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,13 @@ def test_a_bad_setting_exits_with_a_usage_error(
     capture = launch_capture("--source", "test", flag, value)
     assert capture.wait_exit(15) == 2
     assert expected in _refused(capture.logs())
+
+
+def test_an_ops_port_in_use_is_a_clear_error(launch_capture: Launcher) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        capture = launch_capture("--source", "test", "--ops-port", str(port))
+        assert capture.wait_exit(15) == 1
+    assert f"cannot serve /metrics on port {port}" in _refused(capture.logs())

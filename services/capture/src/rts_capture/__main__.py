@@ -48,6 +48,17 @@ def main(argv: list[str] | None = None) -> int:
 
     metrics = CaptureMetrics(camera)
     metrics.source_info.labels(camera=camera).info({"kind": spec.kind})
+    try:
+        # Bound before anything starts, so a taken port fails fast; it serves once started.
+        ops = OpsServer(
+            metrics.registry,
+            lambda: capture.readiness(),  # noqa: PLW0108 - `capture` does not exist yet
+            settings.ops_host,
+            settings.ops_port,
+        )
+    except OSError as exc:
+        log.error("cannot serve /metrics on port %s: %s", settings.ops_port, exc)
+        return 1
     health = SourceHealth(metrics, camera, spec.describe())
     frames: Mailbox[Captured] = Mailbox()
     seq, backoff = sequence(), Backoff(0.5, settings.reconnect_max)
@@ -64,17 +75,6 @@ def main(argv: list[str] | None = None) -> int:
     encoder = JpegEncoder(
         settings.jpeg_quality, settings.max_width, on_reduced=lambda how: metrics.reduced(how).inc()
     )
-    try:
-        # Bound before anything starts, so a taken port fails fast; it serves once started.
-        ops = OpsServer(
-            metrics.registry,
-            lambda: capture.readiness(),  # noqa: PLW0108 - `capture` does not exist yet
-            settings.ops_host,
-            settings.ops_port,
-        )
-    except OSError as exc:
-        log.error("cannot serve /metrics on port %s: %s", settings.ops_port, exc)
-        return 1
     feed = Feed(
         reader, frames, health, backoff,
         stall_timeout=settings.stall_timeout, open_timeout=settings.open_timeout, first=first,
