@@ -10,6 +10,7 @@ from rts_common.logs import configure_logging
 from rts_common.ops import OpsServer
 
 from rts_capture.app import Capture, probe, source_opener
+from rts_capture.detect import DetectorError
 from rts_capture.detect.worker import DetectionWorker, build_detectors
 from rts_capture.encode import JpegEncoder
 from rts_capture.kafka import Publisher
@@ -39,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     log.info("starting", extra={"camera": camera, "source": spec.describe(), "kind": spec.kind})
 
     try:
+        detectors = build_detectors(settings)
         open_source = source_opener(settings)
         first = probe(settings, open_source)
-    except SourceError as exc:
+    except (SourceError, DetectorError) as exc:
         log.error("cannot capture: %s", exc, extra={"camera": camera})
         return 1
     stop = shutdown_event()
@@ -70,7 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
 
     publisher = Publisher.create(settings, metrics).start()
-    detectors = build_detectors(settings)
     detection = DetectionWorker(detectors, publisher.send_detection, metrics, camera)
     encoder = JpegEncoder(
         settings.jpeg_quality, settings.max_width, on_reduced=lambda how: metrics.reduced(how).inc()

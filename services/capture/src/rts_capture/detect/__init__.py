@@ -17,6 +17,10 @@ from rts_capture.sources import Image
 Box = tuple[int, int, int, int]  # x, y, w, h
 
 
+class DetectorError(RuntimeError):
+    """A detector that cannot start (its model file is missing or unreadable)."""
+
+
 @dataclass(frozen=True)
 class Found:
     boxes: list[Box] = field(default_factory=list)

@@ -7,7 +7,7 @@ from typing import cast
 
 import cv2
 
-from rts_capture.detect import Box, Detector, Found
+from rts_capture.detect import Box, Detector, DetectorError, Found
 from rts_capture.sources import Image
 
 # opencv-python-headless 4.x ships the cascades in cv2.data; 5.0 dropped them, which is
@@ -38,7 +38,10 @@ class FaceDetector(Detector):
         path = cascade_path()
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
-            raise RuntimeError(f"the face cascade {path} is missing or unreadable")
+            raise DetectorError(
+                f"the face cascade {path} is missing or unreadable (opencv-python-headless "
+                "4.x ships it; pass --no-faces to run without face detection)"
+            )
 
     def detect(self, image: Image) -> Found:
         height, width = image.shape[:2]
