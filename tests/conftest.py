@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.processes"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.processes", "tests.fixtures.capture"]

@@ -86,8 +86,12 @@ class DashboardFeed:
             runtime, consumer_config, self.on_messages, name="dashboard", poll_timeout=0.2
         )
 
-    def start(self, emit: Emit) -> None:
+    def attach(self, emit: Emit) -> None:
+        """Where emits go: `emit(event, data)` to every dashboard on every replica."""
         self._emit = emit
+
+    def start(self, emit: Emit) -> None:
+        self.attach(emit)
         self._running = True
         self.loop.start()
         self.loop.submit(self._subscribe)

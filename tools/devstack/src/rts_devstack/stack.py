@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rts_common.lifecycle import shutdown_event
@@ -51,7 +52,28 @@ def plan(settings: StackSettings, bootstrap: str) -> list[Service]:
     }
     services: list[Service] = []
     # Each service adds its processes here as it is written.
-    return [Service(s.name, s.argv, {**common, **s.env}, s.url) for s in services]
+    if installed("rts_capture"):
+        services += _capture(settings)
+    return [replace(s, env={**common, **s.env}) for s in services]
+
+
+def _capture(settings: StackSettings) -> list[Service]:
+    """Two cameras: the test pattern, and a sample video generated here (none is committed)."""
+    samples = settings.data_dir / "samples"
+    generate = [[sys.executable, "-m", "rts_capture.sample", str(samples)]]
+    capture = [sys.executable, "-m", "rts_capture"]
+    test = [*capture, "--source", "test", "--camera-id", "cam-test", "--ops-port", "9101"]
+    # The face comes from scikit-image, which only the development environment has.
+    if installed("skimage"):
+        test += ["--test-face", str(samples / "face.png")]
+    video = str(samples / "sample.mp4")
+    sample = [*capture, "--source", video, "--camera-id", "cam-sample", "--loop"]
+    # Cars and no faces: the face cascade would only cost CPU there.
+    sample += ["--no-faces", "--ops-port", "9102"]
+    return [
+        Service("cam-test", test, url="http://127.0.0.1:9101/metrics", setup=generate),
+        Service("cam-sample", sample, url="http://127.0.0.1:9102/metrics", setup=generate),
+    ]
 
 
 def run(settings: StackSettings) -> int:
