@@ -67,9 +67,12 @@ def test_invalid_events_are_counted_and_do_not_stop_the_batch(
     not_json = Message(topic="playback-events", partition=0, offset=10, value=b"\x00\x01")
     gateway.dashboard.on_messages([bad, not_json, playback(11)])
     assert len(received(client, "new_event")) == 1
-    assert gateway.metrics.registry.get_sample_value(
-        "gateway_bad_messages_total", {"topic": "playback-events", "reason": "invalid"}
-    ) == 2
+    assert (
+        gateway.metrics.registry.get_sample_value(
+            "gateway_bad_messages_total", {"topic": "playback-events", "reason": "invalid"}
+        )
+        == 2
+    )
 
 
 def test_emits_beyond_the_sample_rate_only_feed_the_aggregates(
@@ -79,9 +82,12 @@ def test_emits_beyond_the_sample_rate_only_feed_the_aggregates(
     assert len(received(client, "new_event")) == 5  # the bucket holds one second: 5
     registry = gateway.metrics.registry
     assert registry.get_sample_value("gateway_events_sampled_out_total") == 15
-    assert registry.get_sample_value(
-        "gateway_playback_events_total", {"event_type": "play", "device": "tv"}
-    ) == 20
+    assert (
+        registry.get_sample_value(
+            "gateway_playback_events_total", {"event_type": "play", "device": "tv"}
+        )
+        == 20
+    )
     assert registry.get_sample_value("gateway_stream_starts_total", {"device": "tv"}) == 20
 
 
@@ -107,7 +113,9 @@ def test_revoked_partitions_are_released_to_the_dashboards(
     assert received(client, "qoe_released") == [{"partition": 1, "owner": gateway.owner}]
 
 
-def test_detections_are_relayed_as_they_arrive(gateway: Gateway, client: SocketIOTestClient) -> None:
+def test_detections_are_relayed_as_they_arrive(
+    gateway: Gateway, client: SocketIOTestClient
+) -> None:
     det = Detection(camera="cam-1", seq=3, ts=time.time_ns(), kind="face",
                     boxes=[(10, 20, 30, 40)], score=0.9, width=640, height=480)  # fmt: skip
     gateway.dashboard.on_messages([

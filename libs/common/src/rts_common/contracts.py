@@ -255,7 +255,7 @@ class Detection(BaseModel):
 # ---------------------------------------------------------------------------------------
 # Camera status
 
-SourceKind = Literal["test", "file", "url", "device"]
+SourceKind = Literal["test", "camera", "file", "url"]
 
 
 class CameraStatus(BaseModel):

@@ -28,6 +28,7 @@ from rts_capture.reader import (
 from rts_capture.settings import CaptureSettings
 from rts_capture.sources import SourceError
 from rts_capture.sources.opencv import quiet_opencv
+from rts_capture.status import StatusAnnouncer
 
 log = logging.getLogger("capture")
 
@@ -83,10 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     capture = Capture(
         feed, encoder, publisher, detection.start(), health=health, metrics=metrics, camera=camera
     )
+    announcer = StatusAnnouncer(
+        publisher, health, camera, spec.kind, settings.status_interval
+    ).start()
     ops.start()
     try:
         capture.run(stop)
     finally:
+        announcer.stop()
         capture.shutdown(settings.shutdown_timeout)
         ops.stop()
     return 0

@@ -22,8 +22,10 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 from rts_common.contracts import (
     FRAME_TOPIC_MAX_MESSAGE_BYTES,
+    VIDEO_CAMERAS,
     VIDEO_DETECTIONS,
     VIDEO_FRAMES,
+    CameraStatus,
     Detection,
     FrameMeta,
 )
@@ -72,6 +74,13 @@ class Publisher:
         self._metrics = metrics
         self.frames_topic = settings.topic_name(VIDEO_FRAMES)
         self.detections_topic = settings.topic_name(VIDEO_DETECTIONS)
+        self.cameras_topic = settings.topic_name(VIDEO_CAMERAS)
+        # What the camera's status announces (status.py); written by the capture loop and
+        # the delivery-report thread, read by the announcer: single values, no lock needed.
+        self.frames_sent = 0
+        self.last_size: tuple[int, int] | None = None
+        self.last_frame_ts: int | None = None
+        self.frames_partition: int | None = None
         self.reports = DeliveryReports(metrics.delivered, metrics.delivery_failures)
         # None until the first delivery report: not known to be failing yet.
         self.kafka_ok: bool | None = None
@@ -112,6 +121,22 @@ class Publisher:
             return False
         self._metrics.frames.inc()
         self._metrics.frame_bytes.observe(len(jpeg))
+        self.frames_sent += 1
+        self.last_size = (meta.width, meta.height)
+        self.last_frame_ts = meta.ts_ns
+        return True
+
+    def send_status(self, status: CameraStatus) -> bool:
+        try:
+            self._producer.produce(
+                self.cameras_topic,
+                status.model_dump_json(),
+                key=self._camera,
+                on_delivery=self.reports.on_delivery,
+            )
+        except (BufferError, Exception) as exc:  # noqa: BLE001 - the next one follows soon
+            self._warn("status_produce_error", f"camera status not sent: {exc}")
+            return False
         return True
 
     def send_detection(self, detection: Detection) -> bool:
@@ -167,6 +192,7 @@ class Publisher:
             self._kafka_error = err.str()
             return
         self.kafka_ok = True
+        self.frames_partition = msg.partition()
         _kind, ts_ms = msg.timestamp()
         self._metrics.delivery_seconds.observe(max(0.0, time.time() - ts_ms / 1000))
 

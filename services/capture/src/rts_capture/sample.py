@@ -81,7 +81,7 @@ def write_video(
 def write_face(path: Path) -> bool:
     """Write the astronaut's head and shoulders to `path`; False without scikit-image."""
     try:
-        from skimage import data  # noqa: PLC0415 - a development-only dependency
+        from skimage import data
     except ImportError:
         return False
     # RGB to BGR, cropped around the face.

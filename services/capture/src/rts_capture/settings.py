@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import field_validator
+from rts_common.contracts import SourceKind
 from rts_common.kafka import KafkaSettings
 from rts_common.logs import LoggingSettings
 from rts_common.ops import OpsSettings
@@ -18,8 +18,6 @@ from rts_common.settings import setting
 CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The test pattern's own rate when --fps does not set one.
 TEST_PATTERN_FPS = 15.0
-
-SourceKind = Literal["test", "camera", "file", "url"]
 
 
 @dataclass(frozen=True)
@@ -150,6 +148,9 @@ class CaptureSettings(KafkaSettings, LoggingSettings, OpsSettings):
         ge=0.5, le=300,
     )  # fmt: skip
     shutdown_timeout: float = setting(5.0, "Seconds to flush the producer on shutdown", ge=0, le=60)
+    status_interval: float = setting(
+        1.0, "Seconds between camera status messages on video-cameras", ge=0.1, le=60
+    )
 
     @field_validator("camera_id")
     @classmethod

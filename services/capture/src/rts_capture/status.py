@@ -1,0 +1,76 @@
+"""The camera's heartbeat on `video-cameras`: which camera this is, whether its source
+delivers, how fast, at what size, and on which `video-frames` partition its frames go.
+
+Gateways read the (compacted) topic to know which cameras exist without reading any
+frame: they answer 404 for an unknown camera, list cameras for the dashboard's wall,
+and read exactly the partition a viewer needs. The last status on shutdown says the
+source is down, so the wall shows the camera as offline at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rts_common.contracts import CameraStatus, SourceKind
+
+from rts_capture.kafka import Publisher
+from rts_capture.reader import SourceHealth
+
+
+class StatusAnnouncer:
+    def __init__(
+        self,
+        publisher: Publisher,
+        health: SourceHealth,
+        camera: str,
+        source: SourceKind,
+        interval: float,
+    ) -> None:
+        self._publisher = publisher
+        self._health = health
+        self._camera = camera
+        self._source = source
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camera-status", daemon=True)
+        self._frames = 0
+        self._at = time.monotonic()
+
+    def start(self) -> StatusAnnouncer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop announcing and publish a last status saying the source is down."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+        self._publisher.send_status(self.status(source_up=False))
+
+    def status(self, source_up: bool | None = None) -> CameraStatus:
+        now = time.monotonic()
+        sent = self._publisher.frames_sent
+        elapsed = now - self._at
+        fps = (sent - self._frames) / elapsed if elapsed > 0 else 0.0
+        self._frames, self._at = sent, now
+        size = self._publisher.last_size
+        return CameraStatus(
+            camera=self._camera,
+            ts=time.time_ns(),
+            source=self._source,
+            source_up=self._health.up if source_up is None else source_up,
+            fps=round(fps, 3),
+            width=size[0] if size else None,
+            height=size[1] if size else None,
+            partition=self._publisher.frames_partition,
+            frames=sent,
+            last_frame_ts=self._publisher.last_frame_ts,
+        )
+
+    def _run(self) -> None:
+        # The first status goes out soon after start, so gateways find the camera at once.
+        wait = min(0.5, self._interval)
+        while not self._stop.wait(wait):
+            self._publisher.send_status(self.status())
+            wait = self._interval
