@@ -233,6 +233,10 @@ class Simulator:
         """Simulated seconds since the start."""
         return self.ticks * 1000 / self._rate_milli
 
+    def ticks_until(self, seconds: float) -> int:
+        """Events left before the simulated clock reaches `seconds` after the start."""
+        return max(0, math.ceil(seconds * self._rate_milli / 1000 - 1e-9) - self.ticks)
+
     def skip(self, ticks: int) -> None:
         """Let the clock pass `ticks` without events (a paced run that fell behind)."""
         self.ticks += ticks
