@@ -19,7 +19,7 @@ import time
 from importlib import resources
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 EventType = Literal["play", "pause", "stop", "seek", "buffer_start", "buffer_end"]
 Device = Literal["web", "tv", "mobile"]
@@ -46,7 +46,7 @@ ONLY_ON: dict[str, tuple[EventType, ...]] = {
 }
 
 
-def _only_on_rules() -> list[dict[str, Any]]:
+def _only_on_rules() -> list[JsonValue]:
     """The ONLY_ON table as JSON Schema if/then rules (a null counts as absent, as in the model)."""
     return [
         {

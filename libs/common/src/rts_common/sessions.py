@@ -71,7 +71,7 @@ class SessionCheck:
             self.feed(event)
         return self.violations
 
-    def _problems(self, event: PlaybackEvent) -> Iterable[str]:  # noqa: C901, PLR0912, PLR0915
+    def _problems(self, event: PlaybackEvent) -> Iterable[str]:  # noqa: PLR0912, PLR0915
         now_ns = ts_to_ns(event.ts)
         last, state = self.last, self.state
         after = next_state(state, event.event_type)
@@ -95,7 +95,7 @@ class SessionCheck:
         if event.event_type == "play" and state == "playing" and event.prev_bitrate_kbps is None:
             yield "a play while playing must be a bitrate switch"
         previous_bitrate = last.bitrate_kbps if last is not None else event.bitrate_kbps
-        if event.bitrate_kbps != previous_bitrate and event.prev_bitrate_kbps != previous_bitrate:
+        if previous_bitrate not in (event.bitrate_kbps, event.prev_bitrate_kbps):
             yield f"bitrate changed from {previous_bitrate} without prev_bitrate_kbps"
         if event.bitrate_kbps == previous_bitrate and event.prev_bitrate_kbps is not None:
             yield "prev_bitrate_kbps without a bitrate change"
@@ -119,9 +119,9 @@ class SessionCheck:
                 yield f"buffering after {state} has buffer_reason {wanted}"
         ends_buffering = state == "buffering" and event.event_type in ("buffer_end", "stop")
         if ends_buffering and self.buffer_start is not None:
-            if event.event_type == "buffer_end":
-                if event.buffer_reason != self.buffer_start.buffer_reason:
-                    yield "buffer_end's buffer_reason differs from its buffer_start's"
+            same_reason = event.buffer_reason == self.buffer_start.buffer_reason
+            if event.event_type == "buffer_end" and not same_reason:
+                yield "buffer_end's buffer_reason differs from its buffer_start's"
             waited_ms = (now_ns - self.buffer_start_ns) // 1_000_000
             if event.buffer_ms is None or abs(event.buffer_ms - waited_ms) > 1:
                 yield f"buffer_ms {event.buffer_ms} but buffering lasted {waited_ms} ms"

@@ -36,16 +36,16 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     metrics = EventSimMetrics.create()
-    simulator = Simulator(
-        SimConfig(seed, settings.rate, settings.users, settings.titles, start_ns)
-    )
+    simulator = Simulator(SimConfig(seed, settings.rate, settings.users, settings.titles, start_ns))
     publisher = Publisher(settings, metrics)
     ops = OpsServer(metrics.registry, publisher.readiness, settings.ops_host, settings.ops_port)
     ops.start()
     try:
         if not publisher.wait_for_topic(stop):
             return 0  # stopped before the broker answered: nothing was sent
-        limits = Limits(settings.count, settings.duration, settings.realtime, settings.flush_timeout)
+        limits = Limits(
+            settings.count, settings.duration, settings.realtime, settings.flush_timeout
+        )
         summary = Runner(simulator, publisher, metrics, limits, stop).run()
     finally:
         ops.stop()

@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from rts_common.contracts import PLAYBACK_EVENTS
-from rts_common.events import EVENT_TYPES
+from rts_common.events import EVENT_TYPES, EventType
 from rts_common.kafka import DeliveryReports
 
 from rts_eventsim.metrics import EventSimMetrics
@@ -28,7 +28,9 @@ from rts_eventsim.settings import EventSimSettings
 log = logging.getLogger(__name__)
 
 
-def producer_config(settings: EventSimSettings, on_error: Callable[[KafkaError], None]) -> dict[str, Any]:
+def producer_config(
+    settings: EventSimSettings, on_error: Callable[[KafkaError], None]
+) -> dict[str, Any]:
     return settings.client_config("event-sim") | {
         "enable.idempotence": True,
         "acks": "all",
@@ -85,24 +87,33 @@ class Publisher:
         while not stop.is_set():
             problem = ""
             try:
-                meta = self._producer.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
+                meta = self._producer.list_topics(self.topic, timeout=timeout).topics.get(
+                    self.topic
+                )
                 if meta is not None and meta.error is None and meta.partitions:
                     self.topic_found = True
-                    log.info("topic found", extra={"topic": self.topic, "partitions": len(meta.partitions)})
+                    log.info(
+                        "topic found",
+                        extra={"topic": self.topic, "partitions": len(meta.partitions)},
+                    )
                     return True
                 problem = meta.error.str() if meta is not None and meta.error else "no partitions"
             except KafkaException as exc:
                 problem = str(exc.args[0])
             if time.monotonic() - logged >= 30:
                 logged = time.monotonic()
-                log.warning("waiting for the topic", extra={"topic": self.topic, "problem": problem})
+                log.warning(
+                    "waiting for the topic", extra={"topic": self.topic, "problem": problem}
+                )
             stop.wait(1.0)
         return False
 
-    def send(self, key: str, value: bytes, event_type: str, stop: threading.Event) -> bool:
+    def send(self, key: str, value: bytes, event_type: EventType, stop: threading.Event) -> bool:
         """Queue one event; wait while the producer's queue is full. False if `stop` came first."""
         try:
-            self._producer.produce(self.topic, value, key, on_delivery=self._on_delivery[event_type])
+            self._producer.produce(
+                self.topic, value, key, on_delivery=self._on_delivery[event_type]
+            )
             return True
         except BufferError:
             pass
@@ -128,7 +139,7 @@ class Publisher:
         """Wait for outstanding delivery reports; returns how many events are still unsent."""
         return int(self._producer.flush(timeout))
 
-    def _delivery_callback(self, event_type: str) -> Callable[[KafkaError | None, Any], None]:
+    def _delivery_callback(self, event_type: EventType) -> Callable[[KafkaError | None, Any], None]:
         delivered = self._metrics.events.labels(event_type=event_type)
 
         def on_delivery(err: KafkaError | None, msg: Any) -> None:

@@ -9,6 +9,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from rts_common.events import EventType
+
 from rts_eventsim.metrics import EventSimMetrics
 from rts_eventsim.pacing import TokenBucket
 from rts_eventsim.simulation import Emitted, Simulator
@@ -31,7 +33,9 @@ class Sink(Protocol):
 
     @property
     def failed(self) -> int: ...
-    def send(self, key: str, value: bytes, event_type: str, stop: threading.Event) -> bool: ...
+    def send(
+        self, key: str, value: bytes, event_type: EventType, stop: threading.Event
+    ) -> bool: ...
     def poll(self) -> None: ...
     def queued(self) -> int: ...
     def flush(self, timeout: float) -> int: ...

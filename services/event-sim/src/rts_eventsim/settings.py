@@ -56,9 +56,7 @@ class EventSimSettings(KafkaSettings, LoggingSettings, OpsSettings):
     compression: Literal["lz4", "zstd"] = setting(
         "lz4", "Producer compression (lz4: cheapest CPU; zstd: smallest on the wire)"
     )
-    linger_ms: int = setting(
-        20, "How long the producer waits to fill a batch (ms)", ge=0, le=1000
-    )
+    linger_ms: int = setting(20, "How long the producer waits to fill a batch (ms)", ge=0, le=1000)
     batch_bytes: int = setting(
         512 * 1024, "Largest batch the producer sends to one partition (bytes)",
         ge=1024, le=16 * 1024 * 1024,

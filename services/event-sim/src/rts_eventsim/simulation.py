@@ -7,7 +7,7 @@ timestamp `start + k / rate`, so the stream holds the requested rate exactly, an
 session stays consistent with its own timestamps: the playhead advances exactly as `ts`
 does while playing, and `buffer_ms` is the time between the `ts` of `buffer_start` and
 `buffer_end`. `pace` is how many viewer seconds pass per event second: 1 when there are
-enough viewers for the rate (about `rate` × 100, see `Behaviour`); above 1, fewer viewers
+enough viewers for the rate (about `rate` x 100, see `Behaviour`); above 1, fewer viewers
 are acting busier than in life, every delay shortened by the same factor; below 1, more
 viewers are slowed down.
 
@@ -85,7 +85,7 @@ class Behaviour:
     step_up_rate: float = 1 / 20  # when the next rung fits the network...
     step_up_headroom: float = 0.75  # ...with this much headroom
     rebuffer_base_rate: float = 1 / 3600
-    rebuffer_stress_rate: float = 1 / 120  # × (bitrate / capacity) ** rebuffer_exponent
+    rebuffer_stress_rate: float = 1 / 120  # x (bitrate / capacity) ** rebuffer_exponent
     rebuffer_exponent: float = 6.0
 
     # the other states' durations (seconds, log-normal median and sigma)
@@ -153,6 +153,7 @@ class Session:
 
     def __init__(
         self,
+        *,
         session_id: str,
         viewer: Viewer,
         movie_id: str,
@@ -188,28 +189,28 @@ class Simulator:
             raise ValueError("rate, users and titles must be positive")
         self.config = config
         self.behaviour = b = config.behaviour
-        self._rng = random.Random(config.seed)
+        self._rng = random.Random(config.seed)  # noqa: S311 - a simulation, not secrets
         self._random = self._rng.random
         self._run = run_id(config.seed, config.start_ns)
         # The clock in integer arithmetic (rate in millievents/s), so tick k's time is exact.
         self._rate_milli = max(1, round(config.rate * 1000))
-        self._start_ns = config.start_ns
+        # Whole microseconds, the precision of `ts`: a rerun from another start time then
+        # gives the same timestamps shifted by exactly the difference.
+        self._start_ns = config.start_ns - config.start_ns % 1000
         self.ticks = 0  # ticks elapsed: events emitted plus ticks skipped
         self.events = 0
         self.sessions_started = 0
         self.sessions_active = 0
-        self.viewer_ns = config.start_ns  # the viewer clock: when the last plan was due
+        self.viewer_ns = self._start_ns  # the viewer clock: when the last plan was due
         self.pace = 1.0
-        self._pace_from = (0, config.start_ns)
+        self._pace_from = (0, self._start_ns)
 
         self._movie_ids = [f"MOV{i + 1:03d}" for i in range(config.titles)]
         self._durations = [self._title_duration() for _ in range(config.titles)]
         weights = (1.0 / (rank + 1) ** b.zipf_exponent for rank in range(config.titles))
         self._title_cum = list(accumulate(weights))
         self._device_cum = list(accumulate(d.share for d in b.devices))
-        self._viewers = [
-            Viewer(f"user_{i + 1}", self._pick_device()) for i in range(config.users)
-        ]
+        self._viewers = [Viewer(f"user_{i + 1}", self._pick_device()) for i in range(config.users)]
         # Plans: (due ns, tie-breaker, viewer). The tie-breaker keeps the order of equal
         # due times deterministic and never compares viewers.
         self._order = 0
@@ -257,7 +258,9 @@ class Simulator:
         elif session.state == PAUSED:
             value, event_type = self._paused(session, now)
         elif session.state == SEEKING:
-            value, event_type = self._encode(session, now, "buffer_start", ',"buffer_reason":"seek"')
+            value, event_type = self._encode(
+                session, now, "buffer_start", ',"buffer_reason":"seek"'
+            )
             session.state = BUFFERING
             session.buffer_start_ns = now
             session.buffer_reason = "seek"
@@ -295,7 +298,9 @@ class Simulator:
             b.early_abandon_rate if s.played_ns < b.early_window_s * NS else 0.0
         )
         rebuffer = self._rebuffer_rate(s)
-        pick = self._random() * (b.pause_rate + b.seek_rate + rebuffer + step_up + abandon + b.error_rate)
+        pick = self._random() * (
+            b.pause_rate + b.seek_rate + rebuffer + step_up + abandon + b.error_rate
+        )
         if pick < step_up:
             previous = s.bitrate
             s.rung += 1
@@ -373,7 +378,9 @@ class Simulator:
             delay = int((low + (high - low) * self._random()) * NS)
         elif state == BUFFERING:
             stress = max(0.5, s.bitrate / s.capacity)
-            median = b.rebuffer_median_s if s.buffer_reason == "rebuffer" else b.seek_buffer_median_s
+            median = (
+                b.rebuffer_median_s if s.buffer_reason == "rebuffer" else b.seek_buffer_median_s
+            )
             delay = int(self._lognormal(median * stress, b.buffer_sigma) * NS)
         else:  # STOPPED: the viewer idles, then starts another session
             viewer.session = None
@@ -396,9 +403,15 @@ class Simulator:
         self.sessions_started += 1
         self.sessions_active += 1
         session = Session(
-            f"ses-{self._run}-{self.sessions_started}", viewer, self._movie_ids[title],
-            duration_s, device, capacity, min(b.initial_rung, device.top_rung), position_ns,
-        )  # fmt: skip
+            session_id=f"ses-{self._run}-{self.sessions_started}",
+            viewer=viewer,
+            movie_id=self._movie_ids[title],
+            duration_s=duration_s,
+            device=device,
+            capacity=capacity,
+            rung=min(b.initial_rung, device.top_rung),
+            position_ns=position_ns,
+        )
         viewer.session = session
         return session
 
@@ -413,7 +426,7 @@ class Simulator:
     def _rebuffer_rate(self, s: Session) -> float:
         b = self.behaviour
         stress = s.bitrate / s.capacity
-        return b.rebuffer_base_rate + b.rebuffer_stress_rate * stress**b.rebuffer_exponent
+        return b.rebuffer_base_rate + b.rebuffer_stress_rate * math.pow(stress, b.rebuffer_exponent)
 
     def _seek_target(self, s: Session) -> int:
         """Mostly skips forward (intros, dull scenes), sometimes back, sometimes anywhere."""
@@ -453,7 +466,9 @@ class Simulator:
 
     # -- encoding
 
-    def _encode(self, s: Session, now: int, event_type: EventType, extra: str) -> tuple[bytes, EventType]:
+    def _encode(
+        self, s: Session, now: int, event_type: EventType, extra: str
+    ) -> tuple[bytes, EventType]:
         """The event as JSON, written directly: every value is one of our own ASCII ids or a
         number, so nothing needs escaping, and this is several times cheaper than json.dumps
         (the tests parse and validate every event)."""
