@@ -83,7 +83,7 @@ class Publisher:
 
     def wait_for_topic(self, stop: threading.Event, timeout: float = 5.0) -> bool:
         """Block until the topic has partitions (it is never auto-created), or `stop` is set."""
-        logged = 0.0
+        logged: float | None = None
         while not stop.is_set():
             problem = ""
             try:
@@ -100,7 +100,7 @@ class Publisher:
                 problem = meta.error.str() if meta is not None and meta.error else "no partitions"
             except KafkaException as exc:
                 problem = str(exc.args[0])
-            if time.monotonic() - logged >= 30:
+            if logged is None or time.monotonic() - logged >= 30:
                 logged = time.monotonic()
                 log.warning(
                     "waiting for the topic", extra={"topic": self.topic, "problem": problem}

@@ -51,6 +51,17 @@ def plan(settings: StackSettings, bootstrap: str) -> list[Service]:
     }
     services: list[Service] = []
     # Each service adds its processes here as it is written.
+    if installed("rts_eventsim"):
+        # 200 events/s from 20,000 viewers: enough viewers for a lifelike pace (see
+        # services/event-sim/README.md), few enough to start within a couple of minutes.
+        services.append(
+            Service(
+                "event-sim",
+                [sys.executable, "-m", "rts_eventsim"],
+                {"EVENTSIM_RATE": "200", "EVENTSIM_USERS": "20000", "EVENTSIM_OPS_PORT": "9110"},
+                url="http://127.0.0.1:9110/metrics",
+            )
+        )
     return [Service(s.name, s.argv, {**common, **s.env}, s.url) for s in services]
 
 
