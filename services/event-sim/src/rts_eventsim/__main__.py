@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 import sys
@@ -37,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     metrics = EventSimMetrics.create()
     simulator = Simulator(SimConfig(seed, settings.rate, settings.users, settings.titles, start_ns))
+    # The viewers and the catalogue live for the whole run, and the simulation creates
+    # no reference cycles (a finished session is freed by reference counting): spare
+    # them the cyclic collector's full passes, which walk every live object (with a
+    # million viewers each one stalled a paced run for 0.2-0.4 s). Young objects are
+    # still collected as usual.
+    gc.freeze()
+    gc.set_threshold(700, 10, 1_000_000)
     publisher = Publisher(settings, metrics)
     ops = OpsServer(metrics.registry, publisher.readiness, settings.ops_host, settings.ops_port)
     ops.start()

@@ -148,14 +148,14 @@ class Session:
         "seq",
         "session_id",
         "state",
-        "viewer",
+        "user_id",
     )
 
     def __init__(
         self,
         *,
         session_id: str,
-        viewer: Viewer,
+        user_id: str,
         movie_id: str,
         duration_s: int,
         device: DeviceProfile,
@@ -164,7 +164,7 @@ class Session:
         position_ns: int,
     ) -> None:
         self.session_id = session_id
-        self.viewer = viewer
+        self.user_id = user_id
         self.movie_id = movie_id
         self.duration_s = duration_s
         self.duration_ns = duration_s * NS
@@ -404,7 +404,7 @@ class Simulator:
         self.sessions_active += 1
         session = Session(
             session_id=f"ses-{self._run}-{self.sessions_started}",
-            viewer=viewer,
+            user_id=viewer.user_id,
             movie_id=self._movie_ids[title],
             duration_s=duration_s,
             device=device,
@@ -479,7 +479,7 @@ class Simulator:
             self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         position_ms = s.position_ns // MS
         value = (
-            f'{{"event_id":"evt-{self._run}-{self.ticks - 1}","user_id":"{s.viewer.user_id}",'
+            f'{{"event_id":"evt-{self._run}-{self.ticks - 1}","user_id":"{s.user_id}",'
             f'"movie_id":"{s.movie_id}","event_type":"{event_type}",'
             f'"position_seconds":{position_ms // 1000}.{position_ms % 1000:03d},'
             f'"bitrate_kbps":{s.bitrate},"device":"{s.device.name}",'
