@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from rts_common.events import PlaybackEvent, committed_schema
 from rts_common.sessions import check_sessions
 from rts_devstack.broker import free_ports
 
+from tests.fixtures.http import get as _get
 from tests.fixtures.kafka import KafkaUnderTest
 
 EVENT_SIM = str(Path(sys.executable).parent / "event-sim")
@@ -120,14 +122,6 @@ def test_the_same_seed_and_start_time_give_the_same_records(
     assert runs[0] == runs[1]
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
 def _delivered(metrics: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
@@ -136,35 +130,50 @@ def _delivered(metrics: str) -> float:
     )
 
 
-def test_sigterm_flushes_every_queued_event_and_exits_cleanly(
-    kafka: KafkaUnderTest, topic_prefix: str
-) -> None:
+@contextlib.contextmanager
+def _service(
+    kafka: KafkaUnderTest, prefix: str, *flags: str
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A running event-sim and the base URL of its ops endpoints; killed if still running."""
     port = free_ports(1)[0]
     proc = subprocess.Popen(
-        [EVENT_SIM, "--rate", "3000", "--users", "3000"],
-        env=_env(kafka, topic_prefix, port), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True,
+        [EVENT_SIM, *flags], env=_env(kafka, prefix, port), stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        ready = delivered = 0.0
-        while time.monotonic() < deadline and not (ready and delivered > 3000):
-            time.sleep(0.2)
-            try:
-                ready = _get(base + "/readyz")[0] == 200
-                delivered = _delivered(_get(base + "/metrics")[1])
-            except OSError:
-                continue
-        assert ready
-        assert delivered > 3000
-        assert _get(base + "/healthz")[0] == 200
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=15)
+        yield proc, f"http://127.0.0.1:{port}"
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
+            proc.communicate()
+
+
+def _wait_for(probe: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Poll until `probe` is true (connection errors count as not yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if probe():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _sigterm(proc: subprocess.Popen[str]) -> str:
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=15)[1]
+
+
+def test_sigterm_flushes_every_queued_event_and_exits_cleanly(
+    kafka: KafkaUnderTest, topic_prefix: str
+) -> None:
+    with _service(kafka, topic_prefix, "--rate", "3000", "--users", "3000") as (proc, base):
+        assert _wait_for(lambda: _get(base + "/readyz")[0] == 200)
+        assert _wait_for(lambda: _delivered(_get(base + "/metrics")[1]) > 3000)
+        assert _get(base + "/healthz")[0] == 200
+        stderr = _sigterm(proc)
     assert proc.returncode == 0, stderr[-3000:]
     finished = _finished(stderr)
     assert finished["sent"] == finished["delivered"] > 3000
@@ -173,27 +182,9 @@ def test_sigterm_flushes_every_queued_event_and_exits_cleanly(
 
 
 def test_a_missing_topic_keeps_it_unready_until_stopped(kafka: KafkaUnderTest) -> None:
-    port = free_ports(1)[0]
-    proc = subprocess.Popen(
-        [EVENT_SIM], env=_env(kafka, f"missing{uuid.uuid4().hex[:8]}.", port),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        status, body = 0, ""
-        while time.monotonic() < deadline and status != 503:
-            time.sleep(0.2)
-            try:
-                status, body = _get(f"http://127.0.0.1:{port}/readyz")
-            except OSError:
-                continue
-        assert status == 503
-        assert json.loads(body)["waiting"] == "for the topic's metadata"
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with _service(kafka, f"missing{uuid.uuid4().hex[:8]}.") as (proc, base):
+        assert _wait_for(lambda: _get(base + "/readyz")[0] == 503)
+        assert json.loads(_get(base + "/readyz")[1])["waiting"] == "for the topic's metadata"
+        stderr = _sigterm(proc)
     assert proc.returncode == 0
     assert "waiting for the topic" in stderr

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from rts_common.events import EventType, PlaybackEvent
+import pytest
+from rts_common.events import EventType, PlaybackEvent, ts_to_ns
 from rts_eventsim.metrics import EventSimMetrics
 from rts_eventsim.runner import Limits, Runner
 from rts_eventsim.simulation import SimConfig, Simulator
@@ -82,3 +84,12 @@ def test_the_first_count_or_duration_wins() -> None:
     assert len(sink.records) == 100
     sink, _ = run(Limits(count=100_000, duration=0.05, realtime=False), rate=1000.0)
     assert len(sink.records) == 50
+
+
+def test_a_paced_run_without_a_start_time_stamps_events_from_when_its_loop_starts() -> None:
+    before = time.time_ns()
+    sink, runner = run(Limits(duration=0.05, start_now=True), rate=1000.0)
+    first = ts_to_ns(PlaybackEvent.model_validate_json(sink.records[0][1]).ts)
+    assert before <= first + 1000 <= time.time_ns() + 1000
+    with pytest.raises(RuntimeError, match="origin"):
+        runner.sim.set_origin(before)

@@ -52,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         if not publisher.wait_for_topic(stop):
             return 0  # stopped before the broker answered: nothing was sent
         limits = Limits(
-            settings.count, settings.duration, settings.realtime, settings.flush_timeout
+            count=settings.count,
+            duration=settings.duration,
+            realtime=settings.realtime,
+            start_now=settings.realtime and not settings.start_time,
+            flush_timeout=settings.flush_timeout,
         )
         summary = Runner(simulator, publisher, metrics, limits, stop).run()
     finally:

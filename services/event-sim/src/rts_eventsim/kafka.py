@@ -110,27 +110,22 @@ class Publisher:
 
     def send(self, key: str, value: bytes, event_type: EventType, stop: threading.Event) -> bool:
         """Queue one event; wait while the producer's queue is full. False if `stop` came first."""
-        try:
-            self._producer.produce(
-                self.topic, value, key, on_delivery=self._on_delivery[event_type]
-            )
-            return True
-        except BufferError:
-            pass
-        waited_from = time.monotonic()
-        try:
-            while not stop.is_set():
+        on_delivery = self._on_delivery[event_type]
+        waited_from = 0.0
+        queued = False
+        while not queued:
+            try:
+                self._producer.produce(self.topic, value, key, on_delivery=on_delivery)
+                queued = True
+            except BufferError:
+                waited_from = waited_from or time.monotonic()
+                if stop.is_set():
+                    break
+                # Serving delivery reports is what frees room in the queue.
                 self._producer.poll(0.05)
-                try:
-                    self._producer.produce(
-                        self.topic, value, key, on_delivery=self._on_delivery[event_type]
-                    )
-                    return True
-                except BufferError:
-                    continue
-            return False
-        finally:
+        if waited_from:
             self._metrics.backpressure_seconds.inc(time.monotonic() - waited_from)
+        return queued
 
     def poll(self) -> None:
         self._producer.poll(0)

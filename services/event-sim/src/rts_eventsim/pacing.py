@@ -26,6 +26,12 @@ class TokenBucket:
         self._tokens = 1.0  # the first event goes out at once
         self._overflow = 0.0
 
+    def restart(self) -> None:
+        """Start afresh from now: one token, nothing dropped."""
+        self._last = self._clock()
+        self._tokens = 1.0
+        self._overflow = 0.0
+
     def _refill(self) -> None:
         now = self._clock()
         self._tokens += (now - self._last) * self.rate

@@ -194,16 +194,15 @@ class Simulator:
         self._run = run_id(config.seed, config.start_ns)
         # The clock in integer arithmetic (rate in millievents/s), so tick k's time is exact.
         self._rate_milli = max(1, round(config.rate * 1000))
-        # Whole microseconds, the precision of `ts`: a rerun from another start time then
-        # gives the same timestamps shifted by exactly the difference.
-        self._start_ns = config.start_ns - config.start_ns % 1000
         self.ticks = 0  # ticks elapsed: events emitted plus ticks skipped
+        # Both clocks count ns from the start; only timestamps add the origin.
+        self.set_origin(config.start_ns)
         self.events = 0
         self.sessions_started = 0
         self.sessions_active = 0
-        self.viewer_ns = self._start_ns  # the viewer clock: when the last plan was due
+        self.viewer_ns = 0  # the viewer clock: when the last plan was due
         self.pace = 1.0
-        self._pace_from = (0, self._start_ns)
+        self._pace_from = (0, 0)
 
         self._movie_ids = [f"MOV{i + 1:03d}" for i in range(config.titles)]
         self._durations = [self._title_duration() for _ in range(config.titles)]
@@ -216,7 +215,7 @@ class Simulator:
         self._order = 0
         self._plans: list[tuple[int, int, Viewer]] = []
         for viewer in self._viewers:
-            self._plans.append((self._start_ns + self._idle_ns(), self._order, viewer))
+            self._plans.append((self._idle_ns(), self._order, viewer))
             self._order += 1
         heapify(self._plans)
         self._ts_second = -1
@@ -224,10 +223,22 @@ class Simulator:
 
     # -- the clock
 
+    def set_origin(self, start_ns: int) -> None:
+        """Set the clock's origin (ns since the epoch); only before the first event.
+
+        A paced run sets it when its loop starts, so building a million viewers does not
+        leave the timestamps that far behind the wall clock.
+        """
+        if self.ticks:
+            raise RuntimeError("the clock's origin is fixed once events were produced")
+        # Whole microseconds, the precision of `ts`: a rerun from another start time then
+        # gives the same timestamps shifted by exactly the difference.
+        self._origin_ns = start_ns - start_ns % 1000
+
     @property
     def now_ns(self) -> int:
-        """The simulated time of the next tick."""
-        return self._start_ns + self.ticks * NS * 1000 // self._rate_milli
+        """The simulated time of the next tick, ns since the epoch."""
+        return self._origin_ns + self.ticks * NS * 1000 // self._rate_milli
 
     @property
     def elapsed_s(self) -> float:
@@ -245,7 +256,7 @@ class Simulator:
     # -- events
 
     def next_event(self) -> Emitted:
-        now = self._start_ns + self.ticks * NS * 1000 // self._rate_milli
+        now = self.ticks * NS * 1000 // self._rate_milli
         self.ticks += 1
         due, _, viewer = heappop(self._plans)
         self.viewer_ns = due
@@ -351,7 +362,7 @@ class Simulator:
 
     def _update_pace(self, now: int) -> None:
         ticks, viewer_ns = self._pace_from
-        event_ns = now - (self._start_ns + ticks * NS * 1000 // self._rate_milli)
+        event_ns = now - ticks * NS * 1000 // self._rate_milli
         if event_ns > 0:
             self.pace = (self.viewer_ns - viewer_ns) / event_ns
         self._pace_from = (self.ticks, self.viewer_ns)
@@ -473,7 +484,7 @@ class Simulator:
         number, so nothing needs escaping, and this is several times cheaper than json.dumps
         (the tests parse and validate every event)."""
         s.seq += 1
-        second, rest = divmod(now, NS)
+        second, rest = divmod(self._origin_ns + now, NS)
         if second != self._ts_second:
             self._ts_second = second
             self._ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
