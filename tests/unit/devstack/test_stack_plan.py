@@ -1,6 +1,43 @@
 import subprocess
+import sys
+from pathlib import Path
 
 from rts_devstack.stack import StackSettings, plan
+from rts_devstack.supervisor import Output, Service, Supervisor
+
+
+def test_the_run_command_starts_the_test_pattern_and_a_generated_sample_video() -> None:
+    settings = StackSettings.load([], environ={"RTS_DATA_DIR": "data"})
+    services = {s.name: s for s in plan(settings, "127.0.0.1:1234")}
+    test, sample = services["cam-test"], services["cam-sample"]
+    for service in (test, sample):
+        assert service.env["KAFKA_BOOTSTRAP"] == "127.0.0.1:1234"
+        assert [sys.executable, "-m", "rts_capture.sample", str(Path("data/samples"))] in [
+            list(c) for c in service.setup
+        ]
+    argv = " ".join(test.argv)
+    assert "--source test --camera-id cam-test" in argv
+    assert "--test-face data/samples/face.png" in argv
+    argv = " ".join(sample.argv)
+    assert "--source data/samples/sample.mp4 --camera-id cam-sample --loop" in argv
+    assert test.url == "http://127.0.0.1:9101/metrics"
+    assert sample.url == "http://127.0.0.1:9102/metrics"
+
+
+def test_a_service_whose_setup_fails_is_not_started(tmp_path: Path) -> None:
+    lines: list[str] = []
+
+    class Capture(Output):
+        def line(self, name: str, text: str) -> None:
+            lines.append(f"{name}: {text}")
+
+    supervisor = Supervisor(Capture(), cwd=tmp_path)
+    failing = [sys.executable, "-c", "print('no room'); raise SystemExit(3)"]
+    service = Service("svc", [sys.executable, "-c", "pass"], setup=[failing])
+    assert not supervisor.start(service)
+    assert supervisor.procs == {}
+    assert "svc: no room" in lines
+    assert any("setup exited with 3" in line for line in lines)
 
 
 def test_the_run_command_starts_event_sim_paced_with_its_ops_url() -> None:

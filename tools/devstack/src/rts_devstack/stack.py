@@ -12,6 +12,7 @@ import logging
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from rts_common.lifecycle import shutdown_event
@@ -51,18 +52,41 @@ def plan(settings: StackSettings, bootstrap: str) -> list[Service]:
     }
     services: list[Service] = []
     # Each service adds its processes here as it is written.
+    if installed("rts_capture"):
+        services += _capture(settings)
     if installed("rts_eventsim"):
-        # 200 events/s from 20,000 viewers: enough viewers for a lifelike pace (see
-        # services/event-sim/README.md), few enough to start within a couple of minutes.
-        services.append(
-            Service(
-                "event-sim",
-                [sys.executable, "-m", "rts_eventsim"],
-                {"EVENTSIM_RATE": "200", "EVENTSIM_USERS": "20000", "EVENTSIM_OPS_PORT": "9110"},
-                url="http://127.0.0.1:9110/metrics",
-            )
-        )
-    return [Service(s.name, s.argv, {**common, **s.env}, s.url) for s in services]
+        services.append(_event_sim())
+    return [replace(s, env={**common, **s.env}) for s in services]
+
+
+def _capture(settings: StackSettings) -> list[Service]:
+    """Two cameras: the test pattern, and a sample video generated here (none is committed)."""
+    samples = settings.data_dir / "samples"
+    generate = [[sys.executable, "-m", "rts_capture.sample", str(samples)]]
+    capture = [sys.executable, "-m", "rts_capture"]
+    test = [*capture, "--source", "test", "--camera-id", "cam-test", "--ops-port", "9101"]
+    # The face comes from scikit-image, which only the development environment has.
+    if installed("skimage"):
+        test += ["--test-face", str(samples / "face.png")]
+    video = str(samples / "sample.mp4")
+    sample = [*capture, "--source", video, "--camera-id", "cam-sample", "--loop"]
+    # Cars and no faces: the face cascade would only cost CPU there.
+    sample += ["--no-faces", "--ops-port", "9102"]
+    return [
+        Service("cam-test", test, url="http://127.0.0.1:9101/metrics", setup=generate),
+        Service("cam-sample", sample, url="http://127.0.0.1:9102/metrics", setup=generate),
+    ]
+
+
+def _event_sim() -> Service:
+    # 200 events/s from 20,000 viewers: enough viewers for a lifelike pace (see
+    # services/event-sim/README.md), few enough to start within a couple of minutes.
+    return Service(
+        "event-sim",
+        [sys.executable, "-m", "rts_eventsim"],
+        {"EVENTSIM_RATE": "200", "EVENTSIM_USERS": "20000", "EVENTSIM_OPS_PORT": "9110"},
+        url="http://127.0.0.1:9110/metrics",
+    )
 
 
 def run(settings: StackSettings) -> int:

@@ -31,6 +31,9 @@ class Service:
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     url: str | None = None  # printed in the banner when set
+    # Commands run to completion before the service starts (e.g. generating its input);
+    # the service is not started when one fails.
+    setup: Sequence[Sequence[str]] = ()
 
 
 class Output:
@@ -64,8 +67,21 @@ class Supervisor:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._reported: set[str] = set()
 
-    def start(self, service: Service) -> None:
+    def start(self, service: Service) -> bool:
+        """Run the service's setup commands, then start it; False if a setup command failed."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **service.env}
+        for command in service.setup:
+            done = subprocess.run(
+                list(command), env=env, cwd=self.cwd, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False,
+            )  # fmt: skip
+            for line in done.stdout.decode("utf-8", "replace").splitlines():
+                self.output.line(service.name, line)
+            if done.returncode != 0:
+                self.output.line(
+                    "devstack", f"{service.name}: setup exited with {done.returncode}; not started"
+                )
+                return False
         proc = subprocess.Popen(
             list(service.argv),
             env=env,
@@ -81,6 +97,7 @@ class Supervisor:
         threading.Thread(
             target=self.output.pump, args=(service.name, proc.stdout), daemon=True
         ).start()
+        return True
 
     def exited(self) -> dict[str, int]:
         """Processes that ended since the last call, with their exit codes."""

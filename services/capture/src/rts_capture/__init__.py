@@ -1,0 +1,1 @@
+"""Capture: video sources into Kafka as JPEG frames, with motion and face detections."""

@@ -1,0 +1,42 @@
+"""Capture rides out a broker restart: it says so, counts it, and goes on when it is back."""
+
+from pathlib import Path
+
+from rts_devstack.broker import LocalKafka, free_ports
+
+from tests.fixtures.capture import CaptureLauncher
+
+
+def test_capture_keeps_capturing_through_a_broker_restart(tmp_path: Path) -> None:
+    ports = free_ports(2)
+    broker = LocalKafka(tmp_path / "kafka", ports=ports[:1], controller_ports=ports[1:]).start()
+    launcher = CaptureLauncher(broker.bootstrap, "", tmp_path)
+    try:
+        broker.create_topics()
+        capture = launcher(
+            "--source", "test", "--camera-id", "cam-restart", "--no-faces",
+            "--message-timeout", "2",
+        )  # fmt: skip
+        capture.wait_for(capture.ready, 15, "readiness")
+        frames = "capture_kafka_delivered_total"
+        capture.wait_for(lambda: capture.metric(frames, topic="video-frames") > 5, 5, "frames")
+
+        broker.stop_node(1)
+        capture.wait_for(lambda: not capture.ready(), 10, "readiness to turn false")
+        assert capture.readiness()["kafka"] == "failing"
+        failures = "capture_kafka_delivery_failures_total"
+        capture.wait_for(lambda: capture.metric(failures, topic="video-frames") > 0, 10, "failures")
+        assert capture.metric("capture_source_up") == 1  # the camera is fine
+
+        broker.start_node(1)
+        broker.wait_ready()
+        capture.wait_for(capture.ready, 20, "readiness after the broker is back")
+        delivered = capture.metric(frames, topic="video-frames")
+        capture.wait_for(
+            lambda: capture.metric(frames, topic="video-frames") > delivered + 5, 10, "frames"
+        )
+        assert capture.terminate() == 0
+        assert any(r.get("msg") == "delivery failed" for r in capture.log_records())
+    finally:
+        launcher.close()
+        broker.stop()
