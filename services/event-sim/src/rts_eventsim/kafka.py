@@ -109,14 +109,20 @@ class Publisher:
         return False
 
     def send(self, key: str, value: bytes, event_type: EventType, stop: threading.Event) -> bool:
-        """Queue one event; wait while the producer's queue is full. False if `stop` came first."""
+        """Queue one event; wait while the producer's queue is full.
+
+        False when it was not queued: `stop` came first, or the producer failed for good.
+        """
         on_delivery = self._on_delivery[event_type]
         waited_from = 0.0
         queued = False
-        while not queued:
+        while not queued and self.fatal is None:
             try:
                 self._producer.produce(self.topic, value, key, on_delivery=on_delivery)
                 queued = True
+            except KafkaException as exc:
+                self.fatal = exc.args[0]
+                log.error("the producer refused an event", extra={"error": str(exc)})
             except BufferError:
                 waited_from = waited_from or time.monotonic()
                 if stop.is_set():
