@@ -214,8 +214,12 @@ class Simulator:
         # due times deterministic and never compares viewers.
         self._order = 0
         self._plans: list[tuple[int, int, Viewer]] = []
+        # Viewers tune in over the time their starts would take at half the rate, so from
+        # the first minute on, starts share the stream with the events of the sessions
+        # already playing instead of filling it.
+        tune_in_ns = 2 * config.users / config.rate * NS
         for viewer in self._viewers:
-            self._plans.append((self._idle_ns(), self._order, viewer))
+            self._plans.append((int(self._random() * tune_in_ns), self._order, viewer))
             self._order += 1
         heapify(self._plans)
         self._ts_second = -1
