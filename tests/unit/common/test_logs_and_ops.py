@@ -1,13 +1,13 @@
 import json
 import logging
-import urllib.error
-import urllib.request
 
 import pytest
 from prometheus_client import Counter
 from rts_common.logs import ConsoleFormatter, JsonFormatter
 from rts_common.metrics import service_registry
 from rts_common.ops import OpsServer
+
+from tests.fixtures.http import get as _get
 
 
 def _record(msg: str, **extra: object) -> logging.LogRecord:
@@ -32,14 +32,6 @@ def test_console_log_lines_are_one_readable_line() -> None:
     assert "source lost" in line
     assert "camera=cam-1" in line
     assert "\n" not in line
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
 
 
 @pytest.fixture

@@ -54,6 +54,8 @@ def plan(settings: StackSettings, bootstrap: str) -> list[Service]:
     # Each service adds its processes here as it is written.
     if installed("rts_capture"):
         services += _capture(settings)
+    if installed("rts_eventsim"):
+        services.append(_event_sim())
     return [replace(s, env={**common, **s.env}) for s in services]
 
 
@@ -74,6 +76,17 @@ def _capture(settings: StackSettings) -> list[Service]:
         Service("cam-test", test, url="http://127.0.0.1:9101/metrics", setup=generate),
         Service("cam-sample", sample, url="http://127.0.0.1:9102/metrics", setup=generate),
     ]
+
+
+def _event_sim() -> Service:
+    # 200 events/s from 20,000 viewers: enough viewers for a lifelike pace (see
+    # services/event-sim/README.md), few enough to start within a couple of minutes.
+    return Service(
+        "event-sim",
+        [sys.executable, "-m", "rts_eventsim"],
+        {"EVENTSIM_RATE": "200", "EVENTSIM_USERS": "20000", "EVENTSIM_OPS_PORT": "9110"},
+        url="http://127.0.0.1:9110/metrics",
+    )
 
 
 def run(settings: StackSettings) -> int:

@@ -1,0 +1,1 @@
+"""event-sim: simulated viewers whose players report playback events to Kafka."""

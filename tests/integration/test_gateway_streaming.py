@@ -1,0 +1,332 @@
+"""MJPEG streaming end to end: the real capture test source, the real broker, and the
+gateway under gunicorn in each async mode, spoken to over real HTTP."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import socket
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from confluent_kafka import Producer
+from PIL import Image
+from prometheus_client.parser import text_string_to_metric_families
+from rts_common.contracts import TOPICS, FrameMeta
+
+from tests.fixtures.kafka import KafkaUnderTest
+from tests.fixtures.processes import ServiceProcess, free_port
+
+FPS = 15
+CAMERA = "cam-it"
+OTHER = "cam-it-2"
+
+
+@dataclass
+class Stack:
+    base: str
+    prefix: str
+    gateway: ServiceProcess
+    cameras: list[ServiceProcess]
+    kafka: KafkaUnderTest
+    started: float
+
+    def metric(self, name: str, **labels: str) -> float:
+        text = urllib.request.urlopen(self.base + "/metrics", timeout=5).read().decode()
+        total = 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    total += sample.value
+        return total
+
+
+@pytest.fixture(scope="module", params=["eventlet", "threading"])
+def stack(request: pytest.FixtureRequest, kafka: KafkaUnderTest) -> Iterator[Stack]:
+    mode = request.param
+    prefix = f"gw{uuid.uuid4().hex[:8]}."
+    kafka.create_topics(list(TOPICS), prefix)
+    env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": prefix}
+    cameras = [
+        ServiceProcess(camera, ["capture", "--source", "test", "--camera-id", camera,
+                                "--fps", str(FPS), "--test-width", "320", "--test-height", "240",
+                                "--no-faces", "--ops-port", str(free_port())], env)
+        for camera in (CAMERA, OTHER)
+    ]  # fmt: skip
+    port = free_port()
+    gateway = ServiceProcess(
+        "gateway",
+        ["gateway", "--port", str(port), "--async-mode", mode, "--stall-timeout-seconds", "4",
+         "--release-after-seconds", "1", "--default-camera", CAMERA],
+        env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        gateway.wait_http(base + "/readyz", timeout=60)
+        _wait(lambda: _get_json(base + "/api/cameras").get("cameras", []).__len__() == 2, 30,
+              "both cameras in the directory", gateway)  # fmt: skip
+        yield Stack(base, prefix, gateway, cameras, kafka, time.time())
+    finally:
+        for process in [gateway, *cameras]:
+            if process.proc.poll() is None:
+                process.proc.kill()
+                process.proc.wait(5)
+
+
+def _wait(condition, timeout: float, what: str, process: ServiceProcess) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {timeout}s:\n{process.log()}")
+
+
+def _get_json(url: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class Part:
+    headers: dict[str, str]
+    jpeg: bytes
+    received: float
+
+
+class MjpegClient:
+    """A minimal MJPEG reader on a raw socket, so tests control how fast it reads."""
+
+    def __init__(self, url: str, rcvbuf: int | None = None) -> None:
+        match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
+        assert match
+        host, port, path = match.group(1), int(match.group(2)), match.group(3)
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect((host, port))
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+        self.buffer = b""
+        head = self._until(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+        self.chunked = self.headers.get("transfer-encoding") == "chunked"
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buffer += data
+
+    def _until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            self._fill()
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self._fill()
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+    def _body_until(self, marker: bytes) -> bytes:
+        return self._until(marker)
+
+    def part(self) -> Part:
+        """The next multipart part (the gateway does not chunk: gunicorn streams raw)."""
+        boundary = self._until(b"\r\n")
+        while boundary == b"":
+            boundary = self._until(b"\r\n")
+        assert boundary == b"--frame", boundary
+        head = self._until(b"\r\n\r\n").decode()
+        headers = dict(line.split(": ", 1) for line in head.split("\r\n"))
+        jpeg = self._exactly(int(headers["Content-Length"]))
+        assert self._exactly(2) == b"\r\n"
+        return Part(headers, jpeg, time.time())
+
+    def parts_for(self, seconds: float) -> list[Part]:
+        end = time.monotonic() + seconds
+        parts = []
+        while time.monotonic() < end:
+            parts.append(self.part())
+        return parts
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _seqs(parts: list[Part]) -> list[int]:
+    return [int(p.headers["X-Frame-Seq"]) for p in parts]
+
+
+def test_a_viewer_gets_valid_jpeg_parts_in_order_at_the_source_rate(stack: Stack) -> None:
+    client = MjpegClient(f"{stack.base}/stream/{CAMERA}")
+    assert client.status == 200
+    assert client.headers["content-type"] == "multipart/x-mixed-replace; boundary=frame"
+    parts = client.parts_for(4.0)
+    client.close()
+    seqs = _seqs(parts)
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+    assert len(parts) >= 0.7 * FPS * 4, len(parts)  # allow for a loaded CI machine
+    for part in parts[:5]:
+        image = Image.open(io.BytesIO(part.jpeg))
+        image.load()
+        assert image.size == (320, 240)
+        assert part.headers["X-Camera"] == CAMERA
+        age = part.received - int(part.headers["X-Frame-Timestamp"]) / 1e9
+        assert -0.5 < age < 2.0, age  # live, not a backlog
+
+
+def test_two_viewers_of_one_camera_cause_one_kafka_read(stack: Stack) -> None:
+    before = stack.metric("gateway_partition_assignments_total", topic=stack.prefix + "video-frames")
+    time.sleep(2.0)  # earlier viewers' partitions are released after a second
+    first = MjpegClient(f"{stack.base}/stream/{CAMERA}")
+    second = MjpegClient(f"{stack.base}/stream/{CAMERA}")
+    a, b = first.parts_for(2.0), second.parts_for(1.0)
+    assert a
+    assert b
+    assert stack.metric("gateway_mjpeg_viewers", camera=CAMERA) == 2
+    assert stack.metric("gateway_partitions_assigned", topic=stack.prefix + "video-frames") == 1
+    after = stack.metric("gateway_partition_assignments_total", topic=stack.prefix + "video-frames")
+    assert after - before == 1
+    first.close()
+    second.close()
+
+
+def test_a_slow_viewer_gets_fewer_newer_frames_without_slowing_others_or_growing_memory(
+    stack: Stack,
+) -> None:
+    fast = MjpegClient(f"{stack.base}/stream/{CAMERA}")
+    fast.parts_for(1.0)
+    rss_before = stack.gateway.rss_bytes()
+    skipped_before = stack.metric("gateway_frames_skipped_total", reason="slow_client")
+    slow = MjpegClient(f"{stack.base}/stream/{CAMERA}", rcvbuf=4096)
+    slow_parts: list[Part] = []
+    fast_parts: list[Part] = []
+    end = time.monotonic() + 6
+    while time.monotonic() < end:
+        fast_parts += fast.parts_for(0.5)
+        slow_parts.append(slow.part())  # one frame per half second: ~2 fps of a 15 fps camera
+    rss_after = stack.gateway.rss_bytes()
+    fast.close()
+    slow.close()
+    assert len(fast_parts) >= 0.7 * FPS * 6
+    assert len(slow_parts) < len(fast_parts) / 3
+    gaps = [b - a for a, b in zip(_seqs(slow_parts), _seqs(slow_parts)[1:], strict=False)]
+    assert max(gaps) > 2, gaps  # it skipped frames rather than queueing them...
+    newest = int(slow_parts[-1].headers["X-Frame-Timestamp"]) / 1e9
+    assert slow_parts[-1].received - newest < 2.5  # ...so what it gets is recent
+    assert stack.metric("gateway_frames_skipped_total", reason="slow_client") > skipped_before
+    assert rss_after - rss_before < 20 * 1024 * 1024, (rss_before, rss_after)
+
+
+def test_a_viewer_that_stops_reading_is_dropped(stack: Stack) -> None:
+    before = stack.metric("gateway_viewers_dropped_total", reason="stalled")
+    stalled = MjpegClient(f"{stack.base}/stream/{OTHER}", rcvbuf=2048)
+    stalled.part()
+    # Stop reading: the socket buffers fill, the gateway's write blocks, the stall
+    # timeout (4 s here) drops the viewer.
+    _wait(lambda: stack.metric("gateway_viewers_dropped_total", reason="stalled") > before, 40,
+          "stalled viewer dropped", stack.gateway)  # fmt: skip
+    stalled.close()
+
+
+def test_replay_starts_the_requested_seconds_back_then_joins_live(stack: Stack) -> None:
+    wait = stack.started + 9 - time.time()
+    if wait > 0:
+        time.sleep(wait)  # let the camera build up history
+    requested = time.time()
+    client = MjpegClient(f"{stack.base}/stream/{CAMERA}?from=-6s")
+    parts = client.parts_for(8.0)
+    client.close()
+    first_ts = int(parts[0].headers["X-Frame-Timestamp"]) / 1e9
+    assert abs((requested - first_ts) - 6.0) < 1.5, requested - first_ts
+    # paced as captured: 2 s of wall time replay about 2 s of capture time
+    early = [p for p in parts if p.received - parts[0].received < 2.0]
+    span = (int(early[-1].headers["X-Frame-Timestamp"]) - int(early[0].headers["X-Frame-Timestamp"])) / 1e9
+    assert 1.2 < span < 2.8, span
+    last_age = parts[-1].received - int(parts[-1].headers["X-Frame-Timestamp"]) / 1e9
+    assert last_age < 2.0, last_age  # live again by the end
+    assert _seqs(parts) == sorted(_seqs(parts))
+
+
+def test_replay_outside_retention_or_with_a_bad_time_is_a_clear_error(stack: Stack) -> None:
+    for query, status in (("from=-3h", 416), ("from=soon", 400)):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{stack.base}/stream/{CAMERA}?{query}", timeout=10)
+        assert info.value.code == status
+        assert "error" in json.loads(info.value.read())
+
+
+def test_corrupt_records_are_skipped_and_counted_and_the_stream_goes_on(stack: Stack) -> None:
+    topic = stack.prefix + "video-frames"
+    client = MjpegClient(f"{stack.base}/stream/{CAMERA}")
+    client.parts_for(1.0)
+    producer = Producer(stack.kafka.config(**{"message.max.bytes": 5 * 1024 * 1024}))
+    good_headers = FrameMeta(CAMERA, 1, time.time_ns(), 320, 240).headers()
+    corrupt = [
+        (b"\xff\xd8 no headers \xff\xd9", None),
+        (b"GIF89a not a jpeg", good_headers),
+        (b"\xff\xd8\xff\xe0 truncated", good_headers),
+        (b"\xff\xd8" + b"\0" * (4 * 1024 * 1024 - 60 * 1024) + b"\xff\xd9", good_headers),
+    ]
+    for value, headers in corrupt:
+        producer.produce(topic, value, key=CAMERA, headers=headers)
+    assert producer.flush(10) == 0
+    after = client.parts_for(2.0)
+    client.close()
+    assert len(after) >= FPS  # the stream went on
+    for reason in ("missing_header", "not_jpeg", "truncated", "too_large"):
+        _wait(lambda r=reason: stack.metric("gateway_bad_messages_total", topic=topic, reason=r) >= 1,
+              10, f"bad record counted as {reason}", stack.gateway)  # fmt: skip
+
+
+def test_kaf_serves_the_default_camera_as_the_baseline_did(stack: Stack) -> None:
+    client = MjpegClient(f"{stack.base}/kaf")
+    parts = client.parts_for(1.0)
+    client.close()
+    assert client.status == 200
+    assert {p.headers["X-Camera"] for p in parts} == {CAMERA}
+
+
+def test_unknown_camera_is_404_and_starts_no_kafka_read(stack: Stack) -> None:
+    before = stack.metric("gateway_partition_assignments_total", topic=stack.prefix + "video-frames")
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(f"{stack.base}/stream/nobody", timeout=5)
+    assert info.value.code == 404
+    assert CAMERA in json.loads(info.value.read())["cameras"]
+    after = stack.metric("gateway_partition_assignments_total", topic=stack.prefix + "video-frames")
+    assert after == before
+
+
+def test_snapshot_is_the_newest_frame(stack: Stack) -> None:
+    with urllib.request.urlopen(f"{stack.base}/snapshot/{OTHER}.jpg", timeout=10) as response:
+        body, headers = response.read(), response.headers
+    assert headers["Content-Type"] == "image/jpeg"
+    assert time.time() - int(headers["X-Frame-Timestamp"]) / 1e9 < 2.5
+    assert Image.open(io.BytesIO(body)).size == (320, 240)
+
+
+def test_sigterm_closes_open_streams_and_exits_in_the_grace_period(stack: Stack) -> None:
+    """Runs last in the module: it stops this mode's gateway."""
+    client = MjpegClient(f"{stack.base}/stream/{CAMERA}")
+    client.part()
+    took = stack.gateway.terminate(timeout=15)
+    assert took < 10, took
+    assert stack.gateway.proc.returncode == 0, stack.gateway.log()
+    with pytest.raises((EOFError, OSError)):
+        client.parts_for(3.0)
+    client.close()
