@@ -42,7 +42,9 @@ class Stack:
         total = 0.0
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
                     total += sample.value
         return total
 
@@ -191,7 +193,9 @@ def test_a_viewer_gets_valid_jpeg_parts_in_order_at_the_source_rate(stack: Stack
 
 
 def test_two_viewers_of_one_camera_cause_one_kafka_read(stack: Stack) -> None:
-    before = stack.metric("gateway_partition_assignments_total", topic=stack.prefix + "video-frames")
+    before = stack.metric(
+        "gateway_partition_assignments_total", topic=stack.prefix + "video-frames"
+    )
     time.sleep(2.0)  # earlier viewers' partitions are released after a second
     first = MjpegClient(f"{stack.base}/stream/{CAMERA}")
     second = MjpegClient(f"{stack.base}/stream/{CAMERA}")
@@ -256,7 +260,9 @@ def test_replay_starts_the_requested_seconds_back_then_joins_live(stack: Stack) 
     assert abs((requested - first_ts) - 6.0) < 1.5, requested - first_ts
     # paced as captured: 2 s of wall time replay about 2 s of capture time
     early = [p for p in parts if p.received - parts[0].received < 2.0]
-    span = (int(early[-1].headers["X-Frame-Timestamp"]) - int(early[0].headers["X-Frame-Timestamp"])) / 1e9
+    span = (
+        int(early[-1].headers["X-Frame-Timestamp"]) - int(early[0].headers["X-Frame-Timestamp"])
+    ) / 1e9
     assert 1.2 < span < 2.8, span
     last_age = parts[-1].received - int(parts[-1].headers["X-Frame-Timestamp"]) / 1e9
     assert last_age < 2.0, last_age  # live again by the end
@@ -290,8 +296,8 @@ def test_corrupt_records_are_skipped_and_counted_and_the_stream_goes_on(stack: S
     client.close()
     assert len(after) >= FPS  # the stream went on
     for reason in ("missing_header", "not_jpeg", "truncated", "too_large"):
-        _wait(lambda r=reason: stack.metric("gateway_bad_messages_total", topic=topic, reason=r) >= 1,
-              10, f"bad record counted as {reason}", stack.gateway)  # fmt: skip
+        counted = lambda r=reason: stack.metric("gateway_bad_messages_total", topic=topic, reason=r)  # noqa: E731
+        _wait(lambda c=counted: c() >= 1, 10, f"bad record counted as {reason}", stack.gateway)
 
 
 def test_kaf_serves_the_default_camera_as_the_baseline_did(stack: Stack) -> None:
@@ -303,7 +309,9 @@ def test_kaf_serves_the_default_camera_as_the_baseline_did(stack: Stack) -> None
 
 
 def test_unknown_camera_is_404_and_starts_no_kafka_read(stack: Stack) -> None:
-    before = stack.metric("gateway_partition_assignments_total", topic=stack.prefix + "video-frames")
+    before = stack.metric(
+        "gateway_partition_assignments_total", topic=stack.prefix + "video-frames"
+    )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(f"{stack.base}/stream/nobody", timeout=5)
     assert info.value.code == 404

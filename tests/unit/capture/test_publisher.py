@@ -4,8 +4,15 @@ import pytest
 from confluent_kafka import KafkaError
 from rts_capture.kafka import Publisher, producer_config
 from rts_capture.metrics import CaptureMetrics
+from rts_capture.reader import SourceHealth
 from rts_capture.settings import CaptureSettings
-from rts_common.contracts import FRAME_TOPIC_MAX_MESSAGE_BYTES, Detection, FrameMeta
+from rts_capture.status import StatusAnnouncer
+from rts_common.contracts import (
+    FRAME_TOPIC_MAX_MESSAGE_BYTES,
+    CameraStatus,
+    Detection,
+    FrameMeta,
+)
 
 from tests.unit.capture.conftest import sample
 
@@ -37,6 +44,9 @@ class FakeMessage:
 
     def timestamp(self) -> tuple[int, int]:
         return 1, self._ts
+
+    def partition(self) -> int:
+        return 2
 
 
 def _publisher(producer: FakeProducer, metrics: CaptureMetrics) -> Publisher:
@@ -104,3 +114,25 @@ def test_the_producer_is_tuned_for_live_video(key: str, value: object) -> None:
     assert config["message.timeout.ms"] == 3000
     assert config["message.max.bytes"] == FRAME_TOPIC_MAX_MESSAGE_BYTES
     assert config["linger.ms"] <= 5
+
+
+def test_camera_status_announces_size_rate_and_partition(metrics: CaptureMetrics) -> None:
+    producer = FakeProducer()
+    publisher = _publisher(producer, metrics)
+    health = SourceHealth(metrics, "cam", "test pattern")
+    health.delivering()
+    announcer = StatusAnnouncer(publisher, health, "cam", "test", interval=1.0)
+    for _ in range(5):
+        publisher.send_frame(META, b"\xff\xd8jpeg\xff\xd9")
+    publisher._on_frame_delivery(None, FakeMessage("p.video-frames", 1_790_000_000_123))
+    status = announcer.status()
+    assert (status.camera, status.source, status.source_up) == ("cam", "test", True)
+    assert (status.width, status.height, status.partition) == (640, 480, 2)
+    assert status.frames == 5
+    assert status.fps > 0
+    assert status.last_frame_ts == META.ts_ns
+    announcer.stop()  # the last status says the source is down
+    record = producer.records[-1]
+    assert record["topic"] == "p.video-cameras"
+    assert record["key"] == "cam"
+    assert CameraStatus.model_validate_json(record["value"]).source_up is False

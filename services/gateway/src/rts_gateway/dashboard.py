@@ -242,8 +242,8 @@ class DashboardFeed:
             for device, values in snapshot["devices"].items():
                 for state in ACTIVE_STATES:
                     sessions[(state, device)] = sessions.get((state, device), 0) + values[state]
-        for (state, device), count in sessions.items():
-            self._metrics.sessions.labels(state=state, device=device).set(count)
+        for (player_state, device), count in sessions.items():
+            self._metrics.sessions.labels(state=player_state, device=device).set(count)
         self.loop.submit(self._measure_lag)
 
     def _measure_lag(self, consumer: Consumer) -> None:
