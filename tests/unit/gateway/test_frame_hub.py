@@ -195,3 +195,19 @@ def test_fps_cap_spaces_frames_and_counts_what_it_skips(metrics: GatewayMetrics)
     assert taken.meta.seq == 2
     assert time.monotonic() - started >= 0.08
     assert sample(metrics, "gateway_frames_skipped_total", reason="fps_cap") == 1
+
+
+def test_frames_of_a_released_partition_never_reach_later_viewers(
+    hub: FrameHub, loop: RecordingLoop
+) -> None:
+    first = hub.open("front")
+    hub.on_messages([frame_message("front", 1)])
+    hub.close(first)
+    hub.maintain()  # released (release_after is 0 here)
+    hub.on_messages([frame_message("front", 2)])  # was already in flight
+    again = hub.open("front")
+    assert again.take(0.01, time.sleep) is None
+    hub.on_messages([frame_message("front", 3)])
+    frame = again.take(0.1, time.sleep)
+    assert frame is not None
+    assert frame.meta.seq == 3

@@ -208,6 +208,9 @@ class FrameHub:
         read = self._reads.get(partition)
         if read is None:
             read = self._reads[partition] = _PartitionRead()
+            # Frames kept from an earlier read of this partition are stale by now.
+            for stale in [c for c, f in self._latest.items() if f.partition == partition]:
+                del self._latest[stale]
             start_ms = int((time.time() - self._start_seconds) * 1000)
             self._consumer.submit(lambda c: self._assign(c, partition, start_ms))
             self._metrics.assignments.labels(topic=self.topic).inc()
@@ -276,6 +279,8 @@ class FrameHub:
             frame = parse_frame(msg, self._max_frame_bytes, self._metrics, self._bad_log)
             if frame is None:
                 continue
+            if frame.partition not in self._reads:
+                continue  # fetched before the partition was released: nobody wants it
             camera = frame.meta.camera
             self._metrics.frames_received.labels(camera=camera).inc()
             self._metrics.frame_size.observe(len(frame.jpeg))

@@ -160,7 +160,12 @@ class ConsumerLoop:
                 # The app context is behind: stop fetching rather than queueing unboundedly.
                 self._runtime.native_sleep(0.01)
                 continue
-            messages = consumer.consume(self._batch_size, self._poll_timeout)
+            # poll() returns as soon as one message is there; consume(n, timeout) would
+            # wait for n messages or the whole timeout, delivering live video in bursts.
+            first = consumer.poll(self._poll_timeout)
+            if first is None:
+                continue
+            messages = [first, *consumer.consume(self._batch_size - 1, 0)]
             if messages:
                 self._posted += 1
                 self._runtime.call_soon_threadsafe(self._deliver, messages)

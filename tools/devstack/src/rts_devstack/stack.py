@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import sys
 import threading
 import time
+import urllib.request
+import webbrowser
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,6 +40,9 @@ class StackSettings(LoggingSettings):
     gateway_port: int = setting(8000, "Port of the gateway (dashboard and streams)",
                                 env="GATEWAY_PORT", ge=1, le=65535)  # fmt: skip
     services: bool = setting(True, "Start the services (--no-services: broker and topics only)")
+    open_browser: bool = setting(
+        True, "Open the dashboard in a browser once the gateway is ready (when there is a display)"
+    )
 
 
 def installed(module: str) -> bool:
@@ -56,6 +62,8 @@ def plan(settings: StackSettings, bootstrap: str) -> list[Service]:
         services += _capture(settings)
     if installed("rts_eventsim"):
         services.append(_event_sim())
+    if installed("rts_gateway"):
+        services.append(_gateway(settings))
     return [replace(s, env={**common, **s.env}) for s in services]
 
 
@@ -89,6 +97,15 @@ def _event_sim() -> Service:
     )
 
 
+def _gateway(settings: StackSettings) -> Service:
+    port = settings.gateway_port
+    return Service(
+        "gateway",
+        [sys.executable, "-m", "rts_gateway", "--port", str(port)],
+        url=f"http://127.0.0.1:{port}/",
+    )
+
+
 def run(settings: StackSettings) -> int:
     stop = shutdown_event()
     output = Output()
@@ -116,6 +133,13 @@ def run(settings: StackSettings) -> int:
     for service in services:
         supervisor.start(service)
     _banner(output, kafka, services)
+    for service in services:
+        if service.name == "gateway" and service.url:
+            threading.Thread(
+                target=_announce_dashboard,
+                args=(service.url, output, settings.open_browser, stop),
+                daemon=True,
+            ).start()
     try:
         while not stop.wait(0.5):
             for name, code in supervisor.exited().items():
@@ -127,6 +151,27 @@ def run(settings: StackSettings) -> int:
         kafka.stop()
         output.line("devstack", "stopped")
     return 0
+
+
+def _announce_dashboard(
+    url: str, output: Output, open_browser: bool, stop: threading.Event
+) -> None:
+    """Say (and show) the dashboard once the gateway answers ready."""
+    while not stop.wait(0.5):
+        try:
+            with urllib.request.urlopen(url + "readyz", timeout=2) as response:  # noqa: S310
+                if response.status == 200:
+                    break
+        except OSError:
+            continue
+    else:
+        return
+    output.line("devstack", f"dashboard ready: {url}")
+    has_display = sys.platform == "darwin" or any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY")
+    )
+    if open_browser and has_display:
+        webbrowser.open(url)
 
 
 def _banner(output: Output, kafka: LocalKafka, services: list[Service]) -> None:
