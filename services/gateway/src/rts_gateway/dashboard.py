@@ -1,8 +1,11 @@
 """The dashboard feed: playback events and detections, from the consumer group to Socket.IO.
 
-Delivery semantics: replicas share `playback-events` and `video-detections` in one
-consumer group (cooperative-sticky), so each record is processed once, by the replica
-that owns its partition. Offsets are stored after a batch is processed and committed
+Delivery semantics: replicas share `playback-events` in one consumer group
+(cooperative-sticky) and `video-detections` in a second one, so each record is
+processed once, by the replica that owns its partition. Two groups, because a sticky
+assignor balances the total number of partitions, not each topic: with both topics in
+one group, one replica could end up with every events partition and the other with
+only detections. Offsets are stored after a batch is processed and committed
 every few seconds (at-least-once: a crash re-counts a few seconds of events in the
 aggregates of the replica that takes over; a rebalance does not, because librdkafka
 commits the stored offsets of a partition before giving it up).
@@ -82,9 +85,17 @@ class DashboardFeed:
         self._assigned: set[tuple[str, int]] = set()
         self._bad_log = Throttle(60.0)
         self._running = False
-        self.loop = ConsumerLoop(
-            runtime, consumer_config, self.on_messages, name="dashboard", poll_timeout=0.2
-        )
+        detections_config = consumer_config | {
+            "group.id": f"{consumer_config['group.id']}-detections"
+        }
+        self.loops = {
+            events_topic: ConsumerLoop(
+                runtime, consumer_config, self.on_messages, name="events", poll_timeout=0.2
+            ),
+            detections_topic: ConsumerLoop(
+                runtime, detections_config, self.on_messages, name="detections", poll_timeout=0.2
+            ),
+        }
 
     def attach(self, emit: Emit) -> None:
         """Where emits go: `emit(event, data)` to every dashboard on every replica."""
@@ -93,17 +104,19 @@ class DashboardFeed:
     def start(self, emit: Emit) -> None:
         self.attach(emit)
         self._running = True
-        self.loop.start()
-        self.loop.submit(self._subscribe)
+        for topic, loop in self.loops.items():
+            loop.start()
+            loop.submit(self._subscriber(topic))
         self._runtime.spawn(self._every_second)
 
     def stop(self) -> None:
         self._running = False
-        self.loop.stop(10.0)
+        for loop in self.loops.values():
+            loop.stop(10.0)
 
     # -- the group (callbacks run on the consumer's native thread: hand them over)
 
-    def _subscribe(self, consumer: Consumer) -> None:
+    def _subscriber(self, topic: str) -> Callable[[Consumer], None]:
         def post(handler: Callable[[list[tuple[str, int]]], None]) -> Any:
             def callback(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
                 owned = [(tp.topic, tp.partition) for tp in partitions]
@@ -111,12 +124,15 @@ class DashboardFeed:
 
             return callback
 
-        consumer.subscribe(
-            [self.events_topic, self.detections_topic],
-            on_assign=post(self._assigned_partitions),
-            on_revoke=post(self._revoked_partitions),
-            on_lost=post(self._lost_partitions),
-        )
+        def subscribe(consumer: Consumer) -> None:
+            consumer.subscribe(
+                [topic],
+                on_assign=post(self._assigned_partitions),
+                on_revoke=post(self._revoked_partitions),
+                on_lost=post(self._lost_partitions),
+            )
+
+        return subscribe
 
     def _assigned_partitions(self, partitions: list[tuple[str, int]]) -> None:
         now = time.time_ns()
@@ -167,9 +183,9 @@ class DashboardFeed:
             elif topic == self.detections_topic:
                 self._on_detection(msg)
             processed[(topic, partition)] = (msg.offset() or 0) + 1
-        if processed:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in processed.items()]
-            self.loop.submit(lambda c: c.store_offsets(offsets=offsets))
+        for topic in {t for t, _ in processed}:
+            offsets = [TopicPartition(t, p, o) for (t, p), o in processed.items() if t == topic]
+            self.loops[topic].submit(_store(offsets))
 
     def _on_event(self, msg: Message, partition: int) -> None:
         raw = msg.value() or b""
@@ -244,7 +260,8 @@ class DashboardFeed:
                     sessions[(state, device)] = sessions.get((state, device), 0) + values[state]
         for (player_state, device), count in sessions.items():
             self._metrics.sessions.labels(state=player_state, device=device).set(count)
-        self.loop.submit(self._measure_lag)
+        for loop in self.loops.values():
+            loop.submit(self._measure_lag)
 
     def _measure_lag(self, consumer: Consumer) -> None:
         """Native-thread command: lag per owned partition from cached watermarks."""
@@ -262,3 +279,12 @@ class DashboardFeed:
         for topic, partition, lag in lags:
             if (topic, partition) in self._assigned:
                 self._metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(lag)
+
+
+def _store(offsets: list[TopicPartition]) -> Callable[[Consumer], None]:
+    """Native-thread command: mark these offsets processed (committed every few seconds)."""
+
+    def store(consumer: Consumer) -> None:
+        consumer.store_offsets(offsets=offsets)
+
+    return store

@@ -1,0 +1,172 @@
+"""The dashboard's Socket.IO side with real processes: event-sim → Kafka → two gateway
+replicas in one consumer group → a python-socketio client (not the page's own code)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import socketio
+from prometheus_client.parser import text_string_to_metric_families
+from rts_common.contracts import TOPICS
+
+from tests.fixtures.kafka import KafkaUnderTest
+from tests.fixtures.processes import ServiceProcess, free_port
+
+BASELINE_FIELDS = {"event_id", "user_id", "movie_id", "event_type", "position_seconds",
+                   "bitrate_kbps", "device", "ts"}  # fmt: skip
+
+
+@dataclass
+class Replica:
+    process: ServiceProcess
+    base: str
+
+    def metric(self, name: str, **labels: str) -> float:
+        text = urllib.request.urlopen(self.base + "/metrics", timeout=5).read().decode()
+        return sum(
+            s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
+
+
+class Listener:
+    """A python-socketio client that records what it receives."""
+
+    def __init__(self, url: str) -> None:
+        self.client = socketio.Client(reconnection=False)
+        self.received: dict[str, list[Any]] = {}
+        self.lock = threading.Lock()
+        for name in ("new_event", "qoe", "cameras", "detection"):
+            self.client.on(name, self._recorder(name))
+        self.client.connect(url, transports=["websocket"], wait_timeout=10)
+
+    def _recorder(self, name: str):  # type: ignore[no-untyped-def]
+        def record(data: Any) -> None:
+            with self.lock:
+                self.received.setdefault(name, []).append(data)
+
+        return record
+
+    def get(self, name: str) -> list[Any]:
+        with self.lock:
+            return list(self.received.get(name, []))
+
+    def wait(self, name: str, predicate, timeout: float) -> list[Any]:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            items = self.get(name)
+            if predicate(items):
+                return items
+            time.sleep(0.1)
+        raise AssertionError(f"{name}: condition not met in {timeout}s; got {len(self.get(name))}")
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+
+@pytest.fixture(scope="module")
+def replicas(kafka: KafkaUnderTest) -> Iterator[tuple[list[Replica], ServiceProcess, str]]:
+    prefix = f"db{uuid.uuid4().hex[:8]}."
+    kafka.create_topics(list(TOPICS), prefix)
+    env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
+           "GATEWAY_GROUP_ID": f"dash-{prefix}", "GATEWAY_EVENTS_START": "earliest"}  # fmt: skip
+    started: list[ServiceProcess] = []
+    reps = []
+    try:
+        for name in ("gateway-a", "gateway-b"):
+            port = free_port()
+            process = ServiceProcess(name, ["gateway", "--port", str(port)], env)
+            started.append(process)
+            reps.append(Replica(process, f"http://127.0.0.1:{port}"))
+        for rep in reps:
+            rep.process.wait_http(rep.base + "/readyz", timeout=60)
+        sim = ServiceProcess(
+            "event-sim",
+            ["event-sim", "--rate", "200", "--users", "2000", "--seed", "11",
+             "--ops-port", str(free_port())],
+            env,
+        )  # fmt: skip
+        started.append(sim)
+        yield reps, sim, prefix
+    finally:
+        for process in started:
+            if process.proc.poll() is None:
+                process.proc.kill()
+                process.proc.wait(5)
+
+
+def test_a_separate_socketio_client_receives_new_event_with_the_baseline_fields(
+    replicas: tuple[list[Replica], ServiceProcess, str],
+) -> None:
+    reps, _sim, _prefix = replicas
+    listener = Listener(reps[0].base)
+    try:
+        events = listener.wait("new_event", lambda items: len(items) >= 5, 30)
+    finally:
+        listener.close()
+    for event in events:
+        assert set(event) >= BASELINE_FIELDS, event
+        assert event["ts"].endswith("Z")
+        assert event["event_type"] in {"play", "pause", "stop", "seek", "buffer_start",
+                                       "buffer_end"}  # fmt: skip
+
+
+def test_every_replica_delivers_every_partitions_aggregates_to_its_clients(
+    replicas: tuple[list[Replica], ServiceProcess, str],
+) -> None:
+    reps, _sim, prefix = replicas
+    topic = prefix + "playback-events"
+    # The group spreads the three partitions over the two replicas.
+    deadline = time.monotonic() + 30
+    owned = [0.0, 0.0]
+    while time.monotonic() < deadline:
+        owned = [r.metric("gateway_partitions_assigned", topic=topic) for r in reps]
+        if sum(owned) == 3 and all(owned):
+            break
+        time.sleep(0.5)
+    assert sum(owned) == 3, owned
+    assert all(owned), owned
+    listeners = [Listener(r.base) for r in reps]
+    try:
+        for listener in listeners:
+            snapshots = listener.wait(
+                "qoe", lambda items: {s["partition"] for s in items} == {0, 1, 2}, 15
+            )
+            owners = {s["owner"] for s in snapshots}
+            assert len(owners) == 2, owners  # both replicas' partitions reach each client
+    finally:
+        for listener in listeners:
+            listener.close()
+    published = [r.metric("gateway_broadcast_published_total") for r in reps]
+    assert all(p > 0 for p in published), published
+
+
+def test_a_replica_that_leaves_hands_its_partitions_to_the_other(
+    replicas: tuple[list[Replica], ServiceProcess, str],
+) -> None:
+    reps, _sim, prefix = replicas
+    topic = prefix + "playback-events"
+    took = reps[1].process.terminate()
+    assert took < 10, took
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if reps[0].metric("gateway_partitions_assigned", topic=topic) == 3:
+            break
+        time.sleep(0.5)
+    assert reps[0].metric("gateway_partitions_assigned", topic=topic) == 3
+    assert reps[0].metric("gateway_rebalances_total", kind="assigned") >= 2
+    listener = Listener(reps[0].base)
+    try:
+        listener.wait("qoe", lambda items: {s["partition"] for s in items} == {0, 1, 2}, 15)
+        listener.wait("new_event", lambda items: len(items) >= 1, 15)
+    finally:
+        listener.close()
