@@ -100,6 +100,7 @@ class ConsumerLoop:
         self._posted = 0
         self._handled = 0
         self._stop = False
+        self._started = False
         self._stopped = Future[None]()
         config = {k: v for k, v in config.items() if k != "logger"}
         config["logger"] = _DeferredLogger(runtime, name)
@@ -109,6 +110,7 @@ class ConsumerLoop:
         self.consumer: Consumer | None = None
 
     def start(self) -> ConsumerLoop:
+        self._started = True
         self._runtime.start_native_thread(self._run, f"kafka-{self.name}")
         return self
 
@@ -121,6 +123,8 @@ class ConsumerLoop:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling and close the consumer (commits, if the config says so)."""
         self._stop = True
+        if not self._started:
+            return
         try:
             self._stopped.result(timeout)
         except TimeoutError:

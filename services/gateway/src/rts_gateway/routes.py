@@ -6,6 +6,8 @@ dashboard can show what went wrong; an unknown camera never creates a Kafka read
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from typing import Any
 
@@ -69,7 +71,7 @@ def video_routes(gateway: Gateway) -> Blueprint:
         status = directory.get(camera)
         if status is None or status.partition is None:
             return unknown(camera)
-        connection = request.environ.get("gunicorn.socket")
+        connection = _stream_connection(request.environ, settings.stream_send_buffer)
         since = request.args.get("from")
         if since:
             try:
@@ -149,6 +151,15 @@ def video_routes(gateway: Gateway) -> Blueprint:
         return jsonify({"cameras": listed})
 
     return bp
+
+
+def _stream_connection(environ: dict[str, Any], send_buffer: int) -> socket.socket | None:
+    """The client's socket (to drop a stalled viewer), with a small send buffer."""
+    connection: socket.socket | None = environ.get("gunicorn.socket")
+    if connection is not None and send_buffer:
+        with contextlib.suppress(OSError):
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    return connection
 
 
 def _fps_cap(value: str | None) -> float | None:

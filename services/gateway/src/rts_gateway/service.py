@@ -169,6 +169,11 @@ class Gateway:
         self._socketio = socketio
         if socketio is not None:
             server = socketio.server
+            # python-socketio starts its client manager on the first connection; start it
+            # now so that emits before any browser connects are published, not queued.
+            if not server.manager_initialized:
+                server.manager_initialized = True
+                server.manager.initialize()
             self.dashboard.start(server.emit)
             self.wall.start(
                 lambda event, data, to: server.emit(event, data, to=to, ignore_queue=True)

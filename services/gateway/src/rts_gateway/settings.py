@@ -54,6 +54,13 @@ class GatewaySettings(KafkaSettings, LoggingSettings):
     stall_timeout_seconds: float = setting(
         15.0, "Drop a viewer whose connection has not taken a frame for this long", gt=0
     )
+    stream_send_buffer: int = setting(
+        256 * 1024,
+        "Kernel send buffer of each MJPEG connection, in bytes (0: the OS default). Small "
+        "enough that a slow viewer backs up into frame skipping within a few frames "
+        "instead of megabytes of stale video queued in the kernel",
+        ge=0,
+    )
     snapshot_wait_seconds: float = setting(
         3.0, "How long /snapshot waits for a frame before answering 404", gt=0, le=60
     )
