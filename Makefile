@@ -74,10 +74,25 @@ integration: kafka-fetch ## tests against a real broker started on free ports (o
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 .PHONY: static
-static: venv ## lint, format and type checks
+static: venv frontend-deps ## lint, format and type checks; the dashboard bundle is up to date
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	cd $(FRONTEND) && npm run --silent check
+
+# --- the dashboard's front end ----------------------------------------------------------
+
+FRONTEND := services/gateway/frontend
+
+$(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package-lock.json
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: frontend-deps
+frontend-deps: $(FRONTEND)/node_modules/.package-lock.json
+
+.PHONY: frontend
+frontend: frontend-deps ## rebuild the dashboard bundle (committed) after changing frontend/src
+	cd $(FRONTEND) && npm run --silent build
 
 .PHONY: fmt
 fmt: venv ## format the code and apply safe lint fixes

@@ -18,6 +18,8 @@ fi
 need mvn maven
 need make make
 need kcat kcat
+need npm npm
+need chromium chromium
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system-deps: everything is installed"

@@ -65,7 +65,10 @@ def stack(request: pytest.FixtureRequest, kafka: KafkaUnderTest) -> Iterator[Sta
     gateway = ServiceProcess(
         "gateway",
         ["gateway", "--port", str(port), "--async-mode", mode, "--stall-timeout-seconds", "4",
-         "--release-after-seconds", "1", "--default-camera", CAMERA],
+         "--release-after-seconds", "1", "--default-camera", CAMERA,
+         # The test pattern's frames are small (~12 KB): a buffer of about one frame, as
+         # the default is for 720p, so a slow reader feels backpressure within a second.
+         "--stream-send-buffer", "16384"],
         env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -55,10 +55,11 @@ class GatewaySettings(KafkaSettings, LoggingSettings):
         15.0, "Drop a viewer whose connection has not taken a frame for this long", gt=0
     )
     stream_send_buffer: int = setting(
-        256 * 1024,
-        "Kernel send buffer of each MJPEG connection, in bytes (0: the OS default). Small "
-        "enough that a slow viewer backs up into frame skipping within a few frames "
-        "instead of megabytes of stale video queued in the kernel",
+        64 * 1024,
+        "Kernel send buffer of each MJPEG connection, in bytes (0: the OS default, which "
+        "grows to megabytes). Every byte queued there is video a slow viewer sees late, so "
+        "keep it to a frame or two; raise it for viewers far away (a connection moves at "
+        "most about this much per round trip)",
         ge=0,
     )
     snapshot_wait_seconds: float = setting(
