@@ -43,7 +43,7 @@ class EventSimMetrics:
             ),
             queued=Gauge(
                 "eventsim_producer_queue_messages",
-                "Events handed to the producer and not yet acknowledged or failed",
+                "Events (and librdkafka requests) in the producer's queue, not yet acknowledged",
                 registry=registry,
             ),
             backpressure_seconds=Counter(
