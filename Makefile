@@ -63,7 +63,7 @@ kafka-status: venv ## is the background broker running?
 # --- tests ------------------------------------------------------------------------------
 
 .PHONY: test
-test: unit integration static ## everything CI runs: unit, integration (real broker), static checks
+test: unit integration e2e static ## everything CI runs: unit, integration (real broker), browser, static checks
 
 .PHONY: unit
 unit: venv ## fast tests, no broker
@@ -72,6 +72,10 @@ unit: venv ## fast tests, no broker
 .PHONY: integration
 integration: kafka-fetch ## tests against a real broker started on free ports (or KAFKA_BOOTSTRAP)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: e2e
+e2e: kafka-fetch ## the dashboard in headless Chromium against the full local stack
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: static
 static: venv frontend-deps ## lint, format and type checks; the dashboard bundle is up to date

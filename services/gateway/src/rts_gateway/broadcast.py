@@ -68,11 +68,15 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
         self._loop.submit(self._assign_from_end)
         self._runtime.spawn(self._flush_forever)
 
-    def close(self) -> None:
+    @property
+    def consumer(self) -> ConsumerLoop:
+        return self._loop
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Publish what is pending and stop publishing (the consumer is stopped apart)."""
         self._running = False
         self._flush()
-        self._producer.flush(5)
-        self._loop.stop(5)
+        self._producer.flush(timeout)
 
     # -- PubSubManager's backend methods
 

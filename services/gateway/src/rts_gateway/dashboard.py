@@ -109,10 +109,12 @@ class DashboardFeed:
             loop.submit(self._subscriber(topic))
         self._runtime.spawn(self._every_second)
 
-    def stop(self) -> None:
+    def halt(self) -> list[ConsumerLoop]:
+        """Stop emitting and ask the consumers to stop; returns them to wait for."""
         self._running = False
         for loop in self.loops.values():
-            loop.stop(10.0)
+            loop.request_stop()
+        return list(self.loops.values())
 
     # -- the group (callbacks run on the consumer's native thread: hand them over)
 

@@ -120,15 +120,23 @@ class ConsumerLoop:
         self._commands.append((command, future))
         return future
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop polling and close the consumer (commits, if the config says so)."""
+    def request_stop(self) -> None:
+        """Ask the thread to stop polling and close the consumer; returns at once."""
         self._stop = True
+
+    def wait_stopped(self, timeout: float) -> None:
+        """Wait until the consumer is closed (a group member has left its group)."""
         if not self._started:
             return
         try:
             self._stopped.result(timeout)
         except TimeoutError:
             log.warning("consumer did not stop in time", extra={"consumer": self.name})
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling and close the consumer (commits, if the config says so)."""
+        self.request_stop()
+        self.wait_stopped(timeout)
 
     @property
     def backlog(self) -> int:

@@ -201,19 +201,27 @@ class Gateway:
             for sid in list(self._socketio.server.manager.get_participants("/", None)):
                 self._socketio.server.disconnect(sid[0], ignore_queue=True)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 8.0) -> None:
+        """Close streams, then every consumer at once (each leaves its group in parallel)."""
         if self._stopped:
             return
         self._stopped = True
+        started = time.monotonic()
         self.begin_shutdown()
+        loops = [self.frames_loop, self.directory_loop]
+        manager = self._socketio.server.manager if self._socketio is not None else None
         if self._socketio is not None:
-            self.dashboard.stop()
-            manager = self._socketio.server.manager
-            if isinstance(manager, KafkaBroadcastManager):
-                manager.close()
-        self.frames_loop.stop(5.0)
-        self.directory_loop.stop(5.0)
-        log.info("gateway stopped")
+            loops += self.dashboard.halt()
+        if isinstance(manager, KafkaBroadcastManager):
+            loops.append(manager.consumer)
+        for loop in loops:
+            loop.request_stop()
+        if isinstance(manager, KafkaBroadcastManager):
+            manager.close(timeout / 3)
+        deadline = started + timeout
+        for loop in loops:
+            loop.wait_stopped(max(0.1, deadline - time.monotonic()))
+        log.info("gateway stopped", extra={"seconds": round(time.monotonic() - started, 3)})
 
     # -- replay
 

@@ -1,0 +1,205 @@
+"""The dashboard in a real browser (Debian's Chromium, headless, driven by Playwright)
+against the full local stack: the real broker, eight capture test patterns, event-sim and
+the gateway. Screenshots go to artifacts/e2e/."""
+
+from __future__ import annotations
+
+import collections
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from rts_capture.sample import write_face
+from rts_common.contracts import TOPICS
+
+from tests.fixtures.capture import read_topic
+from tests.fixtures.kafka import KafkaUnderTest
+from tests.fixtures.processes import ServiceProcess, free_port
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
+CHROMIUM = "/usr/bin/chromium"
+CAMERAS = [f"cam-{i}" for i in range(1, 9)]
+EVENTS = 1500
+
+
+@dataclass
+class Stack:
+    base: str
+    port: int
+    env: dict[str, str]
+    prefix: str
+    kafka: KafkaUnderTest
+    gateway: ServiceProcess
+    processes: list[ServiceProcess] = field(default_factory=list)
+
+    def start_gateway(self) -> ServiceProcess:
+        self.gateway = ServiceProcess(
+            "gateway",
+            ["gateway", "--port", str(self.port), "--wall-fps", "3", "--wall-width", "240",
+             "--event-sample-rate", "50"],
+            self.env,
+        )  # fmt: skip
+        self.processes.append(self.gateway)
+        self.gateway.wait_http(self.base + "/readyz", timeout=60)
+        return self.gateway
+
+    def start(self, name: str, argv: list[str]) -> ServiceProcess:
+        process = ServiceProcess(name, argv, self.env)
+        self.processes.append(process)
+        return process
+
+
+@pytest.fixture(scope="module")
+def stack(kafka: KafkaUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    prefix = f"e2e{uuid.uuid4().hex[:8]}."
+    kafka.create_topics(list(TOPICS), prefix)
+    env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
+           "GATEWAY_GROUP_ID": f"e2e-{prefix}", "GATEWAY_EVENTS_START": "earliest"}  # fmt: skip
+    face = tmp_path_factory.mktemp("face") / "face.png"
+    assert write_face(face), "scikit-image's astronaut portrait is needed for the face camera"
+    port = free_port()
+    stack = Stack(f"http://127.0.0.1:{port}", port, env, prefix, kafka, gateway=None)  # type: ignore[arg-type]
+    try:
+        for camera in CAMERAS:
+            faces = ["--test-face", str(face), "--face-every", "3"] if camera == "cam-1" else [
+                "--no-faces"]  # fmt: skip
+            stack.start(camera, ["capture", "--source", "test", "--camera-id", camera,
+                                 "--fps", "5", "--test-width", "320", "--test-height", "240",
+                                 "--ops-port", str(free_port()), *faces])  # fmt: skip
+        stack.start_gateway()
+        yield stack
+    finally:
+        for process in stack.processes:
+            if process.proc.poll() is None:
+                process.proc.kill()
+                process.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"],
+        )  # fmt: skip
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, stack: Stack) -> Iterator[Page]:
+    page = browser.new_page(viewport={"width": 1600, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(stack.base + "/")
+    yield page
+    assert errors == [], errors
+    page.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def kpi(page: Page, name: str) -> str:
+    return page.locator(f'[data-kpi="{name}"]').get_attribute("data-value") or ""
+
+
+def wait_until(page: Page, js: str, timeout: float = 20.0, arg: Any = None) -> Any:
+    return page.wait_for_function(js, arg=arg, timeout=timeout * 1000).json_value()
+
+
+def test_the_page_connects_and_shows_events_within_two_seconds(stack: Stack, page: Page) -> None:
+    wait_until(page, "() => document.getElementById('status').dataset.state === 'connected'")
+    stack.start("event-sim", ["event-sim", "--rate", "100", "--count", str(EVENTS), "--seed", "5",
+                              "--users", "3000", "--ops-port", str(free_port())])  # fmt: skip
+    wait_until(page, "() => document.querySelectorAll('#events .evt').length >= 20")
+    p95 = page.evaluate("() => window.dashboard.eventLatency.percentile(0.95)")
+    assert p95 is not None
+    assert p95 < 2000, p95
+    first = page.locator("#events .evt").first
+    assert first.locator("strong").inner_text() in {
+        "PLAY", "PAUSE", "STOP", "SEEK", "BUFFER_START", "BUFFER_END"}  # fmt: skip
+    assert "User: user" in first.locator(".meta").inner_text()
+    shot(page, "1-events")
+
+
+def test_qoe_numbers_match_a_count_taken_from_kafka(stack: Stack, page: Page) -> None:
+    sim = next(p for p in stack.processes if p.name == "event-sim")
+    sim.proc.wait(60)
+    assert sim.proc.returncode == 0, sim.log()
+    records = read_topic(stack.kafka, stack.prefix + "playback-events", count=EVENTS, timeout=30)
+    assert len(records) == EVENTS
+    events = [json.loads(r.value()) for r in records]
+    by_type = collections.Counter(e["event_type"] for e in events)
+    starts = sum(1 for e in events if e.get("startup_ms") is not None)
+    failures = sum(1 for e in events if e.get("reason") == "startup_failure")
+    wait_until(page, "(n) => document.querySelector('[data-kpi=events_total]').dataset.value == n",
+               timeout=20, arg=str(EVENTS))  # fmt: skip
+    assert kpi(page, "events_total") == str(EVENTS)
+    for kind, count in by_type.items():
+        assert kpi(page, f"events_{kind}") == str(count), kind
+    assert kpi(page, "starts_total") == str(starts)
+    assert kpi(page, "startup_failures") == str(failures)
+    assert starts > 0
+    assert float(kpi(page, "startup_p50")) > 0
+    assert kpi(page, "partitions") == "3"
+    devices = page.locator("#devices tr").count()
+    assert devices == 3
+    shot(page, "2-qoe")
+
+
+def test_the_camera_wall_shows_eight_live_tiles_with_detection_boxes(
+    stack: Stack, page: Page
+) -> None:
+    wait_until(page, "() => document.querySelectorAll('#wall .tile[data-frames]').length >= 8", 30)
+    before = page.evaluate("() => [...document.querySelectorAll('#wall .tile')].map("
+                           "t => [t.dataset.camera, +(t.dataset.frames || 0)])")  # fmt: skip
+    time.sleep(3)
+    after = dict(page.evaluate("() => [...document.querySelectorAll('#wall .tile')].map("
+                               "t => [t.dataset.camera, +(t.dataset.frames || 0)])"))  # fmt: skip
+    for camera, frames in before:
+        assert after[camera] > frames, f"{camera} did not update"
+    assert set(CAMERAS) <= set(after)
+    wait_until(page, "() => [...document.querySelectorAll('#wall .tile')].some("
+                     "t => +(t.dataset.boxes || 0) > 0)", 20)  # fmt: skip
+    wait_until(page, "() => [...document.querySelectorAll('#alerts li')].some("
+                     "li => li.textContent.includes('face'))", 30)  # fmt: skip
+    shot(page, "3-wall")
+
+
+def test_clicking_a_tile_opens_its_full_mjpeg_stream(stack: Stack, page: Page) -> None:
+    page.locator('#wall .tile[data-camera="cam-2"]').click()
+    player = page.locator("#player")
+    assert player.is_visible()
+    assert "/stream/cam-2" in (player.locator("img").get_attribute("src") or "")
+    wait_until(page, "() => document.querySelector('#player img').naturalWidth === 320", 15)
+    shot(page, "4-stream")
+    page.locator("#player [data-close]").click()
+    assert not player.is_visible()
+
+
+def test_the_page_recovers_after_the_gateway_restarts(stack: Stack, page: Page) -> None:
+    stack.start("event-sim-2", ["event-sim", "--rate", "20", "--seed", "9", "--users", "500",
+                                "--ops-port", str(free_port())])  # fmt: skip
+    took = stack.gateway.terminate()
+    assert took < 10
+    wait_until(page, "() => document.getElementById('status').dataset.state !== 'connected'")
+    shot(page, "5-disconnected")
+    feed = page.evaluate("() => window.dashboard.feed.count")
+    frames = page.evaluate("() => +document.querySelector('#wall .tile').dataset.frames")
+    stack.start_gateway()
+    wait_until(page, "() => document.getElementById('status').dataset.state === 'connected'", 30)
+    wait_until(page, "(n) => window.dashboard.feed.count > n + 5", 30, arg=feed)
+    wait_until(page, "(n) => +document.querySelector('#wall .tile').dataset.frames > n + 3", 30,
+               arg=frames)  # fmt: skip
+    shot(page, "6-reconnected")
