@@ -32,7 +32,13 @@ socket.on("connect", () => {
   // After a reconnect the server has forgotten this client: subscribe again.
   socket.emit("wall", { on: true });
 });
-socket.on("disconnect", (reason) => setStatus("disconnected", `Disconnected (${reason})`));
+socket.on("disconnect", (reason) => {
+  setStatus("disconnected", `Disconnected (${reason})`);
+  // A gateway that shuts down (a deploy, a scale-down) disconnects its clients on purpose;
+  // Socket.IO only retries on its own after network errors, so come back by ourselves:
+  // the load balancer sends the new connection to a replica that is up.
+  if (reason === "io server disconnect") setTimeout(() => socket.connect(), 1000);
+});
 socket.io.on("reconnect_attempt", (n) => setStatus("reconnecting", `Reconnecting (attempt ${n})`));
 socket.on("connect_error", () => setStatus("reconnecting", "Reconnecting"));
 
