@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -39,3 +40,21 @@ def service_registry(service: str, version: str = "0.1.0") -> CollectorRegistry:
         {"service": service, "version": version, "python": platform.python_version()}
     )
     return registry
+
+
+class Children:
+    """A labelled metric's children, looked up once per label values.
+
+    `labels()` builds a key and takes a lock on every call; on a path that runs for every
+    message (tens of thousands a second) the cached child is several times cheaper.
+    """
+
+    def __init__(self, metric: Any) -> None:
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._cache.get(values)
+        if child is None:
+            child = self._cache[values] = self._metric.labels(*values)
+        return child

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from rts_common.contracts import Detection
 from rts_common.events import PlaybackEvent, ts_to_ns
 from rts_common.logs import Throttle
+from rts_common.metrics import Children
 
 from rts_gateway.kafka import ConsumerLoop
 from rts_gateway.metrics import GatewayMetrics
@@ -85,6 +86,11 @@ class DashboardFeed:
         self._assigned: set[tuple[str, int]] = set()
         self._bad_log = Throttle(60.0)
         self._running = False
+        m = metrics
+        self._events, self._starts = Children(m.events), Children(m.stream_starts)
+        self._startup, self._failures = Children(m.startup_seconds), Children(m.startup_failures)
+        self._watched, self._rebuffer = Children(m.watched_seconds), Children(m.rebuffer_seconds)
+        self._switches = Children(m.bitrate_switches)
         detections_config = consumer_config | {
             "group.id": f"{consumer_config['group.id']}-detections"
         }
@@ -202,20 +208,18 @@ class DashboardFeed:
             aggregate = self.aggregates[partition] = PartitionAggregate(partition, time.time_ns())
         applied = aggregate.apply(event, ts_ns)
         device = applied.device
-        self._metrics.events.labels(event_type=event.event_type, device=device).inc()
+        self._events(event.event_type, device).inc()
         if applied.started:
-            self._metrics.stream_starts.labels(device=device).inc()
-            self._metrics.startup_seconds.labels(device=device).observe(
-                (applied.startup_ms or 0) / 1000
-            )
+            self._starts(device).inc()
+            self._startup(device).observe((applied.startup_ms or 0) / 1000)
         if applied.startup_failed:
-            self._metrics.startup_failures.labels(device=device).inc()
+            self._failures(device).inc()
         if applied.watched_ms:
-            self._metrics.watched_seconds.labels(device=device).inc(applied.watched_ms / 1000)
+            self._watched(device).inc(applied.watched_ms / 1000)
         if applied.rebuffer_ms:
-            self._metrics.rebuffer_seconds.labels(device=device).inc(applied.rebuffer_ms / 1000)
+            self._rebuffer(device).inc(applied.rebuffer_ms / 1000)
         if applied.switch:
-            self._metrics.bitrate_switches.labels(device=device, direction=applied.switch).inc()
+            self._switches(device, applied.switch).inc()
         if self._sampler.take():
             self._emit("new_event", json.loads(raw))
             self._metrics.events_emitted.inc()

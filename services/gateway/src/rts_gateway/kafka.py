@@ -81,7 +81,7 @@ class ConsumerLoop:
         name: str,
         batch_size: int = 200,
         poll_timeout: float = 0.1,
-        max_pending_batches: int = 8,
+        max_pending_batches: int = 2,
         on_error: Callable[[KafkaError], None] | None = None,
         paused: Callable[[], bool] | None = None,
     ) -> None:

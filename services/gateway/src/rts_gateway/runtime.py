@@ -23,6 +23,9 @@ from typing import Any, Literal, TypeVar
 T = TypeVar("T")
 AsyncMode = Literal["eventlet", "threading"]
 
+# How long the eventlet dispatcher runs callbacks before yielding to other green threads.
+DISPATCH_SLICE = 0.005
+
 
 class Runtime(ABC):
     mode: AsyncMode
@@ -71,13 +74,17 @@ class _CallQueue:
             collections.deque()
         )
 
-    def run_all(self, on_error: Callable[[BaseException], None]) -> None:
+    def run_all(self, on_error: Callable[[BaseException], None], budget: float = 0.0) -> None:
+        """Run queued calls in order; with a `budget` (seconds), stop once it is spent."""
+        deadline = time.monotonic() + budget if budget else 0.0
         while self.calls:
             fn, args = self.calls.popleft()
             try:
                 fn(*args)
             except Exception as exc:  # noqa: BLE001 - one bad callback must not stop the rest
                 on_error(exc)
+            if deadline and time.monotonic() > deadline:
+                return
 
 
 class ThreadingRuntime(Runtime):
@@ -171,12 +178,14 @@ class EventletRuntime(Runtime):
         from eventlet.hubs import trampoline
 
         while True:
-            trampoline(self._read_fd, read=True)
+            if not self._queue.calls:
+                trampoline(self._read_fd, read=True)
             with contextlib.suppress(BlockingIOError):
                 while self._read(self._read_fd, 4096):
                     pass
-            self._queue.run_all(self._on_error)
-            # Let request handlers run between large batches of Kafka messages.
+            # A few milliseconds of Kafka work at a time, then every other green thread
+            # gets its turn: a backlog of events must not starve requests and probes.
+            self._queue.run_all(self._on_error, budget=DISPATCH_SLICE)
             self._eventlet.sleep(0)
 
 
