@@ -99,3 +99,35 @@ def test_gateway_answers_in_milliseconds_while_its_consumers_wait_on_kafka(
     assert float(slow.group(1)) == float(total.group(1))
     assert gateway.terminate() < 10
     assert gateway.proc.returncode == 0, gateway.log()
+
+
+def test_a_backlog_of_events_never_starves_requests(
+    kafka: KafkaUnderTest,
+    topic_prefix: str,
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": topic_prefix}
+    argv = ["event-sim", "--no-realtime", "--count", "40000", "--seed", "2",
+            "--ops-port", str(free_port())]  # fmt: skip
+    sim = start_service("event-sim", argv, env)
+    assert sim.proc.wait(120) == 0, sim.log()
+    port = free_port()
+    gateway = start_service(
+        "gateway", ["gateway", "--port", str(port)],
+        {**env, "GATEWAY_EVENTS_START": "earliest", "GATEWAY_GROUP_ID": f"backlog-{topic_prefix}"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    gateway.wait_http(base + "/healthz", timeout=60)
+    timings = []
+    consumed = 0.0
+    deadline = time.monotonic() + 90
+    while consumed < 40000 and time.monotonic() < deadline:
+        timings.append(_get_ms(base + "/healthz"))
+        text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        consumed = sum(
+            float(m) for m in re.findall(r"gateway_playback_events_total\{[^}]*\} (\S+)", text)
+        )
+        time.sleep(0.1)
+    assert consumed == 40000
+    assert len(timings) > 10  # the catch-up took a while: the timings cover it
+    assert max(timings) < 1000, sorted(timings)[-5:]
