@@ -160,15 +160,20 @@ def latency(kafka: LocalKafka, clients: list[int], seconds: float) -> list[dict[
     try:
         for count in clients:
             cpu, wall = cpu_seconds(proc.pid), time.monotonic()
-            out = subprocess.run(
+            harness = subprocess.Popen(
                 [sys.executable, str(HERE / "socketio_clients.py"), f"http://127.0.0.1:{port}",
                  str(count), str(seconds)],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            harness_cpu = 0.0
+            while harness.poll() is None:
+                harness_cpu = max(harness_cpu, cpu_seconds(harness.pid))
+                time.sleep(0.5)
+            out = harness.stdout.read() if harness.stdout else ""
             result = json.loads(out.strip().splitlines()[-1])
-            result["gateway_cpu_percent"] = (
-                (cpu_seconds(proc.pid) - cpu) / (time.monotonic() - wall) * 100
-            )
+            elapsed = time.monotonic() - wall
+            result["gateway_cpu_percent"] = (cpu_seconds(proc.pid) - cpu) / elapsed * 100
+            result["harness_cpu_percent"] = harness_cpu / elapsed * 100
             results.append(result)
             print(f"{count:5} clients ({result['connected']} connected): "
                   f"{result['received']} events, p50 {result['p50_ms']:.1f} ms, "
