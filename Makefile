@@ -52,6 +52,11 @@ kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central (cached)
 run: kafka-fetch ## run the whole platform locally; Ctrl-C stops it
 	$(BIN)/rts-devstack run
 
+.PHONY: login-url
+login-url: venv ## print a new sign-in link for the dashboard of `make run`
+	@GATEWAY_AUTH_SECRET="$$(cat $${RTS_DATA_DIR:-.data}/gateway-secret)" $(BIN)/gateway login-url \
+		--base http://127.0.0.1:$${GATEWAY_PORT:-8000}
+
 .PHONY: kafka-start kafka-stop kafka-status
 kafka-start: kafka-fetch ## start only the local broker, in the background
 	$(BIN)/rts-devstack kafka start

@@ -1,15 +1,19 @@
 """No Kafka call runs on the eventlet hub: green threads keep ticking while consumers block."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+import pytest
+
 from tests.fixtures.kafka import KafkaUnderTest
-from tests.fixtures.processes import ServiceProcess, free_port
+from tests.fixtures.processes import BIN, ServiceProcess, free_port
 
 TICKER = """
 import eventlet
@@ -131,3 +135,48 @@ def test_a_backlog_of_events_never_starves_requests(
     assert consumed == 40000
     assert len(timings) > 10  # the catch-up took a while: the timings cover it
     assert max(timings) < 1000, sorted(timings)[-5:]
+
+
+def test_sign_in_guards_streams_and_socketio_on_a_real_server(
+    kafka: KafkaUnderTest,
+    topic_prefix: str,
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    import socketio
+
+    secret = "integration-secret-0123456789"
+    port = free_port()
+    env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": topic_prefix,
+           "GATEWAY_AUTH_SECRET": secret}  # fmt: skip
+    gateway = start_service("gateway", ["gateway", "--port", str(port)], env)
+    base = f"http://127.0.0.1:{port}"
+    gateway.wait_http(base + "/readyz", timeout=40)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(base + "/api/cameras", timeout=5)
+    assert refused.value.code == 401
+    link = subprocess.run(
+        [str(BIN / "gateway"), "login-url", "--base", base], env={**os.environ, **env},
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as signed_in:
+        opener.open(link, timeout=5)
+    assert signed_in.value.code == 302
+    cookie = signed_in.value.headers["Set-Cookie"].split(";", 1)[0]
+    request = urllib.request.Request(base + "/api/cameras", headers={"Cookie": cookie})
+    assert json.loads(urllib.request.urlopen(request, timeout=5).read()) == {"cameras": []}
+    with pytest.raises(urllib.error.HTTPError) as reused:
+        opener.open(link, timeout=5)
+    assert reused.value.code == 401  # a login link works once
+    anonymous = socketio.Client(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        anonymous.connect(base, transports=["websocket"], wait_timeout=5)
+    client = socketio.Client(reconnection=False)
+    client.connect(base, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=5)
+    assert client.connected
+    client.disconnect()
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None

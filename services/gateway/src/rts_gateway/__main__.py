@@ -1,4 +1,5 @@
-"""gateway: MJPEG streams and the live dashboard, served by gunicorn (`gateway --help`)."""
+"""gateway: MJPEG streams and the live dashboard, served by gunicorn (`gateway --help`);
+`gateway login-url` prints a sign-in link."""
 
 from __future__ import annotations
 
@@ -19,8 +20,37 @@ def wants_eventlet(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     return mode == "eventlet"
 
 
+def login_url(argv: list[str]) -> int:
+    """`gateway login-url`: print a one-time sign-in link (needs GATEWAY_AUTH_SECRET)."""
+    import argparse
+
+    from rts_gateway.auth import Authenticator
+    from rts_gateway.settings import GatewaySettings
+
+    parser = argparse.ArgumentParser(
+        prog="gateway login-url",
+        description="Print a one-time login link for the gateway (GATEWAY_AUTH_SECRET and "
+        "GATEWAY_LOGIN_TTL_SECONDS come from the environment, as for the gateway itself).",
+    )
+    parser.add_argument("--base", default="", help="the gateway's URL as browsers reach it")
+    parser.add_argument("--subject", default="viewer", help="who the session is for (logged)")
+    args = parser.parse_args(argv)
+    settings = GatewaySettings.load([])
+    secret = settings.auth_secret.get_secret_value()
+    if not secret:
+        parser.error("GATEWAY_AUTH_SECRET is not set: the gateway does not require sign-in")
+    auth = Authenticator(
+        secret, login_ttl=settings.login_ttl_seconds, session_ttl=settings.session_ttl_seconds
+    )
+    base = (args.base or f"http://127.0.0.1:{settings.port}").rstrip("/")
+    print(f"{base}/login?token={auth.login_token(args.subject)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["login-url"]:
+        return login_url(argv[1:])
     if wants_eventlet(argv, os.environ):
         # eventlet must patch the standard library before pydantic, Flask, Socket.IO or
         # gunicorn are imported, so that every lock and socket they create is green (and

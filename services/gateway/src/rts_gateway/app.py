@@ -14,6 +14,7 @@ from flask import Flask, Response, render_template
 from flask_socketio import SocketIO
 
 from rts_gateway import sockets
+from rts_gateway.access import access_routes, protect
 from rts_gateway.routes import json_error, ops_routes, video_routes
 from rts_gateway.service import Gateway
 
@@ -25,6 +26,8 @@ def create_app(gateway: Gateway, client_manager: Any = None) -> tuple[Flask, Soc
     version = _asset_version(Path(app.static_folder or ""))
     app.register_blueprint(ops_routes(gateway))
     app.register_blueprint(video_routes(gateway))
+    app.register_blueprint(access_routes(gateway))
+    protect(app, gateway)
 
     @app.get("/")
     def index() -> str:
@@ -42,6 +45,7 @@ def create_app(gateway: Gateway, client_manager: Any = None) -> tuple[Flask, Soc
         app,
         async_mode=gateway.settings.async_mode,
         client_manager=client_manager,
+        cors_allowed_origins=_origins(gateway.settings.allowed_origins),
         # Browsers on a slow link must not be dropped while a wall frame is in flight.
         ping_timeout=20,
         max_http_buffer_size=1_000_000,
@@ -58,3 +62,9 @@ def _asset_version(static: Path) -> str:
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _origins(setting: str) -> list[str] | None:
+    """Allowed Socket.IO origins; None is python-engineio's "this server's own origin"."""
+    origins = [o.strip().rstrip("/") for o in setting.split(",") if o.strip()]
+    return origins or None

@@ -150,6 +150,12 @@ class GatewayMetrics:
             "Consumer-group partition changes of this replica (assigned, revoked, lost)",
             ["kind"], registry=r,
         )  # fmt: skip
+        self.auth_failures = Counter(
+            "gateway_auth_failures_total",
+            "Requests and connections refused for a missing, invalid, expired or reused "
+            "credential",
+            ["reason"], registry=r,
+        )  # fmt: skip
         # The process
         self.loop_lag = Histogram(
             "gateway_event_loop_lag_seconds",

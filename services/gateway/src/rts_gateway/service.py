@@ -23,6 +23,7 @@ from rts_common.contracts import (
     VIDEO_FRAMES,
 )
 
+from rts_gateway.auth import Authenticator
 from rts_gateway.broadcast import KafkaBroadcastManager
 from rts_gateway.cameras import CameraDirectory
 from rts_gateway.dashboard import DashboardFeed
@@ -115,6 +116,16 @@ class Gateway:
             max_width=settings.wall_width,
             quality=settings.wall_quality,
         )
+        secret = settings.auth_secret.get_secret_value()
+        self.auth = (
+            Authenticator(
+                secret,
+                login_ttl=settings.login_ttl_seconds,
+                session_ttl=settings.session_ttl_seconds,
+            )
+            if secret
+            else None
+        )
         self._replays = 0
         self._stopped = False
         self._socketio: Any = None
@@ -167,6 +178,8 @@ class Gateway:
     def start(self, socketio: Any = None) -> Gateway:
         """Start reading; `socketio` (a flask_socketio.SocketIO) receives the dashboard's emits."""
         self._socketio = socketio
+        if self.auth is None:
+            log.warning("no GATEWAY_AUTH_SECRET: anyone who reaches this gateway may watch")
         if socketio is not None:
             server = socketio.server
             # python-socketio starts its client manager on the first connection; start it

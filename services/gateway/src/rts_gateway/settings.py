@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import SecretStr
 from rts_common.contracts import FRAME_PAYLOAD_LIMIT
 from rts_common.kafka import KafkaSettings
 from rts_common.logs import LoggingSettings
@@ -94,6 +95,21 @@ class GatewaySettings(KafkaSettings, LoggingSettings):
     wall_fps: float = setting(4.0, "Frames per second of each camera-wall tile", gt=0, le=30)
     wall_width: int = setting(320, "Width in pixels of camera-wall tiles", ge=32, le=1920)
     wall_quality: int = setting(70, "JPEG quality of camera-wall tiles", ge=10, le=100)
+    # Access (DESIGN.md §9)
+    auth_secret: SecretStr = setting(
+        SecretStr(""),
+        "Secret that signs login links and session cookies, shared by every replica; empty: "
+        "no sign-in (anyone who reaches the gateway may watch; fine on a laptop only)",
+    )
+    login_ttl_seconds: int = setting(600, "How long a login link stays valid", ge=10, le=86_400)
+    session_ttl_seconds: int = setting(
+        12 * 3600, "How long a session cookie stays valid", ge=60, le=30 * 86_400
+    )
+    allowed_origins: str = setting(
+        "",
+        "Origins (scheme://host[:port], comma-separated) whose pages may open Socket.IO "
+        "connections; empty: only the gateway's own origin",
+    )
     broadcast: bool = setting(
         True,
         "Relay dashboard emits through Kafka so every replica's browsers get every "

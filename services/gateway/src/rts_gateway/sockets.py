@@ -18,6 +18,8 @@ from typing import Any
 from flask import request
 from flask_socketio import SocketIO, emit, join_room, leave_room
 
+from rts_gateway.access import session_token
+from rts_gateway.auth import AuthError
 from rts_gateway.service import Gateway
 from rts_gateway.wall import ROOM
 
@@ -29,15 +31,26 @@ def camera_list(gateway: Gateway) -> list[dict[str, Any]]:
 
 def register(socketio: SocketIO, gateway: Gateway) -> None:
     clients = gateway.metrics.socketio_clients
+    connected: set[str] = set()
 
     @socketio.on("connect")
     def connect(_auth: Any = None) -> None:
+        if gateway.auth is not None:
+            try:
+                gateway.auth.check_session(session_token())
+            except AuthError as error:
+                gateway.metrics.auth_failures.labels(reason=error.reason).inc()
+                raise ConnectionRefusedError(str(error)) from None
+        connected.add(request.sid)  # type: ignore[attr-defined]
         clients.inc()
         emit("cameras", camera_list(gateway))
 
     @socketio.on("disconnect")
     def disconnect(*_reason: Any) -> None:
-        clients.dec()
+        # Only connections that passed connect() were counted.
+        if request.sid in connected:  # type: ignore[attr-defined]
+            connected.discard(request.sid)  # type: ignore[attr-defined]
+            clients.dec()
         gateway.wall.leave(request.sid)  # type: ignore[attr-defined]
 
     @socketio.on("wall")

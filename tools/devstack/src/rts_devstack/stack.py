@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import secrets
 import sys
 import threading
 import time
@@ -26,6 +27,8 @@ from rts_devstack.broker import BrokerError, LocalKafka, repo_root
 from rts_devstack.supervisor import Output, Service, Supervisor
 
 log = logging.getLogger("devstack")
+
+GATEWAY_SECRET_FILE = "gateway-secret"  # noqa: S105 - a file name, not a secret
 
 
 class StackSettings(LoggingSettings):
@@ -102,8 +105,29 @@ def _gateway(settings: StackSettings) -> Service:
     return Service(
         "gateway",
         [sys.executable, "-m", "rts_gateway", "--port", str(port)],
+        {"GATEWAY_AUTH_SECRET": gateway_secret(settings.data_dir)},
         url=f"http://127.0.0.1:{port}/",
     )
+
+
+def gateway_secret(data_dir: Path) -> str:
+    """The local gateway's sign-in secret: made once, kept (mode 600) in the data folder,
+    so a restarted stack keeps its browsers signed in and `make login-url` works."""
+    folder = data_dir if data_dir.is_absolute() else repo_root() / data_dir
+    path = folder / GATEWAY_SECRET_FILE
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def login_link(base: str, secret: str) -> str:
+    """A one-time sign-in link for the local gateway (what `gateway login-url` prints)."""
+    from rts_gateway.auth import Authenticator
+
+    auth = Authenticator(secret, login_ttl=600, session_ttl=3600)
+    return f"{base.rstrip('/')}/login?token={auth.login_token('make-run')}"
 
 
 def run(settings: StackSettings) -> int:
@@ -135,9 +159,10 @@ def run(settings: StackSettings) -> int:
     _banner(output, kafka, services)
     for service in services:
         if service.name == "gateway" and service.url:
+            secret = service.env.get("GATEWAY_AUTH_SECRET", "")
             threading.Thread(
                 target=_announce_dashboard,
-                args=(service.url, output, settings.open_browser, stop),
+                args=(service.url, secret, output, settings.open_browser, stop),
                 daemon=True,
             ).start()
     try:
@@ -154,9 +179,9 @@ def run(settings: StackSettings) -> int:
 
 
 def _announce_dashboard(
-    url: str, output: Output, open_browser: bool, stop: threading.Event
+    url: str, secret: str, output: Output, open_browser: bool, stop: threading.Event
 ) -> None:
-    """Say (and show) the dashboard once the gateway answers ready."""
+    """Say (and show) the dashboard, with a sign-in link, once the gateway answers ready."""
     while not stop.wait(0.5):
         try:
             with urllib.request.urlopen(url + "readyz", timeout=2) as response:  # noqa: S310
@@ -166,7 +191,13 @@ def _announce_dashboard(
             continue
     else:
         return
-    output.line("devstack", f"dashboard ready: {url}")
+    if secret:
+        url = login_link(url, secret)
+        output.line("devstack", f"dashboard ready: {url}")
+        output.line("devstack", "(a one-time sign-in link, valid 10 minutes; `make login-url` "
+                    "prints another)")  # fmt: skip
+    else:
+        output.line("devstack", f"dashboard ready: {url}")
     has_display = sys.platform == "darwin" or any(
         os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY")
     )
