@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import yaml
-
 from rts_common.contracts import TOPICS
 
 CHART_TOPICS = Path(__file__).resolve().parent.parent / "helm/streaming/files/topics.yaml"

@@ -215,7 +215,9 @@ def test_services_authenticate_as_their_kafka_user_and_trust_the_cluster_ca(
 
 def test_topics_equal_the_contracts(rendered: dict[str, list[Obj]]) -> None:
     for value_set, prefix in (("default", ""), ("production", "prod.")):
-        topics = {t["spec"]["topicName"]: t["spec"] for t in of_kind(rendered[value_set], "KafkaTopic")}
+        topics = {
+            t["spec"]["topicName"]: t["spec"] for t in of_kind(rendered[value_set], "KafkaTopic")
+        }
         assert set(topics) == {prefix + spec.name for spec in TOPICS}
         for spec in TOPICS:
             topic = topics[prefix + spec.name]
@@ -246,9 +248,13 @@ def test_keda_never_scales_the_gateway_beyond_the_events_partitions(
         assert trigger["type"] == "kafka"
         assert trigger["metadata"]["consumerGroup"] == "gateway-dashboard"
         assert trigger["metadata"]["topic"].endswith(PLAYBACK_EVENTS.name)
-        auth = named(rendered[value_set], "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        auth = named(
+            rendered[value_set], "TriggerAuthentication", trigger["authenticationRef"]["name"]
+        )
         assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"password", "ca"}
-        deployment = named(rendered[value_set], "Deployment", scaled["spec"]["scaleTargetRef"]["name"])
+        deployment = named(
+            rendered[value_set], "Deployment", scaled["spec"]["scaleTargetRef"]["name"]
+        )
         assert "replicas" not in deployment["spec"]  # the HPA owns it
 
 
@@ -257,7 +263,12 @@ def test_kafka_acls_grant_each_service_exactly_what_it_does(
 ) -> None:
     def grants(user: Obj) -> set[tuple[str, str, str, str]]:
         return {
-            (acl["resource"]["type"], acl["resource"].get("name", ""), acl["resource"].get("patternType", ""), op)
+            (
+                acl["resource"]["type"],
+                acl["resource"].get("name", ""),
+                acl["resource"].get("patternType", ""),
+                op,
+            )
             for acl in user["spec"]["authorization"]["acls"]
             for op in acl["operations"]
         }
@@ -313,7 +324,9 @@ def test_external_kafka_mode_creates_no_kafka_resources(rendered: dict[str, list
 
 
 def test_separate_controller_and_broker_pools(rendered: dict[str, list[Obj]]) -> None:
-    pools = {p["metadata"]["name"]: p["spec"] for p in of_kind(rendered["production"], "KafkaNodePool")}
+    pools = {
+        p["metadata"]["name"]: p["spec"] for p in of_kind(rendered["production"], "KafkaNodePool")
+    }
     assert pools["controllers"]["roles"] == ["controller"]
     assert pools["brokers"]["roles"] == ["broker"]
     assert all(p["replicas"] == 3 for p in pools.values())
@@ -335,7 +348,9 @@ def test_kafka_version_is_the_local_brokers() -> None:
 def test_one_capture_deployment_per_camera(rendered: dict[str, list[Obj]]) -> None:
     objects = rendered["production"]
     captures = {
-        d["metadata"]["labels"]["rts/camera"]: env_of(d["spec"]["template"]["spec"]["containers"][0])
+        d["metadata"]["labels"]["rts/camera"]: env_of(
+            d["spec"]["template"]["spec"]["containers"][0]
+        )
         for d in of_kind(objects, "Deployment")
         if d["metadata"]["labels"]["app.kubernetes.io/component"] == "capture"
     }
@@ -359,7 +374,9 @@ def test_monitors_carry_the_kube_prometheus_stack_release_label(
     assert {o["kind"] for o in monitors} == set(kinds)
     assert all(o["metadata"]["labels"]["release"] == "kube-prometheus-stack" for o in monitors)
     dashboards = [
-        o for o in of_kind(rendered["default"], "ConfigMap") if "grafana_dashboard" in o["metadata"]["labels"]
+        o
+        for o in of_kind(rendered["default"], "ConfigMap")
+        if "grafana_dashboard" in o["metadata"]["labels"]
     ]
     assert dashboards
     assert all(o["metadata"]["labels"]["grafana_dashboard"] == "1" for o in dashboards)
@@ -383,7 +400,16 @@ def test_notes_render_for_every_value_set(tmp_path: Path) -> None:
     chart = prepare_chart(tmp_path)
     for value_set in VALUE_SETS:
         out = subprocess.run(
-            [helm(), "install", "streaming", str(chart), "--dry-run=client", "-n", "rts", *values_args(value_set)],
+            [
+                helm(),
+                "install",
+                "streaming",
+                str(chart),
+                "--dry-run=client",
+                "-n",
+                "rts",
+                *values_args(value_set),
+            ],
             capture_output=True,
             text=True,
             check=False,

@@ -109,7 +109,10 @@ def test_validation_rejects_unknown_fields_of_custom_resources() -> None:
 @pytest.mark.parametrize(
     ("override", "complaint"),
     [
-        (["--set", "capture.cameras[0].id=Lobby_1", "--set", "capture.cameras[0].source=test"], "id"),
+        (
+            ["--set", "capture.cameras[0].id=Lobby_1", "--set", "capture.cameras[0].source=test"],
+            "id",
+        ),
         (["--set", "gateway.replicaCount=3"], "replicaCount"),
         (["--set", "kafka.mode=kraft"], "mode"),
         (["--set", "gateway.env.gateway_port=1"], "gateway_port"),

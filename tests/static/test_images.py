@@ -92,7 +92,9 @@ def test_dockerignore_sends_what_the_dockerfiles_copy() -> None:
     for service in IMAGES:
         for source in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile(service), flags=re.M):
             for path in source.split():
-                assert any(path.rstrip("/") == i or path.startswith(i + "/") for i in included), path
+                assert any(path.rstrip("/") == i or path.startswith(i + "/") for i in included), (
+                    path
+                )
                 assert (ROOT / path).exists(), path
 
 
