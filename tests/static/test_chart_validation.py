@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,31 @@ def test_chart_without_observability_files_says_which_one_is_missing(tmp_path: P
     objects = render(bare, "--set", "kafka.strimzi.metrics=false")
     assert not [o for o in objects if o["kind"] in ("PrometheusRule",)]
     assert not [o for o in objects if "grafana_dashboard" in o["metadata"].get("labels", {})]
+
+
+def test_objects_are_validated_against_the_kubernetes_version_the_cluster_runs() -> None:
+    from tests.static.chart import KUBERNETES_VERSION, ROOT
+
+    versions = (ROOT / "k8s" / "versions.mk").read_text()
+    node = re.search(
+        r"^KIND_NODE_IMAGE := kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}$", versions, re.M
+    )
+    minikube = re.search(r"^MINIKUBE_KUBERNETES_VERSION := v(\d+\.\d+)\.\d+$", versions, re.M)
+    assert node
+    assert minikube
+    assert node.group(1) == minikube.group(1) == KUBERNETES_VERSION
+
+
+def test_kind_maps_the_ingress_ports_to_the_host() -> None:
+    from tests.static.chart import ROOT
+
+    config = yaml.safe_load((ROOT / "k8s" / "kind-config.yaml").read_text())
+    (node,) = config["nodes"]
+    assert {(m["containerPort"], m["hostPort"]) for m in node["extraPortMappings"]} == {
+        (80, 80),
+        (443, 443),
+    }
+    ingress = yaml.safe_load((ROOT / "k8s" / "ingress-nginx.yaml").read_text())
+    assert ingress["controller"]["hostPort"]["enabled"] is True
+    assert ingress["controller"]["nodeSelector"] == {"ingress-ready": "true"}
+    assert 'node-labels: "ingress-ready=true"' in node["kubeadmConfigPatches"][0]
