@@ -83,11 +83,12 @@ e2e: kafka-fetch ## the dashboard in headless Chromium against the full local st
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: static
-static: venv frontend-deps ## lint, format and type checks; the dashboard bundle is up to date
+static: venv frontend-deps $(HELM) ## lint, format and type checks; the dashboard bundle is up to date; chart and images
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	cd $(FRONTEND) && npm run --silent check
+	HELM=$(HELM) $(BIN)/pytest tests/static $(PYTEST_ARGS)
 
 # --- the dashboard's front end ----------------------------------------------------------
 
@@ -107,6 +108,137 @@ frontend: frontend-deps ## rebuild the dashboard bundle (committed) after changi
 fmt: venv ## format the code and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# --- Kubernetes: the chart's tools ------------------------------------------------------
+
+# helm, built from source with Go at a pinned version (no prebuilt binary download).
+HELM_VERSION := v4.3.1
+HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
+
+$(HELM):
+	@command -v go >/dev/null || { echo "helm is built with Go (1.24+): install Go first" >&2; exit 1; }
+	GOBIN=$(abspath $(dir $(HELM))) GOFLAGS=-buildvcs=false go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+
+.PHONY: helm
+helm: $(HELM) ## build the pinned helm the chart tests use (cached in .cache/tools)
+
+.PHONY: chart-topics
+chart-topics: venv ## regenerate the chart's topic list from rts_common.contracts
+	$(BIN)/python tools/chart_topics.py
+
+# --- Kubernetes: a local cluster (kind by default, CLUSTER=minikube) ------------------------
+
+include k8s/versions.mk
+
+CLUSTER ?= kind
+CLUSTER_NAME ?= rts
+NAMESPACE ?= rts
+RELEASE ?= streaming
+REPLICAS ?= 3
+KEDA ?=
+# Your own helm (3.8+ or 4) for the cluster; the tests use the pinned build above.
+HELM_CLI ?= helm
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+SERVICES := capture event-sim gateway
+DEPLOY_TIMEOUT ?= 15m
+
+ifeq ($(CLUSTER),kind)
+KUBE_CONTEXT := kind-$(CLUSTER_NAME)
+else ifeq ($(CLUSTER),minikube)
+KUBE_CONTEXT := $(CLUSTER_NAME)
+else
+$(error CLUSTER must be kind or minikube)
+endif
+KUBECTL := kubectl --context $(KUBE_CONTEXT)
+HELMK := $(HELM_CLI) --kube-context $(KUBE_CONTEXT)
+
+.PHONY: cluster-up
+cluster-up: ## create the local cluster (kind; CLUSTER=minikube for minikube)
+ifeq ($(CLUSTER),kind)
+	kind create cluster --name $(CLUSTER_NAME) --config k8s/kind-config.yaml --image $(KIND_NODE_IMAGE)
+else
+	minikube start --profile $(CLUSTER_NAME) --kubernetes-version=$(MINIKUBE_KUBERNETES_VERSION) \
+	  --cpus=4 --memory=8g --addons=ingress
+endif
+	$(KUBECTL) wait --for=condition=Ready nodes --all --timeout=180s
+
+.PHONY: images
+images: ## build the three images and load them into the cluster
+	for s in $(SERVICES); do \
+	  docker build -f docker/$$s.Dockerfile -t rts-$$s:$(IMAGE_TAG) . || exit 1; \
+	done
+ifeq ($(CLUSTER),kind)
+	kind load docker-image --name $(CLUSTER_NAME) $(foreach s,$(SERVICES),rts-$(s):$(IMAGE_TAG))
+else
+	for s in $(SERVICES); do minikube --profile $(CLUSTER_NAME) image load rts-$$s:$(IMAGE_TAG) || exit 1; done
+endif
+
+.PHONY: operators
+operators: ## install ingress-nginx (kind), kube-prometheus-stack, Strimzi (and KEDA with KEDA=1)
+ifeq ($(CLUSTER),kind)
+	$(HELMK) upgrade --install ingress-nginx ingress-nginx --repo $(INGRESS_NGINX_REPO) \
+	  --version $(INGRESS_NGINX_VERSION) --namespace ingress-nginx --create-namespace \
+	  --values k8s/ingress-nginx.yaml --wait --timeout 5m
+endif
+	$(HELMK) upgrade --install kube-prometheus-stack $(KPS_CHART) --repo $(KPS_REPO) \
+	  --version $(KPS_VERSION) --namespace monitoring --create-namespace \
+	  --values k8s/kube-prometheus-stack.yaml --wait --timeout 10m
+	$(KUBECTL) create namespace $(NAMESPACE) --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	$(HELMK) upgrade --install strimzi $(STRIMZI_CHART) --version $(STRIMZI_VERSION) \
+	  --namespace strimzi --create-namespace --values k8s/strimzi.yaml \
+	  --set "watchNamespaces={$(NAMESPACE)}" --wait --timeout 5m
+ifneq ($(KEDA),)
+	$(HELMK) upgrade --install keda keda --repo $(KEDA_REPO) --version $(KEDA_VERSION) \
+	  --namespace keda --create-namespace --values k8s/keda.yaml --wait --timeout 5m
+endif
+
+.PHONY: deploy
+deploy: operators ## install the operators, then the chart; wait until everything is ready
+	$(HELMK) upgrade --install $(RELEASE) helm/streaming --namespace $(NAMESPACE) \
+	  --set image.tag=$(IMAGE_TAG) $(if $(KEDA),--set gateway.keda.enabled=true) $(HELM_ARGS)
+	@echo "waiting for Kafka (the first start takes a few minutes)..."
+	$(KUBECTL) -n $(NAMESPACE) wait kafka/$(RELEASE) --for=condition=Ready --timeout=$(DEPLOY_TIMEOUT)
+	$(KUBECTL) -n $(NAMESPACE) wait kafkatopic,kafkauser -l app.kubernetes.io/instance=$(RELEASE) \
+	  --for=condition=Ready --timeout=5m
+	$(KUBECTL) -n $(NAMESPACE) wait deployment -l app.kubernetes.io/instance=$(RELEASE) \
+	  --for=condition=Available --timeout=5m
+	$(HELMK) test $(RELEASE) --namespace $(NAMESPACE) --logs
+	@echo; echo "dashboard: $(if $(filter kind,$(CLUSTER)),http://localhost/,http://$$(minikube --profile $(CLUSTER_NAME) ip)/)"
+
+.PHONY: scale
+scale: ## scale the gateway to REPLICAS (default 3) and wait for them
+	$(KUBECTL) -n $(NAMESPACE) scale deployment/$(RELEASE)-gateway --replicas=$(REPLICAS)
+	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/$(RELEASE)-gateway --timeout=5m
+
+.PHONY: grafana
+grafana: ## port-forward Grafana to http://localhost:3000 (Ctrl-C stops)
+	@echo "Grafana: http://localhost:3000  user: admin  password:"
+	@echo "  $(KUBECTL) -n monitoring get secret kube-prometheus-stack-grafana -o jsonpath='{.data.admin-password}' | base64 -d; echo"
+	$(KUBECTL) -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80
+
+.PHONY: status
+status: ## what runs: Kafka resources, pods, services, ingress
+	$(KUBECTL) -n $(NAMESPACE) get kafka,kafkanodepool,kafkatopic,kafkauser
+	$(KUBECTL) -n $(NAMESPACE) get deployments,pods,services,ingress -o wide
+
+.PHONY: logs
+logs: ## recent logs of the platform's pods (SERVICE=gateway|capture|event-sim to pick one)
+	$(KUBECTL) -n $(NAMESPACE) logs --prefix --tail=50 --max-log-requests=20 \
+	  -l app.kubernetes.io/instance=$(RELEASE)$(if $(SERVICE),$(comma)app.kubernetes.io/component=$(SERVICE))
+
+comma := ,
+
+.PHONY: cluster-smoke
+cluster-smoke: venv ## check a deployed cluster end to end (frames, events, scaling, Prometheus)
+	$(BIN)/python tools/cluster_smoke.py --context $(KUBE_CONTEXT) --namespace $(NAMESPACE) --release $(RELEASE)
+
+.PHONY: cluster-down
+cluster-down: ## delete the local cluster
+ifeq ($(CLUSTER),kind)
+	kind delete cluster --name $(CLUSTER_NAME)
+else
+	minikube delete --profile $(CLUSTER_NAME)
+endif
 
 # --- housekeeping -----------------------------------------------------------------------
 

@@ -1,0 +1,31 @@
+# event-sim: simulated viewers whose players report playback events to Kafka.
+# Built from the repository root: docker build -f docker/event-sim.Dockerfile -t rts-event-sim .
+
+FROM python:3.11.14-slim-trixie AS build
+ENV UV_PYTHON_DOWNLOADS=never \
+    UV_NO_CACHE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /src
+# The workspace's manifests (uv export reads them with the lock), then the sources.
+COPY pyproject.toml uv.lock ./
+COPY tools/devstack/pyproject.toml tools/devstack/
+COPY services/capture/pyproject.toml services/capture/
+COPY services/gateway/pyproject.toml services/gateway/
+COPY libs/common/ libs/common/
+COPY services/event-sim/ services/event-sim/
+COPY docker/install-service.sh docker/
+RUN sh docker/install-service.sh rts-eventsim services/event-sim /opt/venv
+
+FROM python:3.11.14-slim-trixie
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin app
+COPY --from=build /opt/venv /opt/venv
+USER 10001:10001
+EXPOSE 9110
+ENTRYPOINT ["event-sim"]

@@ -1,0 +1,257 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "streaming.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+*/}}
+{{- define "streaming.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "streaming.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels
+*/}}
+{{- define "streaming.labels" -}}
+helm.sh/chart: {{ include "streaming.chart" . }}
+{{ include "streaming.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: {{ include "streaming.name" . }}
+{{- end }}
+
+{{/*
+Selector labels
+*/}}
+{{- define "streaming.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "streaming.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Labels of one component (gateway, capture, event-sim): call with (dict "root" $ "component" "gateway").
+*/}}
+{{- define "streaming.componentLabels" -}}
+{{ include "streaming.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "streaming.componentSelectorLabels" -}}
+{{ include "streaming.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Image reference of a service: call with (dict "root" $ "image" .Values.gateway.image).
+*/}}
+{{- define "streaming.image" -}}
+{{- $registry := .root.Values.image.registry -}}
+{{- $tag := default .root.Chart.AppVersion .root.Values.image.tag -}}
+{{- if $registry -}}
+{{ printf "%s/%s:%s" $registry .image.repository $tag }}
+{{- else -}}
+{{ printf "%s:%s" .image.repository $tag }}
+{{- end -}}
+{{- end }}
+
+{{/*
+The Strimzi Kafka cluster's name.
+*/}}
+{{- define "streaming.kafkaCluster" -}}
+{{- default (include "streaming.fullname" .) .Values.kafka.strimzi.clusterName | trunc 40 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Is the chart's own Strimzi listener authenticating clients (SCRAM) and encrypting (TLS)?
+*/}}
+{{- define "streaming.strimziScram" -}}
+{{- if and (eq .Values.kafka.mode "strimzi") (eq .Values.kafka.strimzi.listener.authentication "scram-sha-512") }}true{{ end }}
+{{- end }}
+
+{{/*
+Kafka bootstrap address the services connect to.
+*/}}
+{{- define "streaming.kafkaBootstrap" -}}
+{{- if eq .Values.kafka.mode "strimzi" -}}
+{{ printf "%s-kafka-bootstrap:%d" (include "streaming.kafkaCluster" .) (int .Values.kafka.strimzi.listener.port) }}
+{{- else -}}
+{{ required "kafka.external.bootstrap is required when kafka.mode is external" .Values.kafka.external.bootstrap }}
+{{- end -}}
+{{- end }}
+
+{{/*
+librdkafka's security.protocol for the services.
+*/}}
+{{- define "streaming.kafkaSecurityProtocol" -}}
+{{- if eq .Values.kafka.mode "strimzi" -}}
+{{- $l := .Values.kafka.strimzi.listener -}}
+{{- if and $l.tls (eq $l.authentication "scram-sha-512") }}SASL_SSL
+{{- else if $l.tls }}SSL
+{{- else if eq $l.authentication "scram-sha-512" }}SASL_PLAINTEXT
+{{- else }}PLAINTEXT
+{{- end -}}
+{{- else -}}
+{{ .Values.kafka.external.securityProtocol }}
+{{- end -}}
+{{- end }}
+
+{{/*
+Name of the Secret holding the CA that signed the brokers' certificates, or "" when none.
+*/}}
+{{- define "streaming.kafkaCaSecret" -}}
+{{- if eq .Values.kafka.mode "strimzi" -}}
+{{- if .Values.kafka.strimzi.listener.tls }}{{ include "streaming.kafkaCluster" . }}-cluster-ca-cert{{ end -}}
+{{- else -}}
+{{ .Values.kafka.external.caSecret.name }}
+{{- end -}}
+{{- end }}
+
+{{- define "streaming.kafkaCaKey" -}}
+{{- if eq .Values.kafka.mode "strimzi" }}ca.crt{{ else }}{{ .Values.kafka.external.caSecret.key }}{{ end -}}
+{{- end }}
+
+{{/*
+The KafkaUser (Strimzi) of a service: call with (dict "root" $ "service" "gateway").
+*/}}
+{{- define "streaming.kafkaUser" -}}
+{{- printf "%s-%s" (include "streaming.fullname" .root) .service | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Environment of every service: logging and the Kafka connection. Call with
+(dict "root" $ "service" "gateway" "credentials" .Values.kafka.external.credentials.gateway).
+*/}}
+{{- define "streaming.commonEnv" -}}
+{{- $root := .root -}}
+- name: LOG_LEVEL
+  value: {{ $root.Values.logging.level | quote }}
+- name: LOG_FORMAT
+  value: {{ $root.Values.logging.format | quote }}
+- name: KAFKA_BOOTSTRAP
+  value: {{ include "streaming.kafkaBootstrap" $root | quote }}
+- name: KAFKA_SECURITY_PROTOCOL
+  value: {{ include "streaming.kafkaSecurityProtocol" $root | quote }}
+- name: KAFKA_TOPIC_PREFIX
+  value: {{ $root.Values.kafka.topicPrefix | quote }}
+{{- if eq $root.Values.kafka.mode "strimzi" }}
+{{- if include "streaming.strimziScram" $root }}
+- name: KAFKA_SASL_MECHANISM
+  value: SCRAM-SHA-512
+- name: KAFKA_USERNAME
+  value: {{ include "streaming.kafkaUser" . | quote }}
+- name: KAFKA_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streaming.kafkaUser" . }}
+      key: password
+{{- end }}
+{{- else if hasPrefix "SASL" $root.Values.kafka.external.securityProtocol }}
+- name: KAFKA_SASL_MECHANISM
+  value: {{ $root.Values.kafka.external.saslMechanism | quote }}
+- name: KAFKA_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ required (printf "kafka.external.credentials.%s.secretName is required with SASL" .service) .credentials.secretName }}
+      key: {{ .credentials.usernameKey }}
+- name: KAFKA_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ .credentials.secretName }}
+      key: {{ .credentials.passwordKey }}
+{{- end }}
+{{- if include "streaming.kafkaCaSecret" $root }}
+- name: KAFKA_CA_FILE
+  value: /etc/kafka-ca/{{ include "streaming.kafkaCaKey" $root }}
+{{- end }}
+{{- end }}
+
+{{/*
+The CA volume and its mount, when the brokers speak TLS.
+*/}}
+{{- define "streaming.kafkaCaVolume" -}}
+{{- if include "streaming.kafkaCaSecret" . -}}
+- name: kafka-ca
+  secret:
+    secretName: {{ include "streaming.kafkaCaSecret" . }}
+    items:
+      - key: {{ include "streaming.kafkaCaKey" . }}
+        path: {{ include "streaming.kafkaCaKey" . }}
+{{- end }}
+{{- end }}
+
+{{- define "streaming.kafkaCaMount" -}}
+{{- if include "streaming.kafkaCaSecret" . -}}
+- name: kafka-ca
+  mountPath: /etc/kafka-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/*
+Extra environment variables from a map (name: value), sorted by name.
+*/}}
+{{- define "streaming.extraEnv" -}}
+{{- $env := list }}
+{{- range $name, $value := . }}
+{{- $env = append $env (dict "name" $name "value" ($value | toString)) }}
+{{- end }}
+{{- toYaml $env }}
+{{- end }}
+
+{{/*
+Labels the monitors carry so that the Prometheus of kube-prometheus-stack selects them.
+*/}}
+{{- define "streaming.monitorLabels" -}}
+{{ include "streaming.labels" . }}
+{{- with .Values.monitoring.labels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The contract topics (files/topics.yaml, generated from rts_common.contracts).
+*/}}
+{{- define "streaming.topics" -}}
+{{- .Files.Get "files/topics.yaml" }}
+{{- end }}
+
+{{/*
+Partitions of one contract topic: call with (dict "root" $ "topic" "playback-events").
+*/}}
+{{- define "streaming.topicPartitions" -}}
+{{- $found := "" -}}
+{{- range (include "streaming.topics" .root | fromYaml).topics }}
+{{- if eq .name $.topic }}{{ $found = .partitions }}{{ end }}
+{{- end -}}
+{{- required (printf "topic %s is not in files/topics.yaml" .topic) $found -}}
+{{- end }}
+
+{{/*
+SASL mechanism of the services' connection.
+*/}}
+{{- define "streaming.kafkaSaslMechanism" -}}
+{{- if eq .Values.kafka.mode "strimzi" }}SCRAM-SHA-512{{ else }}{{ .Values.kafka.external.saslMechanism }}{{ end -}}
+{{- end }}

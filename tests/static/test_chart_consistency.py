@@ -1,0 +1,420 @@
+"""What the rendered chart must agree with: itself, the services, the contracts, the pom."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from rts_capture.settings import CaptureSettings
+from rts_common.contracts import PLAYBACK_EVENTS, TOPICS
+from rts_common.settings import Settings
+from rts_eventsim.settings import EventSimSettings
+from rts_gateway.settings import GatewaySettings
+
+from tests.static.chart import (
+    ROOT,
+    VALUE_SETS,
+    Obj,
+    env_of,
+    matches,
+    named,
+    of_kind,
+    pod_labels,
+    pod_specs,
+    prepare_chart,
+    render,
+    values_args,
+)
+
+SETTINGS: dict[str, type[Settings]] = {
+    "capture": CaptureSettings,
+    "event-sim": EventSimSettings,
+    "gateway": GatewaySettings,
+}
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Obj]]:
+    chart = prepare_chart(tmp_path_factory.mktemp("chart"))
+    return {value_set: render(chart, *values_args(value_set)) for value_set in VALUE_SETS}
+
+
+def each_set(rendered: dict[str, list[Obj]]) -> list[tuple[str, list[Obj]]]:
+    return list(rendered.items())
+
+
+def container_ports(objects: list[Obj], selector: dict[str, object]) -> set[str]:
+    """Port names of the containers of the pods a selector selects."""
+    names = set()
+    for owner, spec in pod_specs(objects):
+        if matches(selector, pod_labels(owner)):
+            for container in spec["containers"]:
+                names |= {port["name"] for port in container.get("ports", [])}
+    return names
+
+
+def test_every_service_selects_exactly_its_deployment(rendered: dict[str, list[Obj]]) -> None:
+    for value_set, objects in each_set(rendered):
+        for service in of_kind(objects, "Service"):
+            selector = service["spec"]["selector"]
+            selected = [
+                d["metadata"]["name"]
+                for d in of_kind(objects, "Deployment")
+                if matches(selector, pod_labels(d))
+            ]
+            assert selected == [service["metadata"]["name"]], (value_set, selected)
+            ports = container_ports(objects, selector)
+            for port in service["spec"]["ports"]:
+                assert port["targetPort"] in ports, (value_set, port)
+
+
+def test_every_deployment_selector_matches_its_own_pods_only(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    for value_set, objects in each_set(rendered):
+        deployments = of_kind(objects, "Deployment")
+        for deployment in deployments:
+            selector = deployment["spec"]["selector"]
+            owners = [d for d in deployments if matches(selector, pod_labels(d))]
+            assert owners == [deployment], (value_set, deployment["metadata"]["name"])
+
+
+def test_every_port_named_in_a_probe_exists(rendered: dict[str, list[Obj]]) -> None:
+    for value_set, objects in each_set(rendered):
+        for owner, spec in pod_specs(objects):
+            for container in spec["containers"]:
+                ports = {port["name"] for port in container.get("ports", [])}
+                for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                    if probe in container:
+                        port = container[probe]["httpGet"]["port"]
+                        assert port in ports, (value_set, owner["metadata"]["name"], probe)
+
+
+def test_every_port_named_in_a_monitor_exists(rendered: dict[str, list[Obj]]) -> None:
+    for value_set, objects in each_set(rendered):
+        for monitor in of_kind(objects, "ServiceMonitor"):
+            services = [
+                s
+                for s in of_kind(objects, "Service")
+                if matches(monitor["spec"]["selector"], s["metadata"]["labels"])
+            ]
+            assert services, (value_set, monitor["metadata"]["name"])
+            for endpoint in monitor["spec"]["endpoints"]:
+                for service in services:
+                    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+        for monitor in of_kind(objects, "PodMonitor"):
+            if "strimzi.io/cluster" in monitor["spec"]["selector"]["matchLabels"]:
+                # Strimzi's pods: it names their metrics port tcp-prometheus.
+                ports = {"tcp-prometheus"}
+            else:
+                ports = container_ports(objects, monitor["spec"]["selector"])
+                assert ports, (value_set, monitor["metadata"]["name"])
+            for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+                assert endpoint["port"] in ports, (value_set, endpoint)
+
+
+def test_network_policies_open_only_ports_the_pods_have(rendered: dict[str, list[Obj]]) -> None:
+    for value_set, objects in each_set(rendered):
+        policies = of_kind(objects, "NetworkPolicy")
+        for policy in policies:
+            ports = container_ports(objects, policy["spec"]["podSelector"])
+            assert ports, (value_set, policy["metadata"]["name"])
+            for rule in policy["spec"]["ingress"]:
+                assert {p["port"] for p in rule["ports"]} <= ports
+        if policies:
+            # Every app pod is covered: none accepts traffic the chart did not mean.
+            for owner, _spec in pod_specs(objects):
+                if owner["kind"] == "Deployment":
+                    assert any(
+                        matches(p["spec"]["podSelector"], pod_labels(owner)) for p in policies
+                    ), owner["metadata"]["name"]
+
+
+def test_only_app_pods_are_kafka_listener_peers(rendered: dict[str, list[Obj]]) -> None:
+    kafka = named(rendered["default"], "Kafka", "streaming")
+    (listener,) = kafka["spec"]["kafka"]["listeners"]
+    (peer,) = listener["networkPolicyPeers"]
+    clients = {
+        o["metadata"]["name"]
+        for o, _ in pod_specs(rendered["default"])
+        if matches(peer["podSelector"], pod_labels(o))
+    }
+    apps = {d["metadata"]["name"] for d in of_kind(rendered["default"], "Deployment")}
+    assert clients == apps
+
+
+def test_the_ingress_routes_to_the_gateway_service(rendered: dict[str, list[Obj]]) -> None:
+    for value_set, objects in each_set(rendered):
+        for ingress in of_kind(objects, "Ingress"):
+            for rule in ingress["spec"]["rules"]:
+                for path in rule["http"]["paths"]:
+                    backend = path["backend"]["service"]
+                    service = named(objects, "Service", backend["name"])
+                    assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+            annotations = ingress["metadata"]["annotations"]
+            assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie", value_set
+            assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 3600
+            assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
+
+
+def test_containers_run_as_non_root_on_a_read_only_root_filesystem(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    for value_set, objects in each_set(rendered):
+        for owner, spec in pod_specs(objects):
+            pod = spec.get("securityContext", {})
+            for container in spec["containers"]:
+                context = {**pod, **container.get("securityContext", {})}
+                where = (value_set, owner["metadata"]["name"], container["name"])
+                assert context.get("runAsNonRoot") is True, where
+                assert context.get("runAsUser", 0) > 0, where
+                assert context.get("readOnlyRootFilesystem") is True, where
+                assert context.get("allowPrivilegeEscalation") is False, where
+                assert context.get("capabilities", {}).get("drop") == ["ALL"], where
+                assert not context.get("capabilities", {}).get("add"), where
+
+
+def test_every_environment_variable_is_a_setting_of_its_service(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    for value_set, objects in each_set(rendered):
+        for deployment in of_kind(objects, "Deployment"):
+            component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+            settings = SETTINGS[component]
+            known = {settings.env_name(name) for name in settings.model_fields}
+            for container in deployment["spec"]["template"]["spec"]["containers"]:
+                unknown = set(env_of(container)) - known
+                assert not unknown, (value_set, deployment["metadata"]["name"], unknown)
+
+
+def test_services_authenticate_as_their_kafka_user_and_trust_the_cluster_ca(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    objects = rendered["default"]
+    users = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")}
+    for deployment in of_kind(objects, "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        env = env_of(container)
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_BOOTSTRAP"] == "streaming-kafka-bootstrap:9093"
+        assert env["KAFKA_USERNAME"] in users
+        assert env["KAFKA_PASSWORD"]["secretKeyRef"] == {
+            "name": env["KAFKA_USERNAME"],
+            "key": "password",
+        }
+        ca = next(v for v in spec["volumes"] if v["name"] == "kafka-ca")
+        assert ca["secret"]["secretName"] == "streaming-cluster-ca-cert"
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "kafka-ca")
+        assert env["KAFKA_CA_FILE"] == f"{mount['mountPath']}/ca.crt"
+
+
+def test_topics_equal_the_contracts(rendered: dict[str, list[Obj]]) -> None:
+    for value_set, prefix in (("default", ""), ("production", "prod.")):
+        topics = {
+            t["spec"]["topicName"]: t["spec"] for t in of_kind(rendered[value_set], "KafkaTopic")
+        }
+        assert set(topics) == {prefix + spec.name for spec in TOPICS}
+        for spec in TOPICS:
+            topic = topics[prefix + spec.name]
+            assert topic["partitions"] == spec.partitions, spec.name
+            assert topic["config"] == dict(spec.config), spec.name
+    replicas = {t["spec"]["replicas"] for t in of_kind(rendered["production"], "KafkaTopic")}
+    assert replicas == {3}
+
+
+def test_chart_topic_file_is_generated_from_the_contracts() -> None:
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "chart_topics.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+
+
+def test_keda_never_scales_the_gateway_beyond_the_events_partitions(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    assert not of_kind(rendered["default"], "ScaledObject")  # off by default
+    for value_set in ("production", "external"):
+        (scaled,) = of_kind(rendered[value_set], "ScaledObject")
+        assert scaled["spec"]["maxReplicaCount"] == PLAYBACK_EVENTS.partitions
+        (trigger,) = scaled["spec"]["triggers"]
+        assert trigger["type"] == "kafka"
+        assert trigger["metadata"]["consumerGroup"] == "gateway-dashboard"
+        assert trigger["metadata"]["topic"].endswith(PLAYBACK_EVENTS.name)
+        auth = named(
+            rendered[value_set], "TriggerAuthentication", trigger["authenticationRef"]["name"]
+        )
+        assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"password", "ca"}
+        deployment = named(
+            rendered[value_set], "Deployment", scaled["spec"]["scaleTargetRef"]["name"]
+        )
+        assert "replicas" not in deployment["spec"]  # the HPA owns it
+
+
+def test_kafka_acls_grant_each_service_exactly_what_it_does(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    def grants(user: Obj) -> set[tuple[str, str, str, str]]:
+        return {
+            (
+                acl["resource"]["type"],
+                acl["resource"].get("name", ""),
+                acl["resource"].get("patternType", ""),
+                op,
+            )
+            for acl in user["spec"]["authorization"]["acls"]
+            for op in acl["operations"]
+        }
+
+    def topic(name: str, *ops: str) -> set[tuple[str, str, str, str]]:
+        return {("topic", f"prod.{name}", "literal", op) for op in ops}
+
+    objects = rendered["production"]
+    assert {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")} == {
+        "streaming-capture",
+        "streaming-gateway",
+    }  # event-sim is disabled there
+    assert grants(named(objects, "KafkaUser", "streaming-capture")) == (
+        topic("video-frames", "Write", "Describe")
+        | topic("video-detections", "Write", "Describe")
+        | topic("video-cameras", "Write", "Describe")
+    )
+    assert grants(named(objects, "KafkaUser", "streaming-gateway")) == (
+        topic("video-frames", "Read", "Describe")
+        | topic("video-cameras", "Read", "Describe")
+        | topic("playback-events", "Read", "Describe")
+        | topic("video-detections", "Read", "Describe")
+        | topic("dashboard-broadcast", "Read", "Write", "Describe")
+        | {("group", "gateway-dashboard", "literal", op) for op in ("Read", "Describe")}
+        | {("group", "gateway-dashboard-detections", "literal", op) for op in ("Read", "Describe")}
+        | {("group", "gateway-direct-", "prefix", op) for op in ("Read", "Describe")}
+    )
+    event_sim = named(rendered["default"], "KafkaUser", "streaming-event-sim")
+    assert grants(event_sim) == {
+        ("topic", "playback-events", "literal", "Write"),
+        ("topic", "playback-events", "literal", "Describe"),
+    }
+
+
+def test_gateway_consumer_group_ids_are_the_ones_the_acls_name() -> None:
+    """The ACLs above hard-code the gateway's group naming; this pins it to the code."""
+    service = (ROOT / "services/gateway/src/rts_gateway/service.py").read_text()
+    dashboard = (ROOT / "services/gateway/src/rts_gateway/dashboard.py").read_text()
+    assert '"group.id": f"gateway-direct-{purpose}"' in service
+    assert '"group.id": self.settings.group_id' in service
+    assert "f\"{consumer_config['group.id']}-detections\"" in dashboard
+
+
+def test_external_kafka_mode_creates_no_kafka_resources(rendered: dict[str, list[Obj]]) -> None:
+    objects = rendered["external"]
+    assert not [o for o in objects if o["apiVersion"].startswith("kafka.strimzi.io")]
+    gateway = named(objects, "Deployment", "streaming-gateway")
+    env = env_of(gateway["spec"]["template"]["spec"]["containers"][0])
+    assert env["KAFKA_BOOTSTRAP"] == "kafka-0.example.net:9096,kafka-1.example.net:9096"
+    assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-256"
+    assert env["KAFKA_USERNAME"]["secretKeyRef"] == {"name": "kafka-gateway", "key": "user"}
+    assert env["KAFKA_CA_FILE"] == "/etc/kafka-ca/ca.pem"
+
+
+def test_separate_controller_and_broker_pools(rendered: dict[str, list[Obj]]) -> None:
+    pools = {
+        p["metadata"]["name"]: p["spec"] for p in of_kind(rendered["production"], "KafkaNodePool")
+    }
+    assert pools["controllers"]["roles"] == ["controller"]
+    assert pools["brokers"]["roles"] == ["broker"]
+    assert all(p["replicas"] == 3 for p in pools.values())
+    (dual,) = of_kind(rendered["default"], "KafkaNodePool")
+    assert sorted(dual["spec"]["roles"]) == ["broker", "controller"]
+
+
+def test_kafka_version_is_the_local_brokers() -> None:
+    pom = (ROOT / "tools" / "kafka" / "pom.xml").read_text()
+    match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    assert match
+    values = yaml.safe_load((ROOT / "helm" / "streaming" / "values.yaml").read_text())
+    strimzi = values["kafka"]["strimzi"]
+    assert strimzi["version"] == match.group(1)
+    major, minor, _ = match.group(1).split(".")
+    assert strimzi["metadataVersion"].startswith(f"{major}.{minor}-IV")
+
+
+def test_one_capture_deployment_per_camera(rendered: dict[str, list[Obj]]) -> None:
+    objects = rendered["production"]
+    captures = {
+        d["metadata"]["labels"]["rts/camera"]: env_of(
+            d["spec"]["template"]["spec"]["containers"][0]
+        )
+        for d in of_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "capture"
+    }
+    assert set(captures) == {"entrance", "warehouse"}
+    assert captures["entrance"]["CAPTURE_SOURCE"] == "rtsp://cameras.example.com/entrance"
+    assert captures["entrance"]["CAPTURE_FACE_EVERY"] == "10"
+    assert captures["warehouse"]["CAPTURE_FACES"] == "false"
+    assert captures["warehouse"]["CAPTURE_RECONNECT_MAX"] == "60"
+    assert all(
+        d["spec"]["replicas"] == 1
+        for d in of_kind(objects, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "capture"
+    )
+
+
+def test_monitors_carry_the_kube_prometheus_stack_release_label(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    kinds = ("ServiceMonitor", "PodMonitor", "PrometheusRule")
+    monitors = [o for o in rendered["default"] if o["kind"] in kinds]
+    assert {o["kind"] for o in monitors} == set(kinds)
+    assert all(o["metadata"]["labels"]["release"] == "kube-prometheus-stack" for o in monitors)
+    dashboards = [
+        o
+        for o in of_kind(rendered["default"], "ConfigMap")
+        if "grafana_dashboard" in o["metadata"]["labels"]
+    ]
+    assert dashboards
+    assert all(o["metadata"]["labels"]["grafana_dashboard"] == "1" for o in dashboards)
+
+
+def test_helm_test_pod_fetches_a_snapshot_of_a_configured_camera(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    pod = named(rendered["default"], "Pod", "streaming-test-gateway")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    env = env_of(pod["spec"]["containers"][0])
+    assert env["CAMERA"] == "lobby"
+    service = named(rendered["default"], "Service", "streaming-gateway")
+    assert env["GATEWAY_URL"] == f"http://streaming-gateway:{service['spec']['ports'][0]['port']}"
+    assert "/snapshot/" in pod["spec"]["containers"][0]["args"][0]
+
+
+def test_notes_render_for_every_value_set(tmp_path: Path) -> None:
+    from tests.static.chart import helm
+
+    chart = prepare_chart(tmp_path)
+    for value_set in VALUE_SETS:
+        out = subprocess.run(
+            [
+                helm(),
+                "install",
+                "streaming",
+                str(chart),
+                "--dry-run=client",
+                "-n",
+                "rts",
+                *values_args(value_set),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        notes = out.stdout.split("NOTES:", 1)[1]
+        assert "helm test streaming" in notes
+        assert "kubectl -n rts port-forward svc/streaming-gateway" in notes

@@ -1,0 +1,298 @@
+"""Check a deployed platform end to end on a live cluster (`make cluster-smoke`).
+
+In order: every pod of the release and of its Kafka cluster is ready; the gateway serves
+a JPEG frame from /snapshot; a Socket.IO client receives a `new_event`; the gateway,
+scaled to 3 replicas, spreads the playback-events partitions over all of them (each
+pod's /metrics: gateway_partitions_assigned); Prometheus holds the frame and event
+latency series. It talks to the cluster with kubectl (port-forwards), nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+import socketio
+
+EVENTS_TOPIC = "playback-events"
+PARTITIONS_SAMPLE = re.compile(
+    r"^gateway_partitions_assigned\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.eE+-]+)$", re.M
+)
+
+
+class SmokeFailure(Exception):
+    pass
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+class Kube:
+    def __init__(self, context: str, namespace: str) -> None:
+        self.base = ["kubectl", "--context", context, "--namespace", namespace]
+
+    def run(self, *args: str, timeout: float = 120) -> str:
+        out = subprocess.run(
+            [*self.base, *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if out.returncode != 0:
+            raise SmokeFailure(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
+        return out.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.run(*args, "-o", "json"))
+
+    @contextlib.contextmanager
+    def port_forward(self, target: str, remote: int) -> Iterator[str]:
+        """A local URL forwarded to `target` (svc/x or pod/x) port `remote`."""
+        local = free_port()
+        process = subprocess.Popen(
+            [*self.base, "port-forward", target, f"{local}:{remote}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_listening(local, process)
+            yield f"http://127.0.0.1:{local}"
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[str], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SmokeFailure(
+                f"port-forward ended: {process.stderr.read() if process.stderr else ''}"
+            )
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+            return
+        time.sleep(0.2)
+    raise SmokeFailure(f"port-forward to local port {port} did not start")
+
+
+def eventually(what: str, check: Any, timeout: float, every: float = 2.0) -> Any:
+    """Call `check` until it returns something truthy; its last error explains a timeout."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+            last = result
+        except (SmokeFailure, requests.RequestException, ValueError) as exc:
+            last = exc
+        time.sleep(every)
+    raise SmokeFailure(f"{what}: not within {timeout:.0f}s (last: {last})")
+
+
+# --- the checks ---------------------------------------------------------------------------
+
+
+def unready_pods(pods: dict[str, Any]) -> list[str]:
+    """Names of pods that should serve but are not ready (finished test pods don't count)."""
+    names = []
+    for pod in pods["items"]:
+        if pod["status"].get("phase") == "Succeeded":
+            continue
+        conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+        if conditions.get("Ready") != "True":
+            names.append(pod["metadata"]["name"])
+    return names
+
+
+def check_pods_ready(kube: Kube, release: str, timeout: float) -> None:
+    selectors = [f"app.kubernetes.io/instance={release}"]
+    kafkas = kube.json("get", "kafka", "-l", f"app.kubernetes.io/instance={release}")["items"]
+    selectors += [f"strimzi.io/cluster={k['metadata']['name']}" for k in kafkas]
+
+    def ready() -> bool:
+        pending = []
+        for selector in selectors:
+            pods = kube.json("get", "pods", "-l", selector)
+            if not pods["items"]:
+                raise SmokeFailure(f"no pods match {selector}")
+            pending += unready_pods(pods)
+        if pending:
+            raise SmokeFailure(f"not ready: {', '.join(pending)}")
+        return True
+
+    eventually("all pods ready", ready, timeout)
+    say(f"ok  all pods ready ({', '.join(selectors)})")
+
+
+def check_snapshot(url: str, timeout: float) -> str:
+    def first_camera() -> str:
+        cameras = requests.get(f"{url}/api/cameras", timeout=5).json()["cameras"]
+        return str(cameras[0]["camera"]) if cameras else ""
+
+    camera = eventually("a camera listed in /api/cameras", first_camera, timeout)
+
+    def frame() -> bytes:
+        response = requests.get(f"{url}/snapshot/{camera}.jpg", timeout=10)
+        if response.status_code != 200:
+            raise SmokeFailure(f"/snapshot/{camera}.jpg answered {response.status_code}")
+        return response.content
+
+    jpeg = eventually(f"a frame of {camera}", frame, timeout)
+    if not (jpeg.startswith(b"\xff\xd8") and jpeg.rstrip(b"\x00").endswith(b"\xff\xd9")):
+        raise SmokeFailure(f"/snapshot/{camera}.jpg is not a JPEG")
+    say(f"ok  /snapshot/{camera}.jpg: {len(jpeg)}-byte JPEG")
+    return camera
+
+
+def watch_stream(url: str, camera: str, seconds: float) -> int:
+    """Read the MJPEG stream a while (the gateway measures frame latency for viewers)."""
+    parts = 0
+    deadline = time.monotonic() + seconds
+    with requests.get(f"{url}/stream/{camera}", stream=True, timeout=10) as response:
+        response.raise_for_status()
+        for chunk in response.iter_content(64 * 1024):
+            parts += chunk.count(b"\xff\xd8")
+            if time.monotonic() > deadline:
+                break
+    if not parts:
+        raise SmokeFailure(f"/stream/{camera} sent no frame in {seconds:.0f}s")
+    say(f"ok  /stream/{camera}: {parts} frames in {seconds:.0f}s")
+    return parts
+
+
+def check_socketio_event(url: str, timeout: float) -> None:
+    received = threading.Event()
+    client = socketio.Client(reconnection=False)
+    client.on("new_event", lambda _data: received.set())
+    client.connect(url, transports=["websocket"], wait_timeout=10)
+    try:
+        if not received.wait(timeout):
+            raise SmokeFailure(f"no new_event over Socket.IO within {timeout:.0f}s")
+    finally:
+        client.disconnect()
+    say("ok  Socket.IO new_event received")
+
+
+def partitions_assigned(metrics: str, topic_suffix: str = EVENTS_TOPIC) -> int:
+    """The pod's gateway_partitions_assigned for the events topic (any prefix)."""
+    total = 0.0
+    for sample in PARTITIONS_SAMPLE.finditer(metrics):
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', sample.group("labels")))
+        if labels.get("topic", "").endswith(topic_suffix):
+            total += float(sample.group("value"))
+    return int(total)
+
+
+def spread_problem(assigned: dict[str, int], partitions: int) -> str:
+    """Why `assigned` (pod → partitions) is not a full spread over every pod, or ""."""
+    if sum(assigned.values()) != partitions:
+        return f"{sum(assigned.values())} of {partitions} partitions assigned: {assigned}"
+    idle = [pod for pod, count in assigned.items() if count == 0]
+    if idle and len(assigned) <= partitions:
+        return f"replicas without a partition: {idle} ({assigned})"
+    return ""
+
+
+def check_scaling(kube: Kube, release: str, replicas: int, partitions: int, timeout: float) -> None:
+    deployment = f"{release}-gateway"
+    kube.run("scale", f"deployment/{deployment}", f"--replicas={replicas}")
+    kube.run("rollout", "status", f"deployment/{deployment}", "--timeout=300s", timeout=320)
+    spec = kube.json("get", "deployment", deployment)["spec"]
+    selector = ",".join(f"{k}={v}" for k, v in spec["selector"]["matchLabels"].items())
+    (container,) = spec["template"]["spec"]["containers"]
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
+
+    def spread() -> dict[str, int]:
+        pods = [
+            p["metadata"]["name"]
+            for p in kube.json("get", "pods", "-l", selector)["items"]
+            if p["metadata"].get("deletionTimestamp") is None
+        ]
+        assigned = {}
+        for pod in pods:
+            with kube.port_forward(f"pod/{pod}", port) as url:
+                metrics = requests.get(f"{url}/metrics", timeout=5).text
+            assigned[pod] = partitions_assigned(metrics)
+        if len(assigned) != replicas:
+            raise SmokeFailure(f"{len(assigned)} gateway pods, want {replicas}")
+        problem = spread_problem(assigned, partitions)
+        if problem:
+            raise SmokeFailure(problem)
+        return assigned
+
+    assigned = eventually("partitions spread over the gateway replicas", spread, timeout, every=5)
+    say(f"ok  {replicas} gateway replicas share {partitions} partitions: {assigned}")
+
+
+def check_prometheus(kube_monitoring: Kube, service: str, namespace: str, timeout: float) -> None:
+    queries = {
+        "frame latency": f'sum(gateway_frame_latency_seconds_count{{namespace="{namespace}"}})',
+        "event latency": f'sum(gateway_event_latency_seconds_count{{namespace="{namespace}"}})',
+    }
+    with kube_monitoring.port_forward(f"svc/{service}", 9090) as url:
+        for name, query in queries.items():
+
+            def present(query: str = query) -> float:
+                body = requests.get(f"{url}/api/v1/query", params={"query": query}, timeout=10)
+                result = body.json()["data"]["result"]
+                return float(result[0]["value"][1]) if result else 0.0
+
+            value = eventually(f"{name} series in Prometheus", present, timeout, every=5)
+            say(f"ok  Prometheus has {name} samples ({query} = {value:.0f})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--context", required=True, help="kubectl context of the cluster")
+    parser.add_argument("--namespace", default="rts")
+    parser.add_argument("--release", default="streaming")
+    parser.add_argument("--replicas", type=int, default=3, help="gateway replicas to scale to")
+    parser.add_argument("--partitions", type=int, default=6, help="partitions of playback-events")
+    parser.add_argument("--monitoring-namespace", default="monitoring")
+    parser.add_argument("--prometheus-service", default="kube-prometheus-stack-prometheus")
+    parser.add_argument("--timeout", type=float, default=180, help="seconds per check")
+    args = parser.parse_args(argv)
+
+    kube = Kube(args.context, args.namespace)
+    try:
+        check_pods_ready(kube, args.release, args.timeout)
+        service = kube.json("get", "service", f"{args.release}-gateway")
+        with kube.port_forward(
+            f"svc/{args.release}-gateway", service["spec"]["ports"][0]["port"]
+        ) as url:
+            camera = check_snapshot(url, args.timeout)
+            check_socketio_event(url, min(args.timeout, 60))
+            watch_stream(url, camera, 10)
+        check_scaling(kube, args.release, args.replicas, args.partitions, args.timeout)
+        check_prometheus(
+            Kube(args.context, args.monitoring_namespace),
+            args.prometheus_service,
+            args.namespace,
+            args.timeout,
+        )
+    except SmokeFailure as failure:
+        say(f"FAIL {failure}")
+        return 1
+    say("cluster smoke test passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
