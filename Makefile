@@ -205,6 +205,11 @@ deploy: operators ## install the operators, then the chart; wait until everythin
 	$(HELMK) test $(RELEASE) --namespace $(NAMESPACE) --logs
 	@echo; echo "dashboard: $(if $(filter kind,$(CLUSTER)),http://localhost/,http://$$(minikube --profile $(CLUSTER_NAME) ip)/)"
 
+.PHONY: cluster-login-url
+cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard (BASE=URL)
+	@$(KUBECTL) -n $(NAMESPACE) exec deploy/$(RELEASE)-gateway -- gateway login-url \
+	  --base $(or $(BASE),$(if $(filter kind,$(CLUSTER)),http://localhost,http://$$(minikube --profile $(CLUSTER_NAME) ip)))
+
 .PHONY: scale
 scale: ## scale the gateway to REPLICAS (default 3) and wait for them
 	$(KUBECTL) -n $(NAMESPACE) scale deployment/$(RELEASE)-gateway --replicas=$(REPLICAS)

@@ -141,15 +141,31 @@ def check_pods_ready(kube: Kube, release: str, timeout: float) -> None:
     say(f"ok  all pods ready ({', '.join(selectors)})")
 
 
-def check_snapshot(url: str, timeout: float) -> str:
+def sign_in(kube: Kube, release: str, url: str) -> requests.Session:
+    """A session signed in with a one-time link from the gateway itself (when sign-in is on)."""
+    http = requests.Session()
+    try:
+        link = kube.run("exec", f"deploy/{release}-gateway", "--", "gateway", "login-url",
+                        "--base", url).strip()  # fmt: skip
+    except SmokeFailure:
+        say("--  no sign-in link (GATEWAY_AUTH_SECRET not set): continuing signed out")
+        return http
+    response = http.get(link, allow_redirects=False, timeout=10)
+    if response.status_code != 302 or not http.cookies:
+        raise SmokeFailure(f"the login link answered {response.status_code}, no session")
+    say("ok  signed in with a one-time login link")
+    return http
+
+
+def check_snapshot(http: requests.Session, url: str, timeout: float) -> str:
     def first_camera() -> str:
-        cameras = requests.get(f"{url}/api/cameras", timeout=5).json()["cameras"]
+        cameras = http.get(f"{url}/api/cameras", timeout=5).json()["cameras"]
         return str(cameras[0]["camera"]) if cameras else ""
 
     camera = eventually("a camera listed in /api/cameras", first_camera, timeout)
 
     def frame() -> bytes:
-        response = requests.get(f"{url}/snapshot/{camera}.jpg", timeout=10)
+        response = http.get(f"{url}/snapshot/{camera}.jpg", timeout=10)
         if response.status_code != 200:
             raise SmokeFailure(f"/snapshot/{camera}.jpg answered {response.status_code}")
         return response.content
@@ -161,11 +177,11 @@ def check_snapshot(url: str, timeout: float) -> str:
     return camera
 
 
-def watch_stream(url: str, camera: str, seconds: float) -> int:
+def watch_stream(http: requests.Session, url: str, camera: str, seconds: float) -> int:
     """Read the MJPEG stream a while (the gateway measures frame latency for viewers)."""
     parts = 0
     deadline = time.monotonic() + seconds
-    with requests.get(f"{url}/stream/{camera}", stream=True, timeout=10) as response:
+    with http.get(f"{url}/stream/{camera}", stream=True, timeout=10) as response:
         response.raise_for_status()
         for chunk in response.iter_content(64 * 1024):
             parts += chunk.count(b"\xff\xd8")
@@ -177,11 +193,13 @@ def watch_stream(url: str, camera: str, seconds: float) -> int:
     return parts
 
 
-def check_socketio_event(url: str, timeout: float) -> None:
+def check_socketio_event(http: requests.Session, url: str, timeout: float) -> None:
     received = threading.Event()
     client = socketio.Client(reconnection=False)
     client.on("new_event", lambda _data: received.set())
-    client.connect(url, transports=["websocket"], wait_timeout=10)
+    cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+    headers = {"Cookie": cookie} if cookie else {}
+    client.connect(url, headers=headers, transports=["websocket"], wait_timeout=10)
     try:
         if not received.wait(timeout):
             raise SmokeFailure(f"no new_event over Socket.IO within {timeout:.0f}s")
@@ -277,9 +295,10 @@ def main(argv: list[str] | None = None) -> int:
         with kube.port_forward(
             f"svc/{args.release}-gateway", service["spec"]["ports"][0]["port"]
         ) as url:
-            camera = check_snapshot(url, args.timeout)
-            check_socketio_event(url, min(args.timeout, 60))
-            watch_stream(url, camera, 10)
+            http = sign_in(kube, args.release, url)
+            camera = check_snapshot(http, url, args.timeout)
+            check_socketio_event(http, url, min(args.timeout, 60))
+            watch_stream(http, url, camera, 10)
         check_scaling(kube, args.release, args.replicas, args.partitions, args.timeout)
         check_prometheus(
             Kube(args.context, args.monitoring_namespace),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import subprocess
 import sys
@@ -418,3 +419,30 @@ def test_notes_render_for_every_value_set(tmp_path: Path) -> None:
         notes = out.stdout.split("NOTES:", 1)[1]
         assert "helm test streaming" in notes
         assert "kubectl -n rts port-forward svc/streaming-gateway" in notes
+
+
+def test_the_gateway_signs_in_with_the_secret_the_chart_makes(
+    rendered: dict[str, list[Obj]], tmp_path: Path
+) -> None:
+    objects = rendered["default"]
+    secrets = [
+        s for s in of_kind(objects, "Secret") if s["metadata"]["name"].endswith("-gateway-auth")
+    ]
+    assert len(secrets) == 1
+    key, value = next(iter(secrets[0]["data"].items()))
+    assert len(base64.b64decode(value)) >= 32
+    gateway = next(
+        d for d in of_kind(objects, "Deployment") if d["metadata"]["name"].endswith("-gateway")
+    )
+    env = env_of(gateway["spec"]["template"]["spec"]["containers"][0])
+    ref = env["GATEWAY_AUTH_SECRET"]["secretKeyRef"]
+    assert (ref["name"], ref["key"]) == (secrets[0]["metadata"]["name"], key)
+    chart = prepare_chart(tmp_path / "chart")
+    signed_out = render(chart, "--set", "gateway.auth.enabled=false")
+    assert not [
+        s for s in of_kind(signed_out, "Secret") if s["metadata"]["name"].endswith("-gateway-auth")
+    ]
+    gateway = next(
+        d for d in of_kind(signed_out, "Deployment") if d["metadata"]["name"].endswith("-gateway")
+    )
+    assert "GATEWAY_AUTH_SECRET" not in env_of(gateway["spec"]["template"]["spec"]["containers"][0])

@@ -255,3 +255,10 @@ SASL mechanism of the services' connection.
 {{- define "streaming.kafkaSaslMechanism" -}}
 {{- if eq .Values.kafka.mode "strimzi" }}SCRAM-SHA-512{{ else }}{{ .Values.kafka.external.saslMechanism }}{{ end -}}
 {{- end }}
+
+{{/*
+The Secret holding the gateway's sign-in secret.
+*/}}
+{{- define "streaming.gatewayAuthSecret" -}}
+{{- default (printf "%s-gateway-auth" (include "streaming.fullname" .)) .Values.gateway.auth.existingSecret -}}
+{{- end }}
