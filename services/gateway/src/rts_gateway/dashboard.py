@@ -210,6 +210,9 @@ class DashboardFeed:
             self._metrics.startup_failures.labels(device=device).inc()
         if applied.watched_ms:
             self._metrics.watched_seconds.labels(device=device).inc(applied.watched_ms / 1000)
+            # kbit/s x ms = bits
+            played_bytes = applied.watched_kbps * applied.watched_ms / 8
+            self._metrics.watched_bytes.labels(device=device).inc(played_bytes)
         if applied.rebuffer_ms:
             self._metrics.rebuffer_seconds.labels(device=device).inc(applied.rebuffer_ms / 1000)
         if applied.switch:
