@@ -99,6 +99,12 @@ fmt: venv ## format the code and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# --- observability ----------------------------------------------------------------------
+
+.PHONY: dashboards
+dashboards: venv ## regenerate the Grafana dashboards (committed) after changing observability/
+	$(BIN)/rts-dashboards write
+
 # --- housekeeping -----------------------------------------------------------------------
 
 .PHONY: clean clean-data

@@ -319,9 +319,11 @@ class LocalKafka:
         log_handle = node.log_file.open("ab")
         proc = subprocess.Popen(
             self.dist.java(
-                "kafka.Kafka", str(node.properties_file), heap=self.heap,
+                "kafka.Kafka",
+                str(node.properties_file),
+                heap=self.heap,
                 jvm=self._jvm_options(node),
-            ),  # fmt: skip
+            ),
             stdout=log_handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
