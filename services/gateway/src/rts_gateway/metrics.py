@@ -186,3 +186,5 @@ class GatewayMetrics:
             for counter in (self.stream_starts, self.startup_failures, self.watched_seconds,
                             self.watched_bytes, self.rebuffer_seconds):  # fmt: skip
                 counter.labels(device=device)
+            for direction in ("up", "down"):
+                self.bitrate_switches.labels(device=device, direction=direction)
