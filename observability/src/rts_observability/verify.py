@@ -16,6 +16,7 @@ import json
 import math
 import re
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -46,8 +47,11 @@ class Prometheus:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 body = json.load(response)
-        except urllib.error.HTTPError as err:
-            body = json.loads(err.read() or b"{}")
+        except urllib.error.HTTPError as err:  # a bad query: Prometheus says why in JSON
+            try:
+                body = json.loads(err.read())
+            except ValueError:
+                body = {"error": f"HTTP {err.code}"}
         except OSError as err:
             raise PrometheusError(f"{request}: {err}") from err
         if body.get("status") != "success":

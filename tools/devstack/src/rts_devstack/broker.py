@@ -81,7 +81,8 @@ class KafkaDistribution:
         libs, agents, marker = home / "libs", home / "agents", home / ".fetched"
         digest = hashlib.sha256(text.encode()).hexdigest()
         dist = cls(version, libs, root / "tools" / "kafka" / "log4j2.properties", agents)
-        if marker.is_file() and marker.read_text() == digest and any(libs.glob("kafka_2.13-*.jar")):
+        fetched = marker.is_file() and marker.read_text() == digest
+        if fetched and any(libs.glob("kafka_2.13-*.jar")) and any(agents.glob("*.jar")):
             return dist
         mvn = shutil.which("mvn")
         if not mvn:
