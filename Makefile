@@ -245,6 +245,12 @@ else
 	minikube delete --profile $(CLUSTER_NAME)
 endif
 
+# --- observability ----------------------------------------------------------------------
+
+.PHONY: dashboards
+dashboards: venv ## regenerate the Grafana dashboards (committed) after changing observability/
+	$(BIN)/rts-dashboards write
+
 # --- housekeeping -----------------------------------------------------------------------
 
 .PHONY: clean clean-data

@@ -20,6 +20,10 @@ need make make
 need kcat kcat
 need npm npm
 need chromium chromium
+# Debian's Prometheus: `make run` starts it, the tests scrape the stack with it, and its
+# promtool checks and unit-tests the alert rules.
+need prometheus prometheus
+need promtool prometheus
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system-deps: everything is installed"
@@ -35,3 +39,11 @@ sudo=""
 echo "system-deps: installing ${missing[*]}"
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# The package starts a system-wide Prometheus on port 9090 where systemd runs; the
+# project starts its own (configured for the local stack), which needs that port.
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+    && systemctl is-active --quiet prometheus 2>/dev/null; then
+  echo "system-deps: stopping and disabling the system's prometheus service (port 9090)"
+  $sudo systemctl disable --now prometheus
+fi

@@ -1,11 +1,21 @@
 from pathlib import Path
 
 import pytest
-from rts_devstack.broker import KafkaDistribution, LocalKafka, free_ports, port_in_use
+from rts_devstack.broker import (
+    KAFKA_METRICS_RULES,
+    BrokerError,
+    KafkaDistribution,
+    LocalKafka,
+    free_ports,
+    port_in_use,
+    repo_root,
+)
 
 
 def _fake_dist(tmp_path: Path) -> KafkaDistribution:
-    return KafkaDistribution("4.3.1", tmp_path / "libs", tmp_path / "log4j2.properties")
+    return KafkaDistribution(
+        "4.3.1", tmp_path / "libs", tmp_path / "log4j2.properties", tmp_path / "agents"
+    )
 
 
 def _props(path: Path) -> dict[str, str]:
@@ -50,6 +60,28 @@ def test_cluster_id_is_kafka_shaped_and_stable(tmp_path: Path) -> None:
 def test_mismatched_port_lists_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="one client port"):
         LocalKafka(tmp_path, nodes=2, ports=[1])
+    with pytest.raises(ValueError, match="one metrics port"):
+        LocalKafka(tmp_path, nodes=2, metrics_ports=[9404])
+
+
+def test_each_node_runs_the_jmx_exporter_with_the_charts_rules_on_its_metrics_port(
+    tmp_path: Path,
+) -> None:
+    dist = _fake_dist(tmp_path)
+    dist.agents.mkdir()
+    (dist.agents / "jmx_prometheus_javaagent-1.0.1.jar").touch()
+    kafka = LocalKafka(tmp_path, nodes=2, port=19092, metrics_ports=[19404, 19405], dist=dist)
+    assert kafka.metrics_targets == ["127.0.0.1:19404", "127.0.0.1:19405"]
+    rules = repo_root() / KAFKA_METRICS_RULES
+    assert rules.is_file()
+    agent = dist.agents / "jmx_prometheus_javaagent-1.0.1.jar"
+    assert kafka._jvm_options(kafka.node(2)) == [f"-javaagent:{agent}=127.0.0.1:19405:{rules}"]
+    assert LocalKafka(tmp_path, dist=dist)._jvm_options(kafka.node(1)) == []
+
+
+def test_a_missing_jmx_agent_says_how_to_fetch_it(tmp_path: Path) -> None:
+    with pytest.raises(BrokerError, match="make kafka-fetch"):
+        _ = _fake_dist(tmp_path).jmx_exporter
 
 
 def test_free_ports_are_distinct_and_free() -> None:

@@ -89,6 +89,8 @@ def test_emits_beyond_the_sample_rate_only_feed_the_aggregates(
         == 20
     )
     assert registry.get_sample_value("gateway_stream_starts_total", {"device": "tv"}) == 20
+    # every device's counters exist from the start, so rate() and alerts see zeros
+    assert registry.get_sample_value("gateway_stream_starts_total", {"device": "web"}) == 0
 
 
 def test_qoe_snapshots_are_emitted_per_partition_every_tick(

@@ -68,6 +68,14 @@ def test_counts_per_device_are_exact() -> None:
     assert tv.starts == 0
 
 
+def test_watched_time_carries_the_bitrate_it_played_at() -> None:
+    agg = PartitionAggregate(0, T0)
+    applied = [agg.apply(ev, ts_ns) for ev, ts_ns in PARTITION_0]
+    # 0-10 s at 2400 kbps, then 8 + 10 + 10 s at 1200 after the step down
+    assert sum(a.watched_ms * a.watched_kbps for a in applied) == 10_000 * 2400 + 28_000 * 1200
+    assert all(a.watched_kbps == 0 for a in applied if not a.watched_ms)
+
+
 def test_concurrent_sessions_titles_and_startup_window() -> None:
     agg = aggregate(1, PARTITION_1)
     concurrent = agg.concurrent()

@@ -79,10 +79,10 @@ class CaptureMetrics:
             ["camera"], buckets=SIZE_BUCKETS, registry=r,
         ).labels(**cam)  # fmt: skip
         self.frame_width = Gauge(
-            "capture_frame_width", "Width of the last frame sent, pixels", ["camera"], registry=r
+            "capture_frame_width_pixels", "Width of the last frame sent", ["camera"], registry=r
         ).labels(**cam)
         self.frame_height = Gauge(
-            "capture_frame_height", "Height of the last frame sent, pixels", ["camera"],
+            "capture_frame_height_pixels", "Height of the last frame sent", ["camera"],
             registry=r,
         ).labels(**cam)  # fmt: skip
         self.delivery_seconds = Histogram(

@@ -91,6 +91,7 @@ class DashboardFeed:
         self._startup, self._failures = Children(m.startup_seconds), Children(m.startup_failures)
         self._watched, self._rebuffer = Children(m.watched_seconds), Children(m.rebuffer_seconds)
         self._switches = Children(m.bitrate_switches)
+        self._watched_bytes = Children(m.watched_bytes)
         detections_config = consumer_config | {
             "group.id": f"{consumer_config['group.id']}-detections"
         }
@@ -216,6 +217,8 @@ class DashboardFeed:
             self._failures(device).inc()
         if applied.watched_ms:
             self._watched(device).inc(applied.watched_ms / 1000)
+            # kbit/s x ms = bits
+            self._watched_bytes(device).inc(applied.watched_kbps * applied.watched_ms / 8)
         if applied.rebuffer_ms:
             self._rebuffer(device).inc(applied.rebuffer_ms / 1000)
         if applied.switch:

@@ -28,7 +28,7 @@ from rts_common.logs import Throttle
 
 from rts_gateway.cameras import CameraDirectory
 from rts_gateway.kafka import ConsumerLoop
-from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.metrics import FRAME_SKIP_REASONS, GatewayMetrics
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,10 @@ class Viewer:
         self.camera = camera
         self.kind = kind  # "mjpeg" (an HTTP stream) or "wall" (the dashboard's tiles)
         self.min_interval = 1.0 / max_fps if max_fps else 0.0
-        self._metrics = metrics
+        self._skipped = {
+            reason: metrics.frames_skipped.labels(camera=camera, reason=reason)
+            for reason in FRAME_SKIP_REASONS
+        }
         self._frame: Frame | None = None
         self._fresh = False
         self._ready = threading.Event()
@@ -94,7 +97,7 @@ class Viewer:
     def offer(self, frame: Frame) -> None:
         if self._fresh:
             capped = time.monotonic() < self._next_allowed
-            self._metrics.frames_skipped.labels(reason="fps_cap" if capped else "slow_client").inc()
+            self._skipped["fps_cap" if capped else "slow_client"].inc()
         self._frame, self._fresh = frame, True
         self._ready.set()
 

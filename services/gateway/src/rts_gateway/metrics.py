@@ -7,7 +7,15 @@ from a request path; never a user, session or client id.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from rts_common.events import DEVICES, EVENT_TYPES
 from rts_common.metrics import LATENCY_BUCKETS, SIZE_BUCKETS, service_registry
+
+# Players take 0.5 to 5 s to start a stream, slow networks up to 30 s (event-sim caps
+# startup_ms there): finer than LATENCY_BUCKETS where p50/p95 live, and past 10 s.
+STARTUP_BUCKETS = (
+    0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
+)  # fmt: skip
+FRAME_SKIP_REASONS = ("slow_client", "fps_cap")
 
 
 class GatewayMetrics:
@@ -33,7 +41,7 @@ class GatewayMetrics:
             "gateway_frames_skipped_total",
             "Frames a viewer did not get: slow_client (a newer frame replaced it), "
             "fps_cap (the viewer asked for fewer)",
-            ["reason"], registry=r,
+            ["camera", "reason"], registry=r,
         )  # fmt: skip
         self.frame_size = Histogram(
             "gateway_frame_bytes", "Size of frames read from Kafka", buckets=SIZE_BUCKETS,
@@ -103,7 +111,7 @@ class GatewayMetrics:
         )  # fmt: skip
         self.startup_seconds = Histogram(
             "gateway_startup_seconds", "Startup time of stream starts (request to first frame)",
-            ["device"], buckets=LATENCY_BUCKETS, registry=r,
+            ["device"], buckets=STARTUP_BUCKETS, registry=r,
         )  # fmt: skip
         self.startup_failures = Counter(
             "gateway_startup_failures_total", "Sessions that ended before playing", ["device"],
@@ -117,6 +125,12 @@ class GatewayMetrics:
         self.watched_seconds = Counter(
             "gateway_watched_seconds_total", "Seconds viewers spent playing", ["device"],
             registry=r,
+        )  # fmt: skip
+        self.watched_bytes = Counter(
+            "gateway_watched_bytes_total",
+            "Video bytes viewers played: bitrate times playing time. Over "
+            "gateway_watched_seconds_total it is the time-weighted average bitrate",
+            ["device"], registry=r,
         )  # fmt: skip
         self.bitrate_switches = Counter(
             "gateway_bitrate_switches_total", "Rendition changes", ["device", "direction"],
@@ -169,7 +183,14 @@ class GatewayMetrics:
             registry=r,
         )
         # Known label values start at zero, so rate() works from the first scrape and
-        # dashboards show 0 rather than "no data".
-        for reason in ("slow_client", "fps_cap"):
-            self.frames_skipped.labels(reason=reason)
+        # dashboards show 0 rather than "no data" (per camera: when it gets a viewer). A
+        # replica that never got an event still says 0 events, which alerts can see.
         self.viewers_dropped.labels(reason="stalled")
+        for device in DEVICES:
+            for event_type in EVENT_TYPES:
+                self.events.labels(event_type=event_type, device=device)
+            for counter in (self.stream_starts, self.startup_failures, self.watched_seconds,
+                            self.watched_bytes, self.rebuffer_seconds):  # fmt: skip
+                counter.labels(device=device)
+            for direction in ("up", "down"):
+                self.bitrate_switches.labels(device=device, direction=direction)

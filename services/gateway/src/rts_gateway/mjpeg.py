@@ -74,13 +74,14 @@ def replay_then_live(
 ) -> Iterator[bytes]:
     """A replay paced as captured, then the live stream of the same camera."""
     metrics.replays.inc()
+    capped = metrics.frames_skipped.labels(camera=replay.camera, reason="fps_cap")
     try:
         min_interval = 1.0 / max_fps if max_fps else 0.0
         next_allowed = 0.0
         for frame in replay.frames(sleep):
             now = time.monotonic()
             if now < next_allowed:
-                metrics.frames_skipped.labels(reason="fps_cap").inc()
+                capped.inc()
                 continue
             next_allowed = now + min_interval
             yield part(frame)

@@ -93,6 +93,7 @@ class Applied:
     startup_ms: int | None = None
     startup_failed: bool = False
     watched_ms: int = 0
+    watched_kbps: int = 0  # the bitrate the session played at during watched_ms
     rebuffer_ms: int = 0
     switch: str | None = None  # "up" or "down"
 
@@ -112,9 +113,10 @@ class PartitionAggregate:
         self.events_seen += 1
         session = self._sessions.get(event.session_id)
         previous: PlayerState = session.state if session else "starting"
-        watched_ms = 0
+        watched_ms = watched_kbps = 0
         if session is not None and session.state == "playing":
             watched_ms = max(0, (ts_ns - session.last_ns) // 1_000_000)
+            watched_kbps = session.bitrate_kbps
             totals.watched_ms += watched_ms
         state = next_state(previous, event.event_type) if session else None
         if state is None:
@@ -164,6 +166,7 @@ class PartitionAggregate:
             startup_ms=event.startup_ms,
             startup_failed=failed,
             watched_ms=watched_ms,
+            watched_kbps=watched_kbps,
             rebuffer_ms=rebuffer_ms,
             switch=switch,
         )

@@ -35,6 +35,9 @@ from rts_common.kafka import admin_client, ensure_topics, wait_for_brokers
 log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
+# The JMX exporter's rules: the same file the Helm chart hands to Strimzi's
+# metricsConfig, so the broker's series have the same names here and in the cluster.
+KAFKA_METRICS_RULES = Path("helm") / "streaming" / "files" / "kafka-metrics.yaml"
 
 
 class BrokerError(RuntimeError):
@@ -62,6 +65,7 @@ class KafkaDistribution:
     version: str
     libs: Path
     log_config: Path
+    agents: Path  # Java agents (the Prometheus JMX exporter), kept off the classpath
 
     @classmethod
     def fetch(cls, root: Path | None = None, cache: Path | None = None) -> KafkaDistribution:
@@ -74,10 +78,11 @@ class KafkaDistribution:
             raise BrokerError(f"{pom} has no <kafka.version>")
         version = match.group(1)
         home = (cache or root / ".cache" / "kafka") / version
-        libs, marker = home / "libs", home / ".fetched"
+        libs, agents, marker = home / "libs", home / "agents", home / ".fetched"
         digest = hashlib.sha256(text.encode()).hexdigest()
-        dist = cls(version, libs, root / "tools" / "kafka" / "log4j2.properties")
-        if marker.is_file() and marker.read_text() == digest and any(libs.glob("kafka_2.13-*.jar")):
+        dist = cls(version, libs, root / "tools" / "kafka" / "log4j2.properties", agents)
+        fetched = marker.is_file() and marker.read_text() == digest
+        if fetched and any(libs.glob("kafka_2.13-*.jar")) and any(agents.glob("*.jar")):
             return dist
         mvn = shutil.which("mvn")
         if not mvn:
@@ -86,22 +91,24 @@ class KafkaDistribution:
                 "install it (Debian/Ubuntu: apt-get install maven; macOS: brew install maven)"
             )
         home.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix="libs-", dir=home))
         log.info("fetching Kafka jars from Maven Central", extra={"version": version})
-        result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-             f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise BrokerError(f"Maven could not fetch Kafka {version}:\n{result.stdout[-3000:]}")
-        shutil.rmtree(libs, ignore_errors=True)
-        staging.rename(libs)
+        # `provided` holds the Java agents: copied on their own, never onto the classpath.
+        for scope, folder in (("runtime", libs), ("provided", agents)):
+            _maven_copy(mvn, pom, scope, folder, version)
         marker.write_text(digest)
         return dist
 
-    def java(self, main_class: str, *args: str, heap: str = "512m") -> list[str]:
+    @property
+    def jmx_exporter(self) -> Path:
+        """The Prometheus JMX exporter's agent jar."""
+        found = sorted(self.agents.glob("jmx_prometheus_javaagent-*.jar"))
+        if not found:
+            raise BrokerError(f"no JMX exporter agent in {self.agents}: rerun `make kafka-fetch`")
+        return found[-1]
+
+    def java(
+        self, main_class: str, *args: str, heap: str = "512m", jvm: Sequence[str] = ()
+    ) -> list[str]:
         return [
             java_executable(),
             f"-Xmx{heap}",
@@ -111,11 +118,27 @@ class KafkaDistribution:
             "-XX:+ExitOnOutOfMemoryError",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={self.log_config}",
+            *jvm,
             "-cp",
             f"{self.libs}/*",
             main_class,
             *args,
         ]
+
+
+def _maven_copy(mvn: str, pom: Path, scope: str, folder: Path, version: str) -> None:
+    """Copy the pom's dependencies of one scope into `folder` (replacing it whole)."""
+    staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}-", dir=folder.parent))
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+         f"-DoutputDirectory={staging}", f"-DincludeScope={scope}"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BrokerError(f"Maven could not fetch Kafka {version}:\n{result.stdout[-3000:]}")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
 
 
 def java_executable() -> str:
@@ -202,6 +225,8 @@ class LocalKafka:
 
     Node i listens on `ports[i]` for clients and `controller_ports[i]` for the quorum; by
     default node i uses `port + 2*i` and `port + 2*i + 1` (9092/9093 for a single node).
+    With `metrics_ports`, node i also runs Prometheus's JMX exporter agent serving
+    `/metrics` on `metrics_ports[i]`, with the chart's rules (KAFKA_METRICS_RULES).
     """
 
     def __init__(
@@ -212,6 +237,8 @@ class LocalKafka:
         port: int = 9092,
         ports: Sequence[int] | None = None,
         controller_ports: Sequence[int] | None = None,
+        metrics_ports: Sequence[int] | None = None,
+        metrics_rules: Path | None = None,
         host: str = "127.0.0.1",
         heap: str = "512m",
         dist: KafkaDistribution | None = None,
@@ -224,6 +251,10 @@ class LocalKafka:
         controllers = list(controller_ports) if controller_ports else [p + 1 for p in ports]
         if len(ports) != nodes or len(controllers) != nodes:
             raise ValueError("need one client port and one controller port per node")
+        if metrics_ports is not None and len(metrics_ports) != nodes:
+            raise ValueError("need one metrics port per node")
+        self.metrics_ports = list(metrics_ports) if metrics_ports else []
+        self._metrics_rules = metrics_rules
         self.data_root = Path(data_root)
         self.host = host
         self.heap = heap
@@ -254,6 +285,19 @@ class LocalKafka:
     def node(self, node_id: int) -> NodeSpec:
         return self.nodes[node_id - 1]
 
+    @property
+    def metrics_targets(self) -> list[str]:
+        """`host:port` of each node's JMX exporter (empty without metrics ports)."""
+        return [f"{self.host}:{port}" for port in self.metrics_ports]
+
+    def _jvm_options(self, node: NodeSpec) -> list[str]:
+        if not self.metrics_ports:
+            return []
+        rules = self._metrics_rules or repo_root() / KAFKA_METRICS_RULES
+        port = self.metrics_ports[node.node_id - 1]
+        agent = self.dist.jmx_exporter
+        return [f"-javaagent:{agent}={self.host}:{port}:{rules}"]
+
     # -- lifecycle
 
     def start(self, timeout: float = 90.0) -> Self:
@@ -275,7 +319,12 @@ class LocalKafka:
         self._write_properties(node)
         log_handle = node.log_file.open("ab")
         proc = subprocess.Popen(
-            self.dist.java("kafka.Kafka", str(node.properties_file), heap=self.heap),
+            self.dist.java(
+                "kafka.Kafka",
+                str(node.properties_file),
+                heap=self.heap,
+                jvm=self._jvm_options(node),
+            ),
             stdout=log_handle,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -371,7 +420,10 @@ class LocalKafka:
                 "first: `make kafka-stop` (or python -m rts_devstack kafka stop)"
             )
         for node in self.nodes:
-            for port in (node.port, node.controller_port):
+            ports = [node.port, node.controller_port]
+            if self.metrics_ports:
+                ports.append(self.metrics_ports[node.node_id - 1])
+            for port in ports:
                 if port_in_use(port, self.host):
                     raise BrokerError(
                         f"port {port} on {self.host} is already in use, probably by another "

@@ -3,6 +3,10 @@
 Order matters both ways: the broker and topics come up before any service, and on
 Ctrl-C the services stop first (flushing producers, committing offsets) while the broker
 they flush to is still there.
+
+Prometheus, when installed, is one more service: it scrapes every other one (the ports
+come from this plan, nowhere else) and the broker's JMX exporter, with the labels the
+cluster's series have, and evaluates the chart's alert rules.
 """
 
 from __future__ import annotations
@@ -16,14 +20,16 @@ import threading
 import time
 import urllib.request
 import webbrowser
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from rts_common.lifecycle import shutdown_event
 from rts_common.logs import LoggingSettings, configure_logging
 from rts_common.settings import setting
+from rts_observability import prometheus
 
-from rts_devstack.broker import BrokerError, LocalKafka, repo_root
+from rts_devstack.broker import BrokerError, LocalKafka, port_in_use, repo_root
 from rts_devstack.supervisor import Output, Service, Supervisor
 
 log = logging.getLogger("devstack")
@@ -42,6 +48,25 @@ class StackSettings(LoggingSettings):
     )
     gateway_port: int = setting(8000, "Port of the gateway (dashboard and streams)",
                                 env="GATEWAY_PORT", ge=1, le=65535)  # fmt: skip
+    test_camera_ops_port: int = setting(
+        9101, "Port of the test-pattern camera's /metrics, /healthz, /readyz", ge=1, le=65535
+    )
+    sample_camera_ops_port: int = setting(
+        9102, "Port of the sample-video camera's /metrics, /healthz, /readyz", ge=1, le=65535
+    )
+    eventsim_ops_port: int = setting(
+        9110, "Port of event-sim's /metrics, /healthz, /readyz", ge=1, le=65535
+    )
+    kafka_metrics_port: int = setting(
+        9404, "Port of the broker's JMX exporter /metrics (Strimzi's port; 0: no exporter)",
+        ge=0, le=65535,
+    )  # fmt: skip
+    prometheus: bool = setting(
+        True, "Start Prometheus when it is installed (--no-prometheus: don't)"
+    )
+    prometheus_port: int = setting(9090, "Port of Prometheus's web UI and API",
+                                   env="PROMETHEUS_PORT", ge=1, le=65535)  # fmt: skip
+    scrape_interval: float = setting(5.0, "Seconds between Prometheus's scrapes", ge=1, le=60)
     services: bool = setting(True, "Start the services (--no-services: broker and topics only)")
     open_browser: bool = setting(
         True, "Open the dashboard in a browser once the gateway is ready (when there is a display)"
@@ -52,8 +77,13 @@ def installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def plan(settings: StackSettings, bootstrap: str) -> list[Service]:
-    """The services that exist in this checkout, with their local configuration."""
+def plan(
+    settings: StackSettings, bootstrap: str, broker_metrics: Sequence[str] = ()
+) -> list[Service]:
+    """The services that exist in this checkout, with their local configuration.
+
+    `broker_metrics`: the brokers' JMX exporter addresses (host:port), for Prometheus.
+    """
     common = {
         "KAFKA_BOOTSTRAP": bootstrap,
         "LOG_FORMAT": "console",
@@ -64,10 +94,14 @@ def plan(settings: StackSettings, bootstrap: str) -> list[Service]:
     if installed("rts_capture"):
         services += _capture(settings)
     if installed("rts_eventsim"):
-        services.append(_event_sim())
+        services.append(_event_sim(settings))
     if installed("rts_gateway"):
         services.append(_gateway(settings))
-    return [replace(s, env={**common, **s.env}) for s in services]
+    services = [replace(s, env={**common, **s.env}) for s in services]
+    executable = prometheus.binary() if settings.prometheus else None
+    if executable:
+        services.append(_prometheus(settings, executable, services, broker_metrics))
+    return services
 
 
 def _capture(settings: StackSettings) -> list[Service]:
@@ -75,28 +109,37 @@ def _capture(settings: StackSettings) -> list[Service]:
     samples = settings.data_dir / "samples"
     generate = [[sys.executable, "-m", "rts_capture.sample", str(samples)]]
     capture = [sys.executable, "-m", "rts_capture"]
-    test = [*capture, "--source", "test", "--camera-id", "cam-test", "--ops-port", "9101"]
+    test_port, sample_port = settings.test_camera_ops_port, settings.sample_camera_ops_port
+    test = [*capture, "--source", "test", "--camera-id", "cam-test"]
+    test += ["--ops-port", str(test_port)]
     # The face comes from scikit-image, which only the development environment has.
     if installed("skimage"):
         test += ["--test-face", str(samples / "face.png")]
     video = str(samples / "sample.mp4")
     sample = [*capture, "--source", video, "--camera-id", "cam-sample", "--loop"]
     # Cars and no faces: the face cascade would only cost CPU there.
-    sample += ["--no-faces", "--ops-port", "9102"]
+    sample += ["--no-faces", "--ops-port", str(sample_port)]
+    test_metrics = f"http://127.0.0.1:{test_port}/metrics"
+    sample_metrics = f"http://127.0.0.1:{sample_port}/metrics"
     return [
-        Service("cam-test", test, url="http://127.0.0.1:9101/metrics", setup=generate),
-        Service("cam-sample", sample, url="http://127.0.0.1:9102/metrics", setup=generate),
-    ]
+        Service("cam-test", test, url=test_metrics, setup=generate, metrics=test_metrics,
+                job="capture"),
+        Service("cam-sample", sample, url=sample_metrics, setup=generate,
+                metrics=sample_metrics, job="capture"),
+    ]  # fmt: skip
 
 
-def _event_sim() -> Service:
+def _event_sim(settings: StackSettings) -> Service:
     # 200 events/s from 20,000 viewers: enough viewers for a lifelike pace (see
     # services/event-sim/README.md), few enough to start within a couple of minutes.
+    port = settings.eventsim_ops_port
     return Service(
         "event-sim",
         [sys.executable, "-m", "rts_eventsim"],
-        {"EVENTSIM_RATE": "200", "EVENTSIM_USERS": "20000", "EVENTSIM_OPS_PORT": "9110"},
-        url="http://127.0.0.1:9110/metrics",
+        {"EVENTSIM_RATE": "200", "EVENTSIM_USERS": "20000", "EVENTSIM_OPS_PORT": str(port)},
+        url=f"http://127.0.0.1:{port}/metrics",
+        metrics=f"http://127.0.0.1:{port}/metrics",
+        job="event-sim",
     )
 
 
@@ -107,6 +150,35 @@ def _gateway(settings: StackSettings) -> Service:
         [sys.executable, "-m", "rts_gateway", "--port", str(port)],
         {"GATEWAY_AUTH_SECRET": gateway_secret(settings.data_dir)},
         url=f"http://127.0.0.1:{port}/",
+        metrics=f"http://127.0.0.1:{port}/metrics",
+        job="gateway",
+    )
+
+
+def _prometheus(
+    settings: StackSettings, executable: str, services: list[Service], broker_metrics: Sequence[str]
+) -> Service:
+    """Prometheus scraping the services above and the brokers, with the chart's alerts."""
+    targets = [
+        prometheus.ScrapeTarget(s.job or s.name, s.name, s.metrics) for s in services if s.metrics
+    ]
+    targets += [
+        prometheus.ScrapeTarget("kafka", f"kafka-{i}", f"http://{address}/metrics")
+        for i, address in enumerate(broker_metrics, start=1)
+    ]
+    cfg = prometheus.config(
+        targets,
+        rule_files=prometheus.rule_files(repo_root()),
+        scrape_interval=settings.scrape_interval,
+    )
+    home = settings.data_dir / "prometheus"
+    config_file = home / "prometheus.yml"
+    port = settings.prometheus_port
+    return Service(
+        "prometheus",
+        prometheus.command(executable, config_file, home / "tsdb", port),
+        url=f"http://127.0.0.1:{port}/",
+        files={config_file: prometheus.render(cfg)},
     )
 
 
@@ -135,7 +207,8 @@ def run(settings: StackSettings) -> int:
     output = Output()
     root = repo_root()
     data = settings.data_dir if settings.data_dir.is_absolute() else root / settings.data_dir
-    kafka = LocalKafka(data / "kafka", port=settings.kafka_port)
+    metrics_ports = [settings.kafka_metrics_port] if settings.kafka_metrics_port else None
+    kafka = LocalKafka(data / "kafka", port=settings.kafka_port, metrics_ports=metrics_ports)
     if kafka.running():
         output.line("devstack", "stopping the broker a previous run left behind")
         kafka.stop()
@@ -153,7 +226,8 @@ def run(settings: StackSettings) -> int:
     created_text = ", ".join(created) or "none (all existed)"
     output.line("devstack", f"Kafka ready in {elapsed:.1f}s; topics created: {created_text}")
     supervisor = Supervisor(output, cwd=root)
-    services = plan(settings, kafka.bootstrap) if settings.services else []
+    services = plan(settings, kafka.bootstrap, kafka.metrics_targets) if settings.services else []
+    services = _check_prometheus(settings, services, output)
     for service in services:
         supervisor.start(service)
     _banner(output, kafka, services)
@@ -176,6 +250,30 @@ def run(settings: StackSettings) -> int:
         kafka.stop()
         output.line("devstack", "stopped")
     return 0
+
+
+def _check_prometheus(
+    settings: StackSettings, services: list[Service], output: Output
+) -> list[Service]:
+    """The services without Prometheus when it cannot start, saying why."""
+    if not settings.services or not settings.prometheus:
+        return services
+    if prometheus.binary() is None:
+        output.line(
+            "devstack",
+            "Prometheus is not installed, so it is not started (Debian/Ubuntu: "
+            "apt-get install prometheus, or `sudo make system-deps`)",
+        )
+        return services
+    if port_in_use(settings.prometheus_port):
+        output.line(
+            "devstack",
+            f"port {settings.prometheus_port} is taken (by the system's own Prometheus? "
+            "`sudo systemctl disable --now prometheus`), so Prometheus is not started; "
+            "pick another port: PROMETHEUS_PORT=9091 make run",
+        )
+        return [s for s in services if s.name != "prometheus"]
+    return services
 
 
 def _announce_dashboard(
@@ -207,6 +305,7 @@ def _announce_dashboard(
 
 def _banner(output: Output, kafka: LocalKafka, services: list[Service]) -> None:
     lines = [f"Kafka bootstrap: {kafka.bootstrap}   (data in {kafka.data_root})"]
+    lines += [f"Kafka metrics (JMX exporter): http://{a}/metrics" for a in kafka.metrics_targets]
     lines += [f"{s.name}: {s.url}" for s in services if s.url]
     if not services:
         lines.append("no services are started (none installed yet, or --no-services)")

@@ -34,6 +34,11 @@ class Service:
     # Commands run to completion before the service starts (e.g. generating its input);
     # the service is not started when one fails.
     setup: Sequence[Sequence[str]] = ()
+    # Where Prometheus scrapes the service, and the kind of service (its `job` label).
+    metrics: str | None = None
+    job: str = ""
+    # Files written (path: content) before the service starts: its generated configuration.
+    files: Mapping[Path, str] = field(default_factory=dict)
 
 
 class Output:
@@ -70,6 +75,10 @@ class Supervisor:
     def start(self, service: Service) -> bool:
         """Run the service's setup commands, then start it; False if a setup command failed."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **service.env}
+        for path, content in service.files.items():
+            target = self.cwd / path if self.cwd else path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
         for command in service.setup:
             done = subprocess.run(
                 list(command), env=env, cwd=self.cwd, stdout=subprocess.PIPE,

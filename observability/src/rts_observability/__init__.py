@@ -1,0 +1,1 @@
+"""Observability of the platform as code: Grafana dashboards, the local Prometheus."""

@@ -1,0 +1,16 @@
+"""The platform's Grafana dashboards, as code: one module per dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rts_observability.dashboards import gateway_scaling, kafka, playback_qoe, streaming_latency
+from rts_observability.grafana import Dashboard
+
+# file name (under helm/streaming/files/dashboards/) -> builder
+DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
+    "streaming-latency.json": streaming_latency.dashboard,
+    "gateway-scaling.json": gateway_scaling.dashboard,
+    "playback-qoe.json": playback_qoe.dashboard,
+    "kafka.json": kafka.dashboard,
+}

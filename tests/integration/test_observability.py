@@ -1,0 +1,171 @@
+"""The dashboards and alerts on the real thing: the `make run` stack on free ports, a real
+Prometheus scraping it, and every query of every dashboard panel evaluated through
+Prometheus's HTTP API, judged by its unit's range (rts_observability.verify)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import socketio
+from rts_devstack.broker import free_ports, port_in_use
+from rts_observability.dashboards import DASHBOARDS
+from rts_observability.verify import Prometheus, Result, rate_interval, verify
+
+from tests.fixtures.processes import ServiceProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD_FILES = ROOT / "helm" / "streaming" / "files" / "dashboards"
+SCRAPE = 2.0
+JOBS = {"capture": 2, "event-sim": 1, "gateway": 1, "kafka": 1}
+
+
+@dataclass
+class Stack:
+    process: ServiceProcess
+    gateway: str
+    prometheus: Prometheus
+
+
+def _kafka_port() -> int:
+    """A free port whose next one (the controller's) is free too."""
+    while True:
+        (port,) = free_ports(1)
+        if port < 65535 and not port_in_use(port + 1):
+            return port
+
+
+def _get(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    kafka = _kafka_port()
+    gateway, test_cam, sample_cam, sim, jmx, prom = free_ports(6)
+    argv = [
+        "rts-devstack", "run", "--no-open-browser", "--data-dir",
+        str(tmp_path_factory.mktemp("stack")), "--kafka-port", str(kafka),
+        "--gateway-port", str(gateway), "--test-camera-ops-port", str(test_cam),
+        "--sample-camera-ops-port", str(sample_cam), "--eventsim-ops-port", str(sim),
+        "--kafka-metrics-port", str(jmx), "--prometheus-port", str(prom),
+        "--scrape-interval", f"{SCRAPE:g}",
+    ]  # fmt: skip
+    process = ServiceProcess("devstack", argv, {})
+    try:
+        prometheus = f"http://127.0.0.1:{prom}"
+        process.wait_http(f"{prometheus}/-/ready", timeout=120)
+        process.wait_http(f"http://127.0.0.1:{gateway}/readyz", timeout=120)
+        deadline = time.monotonic() + 60
+        while True:
+            targets = _get(f"{prometheus}/api/v1/targets")["data"]["activeTargets"]
+            up: dict[str, int] = {}
+            for target in targets:
+                if target["health"] == "up":
+                    up[target["labels"]["job"]] = up.get(target["labels"]["job"], 0) + 1
+            if up == JOBS:
+                break
+            assert time.monotonic() < deadline, f"targets up: {up}\n{targets}"
+            time.sleep(1)
+        yield Stack(process, f"http://127.0.0.1:{gateway}", Prometheus(prometheus))
+    finally:
+        process.terminate(timeout=90)
+
+
+class Viewers:
+    """MJPEG viewers of every camera and one Socket.IO client, until stopped."""
+
+    def __init__(self, gateway: str, cameras: list[str]) -> None:
+        self._stop = threading.Event()
+        self.bytes = dict.fromkeys(cameras, 0)
+        self._threads = [
+            threading.Thread(target=self._watch, args=(gateway, c), daemon=True) for c in cameras
+        ]
+        self.events = 0
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("new_event", self._on_event)
+        self.client.connect(gateway, transports=["websocket"])
+        for thread in self._threads:
+            thread.start()
+
+    def _on_event(self, _event: Any) -> None:
+        self.events += 1
+
+    def _watch(self, gateway: str, camera: str) -> None:
+        with urllib.request.urlopen(f"{gateway}/stream/{camera}", timeout=10) as stream:
+            while not self._stop.is_set():
+                self.bytes[camera] += len(stream.read(65536))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.client.disconnect()
+        for thread in self._threads:
+            thread.join(10)
+
+
+def test_every_dashboard_panel_shows_in_range_data_from_the_local_stack(stack: Stack) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        cameras = sorted(c["camera"] for c in _get(f"{stack.gateway}/api/cameras")["cameras"])
+        if cameras == ["cam-sample", "cam-test"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert cameras == ["cam-sample", "cam-test"]
+    viewers = Viewers(stack.gateway, cameras)
+    started = time.time()
+    dashboards = [json.loads((DASHBOARD_FILES / name).read_text()) for name in DASHBOARDS]
+    try:
+        # Every value in the window must pass, so the window starts once rates and
+        # quantiles over $__rate_interval cover only time with viewers.
+        warm_up = rate_interval(SCRAPE, SCRAPE) + 2 * SCRAPE
+        window = 20.0
+        time.sleep(max(0.0, started + warm_up + window - time.time()))
+        deadline = time.monotonic() + 60
+        while True:
+            results = verify(
+                dashboards, stack.prometheus, scrape_interval=SCRAPE, window=window,
+                prefer={"namespace": "local"},
+            )  # fmt: skip
+            empty = [r for r in results if r.problems == ("no series",)]
+            if not empty or time.monotonic() > deadline:
+                break
+            time.sleep(SCRAPE)
+        report = _report(results)
+        print(report)
+        assert all(r.ok for r in results), report
+        assert len(results) >= 80  # four dashboards' worth
+        assert viewers.events > 0
+        assert all(viewers.bytes.values()), viewers.bytes
+    finally:
+        viewers.stop()
+
+
+def test_local_prometheus_evaluates_the_charts_alert_rules_and_none_fires(stack: Stack) -> None:
+    groups = stack.prometheus.get("/api/v1/rules")["groups"]
+    rules = [rule for group in groups for rule in group["rules"]]
+    assert {g["name"] for g in groups} >= {"rts-latency", "rts-kafka", "rts-capture",
+                                           "rts-playback", "rts-gateway"}  # fmt: skip
+    assert len(rules) >= 7
+    time.sleep(2 * SCRAPE)  # at least one evaluation of each group
+    for rule in stack.prometheus.get("/api/v1/rules")["groups"]:
+        for r in rule["rules"]:
+            assert r["health"] == "ok", (r["name"], r.get("lastError"))
+            assert r["state"] == "inactive", (r["name"], r["alerts"])
+
+
+def _report(results: list[Result]) -> str:
+    lines = []
+    for r in results:
+        sample = "-" if r.sample is None else f"{r.sample:.4g}"
+        verdict = "ok" if r.ok else "; ".join(r.problems)
+        lines.append(f"{r.query.dashboard} | {r.query.panel} [{r.query.ref_id}] | "
+                     f"{r.series} series | {sample} {r.query.unit} | {verdict}")  # fmt: skip
+    return "\n".join(lines)
