@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import socketio
 from rts_devstack.broker import free_ports, port_in_use
+from rts_gateway.auth import SESSION_COOKIE, Authenticator
 from rts_observability.dashboards import DASHBOARDS
 from rts_observability.verify import Prometheus, Result, rate_interval, verify
 
@@ -32,6 +33,7 @@ class Stack:
     process: ServiceProcess
     gateway: str
     prometheus: Prometheus
+    session: str  # a signed-in session token for the stack's gateway
 
 
 def _kafka_port() -> int:
@@ -42,18 +44,29 @@ def _kafka_port() -> int:
             return port
 
 
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:
+def _get(url: str, session: str = "") -> Any:
+    headers = {"Authorization": f"Bearer {session}"} if session else {}
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers=headers), timeout=5
+    ) as response:
         return json.load(response)
+
+
+def _sign_in(data_dir: Path) -> str:
+    """A session for the gateway `make run` started, from the secret it keeps."""
+    secret = (data_dir / "gateway-secret").read_text().strip()
+    auth = Authenticator(secret, login_ttl=60, session_ttl=3600)
+    return auth.redeem(auth.login_token("test")).token
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     kafka = _kafka_port()
     gateway, test_cam, sample_cam, sim, jmx, prom = free_ports(6)
+    data_dir = tmp_path_factory.mktemp("stack")
     argv = [
         "rts-devstack", "run", "--no-open-browser", "--data-dir",
-        str(tmp_path_factory.mktemp("stack")), "--kafka-port", str(kafka),
+        str(data_dir), "--kafka-port", str(kafka),
         "--gateway-port", str(gateway), "--test-camera-ops-port", str(test_cam),
         "--sample-camera-ops-port", str(sample_cam), "--eventsim-ops-port", str(sim),
         "--kafka-metrics-port", str(jmx), "--prometheus-port", str(prom),
@@ -75,7 +88,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 break
             assert time.monotonic() < deadline, f"targets up: {up}\n{targets}"
             time.sleep(1)
-        yield Stack(process, f"http://127.0.0.1:{gateway}", Prometheus(prometheus))
+        yield Stack(
+            process, f"http://127.0.0.1:{gateway}", Prometheus(prometheus), _sign_in(data_dir)
+        )
     finally:
         process.terminate(timeout=90)
 
@@ -83,8 +98,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 class Viewers:
     """MJPEG viewers of every camera and one Socket.IO client, until stopped."""
 
-    def __init__(self, gateway: str, cameras: list[str]) -> None:
+    def __init__(self, gateway: str, cameras: list[str], session: str) -> None:
         self._stop = threading.Event()
+        self._session = session
         self.bytes = dict.fromkeys(cameras, 0)
         self._threads = [
             threading.Thread(target=self._watch, args=(gateway, c), daemon=True) for c in cameras
@@ -92,7 +108,9 @@ class Viewers:
         self.events = 0
         self.client = socketio.Client(reconnection=False)
         self.client.on("new_event", self._on_event)
-        self.client.connect(gateway, transports=["websocket"])
+        self.client.connect(
+            gateway, headers={"Cookie": f"{SESSION_COOKIE}={session}"}, transports=["websocket"]
+        )
         for thread in self._threads:
             thread.start()
 
@@ -100,7 +118,10 @@ class Viewers:
         self.events += 1
 
     def _watch(self, gateway: str, camera: str) -> None:
-        with urllib.request.urlopen(f"{gateway}/stream/{camera}", timeout=10) as stream:
+        request = urllib.request.Request(
+            f"{gateway}/stream/{camera}", headers={"Authorization": f"Bearer {self._session}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as stream:
             while not self._stop.is_set():
                 self.bytes[camera] += len(stream.read(65536))
 
@@ -114,12 +135,13 @@ class Viewers:
 def test_every_dashboard_panel_shows_in_range_data_from_the_local_stack(stack: Stack) -> None:
     deadline = time.monotonic() + 30
     while True:
-        cameras = sorted(c["camera"] for c in _get(f"{stack.gateway}/api/cameras")["cameras"])
+        listed = _get(f"{stack.gateway}/api/cameras", stack.session)["cameras"]
+        cameras = sorted(c["camera"] for c in listed)
         if cameras == ["cam-sample", "cam-test"] or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert cameras == ["cam-sample", "cam-test"]
-    viewers = Viewers(stack.gateway, cameras)
+    viewers = Viewers(stack.gateway, cameras, stack.session)
     started = time.time()
     dashboards = [json.loads((DASHBOARD_FILES / name).read_text()) for name in DASHBOARDS]
     try:
