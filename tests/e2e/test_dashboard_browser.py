@@ -76,9 +76,7 @@ def stack(kafka: KafkaUnderTest, tmp_path_factory: pytest.TempPathFactory) -> It
         yield stack
     finally:
         for process in stack.processes:
-            if process.proc.poll() is None:
-                process.proc.kill()
-                process.proc.wait(5)
+            process.kill()
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,14 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -180,3 +182,28 @@ def test_sign_in_guards_streams_and_socketio_on_a_real_server(
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
+
+
+def test_the_worker_does_not_outlive_a_killed_master(
+    kafka: KafkaUnderTest,
+    topic_prefix: str,
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    port = free_port()
+    env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": topic_prefix}
+    gateway = start_service("gateway", ["gateway", "--port", str(port)], env)
+    gateway.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=40)
+    children = Path(f"/proc/{gateway.proc.pid}/task/{gateway.proc.pid}/children").read_text()
+    (worker,) = [int(pid) for pid in children.split()]
+    os.kill(gateway.proc.pid, signal.SIGKILL)  # the master only, as the OOM killer would
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{worker}").exists() and time.monotonic() < deadline:
+        stat = Path(f"/proc/{worker}/stat").read_text().split()
+        if stat[2] == "Z":
+            break
+        time.sleep(0.2)
+    alive = (
+        Path(f"/proc/{worker}").exists()
+        and Path(f"/proc/{worker}/stat").read_text().split()[2] != "Z"
+    )
+    assert not alive, "gunicorn's worker kept running after its master was killed"

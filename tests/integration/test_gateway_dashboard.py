@@ -99,9 +99,7 @@ def replicas(kafka: KafkaUnderTest) -> Iterator[tuple[list[Replica], ServiceProc
         yield reps, sim, prefix
     finally:
         for process in started:
-            if process.proc.poll() is None:
-                process.proc.kill()
-                process.proc.wait(5)
+            process.kill()
 
 
 def test_a_separate_socketio_client_receives_new_event_with_the_baseline_fields(

@@ -79,9 +79,7 @@ def stack(request: pytest.FixtureRequest, kafka: KafkaUnderTest) -> Iterator[Sta
         yield Stack(base, prefix, gateway, cameras, kafka, time.time())
     finally:
         for process in [gateway, *cameras]:
-            if process.proc.poll() is None:
-                process.proc.kill()
-                process.proc.wait(5)
+            process.kill()
 
 
 def _wait(condition, timeout: float, what: str, process: ServiceProcess) -> None:  # type: ignore[no-untyped-def]

@@ -153,9 +153,7 @@ def test_services_write_only_to_their_temp_dir(kafka: KafkaUnderTest, tmp_path: 
             service.terminate()
     finally:
         for service in services:
-            if service.proc.poll() is None:
-                service.proc.kill()
-                service.proc.wait(5)
+            service.kill()
     for name, audit in audits.items():
         assert outside(writes(audit), scratch) == [], name
     # The gateway needs the temp dir (gunicorn's worker heartbeat file): the chart mounts it.

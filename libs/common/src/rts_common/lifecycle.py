@@ -6,6 +6,8 @@ offsets before exiting; a second signal exits at once for an operator who means 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -30,3 +32,15 @@ def shutdown_event() -> threading.Event:
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
     return stop
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGTERM this process when its parent dies (elsewhere: nothing).
+
+    Called in a child just after fork: a supervisor, test session or gunicorn master that
+    is killed outright would otherwise leave its children running, holding ports.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)

@@ -13,6 +13,7 @@ from typing import Any
 
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
+from rts_common.lifecycle import die_with_parent
 
 from rts_gateway.app import create_app
 from rts_gateway.service import Gateway
@@ -44,6 +45,9 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]
             # gunicorn 25's control socket lives in $HOME: read-only in our containers,
             # and shared by every gateway on a machine. Nothing here uses it.
             "control_socket_disable": True,
+            # A master killed outright (SIGKILL, OOM) must not leave its worker running,
+            # holding the port and its consumer group's partitions.
+            "post_fork": lambda _server, _worker: die_with_parent(),
             "post_worker_init": self._post_worker_init,
             "worker_int": self._worker_exiting,
             "worker_exit": self._worker_exit,

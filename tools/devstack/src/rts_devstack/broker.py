@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import hashlib
 import logging
 import os
@@ -31,6 +30,7 @@ from typing import Self
 
 from rts_common.contracts import TOPICS, TopicSpec
 from rts_common.kafka import admin_client, ensure_topics, wait_for_brokers
+from rts_common.lifecycle import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -207,17 +207,6 @@ class NodeSpec:
     @property
     def pid_file(self) -> Path:
         return self.data_dir / "broker.pid"
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM the child when the process that started it dies.
-
-    Without it a crashed supervisor or test session would leave JVMs holding ports.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 class LocalKafka:

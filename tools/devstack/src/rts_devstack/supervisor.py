@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from rts_devstack.broker import die_with_parent
+from rts_common.lifecycle import die_with_parent
 
 _COLOURS = itertools.cycle(["36", "33", "35", "32", "34", "96", "93", "95", "92", "94"])
 
