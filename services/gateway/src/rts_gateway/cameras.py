@@ -70,6 +70,11 @@ class CameraDirectory:
             key=lambda v: v.status.camera,
         )
 
+    def listing(self) -> list[dict[str, Any]]:
+        """The recent cameras as the dashboard and /api/cameras show them."""
+        now = time.time()
+        return [view.as_json(now) for view in self.recent(now)]
+
     def first(self) -> str | None:
         cameras = self.recent()
         return cameras[0].status.camera if cameras else None

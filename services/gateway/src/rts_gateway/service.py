@@ -263,9 +263,7 @@ class Gateway:
     # -- background tasks (app context)
 
     def _announce_cameras(self) -> None:
-        from rts_gateway.sockets import camera_list
-
-        self._socketio.server.emit("cameras", camera_list(self), ignore_queue=True)
+        self._socketio.server.emit("cameras", self.directory.listing(), ignore_queue=True)
 
     def _on_frames(self, messages: list[Any]) -> None:
         self.metrics.dispatch_backlog.set(self.runtime.pending())

@@ -12,7 +12,6 @@ What a client may send: `wall` with `{"on": true|false}` to start or stop tiles.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import request
@@ -22,11 +21,6 @@ from rts_gateway.access import session_token
 from rts_gateway.auth import AuthError
 from rts_gateway.service import Gateway
 from rts_gateway.wall import ROOM
-
-
-def camera_list(gateway: Gateway) -> list[dict[str, Any]]:
-    now = time.time()
-    return [view.as_json(now) for view in gateway.directory.recent(now)]
 
 
 def register(socketio: SocketIO, gateway: Gateway) -> None:
@@ -43,7 +37,7 @@ def register(socketio: SocketIO, gateway: Gateway) -> None:
                 raise ConnectionRefusedError(str(error)) from None
         connected.add(request.sid)  # type: ignore[attr-defined]
         clients.inc()
-        emit("cameras", camera_list(gateway))
+        emit("cameras", gateway.directory.listing())
 
     @socketio.on("disconnect")
     def disconnect(*_reason: Any) -> None:
