@@ -37,10 +37,10 @@ from rts_common.contracts import TOPICS
 from rts_common.kafka import admin_client, ensure_topics
 from rts_devstack.broker import LocalKafka, free_ports
 from skimage import data
+from support import cpu_seconds
 
 SIZES = ((640, 480), (1280, 720), (1920, 1080))
 BASELINE_SLEEP = 0.2  # the baseline article's fixed pause between frames
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -57,11 +57,6 @@ def scrape(port: int) -> dict[str, float]:
                 key = f"{s.name}:{s.labels['kind']}"
             values[key] = values.get(key, 0.0) + float(s.value)
     return values
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 @dataclass
