@@ -35,7 +35,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rts_capture.sources.pattern import TestPattern
 from rts_common.contracts import TOPICS
 from rts_common.kafka import admin_client, ensure_topics
-from rts_devstack.broker import LocalKafka, free_ports
+from rts_common.net import free_ports
+from rts_devstack.broker import LocalKafka
 from skimage import data
 from support import cpu_seconds
 

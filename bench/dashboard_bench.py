@@ -31,8 +31,9 @@ from typing import Any
 import socketio
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
-from rts_devstack.broker import LocalKafka, free_ports
-from rts_gateway.qoe import merge
+from rts_common.net import free_ports
+from rts_devstack.broker import LocalKafka
+from rts_gateway.feed.qoe import merge
 from support import cpu_seconds, fresh_topics, local_broker
 
 BIN = Path(sys.executable).parent

@@ -35,7 +35,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 from rts_common.contracts import PLAYBACK_EVENTS
-from rts_devstack.broker import KafkaDistribution, LocalKafka, free_ports
+from rts_common.net import free_ports
+from rts_devstack.broker import KafkaDistribution, LocalKafka
 from rts_eventsim.simulation import SimConfig, Simulator
 
 EVENT_SIM = str(Path(sys.executable).parent / "event-sim")

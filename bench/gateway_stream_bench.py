@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from rts_devstack.broker import free_ports
+from rts_common.net import free_ports
 from support import cpu_seconds, fresh_topics, local_broker, percentile, rss_bytes
 
 BIN = Path(sys.executable).parent

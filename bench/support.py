@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rts_common.contracts import TOPICS
-from rts_devstack.broker import LocalKafka, free_ports
+from rts_common.net import free_ports
+from rts_devstack.broker import LocalKafka
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -9,7 +9,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,15 @@ from rts_common.contracts import TOPICS
 
 from tests.fixtures.capture import read_topic
 from tests.fixtures.kafka import KafkaUnderTest
-from tests.fixtures.processes import ServiceProcess, free_port
+from tests.fixtures.processes import (
+    ServiceGroup,
+    ServiceProcess,
+    free_port,
+    kafka_env,
+    start_capture,
+    start_event_sim,
+    start_gateway,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 CHROMIUM = "/usr/bin/chromium"
@@ -30,53 +38,45 @@ EVENTS = 1500
 
 @dataclass
 class Stack:
-    base: str
     port: int
-    env: dict[str, str]
     prefix: str
     kafka: KafkaUnderTest
-    gateway: ServiceProcess
-    processes: list[ServiceProcess] = field(default_factory=list)
+    group: ServiceGroup
+    gateway: ServiceProcess | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def start_gateway(self) -> ServiceProcess:
-        self.gateway = ServiceProcess(
-            "gateway",
-            ["gateway", "--port", str(self.port), "--wall-fps", "3", "--wall-width", "240",
-             "--event-sample-rate", "50"],
-            self.env,
+        self.gateway = start_gateway(
+            self.group, "--wall-fps", "3", "--wall-width", "240", "--event-sample-rate", "50",
+            port=self.port,
         )  # fmt: skip
-        self.processes.append(self.gateway)
-        self.gateway.wait_http(self.base + "/readyz", timeout=60)
+        self.gateway.wait_ready(timeout=60)
         return self.gateway
 
-    def start(self, name: str, argv: list[str]) -> ServiceProcess:
-        process = ServiceProcess(name, argv, self.env)
-        self.processes.append(process)
-        return process
+    def start_event_sim(self, *flags: str) -> ServiceProcess:
+        return start_event_sim(self.group, *flags)
 
 
 @pytest.fixture(scope="module")
 def stack(kafka: KafkaUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     prefix = f"e2e{uuid.uuid4().hex[:8]}."
     kafka.create_topics(list(TOPICS), prefix)
-    env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
-           "GATEWAY_GROUP_ID": f"e2e-{prefix}", "GATEWAY_EVENTS_START": "earliest"}  # fmt: skip
+    env = kafka_env(kafka.bootstrap, prefix, GATEWAY_GROUP_ID=f"e2e-{prefix}",
+                    GATEWAY_EVENTS_START="earliest")  # fmt: skip
     face = tmp_path_factory.mktemp("face") / "face.png"
     assert write_face(face), "scikit-image's astronaut portrait is needed for the face camera"
-    port = free_port()
-    stack = Stack(f"http://127.0.0.1:{port}", port, env, prefix, kafka, gateway=None)  # type: ignore[arg-type]
-    try:
+    with ServiceGroup(env) as group:
+        stack = Stack(free_port(), prefix, kafka, group)
         for camera in CAMERAS:
             faces = ["--test-face", str(face), "--face-every", "3"] if camera == "cam-1" else [
                 "--no-faces"]  # fmt: skip
-            stack.start(camera, ["capture", "--source", "test", "--camera-id", camera,
-                                 "--fps", "5", "--test-width", "320", "--test-height", "240",
-                                 "--ops-port", str(free_port()), *faces])  # fmt: skip
+            start_capture(group, camera, "--source", "test", "--fps", "5", "--test-width", "320",
+                          "--test-height", "240", *faces)  # fmt: skip
         stack.start_gateway()
         yield stack
-    finally:
-        for process in stack.processes:
-            process.kill()
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,8 @@ def wait_until(page: Page, js: str, timeout: float = 20.0, arg: Any = None) -> A
 
 def test_the_page_connects_and_shows_events_within_two_seconds(stack: Stack, page: Page) -> None:
     wait_until(page, "() => document.getElementById('status').dataset.state === 'connected'")
-    stack.start("event-sim", ["event-sim", "--rate", "100", "--count", str(EVENTS), "--seed", "5",
-                              "--users", "3000", "--ops-port", str(free_port())])  # fmt: skip
+    stack.start_event_sim("--rate", "100", "--count", str(EVENTS), "--seed", "5",
+                          "--users", "3000")  # fmt: skip
     wait_until(page, "() => document.querySelectorAll('#events .evt').length >= 20")
     p95 = page.evaluate("() => window.dashboard.eventLatency.percentile(0.95)")
     assert p95 is not None
@@ -132,9 +132,8 @@ def test_the_page_connects_and_shows_events_within_two_seconds(stack: Stack, pag
 
 
 def test_qoe_numbers_match_a_count_taken_from_kafka(stack: Stack, page: Page) -> None:
-    sim = next(p for p in stack.processes if p.name == "event-sim")
-    sim.proc.wait(60)
-    assert sim.proc.returncode == 0, sim.log()
+    sim = next(p for p in stack.group.started if p.name == "event-sim")
+    assert sim.wait_exit(60) == 0, sim.log()
     records = read_topic(stack.kafka, stack.prefix + "playback-events", count=EVENTS, timeout=30)
     assert len(records) == EVENTS
     events = [json.loads(r.value()) for r in records]
@@ -187,10 +186,11 @@ def test_clicking_a_tile_opens_its_full_mjpeg_stream(stack: Stack, page: Page) -
 
 
 def test_the_page_recovers_after_the_gateway_restarts(stack: Stack, page: Page) -> None:
-    stack.start("event-sim-2", ["event-sim", "--rate", "20", "--seed", "9", "--users", "500",
-                                "--ops-port", str(free_port())])  # fmt: skip
-    took = stack.gateway.terminate()
-    assert took < 10
+    stack.start_event_sim("--rate", "20", "--seed", "9", "--users", "500")
+    assert stack.gateway is not None
+    started = time.monotonic()
+    assert stack.gateway.terminate() == 0, stack.gateway.log()
+    assert time.monotonic() - started < 10
     wait_until(page, "() => document.getElementById('status').dataset.state !== 'connected'")
     shot(page, "5-disconnected")
     feed = page.evaluate("() => window.dashboard.feed.count")

@@ -2,15 +2,19 @@
 
 from pathlib import Path
 
-from rts_devstack.broker import LocalKafka, free_ports
+from rts_common.net import free_ports
+from rts_devstack.broker import LocalKafka
 
 from tests.fixtures.capture import CaptureLauncher
+from tests.fixtures.processes import ServiceGroup
 
 
-def test_capture_keeps_capturing_through_a_broker_restart(tmp_path: Path) -> None:
+def test_capture_keeps_capturing_through_a_broker_restart(
+    tmp_path: Path, services: ServiceGroup
+) -> None:
     ports = free_ports(2)
     broker = LocalKafka(tmp_path / "kafka", ports=ports[:1], controller_ports=ports[1:]).start()
-    launcher = CaptureLauncher(broker.bootstrap, "", tmp_path)
+    launcher = CaptureLauncher(services, broker.bootstrap, "")
     try:
         broker.create_topics()
         capture = launcher(
@@ -38,5 +42,5 @@ def test_capture_keeps_capturing_through_a_broker_restart(tmp_path: Path) -> Non
         assert capture.terminate() == 0
         assert any(r.get("msg") == "delivery failed" for r in capture.log_records())
     finally:
-        launcher.close()
+        services.kill_all()
         broker.stop()

@@ -17,7 +17,7 @@ def test_a_missing_file_is_a_clear_error(launch_capture: Launcher, tmp_path: Pat
     missing = tmp_path / "gone.mp4"
     capture = launch_capture("--source", str(missing), "--camera-id", "cam-x")
     assert capture.wait_exit(15) == 1
-    logs = _refused(capture.logs())
+    logs = _refused(capture.log(None))
     assert f"video file {missing} does not exist" in logs
     assert "pass --source" in logs
 
@@ -27,7 +27,7 @@ def test_a_corrupt_file_is_a_clear_error(launch_capture: Launcher, tmp_path: Pat
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64)
     capture = launch_capture("--source", str(corrupt), "--camera-id", "cam-x")
     assert capture.wait_exit(15) == 1
-    assert f"video file {corrupt} cannot be decoded" in _refused(capture.logs())
+    assert f"video file {corrupt} cannot be decoded" in _refused(capture.log(None))
 
 
 def test_no_source_and_no_camera_says_what_to_pass(launch_capture: Launcher) -> None:
@@ -35,7 +35,7 @@ def test_no_source_and_no_camera_says_what_to_pass(launch_capture: Launcher) -> 
     # backend (which opens no cameras) makes "no camera present" hold on any machine.
     capture = launch_capture(env={"OPENCV_VIDEOIO_PRIORITY_LIST": "FFMPEG"})
     assert capture.wait_exit(15) == 1
-    logs = _refused(capture.logs())
+    logs = _refused(capture.log(None))
     assert "no camera at index 0" in logs
     assert "'test' for the built-in test pattern" in logs
 
@@ -50,7 +50,7 @@ def test_a_bad_setting_exits_with_a_usage_error(
 ) -> None:
     capture = launch_capture("--source", "test", flag, value)
     assert capture.wait_exit(15) == 2
-    assert expected in _refused(capture.logs())
+    assert expected in _refused(capture.log(None))
 
 
 def test_an_ops_port_in_use_is_a_clear_error(launch_capture: Launcher) -> None:
@@ -60,4 +60,4 @@ def test_an_ops_port_in_use_is_a_clear_error(launch_capture: Launcher) -> None:
         port = taken.getsockname()[1]
         capture = launch_capture("--source", "test", "--ops-port", str(port))
         assert capture.wait_exit(15) == 1
-    assert f"cannot serve /metrics on port {port}" in _refused(capture.logs())
+    assert f"cannot serve /metrics on port {port}" in _refused(capture.log(None))

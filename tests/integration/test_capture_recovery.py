@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 from rts_capture.sample import write_video
 
-from tests.fixtures.capture import CaptureProcess, Launcher
+from tests.fixtures.capture import Launcher
+from tests.fixtures.processes import ServiceProcess
 
 
-def _down(capture: CaptureProcess) -> bool:
+def _down(capture: ServiceProcess) -> bool:
     return capture.get("/readyz")[0] == 503 and capture.metric("capture_source_up") == 0
 
 
-def _up(capture: CaptureProcess) -> bool:
+def _up(capture: ServiceProcess) -> bool:
     return capture.ready() and capture.metric("capture_source_up") == 1
 
 

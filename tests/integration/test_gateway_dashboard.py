@@ -5,37 +5,25 @@ from __future__ import annotations
 
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import socketio
-from prometheus_client.parser import text_string_to_metric_families
 from rts_common.contracts import TOPICS
 
 from tests.fixtures.kafka import KafkaUnderTest
-from tests.fixtures.processes import ServiceProcess, free_port
+from tests.fixtures.processes import (
+    ServiceGroup,
+    ServiceProcess,
+    kafka_env,
+    start_event_sim,
+    start_gateway,
+)
 
 BASELINE_FIELDS = {"event_id", "user_id", "movie_id", "event_type", "position_seconds",
                    "bitrate_kbps", "device", "ts"}  # fmt: skip
-
-
-@dataclass
-class Replica:
-    process: ServiceProcess
-    base: str
-
-    def metric(self, name: str, **labels: str) -> float:
-        text = urllib.request.urlopen(self.base + "/metrics", timeout=5).read().decode()
-        return sum(
-            s.value
-            for family in text_string_to_metric_families(text)
-            for s in family.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        )
 
 
 class Listener:
@@ -73,40 +61,28 @@ class Listener:
         self.client.disconnect()
 
 
+Replicas = tuple[list[ServiceProcess], ServiceProcess, str]
+
+
 @pytest.fixture(scope="module")
-def replicas(kafka: KafkaUnderTest) -> Iterator[tuple[list[Replica], ServiceProcess, str]]:
+def replicas(kafka: KafkaUnderTest) -> Iterator[Replicas]:
     prefix = f"db{uuid.uuid4().hex[:8]}."
     kafka.create_topics(list(TOPICS), prefix)
-    env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
-           "GATEWAY_GROUP_ID": f"dash-{prefix}", "GATEWAY_EVENTS_START": "earliest"}  # fmt: skip
-    started: list[ServiceProcess] = []
-    reps = []
-    try:
-        for name in ("gateway-a", "gateway-b"):
-            port = free_port()
-            process = ServiceProcess(name, ["gateway", "--port", str(port)], env)
-            started.append(process)
-            reps.append(Replica(process, f"http://127.0.0.1:{port}"))
+    env = kafka_env(kafka.bootstrap, prefix, GATEWAY_GROUP_ID=f"dash-{prefix}",
+                    GATEWAY_EVENTS_START="earliest")  # fmt: skip
+    with ServiceGroup(env) as group:
+        reps = [start_gateway(group, name=name) for name in ("gateway-a", "gateway-b")]
         for rep in reps:
-            rep.process.wait_http(rep.base + "/readyz", timeout=60)
-        sim = ServiceProcess(
-            "event-sim",
-            ["event-sim", "--rate", "200", "--users", "2000", "--seed", "11",
-             "--ops-port", str(free_port())],
-            env,
-        )  # fmt: skip
-        started.append(sim)
+            rep.wait_ready(timeout=60)
+        sim = start_event_sim(group, "--rate", "200", "--users", "2000", "--seed", "11")
         yield reps, sim, prefix
-    finally:
-        for process in started:
-            process.kill()
 
 
 def test_a_separate_socketio_client_receives_new_event_with_the_baseline_fields(
-    replicas: tuple[list[Replica], ServiceProcess, str],
+    replicas: Replicas,
 ) -> None:
     reps, _sim, _prefix = replicas
-    listener = Listener(reps[0].base)
+    listener = Listener(reps[0].url)
     try:
         events = listener.wait("new_event", lambda items: len(items) >= 5, 30)
     finally:
@@ -119,7 +95,7 @@ def test_a_separate_socketio_client_receives_new_event_with_the_baseline_fields(
 
 
 def test_every_replica_delivers_every_partitions_aggregates_to_its_clients(
-    replicas: tuple[list[Replica], ServiceProcess, str],
+    replicas: Replicas,
 ) -> None:
     reps, _sim, prefix = replicas
     topic = prefix + "playback-events"
@@ -133,7 +109,7 @@ def test_every_replica_delivers_every_partitions_aggregates_to_its_clients(
         time.sleep(0.5)
     assert sum(owned) == 3, owned
     assert all(owned), owned
-    listeners = [Listener(r.base) for r in reps]
+    listeners = [Listener(r.url) for r in reps]
     try:
         for listener in listeners:
             snapshots = listener.wait(
@@ -149,11 +125,13 @@ def test_every_replica_delivers_every_partitions_aggregates_to_its_clients(
 
 
 def test_a_replica_that_leaves_hands_its_partitions_to_the_other(
-    replicas: tuple[list[Replica], ServiceProcess, str],
+    replicas: Replicas,
 ) -> None:
     reps, _sim, prefix = replicas
     topic = prefix + "playback-events"
-    took = reps[1].process.terminate()
+    started = time.monotonic()
+    assert reps[1].terminate() == 0, reps[1].log()
+    took = time.monotonic() - started
     assert took < 10, took
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -162,7 +140,7 @@ def test_a_replica_that_leaves_hands_its_partitions_to_the_other(
         time.sleep(0.5)
     assert reps[0].metric("gateway_partitions_assigned", topic=topic) == 3
     assert reps[0].metric("gateway_rebalances_total", kind="assigned") >= 2
-    listener = Listener(reps[0].base)
+    listener = Listener(reps[0].url)
     try:
         listener.wait("qoe", lambda items: {s["partition"] for s in items} == {0, 1, 2}, 15)
         listener.wait("new_event", lambda items: len(items) >= 1, 15)

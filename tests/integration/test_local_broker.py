@@ -1,12 +1,9 @@
 """The local broker machinery: topics as contracted, clean stops, clusters, `make run`."""
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,9 +11,11 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource, ResourceType
 from rts_common.contracts import TOPICS, VIDEO_FRAMES
 from rts_common.kafka import admin_client
-from rts_devstack.broker import BrokerError, LocalKafka, free_ports, port_in_use
+from rts_common.net import free_ports, port_in_use
+from rts_devstack.broker import BrokerError, LocalKafka
 
 from tests.fixtures.kafka import KafkaUnderTest
+from tests.fixtures.processes import ServiceGroup
 
 
 def test_contract_topics_exist_with_their_partitions_and_configs(
@@ -85,32 +84,24 @@ def test_three_node_cluster_keeps_accepting_writes_when_a_node_dies(tmp_path: Pa
     assert cluster.running() == []
 
 
-def test_run_command_brings_up_topics_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def test_run_command_brings_up_topics_and_ctrl_c_stops_everything(
+    tmp_path: Path, services: ServiceGroup
+) -> None:
     port = free_ports(1)[0]
     while port_in_use(port + 1):
         port = free_ports(1)[0]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rts_devstack", "run", "--kafka-port", str(port),
-         "--data-dir", str(tmp_path), "--no-services"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "NO_COLOR": "1"},
+    run = services.start(
+        "devstack",
+        ["rts-devstack", "run", "--kafka-port", str(port), "--data-dir", str(tmp_path),
+         "--no-services"],
+        {"NO_COLOR": "1"},
     )  # fmt: skip
-    lines = []
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
-                break
-        topics = admin_client({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=10)
-        assert {t.name for t in TOPICS} <= set(topics.topics), "".join(lines)
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, "".join(lines) + rest
+    run.wait_line("Ctrl-C stops everything", timeout=120)
+    topics = admin_client({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=10)
+    assert {t.name for t in TOPICS} <= set(topics.topics), run.log()
+    run.signal(signal.SIGINT)
+    assert run.wait_exit(60) == 0, run.log()
+    rest = run.log(None)
     assert "stopping services" in rest
     assert rest.index("stopping services") < rest.index("stopping Kafka")
     assert not port_in_use(port)

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import socketio
-from rts_devstack.broker import free_ports, port_in_use
-from rts_gateway.auth import SESSION_COOKIE, Authenticator
+from rts_common.net import free_ports, port_in_use
+from rts_gateway.access.auth import SESSION_COOKIE, Authenticator
 from rts_observability.dashboards import DASHBOARDS
 from rts_observability.verify import Prometheus, Result, rate_interval, verify
 

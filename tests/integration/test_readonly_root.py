@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,7 +19,13 @@ import pytest
 from rts_common.contracts import TOPICS
 
 from tests.fixtures.kafka import KafkaUnderTest
-from tests.fixtures.processes import ServiceProcess, free_port
+from tests.fixtures.processes import (
+    ServiceGroup,
+    kafka_env,
+    start_capture,
+    start_event_sim,
+    start_gateway,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -98,64 +103,35 @@ def test_services_write_only_to_their_temp_dir(kafka: KafkaUnderTest, tmp_path: 
     scratch.mkdir()
     home = tmp_path / "home"  # the images' user has no home directory
     audits = {name: tmp_path / f"{name}.audit" for name in ("capture", "event-sim", "gateway")}
-    common = {
-        "KAFKA_BOOTSTRAP": kafka.bootstrap,
-        "KAFKA_TOPIC_PREFIX": prefix,
-        "PYTHONPATH": str(hook_dir),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "TMPDIR": str(scratch),
-        "HOME": str(home),
-    }
-    ports = {name: free_port() for name in audits}
-    services = [
-        ServiceProcess(
-            "capture",
-            ["capture", "--source", "test", "--camera-id", "ro", "--fps", "10"],
-            {
-                **common,
-                "CAPTURE_OPS_PORT": str(ports["capture"]),
-                "RTS_WRITE_AUDIT": str(audits["capture"]),
-            },
-        ),
-        ServiceProcess(
-            "event-sim",
-            ["event-sim", "--rate", "50", "--users", "500"],
-            {
-                **common,
-                "EVENTSIM_OPS_PORT": str(ports["event-sim"]),
-                "RTS_WRITE_AUDIT": str(audits["event-sim"]),
-            },
-        ),
-        ServiceProcess(
-            "gateway",
-            ["gateway", "--port", str(ports["gateway"])],
-            {
-                **common,
-                "GATEWAY_GROUP_ID": f"ro-{prefix}",
-                "RTS_WRITE_AUDIT": str(audits["gateway"]),
-            },
-        ),
-    ]
-    try:
-        for service in services:
-            service.wait_http(f"http://127.0.0.1:{ports[service.name]}/readyz", timeout=60)
-        gateway = f"http://127.0.0.1:{ports['gateway']}"
-        deadline = time.monotonic() + 30
-        while True:  # the full path: a frame through Kafka and the gateway
-            try:
-                with urllib.request.urlopen(f"{gateway}/snapshot/ro.jpg", timeout=5) as response:
-                    assert response.read(2) == b"\xff\xd8"
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, services[2].log()
-                time.sleep(0.5)
-        for service in services:
-            service.terminate()
-    finally:
-        for service in services:
-            service.kill()
+    common = kafka_env(
+        kafka.bootstrap, prefix,
+        PYTHONPATH=str(hook_dir), PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(scratch), HOME=str(home),
+    )  # fmt: skip
+
+    def audited(name: str) -> dict[str, str]:
+        return {"RTS_WRITE_AUDIT": str(audits[name])}
+
+    with ServiceGroup(common) as group:
+        started = [
+            start_capture(group, "ro", "--source", "test", "--fps", "10", env=audited("capture")),
+            start_event_sim(group, "--rate", "50", "--users", "500", env=audited("event-sim")),
+            start_gateway(group, env={**audited("gateway"), "GATEWAY_GROUP_ID": f"ro-{prefix}"}),
+        ]
+        for service in started:
+            service.wait_ready(timeout=60)
+        gateway = started[2]
+        # the full path: a frame through Kafka and the gateway
+        gateway.wait_for(lambda: _jpeg(f"{gateway.url}/snapshot/ro.jpg"), 30,
+                         "a snapshot through Kafka and the gateway")  # fmt: skip
+        for service in started:
+            assert service.terminate() == 0, service.log()
     for name, audit in audits.items():
         assert outside(writes(audit), scratch) == [], name
     # The gateway needs the temp dir (gunicorn's worker heartbeat file): the chart mounts it.
     assert any(path.startswith(str(scratch)) for _, path in writes(audits["gateway"]))
     assert not home.exists()
+
+
+def _jpeg(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return bool(response.read(2) == b"\xff\xd8")

@@ -14,6 +14,7 @@ from rts_capture.settings import CaptureSettings
 from rts_common.contracts import PLAYBACK_EVENTS, TOPICS
 from rts_common.settings import Settings
 from rts_eventsim.settings import EventSimSettings
+from rts_gateway.service import Gateway
 from rts_gateway.settings import GatewaySettings
 
 from tests.static.chart import (
@@ -306,11 +307,14 @@ def test_kafka_acls_grant_each_service_exactly_what_it_does(
 
 def test_gateway_consumer_group_ids_are_the_ones_the_acls_name() -> None:
     """The ACLs above hard-code the gateway's group naming; this pins it to the code."""
-    service = (ROOT / "services/gateway/src/rts_gateway/service.py").read_text()
-    dashboard = (ROOT / "services/gateway/src/rts_gateway/dashboard.py").read_text()
-    assert '"group.id": f"gateway-direct-{purpose}"' in service
-    assert '"group.id": self.settings.group_id' in service
-    assert "f\"{consumer_config['group.id']}-detections\"" in dashboard
+    settings = GatewaySettings(async_mode="threading", group_id="gateway-dashboard")
+    gateway = Gateway(settings)
+    groups = {loop.name: loop.group_id for loop in gateway.bridge.loops}
+    assert groups.pop("events") == "gateway-dashboard"
+    assert groups.pop("detections") == "gateway-dashboard-detections"
+    assert {"directory", "frames", "broadcast", "probe"} <= set(groups)
+    for name, group in groups.items():
+        assert group.startswith("gateway-direct-"), name
 
 
 def test_external_kafka_mode_creates_no_kafka_resources(rendered: dict[str, list[Obj]]) -> None:

@@ -118,8 +118,11 @@ def test_a_file_is_read_once_in_order_and_then_ends(metrics: CaptureMetrics) -> 
     reader, health = _reader(lambda: source, metrics, out)
     reader.start()
     frames = _drain(out, lambda got: False)
-    assert [f.seq for f in frames] == list(range(20))
-    assert [int(f.image[0, 0, 0]) for f in frames] == list(range(1, 21))
+    # The mailbox holds the newest frame only: a busy machine may skip some, never reorder.
+    seqs = [f.seq for f in frames]
+    assert seqs == sorted(set(seqs)), seqs
+    assert seqs[-1] == 19
+    assert [int(f.image[0, 0, 0]) for f in frames] == [seq + 1 for seq in seqs]
     assert out.ended
     assert source.closed
     assert health.up
@@ -132,10 +135,11 @@ def test_a_file_is_paced_at_its_own_frame_rate(metrics: CaptureMetrics) -> None:
     reader.start()
     frames = _drain(out, lambda got: False)
     elapsed = time.monotonic() - started
-    assert len(frames) == 11
+    assert frames[-1].seq == 10
     # Ten intervals of 20 ms: never faster (the upper bound only catches a hang).
     assert 0.19 <= elapsed < 3.0
-    assert (frames[-1].ts_ns - frames[0].ts_ns) / 1e9 >= 0.19
+    first, last = frames[0], frames[-1]
+    assert (last.ts_ns - first.ts_ns) / 1e9 >= 0.019 * (last.seq - first.seq)
 
 
 def test_loop_plays_the_file_again_with_continuing_frame_numbers(
@@ -150,9 +154,13 @@ def test_loop_plays_the_file_again_with_continuing_frame_numbers(
 
     reader, _ = _reader(open_source, metrics, out, loop=True)
     reader.start()
-    frames = _drain(out, lambda got: len(got) >= 12)
+    # The mailbox keeps only the newest frame, so a busy machine may skip some: what
+    # matters is that numbers never start over when the file does (a third pass is 10+).
+    frames = _drain(out, lambda got: bool(got) and got[-1].seq >= 11)
     reader.retire()
-    assert [f.seq for f in frames[:12]] == list(range(12))
+    seqs = [f.seq for f in frames]
+    assert seqs == sorted(set(seqs)), seqs
+    assert seqs[-1] >= 11, seqs
     assert len(opened) >= 3
     assert sample(metrics, "capture_source_failures_total", reason="read_failed") == 0
 

@@ -6,8 +6,7 @@ from prometheus_client import Counter
 from rts_common.logs import ConsoleFormatter, JsonFormatter
 from rts_common.metrics import service_registry
 from rts_common.ops import OpsServer
-
-from tests.fixtures.http import get as _get
+from rts_devstack.processes import http_get as _get
 
 
 def _record(msg: str, **extra: object) -> logging.LogRecord:

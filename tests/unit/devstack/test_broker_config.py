@@ -1,13 +1,12 @@
 from pathlib import Path
 
 import pytest
+from rts_common.net import free_ports, port_in_use
 from rts_devstack.broker import (
     KAFKA_METRICS_RULES,
     BrokerError,
     KafkaDistribution,
     LocalKafka,
-    free_ports,
-    port_in_use,
     repo_root,
 )
 

@@ -7,7 +7,7 @@ from rts_devstack.supervisor import Output, Service, Supervisor
 
 
 def test_the_run_command_starts_the_test_pattern_and_a_generated_sample_video() -> None:
-    settings = StackSettings.load([], environ={"RTS_DATA_DIR": "data"})
+    settings = StackSettings.load([], environ={"RTS_DATA_DIR": "data"})  # planned, never written
     services = {s.name: s for s in plan(settings, "127.0.0.1:1234")}
     test, sample = services["cam-test"], services["cam-sample"]
     for service in (test, sample):

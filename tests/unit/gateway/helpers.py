@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Message
-from rts_common.contracts import CameraStatus, FrameMeta
+from rts_common.contracts import CameraStatus, FrameMeta, TopicSpec
+from rts_gateway.bridge import BadRecords, Batch, Topic, decode_batch
+from rts_gateway.metrics import GatewayMetrics
+
+T = TypeVar("T")
 
 JPEG = b"\xff\xd8" + b"\x10" * 500 + b"\xff\xd9"
 
@@ -32,6 +36,11 @@ def status_message(camera: str, partition: int = 0, *, offset: int = 0) -> Messa
         topic="video-cameras", partition=0, offset=offset, key=camera.encode(),
         value=status.model_dump_json().encode(),
     )  # fmt: skip
+
+
+def batch_of(spec: TopicSpec[T], messages: list[Message], metrics: GatewayMetrics) -> Batch[T]:
+    """What a consumer loop of `spec` would deliver for these messages."""
+    return decode_batch(Topic(spec, spec.name), messages, BadRecords(metrics))
 
 
 class RecordingLoop:

@@ -4,12 +4,10 @@ import time
 
 import pytest
 from flask.testing import FlaskClient
-from rts_gateway.app import create_app
-from rts_gateway.auth import SESSION_COOKIE, Authenticator, AuthError
+from rts_gateway.access.auth import SESSION_COOKIE, Authenticator, AuthError
 from rts_gateway.service import Gateway
-from rts_gateway.settings import GatewaySettings
 
-from tests.unit.gateway.helpers import status_message
+from tests.unit.gateway.conftest import MakeGateway
 
 SECRET = "test-secret-0123456789"
 
@@ -56,16 +54,8 @@ def test_short_secrets_are_refused() -> None:
 
 
 @pytest.fixture
-def gateway() -> Gateway:
-    gateway = Gateway(GatewaySettings(async_mode="threading", auth_secret=SECRET))
-    gateway.directory.on_messages([status_message("front", 0)])
-    return gateway
-
-
-@pytest.fixture
-def client(gateway: Gateway) -> FlaskClient:
-    app, _ = create_app(gateway)
-    return app.test_client()
+def gateway(make_gateway: MakeGateway) -> Gateway:
+    return make_gateway(auth_secret=SECRET)
 
 
 def test_viewing_needs_a_session_but_probes_and_metrics_do_not(
@@ -92,8 +82,8 @@ def test_viewing_needs_a_session_but_probes_and_metrics_do_not(
 def test_the_login_link_sets_an_httponly_cookie_that_opens_everything(
     client: FlaskClient, gateway: Gateway
 ) -> None:
-    assert gateway.auth is not None
-    response = client.get(f"/login?token={gateway.auth.login_token()}")
+    assert gateway.access.auth is not None
+    response = client.get(f"/login?token={gateway.access.auth.login_token()}")
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
     cookie = response.headers["Set-Cookie"]
@@ -107,8 +97,8 @@ def test_the_login_link_sets_an_httponly_cookie_that_opens_everything(
 
 
 def test_a_bearer_session_token_works_for_scripts(client: FlaskClient, gateway: Gateway) -> None:
-    assert gateway.auth is not None
-    session = gateway.auth.redeem(gateway.auth.login_token())
+    assert gateway.access.auth is not None
+    session = gateway.access.auth.redeem(gateway.access.auth.login_token())
     response = client.get("/api/cameras", headers={"Authorization": f"Bearer {session.token}"})
     assert response.status_code == 200
     bad = client.get("/api/cameras", headers={"Authorization": "Bearer nonsense"})
@@ -117,12 +107,12 @@ def test_a_bearer_session_token_works_for_scripts(client: FlaskClient, gateway: 
 
 
 def test_socketio_connections_need_a_session(gateway: Gateway) -> None:
-    assert gateway.auth is not None
-    app, socketio = create_app(gateway)
+    assert gateway.access.auth is not None
+    app, socketio = gateway.app, gateway.socketio
     anonymous = socketio.test_client(app)
     assert not anonymous.is_connected()
     http = app.test_client()
-    http.get(f"/login?token={gateway.auth.login_token()}")
+    http.get(f"/login?token={gateway.access.auth.login_token()}")
     signed_in = socketio.test_client(app, flask_test_client=http)
     assert signed_in.is_connected()
     assert gateway.metrics.registry.get_sample_value("gateway_socketio_clients") == 1

@@ -1,17 +1,22 @@
 import time
 
 from confluent_kafka import Message
-from rts_gateway.cameras import CameraDirectory
+from rts_common.contracts import VIDEO_CAMERAS
 from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.video.directory import CameraDirectory
 
-from tests.unit.gateway.helpers import status_message
+from tests.unit.gateway.helpers import batch_of, status_message
+
+
+def feed(directory: CameraDirectory, metrics: GatewayMetrics, messages: list[Message]) -> None:
+    directory.on_batch(batch_of(VIDEO_CAMERAS, messages, metrics))
 
 
 def test_directory_keeps_the_newest_status_per_camera_and_lists_recent_ones() -> None:
     metrics = GatewayMetrics()
     directory = CameraDirectory("video-cameras", metrics, max_age=300)
-    directory.on_messages([status_message("b", 1), status_message("a", 2, offset=1),
-                           status_message("b", 0, offset=2)])  # fmt: skip
+    feed(directory, metrics, [status_message("b", 1), status_message("a", 2, offset=1),
+                              status_message("b", 0, offset=2)])  # fmt: skip
     status = directory.get("b")
     assert status is not None
     assert status.partition == 0
@@ -21,12 +26,13 @@ def test_directory_keeps_the_newest_status_per_camera_and_lists_recent_ones() ->
 
 
 def test_directory_is_caught_up_once_it_read_to_the_starting_end() -> None:
-    directory = CameraDirectory("video-cameras", GatewayMetrics(), max_age=300)
+    metrics = GatewayMetrics()
+    directory = CameraDirectory("video-cameras", metrics, max_age=300)
     assert not directory.caught_up
     directory.assigned({0: 3})
-    directory.on_messages([status_message("a", offset=1)])
+    feed(directory, metrics, [status_message("a", offset=1)])
     assert not directory.caught_up
-    directory.on_messages([status_message("a", offset=2)])
+    feed(directory, metrics, [status_message("a", offset=2)])
     assert directory.caught_up
     empty = CameraDirectory("video-cameras", GatewayMetrics(), max_age=300)
     empty.assigned({0: 0})
@@ -36,7 +42,7 @@ def test_directory_is_caught_up_once_it_read_to_the_starting_end() -> None:
 def test_tombstones_remove_cameras_and_invalid_statuses_are_counted() -> None:
     metrics = GatewayMetrics()
     directory = CameraDirectory("video-cameras", metrics, max_age=300)
-    directory.on_messages([
+    feed(directory, metrics, [
         status_message("a"),
         Message(topic="video-cameras", partition=0, offset=1, key=b"a", value=None),
         Message(topic="video-cameras", partition=0, offset=2, key=b"x", value=b"{not json"),

@@ -6,17 +6,21 @@ import json
 import time
 from typing import Any
 
-import pytest
 from confluent_kafka import Message
 from flask_socketio import SocketIOTestClient
 from PIL import Image
-from rts_common.contracts import Detection
+from rts_common.contracts import (
+    PLAYBACK_EVENTS,
+    VIDEO_CAMERAS,
+    VIDEO_DETECTIONS,
+    VIDEO_FRAMES,
+    Detection,
+)
 from rts_common.events import ns_to_ts
-from rts_gateway.app import create_app
 from rts_gateway.service import Gateway
-from rts_gateway.settings import GatewaySettings
 
-from tests.unit.gateway.helpers import frame_message, status_message
+from tests.unit.gateway.conftest import MakeGateway, received
+from tests.unit.gateway.helpers import batch_of, frame_message, status_message
 
 
 def playback(seq: int, *, session: str = "s1", partition: int = 0, **fields: Any) -> Message:
@@ -30,28 +34,15 @@ def playback(seq: int, *, session: str = "s1", partition: int = 0, **fields: Any
                    key=session.encode(), value=json.dumps(event).encode())  # fmt: skip
 
 
-@pytest.fixture
-def gateway() -> Gateway:
-    return Gateway(GatewaySettings(async_mode="threading", event_sample_rate=5, wall_width=32))
-
-
-@pytest.fixture
-def client(gateway: Gateway) -> SocketIOTestClient:
-    app, socketio = create_app(gateway)
-    gateway.dashboard.attach(socketio.server.emit)
-    gateway.wall.start(lambda event, data, to: socketio.server.emit(event, data, to=to))
-    return socketio.test_client(app)
-
-
-def received(client: SocketIOTestClient, name: str) -> list[Any]:
-    return [m["args"][0] for m in client.get_received() if m["name"] == name]
+def events(gateway: Gateway, messages: list[Message]) -> None:
+    gateway.feed.playback.on_events(batch_of(PLAYBACK_EVENTS, messages, gateway.metrics))
 
 
 def test_a_valid_event_is_emitted_as_new_event_with_the_baseline_fields(
-    gateway: Gateway, client: SocketIOTestClient
+    gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
-    gateway.dashboard.on_messages([playback(1)])
-    (event,) = received(client, "new_event")
+    events(gateway, [playback(1)])
+    (event,) = received(socket_client, "new_event")
     for field in ("event_id", "user_id", "movie_id", "event_type", "position_seconds",
                   "bitrate_kbps", "device", "ts"):  # fmt: skip
         assert field in event
@@ -61,12 +52,12 @@ def test_a_valid_event_is_emitted_as_new_event_with_the_baseline_fields(
 
 
 def test_invalid_events_are_counted_and_do_not_stop_the_batch(
-    gateway: Gateway, client: SocketIOTestClient
+    gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
     bad = Message(topic="playback-events", partition=0, offset=9, value=b'{"event_type": "x"}')
     not_json = Message(topic="playback-events", partition=0, offset=10, value=b"\x00\x01")
-    gateway.dashboard.on_messages([bad, not_json, playback(11)])
-    assert len(received(client, "new_event")) == 1
+    events(gateway, [bad, not_json, playback(11)])
+    assert len(received(socket_client, "new_event")) == 1
     assert (
         gateway.metrics.registry.get_sample_value(
             "gateway_bad_messages_total", {"topic": "playback-events", "reason": "invalid"}
@@ -76,10 +67,10 @@ def test_invalid_events_are_counted_and_do_not_stop_the_batch(
 
 
 def test_emits_beyond_the_sample_rate_only_feed_the_aggregates(
-    gateway: Gateway, client: SocketIOTestClient
+    gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
-    gateway.dashboard.on_messages([playback(i, session=f"s{i}") for i in range(1, 21)])
-    assert len(received(client, "new_event")) == 5  # the bucket holds one second: 5
+    events(gateway, [playback(i, session=f"s{i}") for i in range(1, 21)])
+    assert len(received(socket_client, "new_event")) == 5  # the bucket holds one second: 5
     registry = gateway.metrics.registry
     assert registry.get_sample_value("gateway_events_sampled_out_total") == 15
     assert (
@@ -94,46 +85,50 @@ def test_emits_beyond_the_sample_rate_only_feed_the_aggregates(
 
 
 def test_qoe_snapshots_are_emitted_per_partition_every_tick(
-    gateway: Gateway, client: SocketIOTestClient
+    gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
-    gateway.dashboard.on_messages([playback(1, session="a", partition=0),
-                                   playback(2, session="b", partition=2)])  # fmt: skip
-    client.get_received()
-    gateway.dashboard.tick(time.time_ns())
-    snapshots = {s["partition"]: s for s in received(client, "qoe")}
+    events(gateway, [playback(1, session="a", partition=0),
+                     playback(2, session="b", partition=2)])  # fmt: skip
+    socket_client.get_received()
+    gateway.feed.playback.tick(time.time_ns())
+    snapshots = {s["partition"]: s for s in received(socket_client, "qoe")}
     assert set(snapshots) == {0, 2}
     assert snapshots[0]["devices"]["tv"]["starts"] == 1
     assert snapshots[2]["devices"]["tv"]["playing"] == 1
-    assert snapshots[0]["owner"] == gateway.owner
+    assert snapshots[0]["owner"] == gateway.feed.playback.owner
 
 
 def test_revoked_partitions_are_released_to_the_dashboards(
-    gateway: Gateway, client: SocketIOTestClient
+    gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
-    gateway.dashboard._assigned_partitions([("playback-events", 1)])
-    gateway.dashboard._revoked_partitions([("playback-events", 1)])
-    assert received(client, "qoe_released") == [{"partition": 1, "owner": gateway.owner}]
+    gateway.feed.partitions_assigned([("playback-events", 1)])
+    gateway.feed.partitions_revoked([("playback-events", 1)])
+    owner = gateway.feed.playback.owner
+    assert received(socket_client, "qoe_released") == [{"partition": 1, "owner": owner}]
 
 
 def test_detections_are_relayed_as_they_arrive(
-    gateway: Gateway, client: SocketIOTestClient
+    gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
     det = Detection(camera="cam-1", seq=3, ts=time.time_ns(), kind="face",
                     boxes=[(10, 20, 30, 40)], score=0.9, width=640, height=480)  # fmt: skip
-    gateway.dashboard.on_messages([
+    messages = [
         Message(topic="video-detections", partition=0, offset=1, key=b"cam-1",
                 value=det.model_dump_json().encode()),
         Message(topic="video-detections", partition=0, offset=2, key=b"cam-1", value=b"[]"),
-    ])  # fmt: skip
-    (relayed,) = received(client, "detection")
+    ]  # fmt: skip
+    gateway.feed.playback.on_detections(batch_of(VIDEO_DETECTIONS, messages, gateway.metrics))
+    (relayed,) = received(socket_client, "detection")
     assert relayed["boxes"] == [[10, 20, 30, 40]]
     assert relayed["kind"] == "face"
 
 
-def test_connecting_clients_get_the_camera_list(gateway: Gateway) -> None:
-    gateway.directory.on_messages([status_message("cam-1", 0)])
-    app, socketio = create_app(gateway)
-    client = socketio.test_client(app)
+def test_connecting_clients_get_the_camera_list(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway()
+    gateway.video.directory.on_batch(
+        batch_of(VIDEO_CAMERAS, [status_message("cam-1", 0)], gateway.metrics)
+    )
+    client = gateway.socketio.test_client(gateway.app)
     (cameras,) = received(client, "cameras")
     assert [c["camera"] for c in cameras] == ["cam-1"]
     assert gateway.metrics.registry.get_sample_value("gateway_socketio_clients") == 1
@@ -142,24 +137,25 @@ def test_connecting_clients_get_the_camera_list(gateway: Gateway) -> None:
 
 
 def test_wall_subscribers_get_binary_thumbnails(
-    gateway: Gateway, client: SocketIOTestClient
+    gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
     buffer = io.BytesIO()
     Image.new("RGB", (160, 120), (128, 64, 32)).save(buffer, "JPEG")
     jpeg = buffer.getvalue()
-    gateway.directory.on_messages([status_message("cam-1", 0)])
-    ack = client.emit("wall", {"on": True}, callback=True)
-    assert ack == {"wall": True, "cameras": ["cam-1"]}
-    gateway.hub.on_messages([frame_message("cam-1", 1, value=jpeg)])
+    ack = socket_client.emit("wall", {"on": True}, callback=True)
+    assert ack == {"wall": True, "cameras": ["front"]}  # the camera the gateway knows
+    gateway.video.hub.on_batch(
+        batch_of(VIDEO_FRAMES, [frame_message("front", 1, value=jpeg)], gateway.metrics)
+    )
     deadline = time.monotonic() + 5
     frames: list[Any] = []
     while not frames and time.monotonic() < deadline:
-        frames = received(client, "wall_frame")
+        frames = received(socket_client, "wall_frame")
         time.sleep(0.05)
     assert frames, "no wall frame arrived"
     frame = frames[0]
     assert isinstance(frame["jpeg"], bytes)
     assert frame["jpeg"].startswith(b"\xff\xd8")
     assert (frame["width"], frame["height"]) == (32, 24)
-    client.emit("wall", {"on": False})
-    assert gateway.wall.watching == []
+    socket_client.emit("wall", {"on": False})
+    assert gateway.video.wall.watching == []

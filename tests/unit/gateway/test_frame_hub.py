@@ -1,18 +1,20 @@
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from confluent_kafka import Message
-from rts_common.logs import Throttle
-from rts_gateway.cameras import CameraDirectory
-from rts_gateway.frames import FrameHub, UnknownCamera, Viewer, parse_frame
+from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.video.directory import CameraDirectory
+from rts_gateway.video.hub import Frame, FrameHub, UnknownCamera, Viewer
 
 from tests.unit.gateway.helpers import (
     JPEG,
     FakeConsumer,
     RecordingLoop,
+    batch_of,
     frame_message,
     status_message,
 )
@@ -36,14 +38,27 @@ def loop() -> RecordingLoop:
 @pytest.fixture
 def hub(metrics: GatewayMetrics, loop: RecordingLoop) -> FrameHub:
     directory = CameraDirectory("video-cameras", metrics, max_age=300)
-    directory.on_messages(
-        [status_message("front", 0), status_message("back", 0, offset=1),
-         status_message("yard", 2, offset=2)]
-    )  # fmt: skip
+    statuses = [status_message("front", 0), status_message("back", 0, offset=1),
+                status_message("yard", 2, offset=2)]  # fmt: skip
+    directory.on_batch(batch_of(VIDEO_CAMERAS, statuses, metrics))
     return FrameHub(
         "video-frames", loop, directory, metrics,  # type: ignore[arg-type]
-        start_seconds=1.0, release_after=0.0, stall_timeout=0.05, max_frame_bytes=10_000,
+        start_seconds=1.0, release_after=0.0, stall_timeout=0.05,
     )  # fmt: skip
+
+
+Deliver = Callable[[list[Message]], None]
+
+
+@pytest.fixture
+def deliver(hub: FrameHub, metrics: GatewayMetrics) -> Deliver:
+    """Hand messages to the hub as the frames consumer would."""
+    return lambda messages: hub.on_batch(batch_of(VIDEO_FRAMES, messages, metrics))
+
+
+def frame(seq: int) -> Frame:
+    (record,) = batch_of(VIDEO_FRAMES, [frame_message("front", seq)], GatewayMetrics()).records
+    return Frame.from_record(record)
 
 
 def run(loop: RecordingLoop) -> list[tuple[str, list[tuple[int, int]]]]:
@@ -94,10 +109,10 @@ def test_partition_is_released_only_after_its_last_viewer_leaves(
 
 
 def test_frames_reach_only_their_cameras_viewers_and_only_the_newest_of_a_batch(
-    hub: FrameHub, metrics: GatewayMetrics
+    hub: FrameHub, metrics: GatewayMetrics, deliver: Deliver
 ) -> None:
     front, back = hub.open("front"), hub.open("back")
-    hub.on_messages([frame_message("front", s) for s in range(5)])
+    deliver([frame_message("front", s) for s in range(5)])
     frame = front.take(0.1, time.sleep)
     assert frame is not None
     assert frame.meta.seq == 4
@@ -109,9 +124,9 @@ def test_frames_reach_only_their_cameras_viewers_and_only_the_newest_of_a_batch(
     )
 
 
-def test_a_new_viewer_gets_the_newest_frame_at_once(hub: FrameHub) -> None:
+def test_a_new_viewer_gets_the_newest_frame_at_once(hub: FrameHub, deliver: Deliver) -> None:
     hub.open("front")
-    hub.on_messages([frame_message("front", 7)])
+    deliver([frame_message("front", 7)])
     late = hub.open("front")
     frame = late.take(0.01, time.sleep)
     assert frame is not None
@@ -123,22 +138,27 @@ def test_a_new_viewer_gets_the_newest_frame_at_once(hub: FrameHub) -> None:
     [
         (frame_message("front", 1, value=b"not a jpeg"), "not_jpeg"),
         (frame_message("front", 1, value=JPEG[:-2]), "truncated"),
-        (frame_message("front", 1, value=b"\xff\xd8" + b"0" * 20_000 + b"\xff\xd9"), "too_large"),
+        (
+            frame_message("front", 1, value=b"\xff\xd8" + b"0" * (5 << 20) + b"\xff\xd9"),
+            "too_large",
+        ),
     ],
 )
 def test_bad_frames_are_counted_and_skipped(
-    hub: FrameHub, metrics: GatewayMetrics, message: Any, reason: str
+    hub: FrameHub, metrics: GatewayMetrics, message: Any, reason: str, deliver: Deliver
 ) -> None:
     viewer = hub.open("front")
-    hub.on_messages([message, frame_message("front", 2)])
+    deliver([message, frame_message("front", 2)])
     frame = viewer.take(0.1, time.sleep)
     assert frame is not None
     assert frame.meta.seq == 2
     assert sample(metrics, "gateway_bad_messages_total", topic="video-frames", reason=reason) == 1
 
 
-def test_records_without_headers_are_counted(hub: FrameHub, metrics: GatewayMetrics) -> None:
-    hub.on_messages([Message(topic="video-frames", partition=0, offset=1, key=b"front",
+def test_records_without_headers_are_counted(
+    hub: FrameHub, metrics: GatewayMetrics, deliver: Deliver
+) -> None:
+    deliver([Message(topic="video-frames", partition=0, offset=1, key=b"front",
                              value=JPEG)])  # fmt: skip
     assert (
         sample(metrics, "gateway_bad_messages_total", topic="video-frames", reason="missing_header")
@@ -147,10 +167,10 @@ def test_records_without_headers_are_counted(hub: FrameHub, metrics: GatewayMetr
 
 
 def test_a_stalled_viewer_is_dropped_and_its_connection_shut(
-    hub: FrameHub, metrics: GatewayMetrics
+    hub: FrameHub, metrics: GatewayMetrics, deliver: Deliver
 ) -> None:
     viewer = hub.open("front")
-    hub.on_messages([frame_message("front", 1)])
+    deliver([frame_message("front", 1)])
     server_side, client_side = socket.socketpair()
     viewer.connection = server_side
     assert viewer.take(0.1, time.sleep) is not None  # handed to the server, never written
@@ -174,9 +194,7 @@ def test_close_all_ends_every_stream(hub: FrameHub) -> None:
 def test_slow_viewer_skips_frames_and_holds_only_the_newest(metrics: GatewayMetrics) -> None:
     viewer = Viewer("front", None, metrics)
     for seq in range(10):
-        frame = parse_frame(frame_message("front", seq), 10_000, metrics, Throttle())
-        assert frame is not None
-        viewer.offer(frame)
+        viewer.offer(frame(seq))
     taken = viewer.take(0.1, time.sleep)
     assert taken is not None
     assert taken.meta.seq == 9
@@ -188,12 +206,12 @@ def test_slow_viewer_skips_frames_and_holds_only_the_newest(metrics: GatewayMetr
 
 def test_fps_cap_spaces_frames_and_counts_what_it_skips(metrics: GatewayMetrics) -> None:
     viewer = Viewer("front", 10.0, metrics)
-    frames = [parse_frame(frame_message("front", s), 10_000, metrics, Throttle()) for s in range(3)]
-    viewer.offer(frames[0])  # type: ignore[arg-type]
+    frames = [frame(s) for s in range(3)]
+    viewer.offer(frames[0])
     viewer.take(0.1, time.sleep)
     started = time.monotonic()
-    viewer.offer(frames[1])  # type: ignore[arg-type]
-    viewer.offer(frames[2])  # type: ignore[arg-type]
+    viewer.offer(frames[1])
+    viewer.offer(frames[2])
     taken = viewer.take(1.0, time.sleep)
     assert taken is not None
     assert taken.meta.seq == 2
@@ -202,16 +220,16 @@ def test_fps_cap_spaces_frames_and_counts_what_it_skips(metrics: GatewayMetrics)
 
 
 def test_frames_of_a_released_partition_never_reach_later_viewers(
-    hub: FrameHub, loop: RecordingLoop
+    hub: FrameHub, loop: RecordingLoop, deliver: Deliver
 ) -> None:
     first = hub.open("front")
-    hub.on_messages([frame_message("front", 1)])
+    deliver([frame_message("front", 1)])
     hub.close(first)
     hub.maintain()  # released (release_after is 0 here)
-    hub.on_messages([frame_message("front", 2)])  # was already in flight
+    deliver([frame_message("front", 2)])  # was already in flight
     again = hub.open("front")
     assert again.take(0.01, time.sleep) is None
-    hub.on_messages([frame_message("front", 3)])
+    deliver([frame_message("front", 3)])
     frame = again.take(0.1, time.sleep)
     assert frame is not None
     assert frame.meta.seq == 3

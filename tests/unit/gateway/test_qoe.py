@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 from rts_common.events import PlaybackEvent, ns_to_ts
-from rts_gateway.qoe import SESSION_GRACE_NS, PartitionAggregate, merge, percentile
+from rts_gateway.feed.qoe import SESSION_GRACE_NS, PartitionAggregate, merge, percentile
 
 T0 = 1_800_000_000 * 1_000_000_000
 S = 1_000_000_000

@@ -1,8 +1,8 @@
 import pytest
 from rts_common.contracts import FrameMeta
-from rts_gateway.frames import Frame
-from rts_gateway.mjpeg import BOUNDARY, CONTENT_TYPE, part
-from rts_gateway.replay import BadReplayTime, iso_ms, parse_from
+from rts_gateway.video.hub import Frame
+from rts_gateway.video.mjpeg import BOUNDARY, CONTENT_TYPE, part
+from rts_gateway.video.replay import BadReplayTime, iso_ms, parse_from
 
 NOW = 1_800_000_000.0
 

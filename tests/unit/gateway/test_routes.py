@@ -2,28 +2,17 @@
 
 import time
 
-import pytest
 from flask.testing import FlaskClient
-from rts_gateway.app import create_app
+from rts_common.contracts import VIDEO_FRAMES
 from rts_gateway.service import Gateway
-from rts_gateway.settings import GatewaySettings
 
-from tests.unit.gateway.helpers import frame_message, status_message
-
-
-@pytest.fixture
-def gateway() -> Gateway:
-    settings = GatewaySettings(async_mode="threading", snapshot_wait_seconds=0.2)
-    gateway = Gateway(settings)
-    gateway.directory.on_messages([status_message("front", 0)])
-    gateway.directory.assigned({0: 1})
-    return gateway
+from tests.unit.gateway.conftest import MakeGateway
+from tests.unit.gateway.helpers import batch_of, frame_message
 
 
-@pytest.fixture
-def client(gateway: Gateway) -> FlaskClient:
-    app, _ = create_app(gateway)
-    return app.test_client()
+def deliver_frame(gateway: Gateway, seq: int) -> None:
+    batch = batch_of(VIDEO_FRAMES, [frame_message("front", seq)], gateway.metrics)
+    gateway.video.hub.on_batch(batch)
 
 
 def test_health_is_always_ok_and_readiness_needs_kafka(
@@ -33,7 +22,7 @@ def test_health_is_always_ok_and_readiness_needs_kafka(
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json["kafka"] is False
-    gateway.health.kafka_ok = True
+    gateway.bridge.kafka_ok = True
     assert client.get("/readyz").status_code == 200
     gateway.begin_shutdown()
     assert client.get("/readyz").status_code == 503
@@ -46,7 +35,7 @@ def test_unknown_camera_is_a_json_404_listing_known_cameras(
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.json["cameras"] == ["front"]
-    assert gateway.hub.describe()["partitions"] == []
+    assert gateway.video.hub.describe()["partitions"] == []
 
 
 def test_snapshot_serves_the_newest_frame_or_404_when_none_arrives(
@@ -55,8 +44,8 @@ def test_snapshot_serves_the_newest_frame_or_404_when_none_arrives(
     response = client.get("/snapshot/front.jpg")
     assert response.status_code == 404
     assert "no frame" in response.json["error"]
-    gateway.hub.open("front")  # keep the partition read so the frame stays current
-    gateway.hub.on_messages([frame_message("front", 5)])
+    gateway.video.hub.open("front")  # keep the partition read so the frame stays current
+    deliver_frame(gateway, 5)
     response = client.get("/snapshot/front.jpg")
     assert response.status_code == 200
     assert response.content_type == "image/jpeg"
@@ -76,8 +65,8 @@ def test_stream_and_kaf_answer_multipart_and_start_one_read(
     client: FlaskClient, gateway: Gateway
 ) -> None:
     # Werkzeug's test client reads the first part before returning: have one ready.
-    gateway.hub.open("front")
-    gateway.hub.on_messages([frame_message("front", 1)])
+    gateway.video.hub.open("front")
+    deliver_frame(gateway, 1)
     for path in ("/stream/front", "/kaf", "/kaf/front"):
         response = client.get(path, buffered=False)
         assert response.status_code == 200
@@ -85,19 +74,21 @@ def test_stream_and_kaf_answer_multipart_and_start_one_read(
         assert response.headers["X-Accel-Buffering"] == "no"
         assert next(response.response).startswith(b"--frame\r\n")
         response.close()
-    assert gateway.hub.describe() == {"viewers": 1, "partitions": [0], "cameras": {"front": 1}}
+    assert gateway.video.hub.describe() == {
+        "viewers": 1,
+        "partitions": [0],
+        "cameras": {"front": 1},
+    }
 
 
-def test_kaf_without_cameras_says_so() -> None:
-    gateway = Gateway(GatewaySettings(async_mode="threading"))
-    app, _ = create_app(gateway)
-    response = app.test_client().get("/kaf")
+def test_kaf_without_cameras_says_so(make_gateway: MakeGateway) -> None:
+    response = make_gateway().app.test_client().get("/kaf")
     assert response.status_code == 404
     assert "no camera" in response.json["error"]
 
 
 def test_api_cameras_lists_status_and_local_viewers(client: FlaskClient, gateway: Gateway) -> None:
-    gateway.hub.open("front")
+    gateway.video.hub.open("front")
     listed = client.get("/api/cameras").json["cameras"]
     assert len(listed) == 1
     camera = listed[0]

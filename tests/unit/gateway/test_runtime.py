@@ -4,7 +4,7 @@ import threading
 import time
 
 from rts_gateway.__main__ import wants_eventlet
-from rts_gateway.runtime import ThreadingRuntime
+from rts_gateway.bridge.runtime import ThreadingRuntime
 
 
 def test_callbacks_from_native_threads_run_in_order_in_the_app_context() -> None:
@@ -36,7 +36,7 @@ EVENTLET_HANDOFF = """
 import eventlet
 eventlet.monkey_patch()
 import threading, time
-from rts_gateway.runtime import EventletRuntime
+from rts_gateway.bridge.runtime import EventletRuntime
 runtime = EventletRuntime()
 seen = []
 done = threading.Event()  # green, after patching

@@ -1,149 +1,32 @@
 """The wire contracts between services: topics, keys, headers and message shapes.
 
 These are firm (DESIGN.md §2): the Helm chart's KafkaTopics, the dashboards and every
-service read them from here, and tests check that the chart agrees.
+service read them from here, and tests check that the chart agrees. A topic knows the
+type of its records: `TopicSpec.decode` turns a record's key, value and headers into
+that type or raises `BadMessage`, so every consumer refuses bad records the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rts_common.events import PlaybackEvent
 
 MiB = 1024 * 1024
 
+T = TypeVar("T")
 
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic as the platform expects it: partitions on a cluster and locally, and its configs."""
-
-    name: str
-    partitions: int
-    local_partitions: int
-    key: str
-    value: str
-    config: Mapping[str, str] = field(default_factory=dict)
-
-
-# A 1080p JPEG at high quality of a busy scene is a few hundred KiB; 4 MiB leaves room
-# for a 4K frame while keeping one record well below what a broker holds in memory.
-FRAME_TOPIC_MAX_MESSAGE_BYTES = 4 * MiB
-# Room for the record's key, headers and batch overhead below the topic limit.
-FRAME_PAYLOAD_LIMIT = FRAME_TOPIC_MAX_MESSAGE_BYTES - 64 * 1024
-
-VIDEO_FRAMES = TopicSpec(
-    name="video-frames",
-    partitions=6,
-    local_partitions=3,
-    key="camera id",
-    value="one JPEG image; headers seq, ts (capture time, ns since epoch), w, h",
-    config=MappingProxyType(
-        {
-            # Short retention: live video is only worth keeping for replay.
-            "retention.ms": str(10 * 60 * 1000),
-            # Small segments, so retention actually deletes within minutes.
-            "segment.ms": str(60 * 1000),
-            "segment.bytes": str(64 * MiB),
-            "max.message.bytes": str(FRAME_TOPIC_MAX_MESSAGE_BYTES),
-            # JPEG is already compressed; keep whatever (none) the producer sends.
-            "compression.type": "producer",
-            # Replay looks frames up by capture time, which the producer sets.
-            "message.timestamp.type": "CreateTime",
-        }
-    ),
-)
-
-VIDEO_DETECTIONS = TopicSpec(
-    name="video-detections",
-    partitions=6,
-    local_partitions=3,
-    key="camera id",
-    value='JSON {camera, seq, ts, kind: "motion"|"face", boxes: [[x,y,w,h]...], score}',
-    config=MappingProxyType(
-        {
-            "retention.ms": str(24 * 60 * 60 * 1000),
-            "segment.bytes": str(64 * MiB),
-        }
-    ),
-)
-
-PLAYBACK_EVENTS = TopicSpec(
-    name="playback-events",
-    partitions=6,
-    local_partitions=3,
-    key="session id",
-    value="JSON playback event (rts_common.events.PlaybackEvent)",
-    config=MappingProxyType(
-        {
-            "retention.ms": str(24 * 60 * 60 * 1000),
-            "segment.bytes": str(128 * MiB),
-            # Cap what a long benchmark run can leave on a developer's disk.
-            "retention.bytes": str(1024 * MiB),
-        }
-    ),
-)
-
-# Not in the original design table: a gateway must know which cameras exist (to answer
-# 404 for an unknown one without creating Kafka reads for it, to list cameras for the
-# wall) and which partition carries each camera's frames, without reading every frame.
-# Each capture publishes its status here every couple of seconds; compaction keeps the
-# newest per camera, so a gateway reads the whole (tiny) topic at start.
-VIDEO_CAMERAS = TopicSpec(
-    name="video-cameras",
-    partitions=1,
-    local_partitions=1,
-    key="camera id",
-    value="JSON CameraStatus {camera, ts, source, source_up, fps, width, height, partition, ...}",
-    config=MappingProxyType(
-        {
-            "cleanup.policy": "compact",
-            "min.cleanable.dirty.ratio": "0.1",
-            "segment.ms": str(60 * 60 * 1000),
-            "delete.retention.ms": str(60 * 60 * 1000),
-        }
-    ),
-)
-
-# Not in the original design table either: the Socket.IO client manager's pub/sub channel.
-# Every gateway replica publishes what its partitions produced (sampled events, QoE
-# aggregates, detections) and every replica reads all of it from the end, so each browser
-# gets everything whichever replica it is connected to. One partition keeps one order.
-DASHBOARD_BROADCAST = TopicSpec(
-    name="dashboard-broadcast",
-    partitions=1,
-    local_partitions=1,
-    key="none",
-    value="JSON list of python-socketio pub/sub messages (emit, disconnect, rooms...)",
-    config=MappingProxyType(
-        {
-            # Only live readers: nobody replays the dashboard's past.
-            "retention.ms": str(60 * 60 * 1000),
-            "segment.ms": str(10 * 60 * 1000),
-        }
-    ),
-)
-
-TOPICS: tuple[TopicSpec, ...] = (
-    VIDEO_FRAMES,
-    VIDEO_DETECTIONS,
-    PLAYBACK_EVENTS,
-    VIDEO_CAMERAS,
-    DASHBOARD_BROADCAST,
-)
-
-
-def topic(name: str) -> TopicSpec:
-    for spec in TOPICS:
-        if spec.name == name:
-            return spec
-    raise KeyError(name)
-
-
-# ---------------------------------------------------------------------------------------
-# Frames
+HeaderValue = bytes | str | None
+# confluent-kafka hands headers over as a list of pairs; producers may pass a dict.
+Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
+# key, value, headers -> the topic's record type, or BadMessage
+Decoder = Callable[[bytes | None, bytes | None, Headers | None], T]
 
 
 class BadMessage(ValueError):
@@ -152,11 +35,31 @@ class BadMessage(ValueError):
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.detail = detail
 
 
-HeaderValue = bytes | str | None
-# confluent-kafka hands headers over as a list of pairs; producers may pass a dict.
-Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
+@dataclass(frozen=True)
+class TopicSpec(Generic[T]):
+    """A topic as the platform expects it: partitions on a cluster and locally, its configs,
+    and how to decode its records."""
+
+    name: str
+    partitions: int
+    local_partitions: int
+    key: str
+    value: str
+    decode: Decoder[T]
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------
+# Frames
+
+# A 1080p JPEG at high quality of a busy scene is a few hundred KiB; 4 MiB leaves room
+# for a 4K frame while keeping one record well below what a broker holds in memory.
+FRAME_TOPIC_MAX_MESSAGE_BYTES = 4 * MiB
+# Room for the record's key, headers and batch overhead below the topic limit.
+FRAME_PAYLOAD_LIMIT = FRAME_TOPIC_MAX_MESSAGE_BYTES - 64 * 1024
 
 
 def encode_headers(values: Mapping[str, int | str]) -> list[tuple[str, bytes]]:
@@ -231,6 +134,18 @@ def check_jpeg(payload: bytes | None, limit: int = FRAME_PAYLOAD_LIMIT) -> bytes
     return payload
 
 
+@dataclass(frozen=True, slots=True)
+class VideoFrame:
+    """A `video-frames` record: the frame's metadata and its JPEG bytes."""
+
+    meta: FrameMeta
+    jpeg: bytes
+
+
+def decode_frame(key: bytes | None, value: bytes | None, headers: Headers | None) -> VideoFrame:
+    return VideoFrame(FrameMeta.from_record(key, headers), check_jpeg(value))
+
+
 # ---------------------------------------------------------------------------------------
 # Detections
 
@@ -275,3 +190,167 @@ class CameraStatus(BaseModel):
     )
     frames: int = Field(default=0, ge=0, description="frames published since the process started")
     last_frame_ts: int | None = Field(default=None, gt=0, description="capture time, ns")
+
+
+# ---------------------------------------------------------------------------------------
+# JSON records
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _model_decoder(model: type[M]) -> Decoder[M]:
+    def decode(_key: bytes | None, value: bytes | None, _headers: Headers | None) -> M:
+        if not value:
+            raise BadMessage("empty")
+        try:
+            return model.model_validate_json(value)
+        except ValidationError as exc:
+            raise BadMessage("invalid", str(exc).splitlines()[0]) from None
+
+    return decode
+
+
+decode_detection: Decoder[Detection] = _model_decoder(Detection)
+decode_playback_event: Decoder[PlaybackEvent] = _model_decoder(PlaybackEvent)
+_decode_status: Decoder[CameraStatus] = _model_decoder(CameraStatus)
+
+
+def decode_camera_status(
+    key: bytes | None, value: bytes | None, headers: Headers | None
+) -> CameraStatus | None:
+    """A camera's newest status; None for a tombstone (the camera was removed)."""
+    if value is None:
+        if not key:
+            raise BadMessage("missing_key")
+        return None
+    return _decode_status(key, value, headers)
+
+
+def decode_broadcast(
+    _key: bytes | None, value: bytes | None, _headers: Headers | None
+) -> list[dict[str, Any]]:
+    """A batch of python-socketio pub/sub messages (JSON objects)."""
+    try:
+        batch = json.loads(value or b"")
+    except ValueError:
+        raise BadMessage("invalid", "not JSON") from None
+    if not isinstance(batch, list) or not all(isinstance(m, dict) for m in batch):
+        raise BadMessage("invalid", "not a list of objects")
+    return batch
+
+
+# ---------------------------------------------------------------------------------------
+# Topics
+
+VIDEO_FRAMES: TopicSpec[VideoFrame] = TopicSpec(
+    name="video-frames",
+    partitions=6,
+    local_partitions=3,
+    key="camera id",
+    value="one JPEG image; headers seq, ts (capture time, ns since epoch), w, h",
+    decode=decode_frame,
+    config=MappingProxyType(
+        {
+            # Short retention: live video is only worth keeping for replay.
+            "retention.ms": str(10 * 60 * 1000),
+            # Small segments, so retention actually deletes within minutes.
+            "segment.ms": str(60 * 1000),
+            "segment.bytes": str(64 * MiB),
+            "max.message.bytes": str(FRAME_TOPIC_MAX_MESSAGE_BYTES),
+            # JPEG is already compressed; keep whatever (none) the producer sends.
+            "compression.type": "producer",
+            # Replay looks frames up by capture time, which the producer sets.
+            "message.timestamp.type": "CreateTime",
+        }
+    ),
+)
+
+VIDEO_DETECTIONS: TopicSpec[Detection] = TopicSpec(
+    name="video-detections",
+    partitions=6,
+    local_partitions=3,
+    key="camera id",
+    value='JSON {camera, seq, ts, kind: "motion"|"face", boxes: [[x,y,w,h]...], score}',
+    decode=decode_detection,
+    config=MappingProxyType(
+        {
+            "retention.ms": str(24 * 60 * 60 * 1000),
+            "segment.bytes": str(64 * MiB),
+        }
+    ),
+)
+
+PLAYBACK_EVENTS: TopicSpec[PlaybackEvent] = TopicSpec(
+    name="playback-events",
+    partitions=6,
+    local_partitions=3,
+    key="session id",
+    value="JSON playback event (rts_common.events.PlaybackEvent)",
+    decode=decode_playback_event,
+    config=MappingProxyType(
+        {
+            "retention.ms": str(24 * 60 * 60 * 1000),
+            "segment.bytes": str(128 * MiB),
+            # Cap what a long benchmark run can leave on a developer's disk.
+            "retention.bytes": str(1024 * MiB),
+        }
+    ),
+)
+
+# A gateway must know which cameras exist (to answer 404 for an unknown one without
+# creating Kafka reads for it, to list cameras for the wall) and which partition carries
+# each camera's frames, without reading every frame. Each capture publishes its status
+# here every second; compaction keeps the newest per camera, so a gateway reads the whole
+# (tiny) topic at start.
+VIDEO_CAMERAS: TopicSpec[CameraStatus | None] = TopicSpec(
+    name="video-cameras",
+    partitions=1,
+    local_partitions=1,
+    key="camera id",
+    value="JSON CameraStatus {camera, ts, source, source_up, fps, width, height, partition, ...}",
+    decode=decode_camera_status,
+    config=MappingProxyType(
+        {
+            "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.1",
+            "segment.ms": str(60 * 60 * 1000),
+            "delete.retention.ms": str(60 * 60 * 1000),
+        }
+    ),
+)
+
+# The Socket.IO client manager's pub/sub channel. Every gateway replica publishes what its
+# partitions produced (sampled events, QoE aggregates, detections) and every replica reads
+# all of it from the end, so each browser gets everything whichever replica it is
+# connected to. One partition keeps one order.
+DASHBOARD_BROADCAST: TopicSpec[list[dict[str, Any]]] = TopicSpec(
+    name="dashboard-broadcast",
+    partitions=1,
+    local_partitions=1,
+    key="none",
+    value="JSON list of python-socketio pub/sub messages (emit, disconnect, rooms...)",
+    decode=decode_broadcast,
+    config=MappingProxyType(
+        {
+            # Only live readers: nobody replays the dashboard's past.
+            "retention.ms": str(60 * 60 * 1000),
+            "segment.ms": str(10 * 60 * 1000),
+        }
+    ),
+)
+
+TOPICS: tuple[TopicSpec[Any], ...] = (
+    VIDEO_FRAMES,
+    VIDEO_DETECTIONS,
+    PLAYBACK_EVENTS,
+    VIDEO_CAMERAS,
+    DASHBOARD_BROADCAST,
+)
+
+
+def topic(name: str) -> TopicSpec[Any]:
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)

@@ -14,8 +14,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
 
 from rts_common.contracts import TopicSpec
@@ -51,7 +50,7 @@ class KafkaSettings(Settings):
         env="KAFKA_TOPIC_PREFIX",
     )
 
-    def topic_name(self, spec: TopicSpec) -> str:
+    def topic_name(self, spec: TopicSpec[Any]) -> str:
         return f"{self.kafka_topic_prefix}{spec.name}"
 
     def client_config(self, client_id: str) -> dict[str, Any]:
@@ -108,7 +107,7 @@ def wait_for_brokers(admin: AdminClient, count: int = 1, timeout: float = 60.0) 
 
 def ensure_topics(
     admin: AdminClient,
-    specs: Iterable[TopicSpec],
+    specs: Iterable[TopicSpec[Any]],
     *,
     local: bool,
     replication_factor: int = 1,

@@ -44,7 +44,6 @@ class Settings(BaseModel):
 
     env_prefix: ClassVar[str] = ""
     program: ClassVar[str] = ""
-    summary: ClassVar[str] = ""
 
     @classmethod
     def env_name(cls, field_name: str) -> str:
@@ -62,7 +61,7 @@ class Settings(BaseModel):
     def parser(cls) -> argparse.ArgumentParser:
         parser = argparse.ArgumentParser(
             prog=cls.program or None,
-            description=cls.summary or cls.__doc__,
+            description=cls.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
             epilog="Every flag can also be set by the environment variable shown; flags win.",
         )

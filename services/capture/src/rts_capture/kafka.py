@@ -15,7 +15,6 @@ is dropped and counted; the capture loop never blocks on Kafka.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
@@ -30,6 +29,8 @@ from rts_common.contracts import (
     FrameMeta,
 )
 from rts_common.kafka import DeliveryReports, KafkaSettings
+from rts_common.logs import Throttle
+from rts_common.tasks import PeriodicTask
 
 from rts_capture.metrics import CaptureMetrics
 from rts_capture.settings import CaptureSettings
@@ -85,9 +86,10 @@ class Publisher:
         # None until the first delivery report: not known to be failing yet.
         self.kafka_ok: bool | None = None
         self._kafka_error = ""
-        self._logged_at: dict[str, float] = {}
-        self._stopping = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+        self._warnings = Throttle(LOG_EVERY)
+        # Delivery reports are served by poll(): from a thread of their own, they are
+        # timely (the latency histogram means what it says) whatever the capture loop does.
+        self._poller = PeriodicTask("kafka-poll", 0.0, self._poll, first_delay=0.0)
 
     @classmethod
     def create(cls, settings: CaptureSettings, metrics: CaptureMetrics) -> Publisher:
@@ -163,17 +165,12 @@ class Publisher:
         return self
 
     def _poll(self) -> None:
-        # Delivery reports are served by poll(): from a thread of their own, they are
-        # timely (the latency histogram means what it says) whatever the capture loop does.
-        while not self._stopping.is_set():
-            self._producer.poll(0.1)
-            self._metrics.producer_queue.set(len(self._producer))
+        self._producer.poll(0.1)
+        self._metrics.producer_queue.set(len(self._producer))
 
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for queued records; returns how many were left."""
-        self._stopping.set()
-        if self._poller.is_alive():
-            self._poller.join(1.0)
+        self._poller.stop(timeout=1.0)
         left = int(self._producer.flush(timeout))
         self._metrics.producer_queue.set(left)
         return left
@@ -204,7 +201,5 @@ class Publisher:
         return ok, details
 
     def _warn(self, kind: str, message: str) -> None:
-        now = time.monotonic()
-        if now - self._logged_at.get(kind, -LOG_EVERY) >= LOG_EVERY:
-            self._logged_at[kind] = now
+        if self._warnings.allow(kind):
             log.warning(message, extra={"camera": self._camera})

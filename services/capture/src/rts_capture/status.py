@@ -9,10 +9,10 @@ source is down, so the wall shows the camera as offline at once.
 
 from __future__ import annotations
 
-import threading
 import time
 
 from rts_common.contracts import CameraStatus, SourceKind
+from rts_common.tasks import PeriodicTask
 
 from rts_capture.kafka import Publisher
 from rts_capture.reader import SourceHealth
@@ -32,20 +32,20 @@ class StatusAnnouncer:
         self._camera = camera
         self._source = source
         self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="camera-status", daemon=True)
+        # The first status goes out soon after start, so gateways find the camera at once.
+        self._task = PeriodicTask(
+            "camera-status", interval, self._announce, first_delay=min(0.5, interval)
+        )
         self._frames = 0
         self._at = time.monotonic()
 
     def start(self) -> StatusAnnouncer:
-        self._thread.start()
+        self._task.start()
         return self
 
     def stop(self) -> None:
         """Stop announcing and publish a last status saying the source is down."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2.0)
+        self._task.stop()
         self._publisher.send_status(self.status(source_up=False))
 
     def status(self, source_up: bool | None = None) -> CameraStatus:
@@ -68,9 +68,5 @@ class StatusAnnouncer:
             last_frame_ts=self._publisher.last_frame_ts,
         )
 
-    def _run(self) -> None:
-        # The first status goes out soon after start, so gateways find the camera at once.
-        wait = min(0.5, self._interval)
-        while not self._stop.wait(wait):
-            self._publisher.send_status(self.status())
-            wait = self._interval
+    def _announce(self) -> None:
+        self._publisher.send_status(self.status())

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 from typing import Protocol
 
 from rts_common.events import EventType
+from rts_common.pacing import TokenBucket
 
 from rts_eventsim.metrics import EventSimMetrics
-from rts_eventsim.pacing import TokenBucket
 from rts_eventsim.simulation import Emitted, Simulator
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 # Events per batch between producer polls: large enough to amortise the loop, small
 # enough that delivery reports and the stop signal are served every few milliseconds.
 MAX_BATCH = 1000
-# A paced run sends about this often (seconds): see pacing.py.
+# A paced run sends about this often (seconds): see rts_common.pacing.
 PACING_INTERVAL = 0.01
 GAUGE_INTERVAL = 0.5
 PROGRESS_INTERVAL = 30.0

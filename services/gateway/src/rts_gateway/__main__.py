@@ -20,36 +20,11 @@ def wants_eventlet(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     return mode == "eventlet"
 
 
-def login_url(argv: list[str]) -> int:
-    """`gateway login-url`: print a one-time sign-in link (needs GATEWAY_AUTH_SECRET)."""
-    import argparse
-
-    from rts_gateway.auth import Authenticator
-    from rts_gateway.settings import GatewaySettings
-
-    parser = argparse.ArgumentParser(
-        prog="gateway login-url",
-        description="Print a one-time login link for the gateway (GATEWAY_AUTH_SECRET and "
-        "GATEWAY_LOGIN_TTL_SECONDS come from the environment, as for the gateway itself).",
-    )
-    parser.add_argument("--base", default="", help="the gateway's URL as browsers reach it")
-    parser.add_argument("--subject", default="viewer", help="who the session is for (logged)")
-    args = parser.parse_args(argv)
-    settings = GatewaySettings.load([])
-    secret = settings.auth_secret.get_secret_value()
-    if not secret:
-        parser.error("GATEWAY_AUTH_SECRET is not set: the gateway does not require sign-in")
-    auth = Authenticator(
-        secret, login_ttl=settings.login_ttl_seconds, session_ttl=settings.session_ttl_seconds
-    )
-    base = (args.base or f"http://127.0.0.1:{settings.port}").rstrip("/")
-    print(f"{base}/login?token={auth.login_token(args.subject)}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["login-url"]:
+        from rts_gateway.access.cli import login_url
+
         return login_url(argv[1:])
     if wants_eventlet(argv, os.environ):
         # eventlet must patch the standard library before pydantic, Flask, Socket.IO or
@@ -62,13 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         eventlet.monkey_patch()
     from rts_common.logs import configure_logging
 
-    from rts_gateway.server import serve
+    from rts_gateway.service import run
     from rts_gateway.settings import GatewaySettings
 
     settings = GatewaySettings.load(argv)
     configure_logging("gateway", settings.log_level, settings.log_format)
-    serve(settings)
-    return 0
+    return run(settings)
 
 
 if __name__ == "__main__":

@@ -1,56 +1,60 @@
-"""The Flask application: routes and Socket.IO, built from parts passed in.
+"""The Flask application and its Socket.IO server, built from the parts passed in.
 
-`create_app` reads no environment and starts nothing: the server (or a test) builds a
-`Gateway`, starts it, and hands it here.
+`create_app` reads no environment and starts nothing: the composition root (service.py)
+or a test builds the features and hands them here.
 """
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
-from flask import Flask, Response, render_template
+from flask import Flask, render_template
 from flask_socketio import SocketIO
+from prometheus_client import CollectorRegistry
+from socketio import PubSubManager
 
-from rts_gateway import sockets
-from rts_gateway.access import access_routes, protect
-from rts_gateway.routes import json_error, ops_routes, video_routes
-from rts_gateway.service import Gateway
+from rts_gateway.access import Access
+from rts_gateway.access.routes import access_routes, protect
+from rts_gateway.health import Health, ops_routes
+from rts_gateway.responses import register_error_handlers
+from rts_gateway.settings import GatewaySettings
+from rts_gateway.video import Video
+from rts_gateway.video.routes import video_routes
 
 
-def create_app(gateway: Gateway, client_manager: Any = None) -> tuple[Flask, SocketIO]:
+def create_app(
+    settings: GatewaySettings,
+    *,
+    access: Access,
+    video: Video,
+    health: Health,
+    registry: CollectorRegistry,
+    client_manager: PubSubManager | None = None,
+) -> tuple[Flask, SocketIO]:
     """The Flask app and its Socket.IO server; `client_manager` relays emits between
-    replicas (None: this process's clients only, as in unit tests)."""
+    replicas (None: this process's clients only)."""
     app = Flask("rts_gateway")
     version = _asset_version(Path(app.static_folder or ""))
-    app.register_blueprint(ops_routes(gateway))
-    app.register_blueprint(video_routes(gateway))
-    app.register_blueprint(access_routes(gateway))
-    protect(app, gateway)
+    app.register_blueprint(ops_routes(health, registry))
+    app.register_blueprint(video_routes(video))
+    app.register_blueprint(access_routes(access))
+    protect(app, access)
+    register_error_handlers(app)
 
     @app.get("/")
     def index() -> str:
         return render_template("index.html", version=version)
 
-    @app.errorhandler(404)
-    def not_found(_error: Exception) -> Response:
-        return json_error(404, "not found")
-
-    @app.errorhandler(405)
-    def not_allowed(_error: Exception) -> Response:
-        return json_error(405, "method not allowed")
-
     socketio = SocketIO(
         app,
-        async_mode=gateway.settings.async_mode,
+        async_mode=settings.async_mode,
         client_manager=client_manager,
-        cors_allowed_origins=_origins(gateway.settings.allowed_origins),
+        cors_allowed_origins=_origins(settings.allowed_origins),
         # Browsers on a slow link must not be dropped while a wall frame is in flight.
         ping_timeout=20,
         max_http_buffer_size=1_000_000,
     )
-    sockets.register(socketio, gateway)
     return app, socketio
 
 

@@ -9,23 +9,36 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from flask import Flask
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 from rts_common.lifecycle import die_with_parent
 
-from rts_gateway.app import create_app
-from rts_gateway.service import Gateway
+from rts_gateway.bridge import Runtime
 from rts_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
 
+class Served(Protocol):
+    """What the worker serves: the app, and how to end its streams and stop it."""
+
+    app: Flask
+    runtime: Runtime
+
+    def begin_shutdown(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 class GatewayServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(self, settings: GatewaySettings, build: Callable[[], Served]) -> None:
+        """`build()` runs in the worker, after fork: it makes and starts what is served."""
         self.settings = settings
-        self.gateway: Gateway | None = None
+        self._build = build
+        self.gateway: Served | None = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -56,10 +69,8 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        self.gateway = Gateway(self.settings)
-        app, socketio = create_app(self.gateway, self.gateway.broadcast_manager())
-        self.gateway.start(socketio)
-        return app
+        self.gateway = self._build()
+        return self.gateway.app
 
     def _post_worker_init(self, worker: Any) -> None:
         gateway = self.gateway
@@ -93,7 +104,3 @@ class PropagatingLogger(glogging.Logger):  # type: ignore[misc]
             logger.propagate = True
         self.error_log.setLevel(logging.INFO)
         self.access_log.setLevel(logging.INFO)
-
-
-def serve(settings: GatewaySettings) -> None:
-    GatewayServer(settings).run()

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import SecretStr
-from rts_common.contracts import FRAME_PAYLOAD_LIMIT
 from rts_common.kafka import KafkaSettings
 from rts_common.logs import LoggingSettings
 from rts_common.settings import setting
 
-from rts_gateway.runtime import AsyncMode
+from rts_gateway.bridge.runtime import AsyncMode
 
 
 class GatewaySettings(KafkaSettings, LoggingSettings):
@@ -71,9 +70,6 @@ class GatewaySettings(KafkaSettings, LoggingSettings):
     )
     max_replays: int = setting(
         32, "Most concurrent replay streams per process (each needs its own consumer)", ge=0
-    )
-    max_frame_bytes: int = setting(
-        FRAME_PAYLOAD_LIMIT, "Frames larger than this are skipped as bad", gt=0
     )
     access_log: bool = setting(False, "Log every HTTP request (gunicorn's access log)")
     # The dashboard

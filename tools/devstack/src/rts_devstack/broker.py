@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,11 +25,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from rts_common.contracts import TOPICS, TopicSpec
 from rts_common.kafka import admin_client, ensure_topics, wait_for_brokers
 from rts_common.lifecycle import die_with_parent
+from rts_common.net import port_in_use
 
 log = logging.getLogger(__name__)
 
@@ -159,30 +159,6 @@ def java_executable() -> str:
     if major < MIN_JAVA:
         raise BrokerError(f"Kafka 4 needs Java {MIN_JAVA}+, but {java} is Java {major}")
     return java
-
-
-# ---------------------------------------------------------------------------------------
-# Ports
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ports free right now (held open together so they are distinct)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -342,7 +318,7 @@ class LocalKafka:
                     ) from None
 
     def create_topics(
-        self, specs: Iterable[TopicSpec] = TOPICS, *, prefix: str = "", local: bool = True
+        self, specs: Iterable[TopicSpec[Any]] = TOPICS, *, prefix: str = "", local: bool = True
     ) -> list[str]:
         admin = admin_client({"bootstrap.servers": self.bootstrap})
         return ensure_topics(

@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import secrets
+import subprocess
 import sys
 import threading
 import time
@@ -26,10 +27,11 @@ from pathlib import Path
 
 from rts_common.lifecycle import shutdown_event
 from rts_common.logs import LoggingSettings, configure_logging
+from rts_common.net import port_in_use
 from rts_common.settings import setting
 from rts_observability import prometheus
 
-from rts_devstack.broker import BrokerError, LocalKafka, port_in_use, repo_root
+from rts_devstack.broker import BrokerError, LocalKafka, repo_root
 from rts_devstack.supervisor import Output, Service, Supervisor
 
 log = logging.getLogger("devstack")
@@ -78,11 +80,15 @@ def installed(module: str) -> bool:
 
 
 def plan(
-    settings: StackSettings, bootstrap: str, broker_metrics: Sequence[str] = ()
+    settings: StackSettings,
+    bootstrap: str,
+    broker_metrics: Sequence[str] = (),
+    gateway_secret: str = "",
 ) -> list[Service]:
     """The services that exist in this checkout, with their local configuration.
 
-    `broker_metrics`: the brokers' JMX exporter addresses (host:port), for Prometheus.
+    `broker_metrics`: the brokers' JMX exporter addresses (host:port), for Prometheus;
+    `gateway_secret`: the gateway's sign-in secret (empty: no sign-in).
     """
     common = {
         "KAFKA_BOOTSTRAP": bootstrap,
@@ -96,7 +102,7 @@ def plan(
     if installed("rts_eventsim"):
         services.append(_event_sim(settings))
     if installed("rts_gateway"):
-        services.append(_gateway(settings))
+        services.append(_gateway(settings, gateway_secret))
     services = [replace(s, env={**common, **s.env}) for s in services]
     executable = prometheus.binary() if settings.prometheus else None
     if executable:
@@ -143,12 +149,12 @@ def _event_sim(settings: StackSettings) -> Service:
     )
 
 
-def _gateway(settings: StackSettings) -> Service:
+def _gateway(settings: StackSettings, secret: str) -> Service:
     port = settings.gateway_port
     return Service(
         "gateway",
         [sys.executable, "-m", "rts_gateway", "--port", str(port)],
-        {"GATEWAY_AUTH_SECRET": gateway_secret(settings.data_dir)},
+        {"GATEWAY_AUTH_SECRET": secret},
         url=f"http://127.0.0.1:{port}/",
         metrics=f"http://127.0.0.1:{port}/metrics",
         job="gateway",
@@ -195,11 +201,16 @@ def gateway_secret(data_dir: Path) -> str:
 
 
 def login_link(base: str, secret: str) -> str:
-    """A one-time sign-in link for the local gateway (what `gateway login-url` prints)."""
-    from rts_gateway.auth import Authenticator
-
-    auth = Authenticator(secret, login_ttl=600, session_ttl=3600)
-    return f"{base.rstrip('/')}/login?token={auth.login_token('make-run')}"
+    """A one-time sign-in link for the local gateway, minted by the gateway's own command."""
+    result = subprocess.run(
+        [sys.executable, "-m", "rts_gateway", "login-url", "--base", base, "--subject", "make-run"],
+        env={**os.environ, "GATEWAY_AUTH_SECRET": secret},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.strip()
 
 
 def run(settings: StackSettings) -> int:
@@ -226,7 +237,11 @@ def run(settings: StackSettings) -> int:
     created_text = ", ".join(created) or "none (all existed)"
     output.line("devstack", f"Kafka ready in {elapsed:.1f}s; topics created: {created_text}")
     supervisor = Supervisor(output, cwd=root)
-    services = plan(settings, kafka.bootstrap, kafka.metrics_targets) if settings.services else []
+    services = (
+        plan(settings, kafka.bootstrap, kafka.metrics_targets, gateway_secret(data))
+        if settings.services
+        else []
+    )
     services = _check_prometheus(settings, services, output)
     for service in services:
         supervisor.start(service)

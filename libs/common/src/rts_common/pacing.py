@@ -1,10 +1,10 @@
-"""The rate of a paced run: a token bucket that holds `rate` over seconds.
+"""A token bucket: at most `rate` things per second on average, bursts up to `capacity`.
 
-The run sleeps until a batch of tokens has accumulated (about 10 ms worth) and then
-sends that many events at once, instead of sleeping before every event: the average
-rate is exact, and the cost of sleeping does not grow with the rate. Tokens beyond
-`capacity` (a process or broker that fell more than that far behind) are dropped and
-counted, and the simulated clock skips them, so timestamps stay near the wall clock.
+event-sim paces its run with it (it sleeps until a batch of tokens has accumulated and
+sends that many events at once, so the average rate is exact and the cost of sleeping
+does not grow with the rate); the gateway samples which playback events it emits one by
+one. Tokens beyond `capacity` (a process that fell that far behind) are dropped and
+counted, so a stall is not followed by a burst.
 """
 
 from __future__ import annotations
@@ -15,15 +15,21 @@ from collections.abc import Callable
 
 class TokenBucket:
     def __init__(
-        self, rate: float, capacity: float, clock: Callable[[], float] = time.monotonic
+        self,
+        rate: float,
+        capacity: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        initial: float = 1.0,
     ) -> None:
+        """`initial` tokens are there at once (by default one: the first take succeeds)."""
         if rate <= 0 or capacity < 1:
             raise ValueError("rate must be positive and capacity at least one token")
         self.rate = rate
         self.capacity = capacity
         self._clock = clock
         self._last = clock()
-        self._tokens = 1.0  # the first event goes out at once
+        self._tokens = min(float(initial), capacity)
         self._overflow = 0.0
 
     def restart(self) -> None:

@@ -22,13 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from rts_common.contracts import BadMessage, FrameMeta, check_jpeg
-from rts_common.logs import Throttle
+from confluent_kafka import Consumer, TopicPartition
+from rts_common.contracts import FrameMeta, VideoFrame
 
-from rts_gateway.cameras import CameraDirectory
-from rts_gateway.kafka import ConsumerLoop
+from rts_gateway.bridge import Batch, ConsumerLoop, Record
 from rts_gateway.metrics import FRAME_SKIP_REASONS, GatewayMetrics
+from rts_gateway.video.directory import CameraDirectory
 
 log = logging.getLogger(__name__)
 
@@ -37,36 +36,16 @@ class UnknownCamera(LookupError):
     pass
 
 
-def parse_frame(
-    msg: Message, max_bytes: int, metrics: GatewayMetrics, bad_log: Throttle
-) -> Frame | None:
-    """A `video-frames` record as a Frame, or None (counted and logged) if it is bad."""
-    error = msg.error()
-    if error is not None:
-        if error.code() != KafkaError._PARTITION_EOF:
-            metrics.kafka_errors.labels(code=error.name()).inc()
-        return None
-    topic = msg.topic() or ""
-    try:
-        meta = FrameMeta.from_record(msg.key(), msg.headers())
-        jpeg = check_jpeg(msg.value(), max_bytes)
-    except BadMessage as bad:
-        metrics.bad_messages.labels(topic=topic, reason=bad.reason).inc()
-        if bad_log.allow(bad.reason):
-            log.warning(
-                "bad frame skipped",
-                extra={"reason": bad.reason, "partition": msg.partition(), "offset": msg.offset()},
-            )
-        return None
-    return Frame(meta, jpeg, msg.partition() or 0, msg.offset() or 0)
-
-
 @dataclass(frozen=True, slots=True)
 class Frame:
     meta: FrameMeta
     jpeg: bytes
     partition: int
     offset: int
+
+    @classmethod
+    def from_record(cls, record: Record[VideoFrame]) -> Frame:
+        return cls(record.value.meta, record.value.jpeg, record.partition, record.offset)
 
     @property
     def age_seconds(self) -> float:
@@ -134,14 +113,13 @@ class FrameHub:
     def __init__(
         self,
         topic: str,
-        consumer: ConsumerLoop,
+        consumer: ConsumerLoop[VideoFrame],
         directory: CameraDirectory,
         metrics: GatewayMetrics,
         *,
         start_seconds: float = 1.0,
         release_after: float = 5.0,
         stall_timeout: float = 15.0,
-        max_frame_bytes: int,
     ) -> None:
         self.topic = topic
         self._consumer = consumer
@@ -150,12 +128,10 @@ class FrameHub:
         self._start_seconds = start_seconds
         self._release_after = release_after
         self._stall_timeout = stall_timeout
-        self._max_frame_bytes = max_frame_bytes
         self._viewers: dict[str, set[Viewer]] = {}
         self._latest: dict[str, Frame] = {}
         self._reads: dict[int, _PartitionRead] = {}
         self._lock = threading.Lock()
-        self._bad_log = Throttle(60.0)
 
     # -- viewers
 
@@ -276,12 +252,10 @@ class FrameHub:
 
     # -- fed from Kafka
 
-    def on_messages(self, messages: list[Message]) -> None:
+    def on_batch(self, batch: Batch[VideoFrame]) -> None:
         newest: dict[str, Frame] = {}
-        for msg in messages:
-            frame = parse_frame(msg, self._max_frame_bytes, self._metrics, self._bad_log)
-            if frame is None:
-                continue
+        for record in batch.records:
+            frame = Frame.from_record(record)
             if frame.partition not in self._reads:
                 continue  # fetched before the partition was released: nobody wants it
             camera = frame.meta.camera

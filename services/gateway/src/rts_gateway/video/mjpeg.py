@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-from rts_gateway.frames import Frame, FrameHub, UnknownCamera, Viewer
 from rts_gateway.metrics import GatewayMetrics
-from rts_gateway.replay import Replay
+from rts_gateway.video.hub import Frame, FrameHub, UnknownCamera, Viewer
+from rts_gateway.video.replay import Replay
 
 BOUNDARY = "frame"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"

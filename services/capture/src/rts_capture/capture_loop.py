@@ -93,7 +93,7 @@ def _no_frame(settings: CaptureSettings, source: Source) -> str:
     return f"{source.kind} {spec.describe()} opened but delivered no frame"
 
 
-class Capture:
+class CaptureLoop:
     def __init__(
         self,
         feed: Feed,

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any
 
 from PIL import Image
 from rts_common.contracts import CameraStatus
 
-from rts_gateway.cameras import CameraDirectory
-from rts_gateway.frames import Frame, FrameHub, UnknownCamera, Viewer
+from rts_gateway.bridge import Runtime
 from rts_gateway.metrics import GatewayMetrics
-from rts_gateway.runtime import Runtime
+from rts_gateway.sockets import Emit, Payload
+from rts_gateway.video.directory import CameraDirectory
+from rts_gateway.video.hub import Frame, FrameHub, UnknownCamera, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +65,10 @@ class CameraWall:
         self._quality = quality
         self._members: set[str] = set()
         self._viewers: dict[str, Viewer] = {}
-        self._emit: Any = None
+        self._emit: Emit | None = None
         directory.on_change(self._camera_changed)
 
-    def start(self, emit: Any) -> None:
-        """`emit(event, data, to=room)`: delivers to this replica's clients only."""
+    def attach(self, emit: Emit) -> None:
         self._emit = emit
 
     @property
@@ -115,18 +114,18 @@ class CameraWall:
         self._viewers.pop(viewer.camera, None)
 
     def _send(self, frame: Frame) -> None:
+        if self._emit is None:
+            return
         jpeg, width, height = self._runtime.offload(
             thumbnail, frame.jpeg, self._max_width, self._quality
         )
         meta = frame.meta
-        self._emit(
-            "wall_frame",
-            {
-                "camera": meta.camera, "seq": meta.seq, "ts": meta.ts_ns,
-                "width": width, "height": height,
-                "source_width": meta.width, "source_height": meta.height,
-                "jpeg": jpeg,
-            },
-            to=ROOM,
-        )  # fmt: skip
+        tile: Payload = {
+            "camera": meta.camera, "seq": meta.seq, "ts": meta.ts_ns,
+            "width": width, "height": height,
+            "source_width": meta.width, "source_height": meta.height,
+            "jpeg": jpeg,
+        }  # fmt: skip
+        # Each replica serves its own wall clients from its own reads: never relayed.
+        self._emit("wall_frame", tile, to=ROOM, local=True)
         self._metrics.wall_frames.inc()

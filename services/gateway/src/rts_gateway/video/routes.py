@@ -1,7 +1,6 @@
-"""HTTP routes: thin handlers that pick a stream and hand it to a generator.
+"""Video routes: thin handlers that pick a stream and hand it to a generator.
 
-Errors are JSON with an `error` message (one helper, `json_error`), so scripts and the
-dashboard can show what went wrong; an unknown camera never creates a Kafka read.
+An unknown camera is a JSON 404 listing the known ones, and never creates a Kafka read.
 """
 
 from __future__ import annotations
@@ -12,12 +11,12 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rts_gateway import mjpeg
-from rts_gateway.frames import UnknownCamera
-from rts_gateway.replay import BadReplayTime, OutOfRetention, iso_ms, parse_from
-from rts_gateway.service import Gateway
+from rts_gateway.responses import json_error
+from rts_gateway.video import mjpeg
+from rts_gateway.video.feature import Video
+from rts_gateway.video.hub import UnknownCamera, Viewer
+from rts_gateway.video.replay import BadReplayTime, OutOfRetention, iso_ms, parse_from
 
 NO_CACHE = {
     "Cache-Control": "no-cache, no-store, must-revalidate",
@@ -27,37 +26,10 @@ NO_CACHE = {
 }
 
 
-def json_error(status: int, message: str, **details: Any) -> Response:
-    response = jsonify({"error": message, **details})
-    response.status_code = status
-    return response
-
-
-def ops_routes(gateway: Gateway) -> Blueprint:
-    bp = Blueprint("ops", __name__)
-
-    @bp.get("/healthz")
-    def healthz() -> Response:
-        return jsonify({"status": "ok"})
-
-    @bp.get("/readyz")
-    def readyz() -> Response:
-        ready, details = gateway.health.readiness()
-        response = jsonify({"ready": ready, **details})
-        response.status_code = 200 if ready else 503
-        return response
-
-    @bp.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(gateway.metrics.registry), mimetype=CONTENT_TYPE_LATEST)
-
-    return bp
-
-
-def video_routes(gateway: Gateway) -> Blueprint:
+def video_routes(video: Video) -> Blueprint:
     bp = Blueprint("video", __name__)
-    settings = gateway.settings
-    hub, directory, runtime = gateway.hub, gateway.directory, gateway.runtime
+    settings, metrics = video.settings, video.metrics
+    hub, directory, runtime = video.hub, video.directory, video.runtime
 
     def unknown(camera: str) -> Response:
         known = [v.status.camera for v in directory.recent()]
@@ -76,7 +48,7 @@ def video_routes(gateway: Gateway) -> Blueprint:
         if since:
             try:
                 from_ms = parse_from(since)
-                replay = gateway.open_replay(camera, status.partition, from_ms)
+                replay = video.open_replay(camera, status.partition, from_ms)
             except BadReplayTime as exc:
                 return json_error(400, str(exc))
             except OutOfRetention as exc:
@@ -89,18 +61,17 @@ def video_routes(gateway: Gateway) -> Blueprint:
             if replay is None:
                 return json_error(429, "too many replays on this gateway; try again later")
 
-            def attach(viewer: Any) -> None:
+            def attach(viewer: Viewer) -> None:
                 viewer.connection = connection
 
-            body = mjpeg.replay_then_live(replay, hub, max_fps, gateway.metrics, runtime.sleep,
-                                          attach)  # fmt: skip
+            body = mjpeg.replay_then_live(replay, hub, max_fps, metrics, runtime.sleep, attach)
         else:
             try:
                 viewer = hub.open(camera, max_fps)
             except UnknownCamera:
                 return unknown(camera)
             viewer.connection = connection
-            body = mjpeg.live(hub, viewer, gateway.metrics, runtime.sleep)
+            body = mjpeg.live(hub, viewer, metrics, runtime.sleep)
         return Response(body, mimetype=None, content_type=mjpeg.CONTENT_TYPE, headers=NO_CACHE,
                         direct_passthrough=True)  # fmt: skip
 

@@ -6,19 +6,16 @@ partition its frames travel on, and whether its source is up, without reading fr
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
-from pydantic import ValidationError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from rts_common.contracts import CameraStatus
 
+from rts_gateway.bridge import Batch
 from rts_gateway.metrics import GatewayMetrics
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -108,25 +105,13 @@ class CameraDirectory:
         self._end_offsets = ends
         self._metrics.partitions_assigned.labels(topic=self.topic).set(len(ends))
 
-    def on_messages(self, messages: list[Message]) -> None:
-        for msg in messages:
-            error = msg.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("camera directory read error", extra={"error": error.str()})
-                continue
-            self._positions[msg.partition() or 0] = msg.offset() or 0
-            value = msg.value()
-            if value is None:  # a tombstone: the camera was removed
-                key = msg.key()
-                if key:
-                    self._cameras.pop(key.decode("utf-8", "replace"), None)
-                continue
-            try:
-                status = CameraStatus.model_validate_json(value)
-            except ValidationError as exc:
-                self._metrics.bad_messages.labels(topic=self.topic, reason="invalid").inc()
-                log.warning("bad camera status skipped", extra={"error": str(exc)[:300]})
+    def on_batch(self, batch: Batch[CameraStatus | None]) -> None:
+        for partition, end in batch.ends.items():
+            self._positions[partition] = end - 1
+        for record in batch.records:
+            status = record.value
+            if status is None:  # a tombstone: the camera was removed
+                self._cameras.pop((record.key or b"").decode("utf-8", "replace"), None)
                 continue
             self._cameras[status.camera] = CameraView(status, time.time())
             for listener in self._listeners:

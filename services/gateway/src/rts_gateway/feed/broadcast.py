@@ -10,12 +10,13 @@ Redis and Kafka backends, with these differences:
   skipped instead of silently swallowed;
 - publishing never blocks: messages are batched into one Kafka record per flush interval
   (cheap under load), and a full producer queue drops the batch and counts it;
-- listening runs on a native thread (see runtime.py), every partition from its end, no
+- listening runs on a native thread (see bridge/runtime.py), every partition from its end, no
   consumer group: each replica must see every message.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import queue
@@ -23,14 +24,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import socketio
-from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPartition
 from rts_common.logs import Throttle
+from rts_common.tasks import PeriodicTask
 
-from rts_gateway.kafka import ConsumerLoop
-from rts_gateway.metrics import GatewayMetrics
-from rts_gateway.runtime import Runtime
+from rts_gateway.bridge import Batch, ConsumerLoop, KafkaBridge, Topic
 
 log = logging.getLogger(__name__)
+
+PubSubMessage = dict[str, Any]
 
 
 class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
@@ -38,67 +40,78 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
 
     def __init__(
         self,
-        runtime: Runtime,
-        topic: str,
-        producer_config: dict[str, Any],
-        consumer_config: dict[str, Any],
-        metrics: GatewayMetrics,
+        bridge: KafkaBridge,
+        topic: Topic[list[PubSubMessage]],
         *,
         flush_interval: float = 0.02,
     ) -> None:
-        super().__init__(channel=topic)
-        self._runtime = runtime
-        self._metrics = metrics
-        self._flush_interval = flush_interval
-        self._pending: list[dict[str, Any]] = []
-        self._received: queue.Queue[dict[str, Any]] = queue.Queue()
-        self._producer = Producer(producer_config)
-        self._errors = Throttle(60.0)
-        self._loop = ConsumerLoop(
-            runtime, consumer_config, self._on_records, name="broadcast", poll_timeout=0.1
+        super().__init__(channel=topic.name)
+        self._metrics = bridge.metrics
+        # Emits append from any thread of the app context; the flusher drains. A deque's
+        # append and popleft are atomic, so no emit is lost between the two.
+        self._pending: collections.deque[PubSubMessage] = collections.deque()
+        self._received: queue.Queue[PubSubMessage] = queue.Queue()
+        # A lost dashboard update is replaced by the next one within a second: acks=1,
+        # a short timeout, and a bounded queue that drops (and counts) rather than blocks.
+        self._producer = bridge.producer(
+            "broadcast",
+            **{
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "acks": 1,
+                "message.timeout.ms": 5000,
+                "queue.buffering.max.kbytes": 64 * 1024,
+            },
         )
-        self._running = False
-
-    # -- lifecycle (initialize is called by the Socket.IO server once it is attached)
-
-    def initialize(self) -> None:
-        super().initialize()
-        self._running = True
-        self._loop.start()
-        self._loop.submit(self._assign_from_end)
-        self._runtime.spawn(self._flush_forever)
+        self._errors = Throttle(60.0)
+        # Every replica must see every message: no group, every partition from its end.
+        self._loop = bridge.direct_consumer(
+            topic, self._on_batch, name="broadcast", poll_timeout=0.1
+        )
+        self._flusher = PeriodicTask("broadcast-flush", flush_interval, self._flush)
 
     @property
-    def consumer(self) -> ConsumerLoop:
+    def consumer(self) -> ConsumerLoop[list[PubSubMessage]]:
         return self._loop
 
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Publish from now on, even before any browser connects to this replica."""
+        self._flusher.start()
+
+    def initialize(self) -> None:
+        """python-socketio's hook, called before the first connection: start listening
+        (until then, nobody here could receive what other replicas publish)."""
+        super().initialize()
+        self._loop.start()
+        self._loop.submit(self._assign_from_end)
+
+    def request_stop(self) -> None:
+        self._flusher.stop(timeout=0)
+        self._loop.request_stop()
+
     def close(self, timeout: float = 3.0) -> None:
-        """Publish what is pending and stop publishing (the consumer is stopped apart)."""
-        self._running = False
+        """Publish what is pending (the consumer is stopped apart)."""
         self._flush()
         self._producer.flush(timeout)
 
     # -- PubSubManager's backend methods
 
-    def _publish(self, data: dict[str, Any]) -> None:
+    def _publish(self, data: PubSubMessage) -> None:
         self._pending.append(data)
 
-    def _listen(self) -> Iterator[dict[str, Any]]:
+    def _listen(self) -> Iterator[PubSubMessage]:
         while True:
             yield self._received.get()
 
     # -- publishing (app context; produce() only queues locally and never blocks)
 
-    def _flush_forever(self) -> None:
-        while self._running:
-            self._runtime.sleep(self._flush_interval)
-            self._flush()
-
     def _flush(self) -> None:
         self._producer.poll(0)  # serve delivery callbacks
         if not self._pending:
             return
-        batch, self._pending = self._pending, []
+        batch = [self._pending.popleft() for _ in range(len(self._pending))]
         try:
             self._producer.produce(
                 self.channel, json.dumps(batch, separators=(",", ":")), on_delivery=self._delivered
@@ -124,17 +137,7 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
             raise RuntimeError(f"topic {self.channel}: {metadata.error}")
         consumer.assign([TopicPartition(self.channel, p, OFFSET_END) for p in metadata.partitions])
 
-    def _on_records(self, records: list[Message]) -> None:
-        for record in records:
-            if record.error() is not None:
-                continue
-            try:
-                batch = json.loads(record.value() or b"")
-            except ValueError:
-                batch = None
-            if not isinstance(batch, list):
-                self._metrics.bad_messages.labels(topic=self.channel, reason="invalid").inc()
-                continue
-            for message in batch:
-                if isinstance(message, dict):
-                    self._received.put_nowait(message)
+    def _on_batch(self, batch: Batch[list[PubSubMessage]]) -> None:
+        for record in batch.records:
+            for message in record.value:
+                self._received.put_nowait(message)

@@ -1,5 +1,5 @@
 import pytest
-from rts_eventsim.pacing import TokenBucket
+from rts_common.pacing import TokenBucket
 
 
 class FakeClock:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Flask, Response, redirect, request
 
-from rts_gateway.auth import SESSION_COOKIE, AuthError, bearer
-from rts_gateway.routes import json_error
-from rts_gateway.service import Gateway
+from rts_gateway.access.auth import SESSION_COOKIE, AuthError
+from rts_gateway.access.feature import Access
+from rts_gateway.responses import json_error
 
 # Probes, Prometheus, the sign-in itself and the page's static files need no session.
 OPEN_ENDPOINTS = frozenset(
@@ -20,21 +20,15 @@ SIGN_IN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 (with the same <code>GATEWAY_AUTH_SECRET</code> as this gateway).</p></body></html>"""
 
 
-def session_token() -> str | None:
-    return request.cookies.get(SESSION_COOKIE) or bearer(request.headers.get("Authorization"))
-
-
-def refusal(gateway: Gateway, error: AuthError, html: bool) -> Response:
-    gateway.metrics.auth_failures.labels(reason=error.reason).inc()
+def refusal(error: AuthError, html: bool) -> Response:
     if html:
         return Response(SIGN_IN_PAGE.format(message=error), status=401, content_type="text/html")
     return json_error(401, str(error), reason=error.reason)
 
 
-def protect(app: Flask, gateway: Gateway) -> None:
+def protect(app: Flask, access: Access) -> None:
     """Require a session on every route but the open ones, when sign-in is configured."""
-    auth = gateway.auth
-    if auth is None:
+    if access.auth is None:
         return
 
     @app.before_request
@@ -42,24 +36,25 @@ def protect(app: Flask, gateway: Gateway) -> None:
         if request.endpoint is None or request.endpoint in OPEN_ENDPOINTS:
             return None  # unknown paths get their 404; open ones pass
         try:
-            auth.check_session(session_token())
+            access.check_request()
         except AuthError as error:
-            return refusal(gateway, error, html=request.endpoint == "index")
+            return refusal(error, html=request.endpoint == "index")
         return None
 
 
-def access_routes(gateway: Gateway) -> Blueprint:
+def access_routes(access: Access) -> Blueprint:
     bp = Blueprint("access", __name__)
 
     @bp.get("/login")
     def login() -> Response:
-        auth = gateway.auth
+        auth = access.auth
         if auth is None:
             return redirect("/")  # type: ignore[return-value]
         try:
             session = auth.redeem(request.args.get("token", ""))
         except AuthError as error:
-            return refusal(gateway, error, html=True)
+            access.refused(error)
+            return refusal(error, html=True)
         response = redirect("/")
         response.set_cookie(
             SESSION_COOKIE,

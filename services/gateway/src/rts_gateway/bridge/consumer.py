@@ -1,19 +1,12 @@
-"""The gateway's Kafka consumers, each owned by one native thread.
+"""A Kafka consumer polled by its own native thread.
 
-Delivery semantics, per consumer:
-- Frames (`video-frames`): direct assignment, no group, no commits. A viewer wants the
-  newest frame, not the ones it missed, so a pod starts reading a partition about a
-  second before "now" and never resumes old positions. At-most-once, by design.
-- The camera directory (`video-cameras`): every partition from the beginning, no group;
-  the topic is compacted, so that is every camera's newest status.
-- Replay: one consumer per replaying viewer, assigned at the offset of the requested
-  capture time (offsets-for-times), no group.
-The consumer group for playback events and detections lives with the dashboard.
-
-A `ConsumerLoop` polls on its native thread and posts message batches to the app context
-through the runtime; anything else the app wants done with the consumer (assign, seek,
+A `ConsumerLoop` polls on its native thread and posts batches to the app context through
+the runtime; anything else the app wants done with the consumer (assign, seek,
 offsets-for-times, which block on the network) is submitted as a command that the
 native thread runs between polls, with the result delivered back to the app context.
+
+Each poll's records reach the app context decoded by `records.decode_batch`, the one
+path every consumed record takes.
 """
 
 from __future__ import annotations
@@ -24,31 +17,33 @@ import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 
-from rts_gateway.runtime import Runtime
+from rts_gateway.bridge.records import BadRecords, Batch, Topic, decode_batch
+from rts_gateway.bridge.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 # librdkafka logs at syslog levels; map them onto Python's.
 _SYSLOG_TO_LOGGING = {0: 50, 1: 50, 2: 50, 3: 40, 4: 30, 5: 20, 6: 20, 7: 10}
 
 
-class Future(Generic[T]):
+class Future(Generic[R]):
     """A result computed on a native thread and awaited in the app context."""
 
     def __init__(self) -> None:
         self._done = threading.Event()  # created in the app context: green under eventlet
-        self._result: T | None = None
+        self._result: R | None = None
         self._error: BaseException | None = None
 
-    def _resolve(self, result: T | None, error: BaseException | None) -> None:
+    def resolve(self, result: R | None, error: BaseException | None) -> None:
         self._result, self._error = result, error
         self._done.set()
 
-    def result(self, timeout: float) -> T:
+    def result(self, timeout: float) -> R:
         if not self._done.wait(timeout):
             raise TimeoutError("the Kafka consumer did not answer in time")
         if self._error is not None:
@@ -69,29 +64,39 @@ class _DeferredLogger:
         )
 
 
-class ConsumerLoop:
-    """A confluent-kafka consumer polled by its own native thread."""
+class ConsumerLoop(Generic[T]):
+    """A confluent-kafka consumer of one topic, polled by its own native thread.
+
+    `on_batch` runs in the app context with the decoded records of each poll. With
+    `store_offsets`, the offsets of a batch are stored (for the group's next commit) only
+    after `on_batch` returned: a record counts as consumed once it was applied.
+    """
 
     def __init__(
         self,
         runtime: Runtime,
         config: dict[str, Any],
-        on_messages: Callable[[list[Message]], None],
+        topic: Topic[T],
+        on_batch: Callable[[Batch[T]], None],
+        bad_records: BadRecords,
         *,
         name: str,
         batch_size: int = 200,
         poll_timeout: float = 0.1,
         max_pending_batches: int = 2,
-        on_error: Callable[[KafkaError], None] | None = None,
         paused: Callable[[], bool] | None = None,
+        store_offsets: bool = False,
     ) -> None:
         self.name = name
+        self.topic = topic
         self._runtime = runtime
-        self._on_messages = on_messages
+        self._on_batch = on_batch
+        self._bad = bad_records
         self._batch_size = batch_size
         self._poll_timeout = poll_timeout
         self._max_pending = max_pending_batches
         self._paused_when = paused
+        self._store_offsets = store_offsets
         self._commands: collections.deque[tuple[Callable[[Consumer], Any], Future[Any]]] = (
             collections.deque()
         )
@@ -104,19 +109,24 @@ class ConsumerLoop:
         self._stopped = Future[None]()
         config = {k: v for k, v in config.items() if k != "logger"}
         config["logger"] = _DeferredLogger(runtime, name)
-        if on_error is not None:
-            config["error_cb"] = lambda err: runtime.call_soon_threadsafe(on_error, err)
+        config["error_cb"] = lambda err: runtime.call_soon_threadsafe(
+            bad_records.kafka_error, err, name
+        )
         self._config = config
         self.consumer: Consumer | None = None
 
-    def start(self) -> ConsumerLoop:
+    @property
+    def group_id(self) -> str:
+        return str(self._config["group.id"])
+
+    def start(self) -> ConsumerLoop[T]:
         self._started = True
         self._runtime.start_native_thread(self._run, f"kafka-{self.name}")
         return self
 
-    def submit(self, command: Callable[[Consumer], T]) -> Future[T]:
+    def submit(self, command: Callable[[Consumer], R]) -> Future[R]:
         """Run `command(consumer)` on the consumer's thread before its next poll."""
-        future: Future[T] = Future()
+        future: Future[R] = Future()
         self._commands.append((command, future))
         return future
 
@@ -157,7 +167,7 @@ class ConsumerLoop:
                     self.consumer.close()
                 except Exception as exc:  # noqa: BLE001 - closing a dead consumer
                     error = error or exc
-            self._runtime.call_soon_threadsafe(self._stopped._resolve, None, error)
+            self._runtime.call_soon_threadsafe(self._stopped.resolve, None, error)
 
     def _loop(self, consumer: Consumer) -> None:
         while not self._stop:
@@ -167,7 +177,7 @@ class ConsumerLoop:
                     result, failure = command(consumer), None
                 except Exception as exc:  # noqa: BLE001 - the awaiting side re-raises it
                     result, failure = None, exc
-                self._runtime.call_soon_threadsafe(future._resolve, result, failure)
+                self._runtime.call_soon_threadsafe(future.resolve, result, failure)
             if self.backlog >= self._max_pending or (self._paused_when and self._paused_when()):
                 # The app context is behind: stop fetching rather than queueing unboundedly.
                 self._runtime.native_sleep(0.01)
@@ -178,12 +188,17 @@ class ConsumerLoop:
             if first is None:
                 continue
             messages = [first, *consumer.consume(self._batch_size - 1, 0)]
-            if messages:
-                self._posted += 1
-                self._runtime.call_soon_threadsafe(self._deliver, messages)
+            self._posted += 1
+            self._runtime.call_soon_threadsafe(self._deliver, messages)
+
+    # -- the app context
 
     def _deliver(self, messages: list[Message]) -> None:
         try:
-            self._on_messages(messages)
+            batch = decode_batch(self.topic, messages, self._bad, self.name)
+            self._on_batch(batch)
+            if self._store_offsets and batch.ends:
+                offsets = [TopicPartition(self.topic.name, p, o) for p, o in batch.ends.items()]
+                self.submit(lambda consumer: consumer.store_offsets(offsets=offsets))
         finally:
             self._handled += 1

@@ -15,15 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
-from confluent_kafka import Consumer, Message, TopicPartition
-from rts_common.logs import Throttle
+from confluent_kafka import Consumer, TopicPartition
+from rts_common.contracts import VideoFrame
 
-from rts_gateway.frames import Frame, parse_frame
-from rts_gateway.kafka import ConsumerLoop
-from rts_gateway.metrics import GatewayMetrics
-from rts_gateway.runtime import Runtime
+from rts_gateway.bridge import Batch, KafkaBridge, Topic
+from rts_gateway.video.hub import Frame
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -71,34 +68,27 @@ class Replay:
 
     def __init__(
         self,
-        runtime: Runtime,
-        consumer_config: dict[str, Any],
-        topic: str,
+        bridge: KafkaBridge,
+        topic: Topic[VideoFrame],
         camera: str,
         partition: int,
         from_ms: int,
-        metrics: GatewayMetrics,
-        max_frame_bytes: int,
         on_close: Callable[[], None] = lambda: None,
     ) -> None:
         self.camera = camera
         self._on_close = on_close
         self._closed = False
-        self._runtime = runtime
-        self._topic = topic
+        self._topic = topic.name
         self._partition = partition
         self._from_ms = from_ms
-        self._metrics = metrics
-        self._max_frame_bytes = max_frame_bytes
         self._frames: collections.deque[Frame] = collections.deque()
         self._arrived = threading.Event()
         self._live_edge = 0
         self._caught_up = False
-        self._bad_log = Throttle(60.0)
-        self._loop = ConsumerLoop(
-            runtime,
-            consumer_config,
-            self._on_messages,
+        # Each replay reads from its own position: a consumer of its own, no group.
+        self._loop = bridge.direct_consumer(
+            topic,
+            self._on_batch,
             name=f"replay-{camera}",
             paused=lambda: len(self._frames) >= _AHEAD,
         )
@@ -170,14 +160,12 @@ class Replay:
 
     # -- app context
 
-    def _on_messages(self, messages: list[Message]) -> None:
-        for msg in messages:
-            offset = msg.offset() or 0
-            if offset >= self._live_edge - 1:
-                self._caught_up = True
-            if offset >= self._live_edge:
+    def _on_batch(self, batch: Batch[VideoFrame]) -> None:
+        for record in batch.records:
+            if record.offset >= self._live_edge:
                 break
-            frame = parse_frame(msg, self._max_frame_bytes, self._metrics, self._bad_log)
-            if frame is not None and frame.meta.camera == self.camera:
-                self._frames.append(frame)
+            if record.value.meta.camera == self.camera:
+                self._frames.append(Frame.from_record(record))
+        if batch.ends.get(self._partition, 0) >= self._live_edge:
+            self._caught_up = True
         self._arrived.set()

@@ -1,0 +1,80 @@
+"""Periodic background work with a clean stop: heartbeats, housekeeping, metric updates.
+
+A task runs on a thread of its own and waits on an event between runs, so `stop()`
+returns as soon as the current run ends instead of after a whole interval. Under
+eventlet's monkey patching (the gateway) that thread and that event are green, so the
+same class serves the gateway's app context and the other services' native threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from rts_common.logs import Throttle
+
+log = logging.getLogger(__name__)
+
+
+class PeriodicTask:
+    """Calls `action` every `interval` seconds (the first time after `first_delay`).
+
+    A failing run is logged (once a minute per task) and the task goes on; `runs` and
+    `last_run` (monotonic) say whether it is alive, for health checks.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        interval: float,
+        action: Callable[[], None],
+        *,
+        first_delay: float | None = None,
+    ) -> None:
+        if interval < 0:
+            raise ValueError("interval must not be negative")
+        self.name = name
+        self.interval = interval
+        self.runs = 0
+        self.failures = 0
+        self.last_run: float | None = None
+        self._action = action
+        self._first_delay = interval if first_delay is None else first_delay
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._errors = Throttle(60.0)
+
+    def start(self) -> PeriodicTask:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop after the current run (waits for it up to `timeout`)."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run_once(self) -> None:
+        try:
+            self._action()
+        except Exception:
+            self.failures += 1
+            if self._errors.allow(None):
+                log.exception("periodic task failed", extra={"task": self.name})
+        finally:
+            self.runs += 1
+            self.last_run = time.monotonic()
+
+    def _run(self) -> None:
+        wait = self._first_delay
+        while not self._stop.wait(wait):
+            self.run_once()
+            wait = self.interval

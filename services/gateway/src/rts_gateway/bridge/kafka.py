@@ -1,0 +1,175 @@
+"""The gateway's way to Kafka: consumer and producer configs, the loops, the broker check.
+
+Features ask the bridge for the clients they need and say next to the request which
+delivery semantics they chose; the bridge holds what every client shares (connection
+and security settings, the runtime whose native threads run the Kafka calls, one error
+path for bad records) and watches the broker and the event loop for readiness and
+metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, Producer
+from rts_common.contracts import VIDEO_CAMERAS, TopicSpec
+from rts_common.kafka import KafkaSettings
+from rts_common.tasks import PeriodicTask
+
+from rts_gateway.bridge.consumer import ConsumerLoop
+from rts_gateway.bridge.records import BadRecords, Batch, Topic
+from rts_gateway.bridge.runtime import Runtime
+from rts_gateway.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+LOOP_TICK = 0.1
+BROKER_CHECK_SECONDS = 5.0
+
+
+class KafkaBridge:
+    def __init__(self, settings: KafkaSettings, runtime: Runtime, metrics: GatewayMetrics) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.metrics = metrics
+        self.bad_records = BadRecords(metrics)
+        self.kafka_ok = False
+        self.kafka_error: str | None = None
+        self._loops: weakref.WeakSet[ConsumerLoop[Any]] = weakref.WeakSet()
+        # An idle consumer that only asks for metadata: is any broker answering? Never
+        # assigned (any topic would do).
+        self._probe = self.direct_consumer(
+            self.topic(VIDEO_CAMERAS), lambda _batch: None, name="probe", poll_timeout=0.5
+        )
+        self._tasks = [
+            PeriodicTask("kafka-check", BROKER_CHECK_SECONDS, self._check_brokers, first_delay=0),
+            PeriodicTask("loop-lag", LOOP_TICK, self._measure_loop_lag),
+        ]
+        self._last_tick = time.monotonic()
+
+    def topic(self, spec: TopicSpec[T]) -> Topic[T]:
+        return Topic(spec, self.settings.topic_name(spec))
+
+    # -- clients
+
+    def direct_consumer(
+        self,
+        topic: Topic[T],
+        on_batch: Callable[[Batch[T]], None],
+        *,
+        name: str,
+        queued_kbytes: int = 8 * 1024,
+        **loop_options: Any,
+    ) -> ConsumerLoop[T]:
+        """A consumer that reads by direct assignment: no group membership, no commits."""
+        config = self.settings.client_config(f"gateway-{name}") | {
+            # librdkafka insists on a group id even for consumers that never join a group.
+            "group.id": f"gateway-direct-{name}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            # Bound what librdkafka prefetches per partition: frames are large.
+            "queued.max.messages.kbytes": queued_kbytes,
+            "fetch.wait.max.ms": 50,
+        }
+        return self._loop(config, topic, on_batch, name, loop_options)
+
+    def group_consumer(
+        self,
+        topic: Topic[T],
+        on_batch: Callable[[Batch[T]], None],
+        *,
+        name: str,
+        group_id: str,
+        start: str,
+        **loop_options: Any,
+    ) -> ConsumerLoop[T]:
+        """A member of `group_id`: offsets stored once a batch was applied, committed every
+        2 s, and by librdkafka before a partition is given up in a rebalance."""
+        config = self.settings.client_config(f"gateway-{name}") | {
+            "group.id": group_id,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "auto.offset.reset": start,
+            "enable.auto.commit": True,
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": 2000,
+            "queued.max.messages.kbytes": 16 * 1024,
+        }
+        return self._loop(config, topic, on_batch, name, {**loop_options, "store_offsets": True})
+
+    def producer(self, name: str, **overrides: Any) -> Producer:
+        config = self.settings.client_config(f"gateway-{name}") | overrides
+        config["error_cb"] = lambda err: self.runtime.call_soon_threadsafe(
+            self.bad_records.kafka_error, err, name
+        )
+        return Producer(config)
+
+    def _loop(
+        self,
+        config: dict[str, Any],
+        topic: Topic[T],
+        on_batch: Callable[[Batch[T]], None],
+        name: str,
+        options: dict[str, Any],
+    ) -> ConsumerLoop[T]:
+        def counted(batch: Batch[T]) -> None:
+            self.metrics.dispatch_backlog.set(self.runtime.pending())
+            on_batch(batch)
+
+        loop = ConsumerLoop(
+            self.runtime, config, topic, counted, self.bad_records, name=name, **options
+        )
+        self._loops.add(loop)
+        return loop
+
+    @property
+    def loops(self) -> list[ConsumerLoop[Any]]:
+        """Every consumer loop made here and still referenced, by name."""
+        return sorted(self._loops, key=lambda loop: loop.name)
+
+    # -- lifecycle
+
+    def start(self) -> None:
+        """Watch the brokers and the event loop."""
+        self._probe.start()
+        self._last_tick = time.monotonic()
+        for task in self._tasks:
+            task.start()
+
+    def request_stop(self) -> None:
+        for task in self._tasks:
+            task.stop(timeout=0)
+        self._probe.request_stop()
+
+    def wait_stopped(self, deadline: float) -> None:
+        self._probe.wait_stopped(max(0.1, deadline - time.monotonic()))
+
+    # -- health
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        details: dict[str, Any] = {"kafka": self.kafka_ok}
+        if not self.kafka_ok and self.kafka_error:
+            details["kafka_error"] = self.kafka_error
+        return self.kafka_ok, details
+
+    def _check_brokers(self) -> None:
+        def brokers(consumer: Consumer) -> int:
+            return len(consumer.list_topics(timeout=4).brokers)
+
+        try:
+            ok, error = self._probe.submit(brokers).result(6.0) > 0, None
+        except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+            ok, error = False, str(exc)
+        if self.kafka_ok and not ok:
+            log.warning("Kafka is not reachable", extra={"error": error})
+        self.kafka_ok, self.kafka_error = ok, error
+
+    def _measure_loop_lag(self) -> None:
+        now = time.monotonic()
+        self.metrics.loop_lag.observe(max(0.0, now - self._last_tick - LOOP_TICK))
+        self._last_tick = now

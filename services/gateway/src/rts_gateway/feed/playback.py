@@ -1,0 +1,121 @@
+"""What the dashboard shows of playback and detections: records in, aggregates and emits out.
+
+Runs in the app context, fed by the feed's consumer groups (see feature.py). Emitted
+through the Kafka-backed Socket.IO manager, so every browser on every replica gets it:
+- `new_event`: one playback event, as it came (the baseline's name and fields), at most
+  `event_sample_rate` per second per replica; the rest only feed the aggregates;
+- `qoe`: each owned partition's aggregate, once a second (see qoe.py), and
+  `qoe_released` when a partition moves to another replica;
+- `detection`: every valid detection, as it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from rts_common.contracts import Detection
+from rts_common.events import PlaybackEvent, ts_to_ns
+from rts_common.metrics import Children
+from rts_common.pacing import TokenBucket
+
+from rts_gateway.bridge import Batch
+from rts_gateway.feed.qoe import ACTIVE_STATES, PartitionAggregate
+from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.sockets import Emit, Payload
+
+log = logging.getLogger(__name__)
+
+
+def _nowhere(event: str, data: Payload, *, to: str | None = None, local: bool = False) -> None:
+    """Where emits go until the feed is attached to the Socket.IO server."""
+
+
+class PlaybackFeed:
+    """Aggregates per owned partition of `playback-events`, relayed detections, emits."""
+
+    def __init__(self, metrics: GatewayMetrics, *, owner: str, event_sample_rate: float) -> None:
+        self._metrics = metrics
+        self.owner = owner
+        self._sampler = (
+            TokenBucket(event_sample_rate, max(1.0, event_sample_rate), initial=event_sample_rate)
+            if event_sample_rate > 0
+            else None
+        )
+        self._emit: Emit = _nowhere
+        self.aggregates: dict[int, PartitionAggregate] = {}
+        m = metrics
+        self._events, self._starts = Children(m.events), Children(m.stream_starts)
+        self._startup, self._failures = Children(m.startup_seconds), Children(m.startup_failures)
+        self._watched, self._rebuffer = Children(m.watched_seconds), Children(m.rebuffer_seconds)
+        self._switches = Children(m.bitrate_switches)
+        self._watched_bytes = Children(m.watched_bytes)
+        self._detections = Children(m.detections)
+
+    def attach(self, emit: Emit) -> None:
+        self._emit = emit
+
+    # -- partitions of playback-events this replica owns
+
+    def partition_assigned(self, partition: int) -> None:
+        self.aggregates[partition] = PartitionAggregate(partition, time.time_ns())
+
+    def partition_released(self, partition: int) -> None:
+        if self.aggregates.pop(partition, None) is not None:
+            self._emit("qoe_released", {"partition": partition, "owner": self.owner})
+
+    # -- records
+
+    def on_events(self, batch: Batch[PlaybackEvent]) -> None:
+        for record in batch.records:
+            self._on_event(record.value, record.partition, record.raw or b"")
+
+    def _on_event(self, event: PlaybackEvent, partition: int, raw: bytes) -> None:
+        ts_ns = ts_to_ns(event.ts)
+        aggregate = self.aggregates.get(partition)
+        if aggregate is None:  # a record of a partition not (or no longer) ours
+            aggregate = self.aggregates[partition] = PartitionAggregate(partition, time.time_ns())
+        applied = aggregate.apply(event, ts_ns)
+        device = applied.device
+        self._events(event.event_type, device).inc()
+        if applied.started:
+            self._starts(device).inc()
+            self._startup(device).observe((applied.startup_ms or 0) / 1000)
+        if applied.startup_failed:
+            self._failures(device).inc()
+        if applied.watched_ms:
+            self._watched(device).inc(applied.watched_ms / 1000)
+            # kbit/s x ms = bits
+            self._watched_bytes(device).inc(applied.watched_kbps * applied.watched_ms / 8)
+        if applied.rebuffer_ms:
+            self._rebuffer(device).inc(applied.rebuffer_ms / 1000)
+        if applied.switch:
+            self._switches(device, applied.switch).inc()
+        if self._sampler is not None and self._sampler.take(1):
+            # Forwarded as it came, fields the model does not know included.
+            self._emit("new_event", json.loads(raw))
+            self._metrics.events_emitted.inc()
+            self._metrics.event_latency.observe(max(0.0, (time.time_ns() - ts_ns) / 1e9))
+        else:
+            self._metrics.events_sampled_out.inc()
+
+    def on_detections(self, batch: Batch[Detection]) -> None:
+        for record in batch.records:
+            detection = record.value
+            self._detections(detection.kind).inc()
+            self._emit("detection", detection.model_dump(mode="json"))
+
+    # -- once a second
+
+    def tick(self, now_ns: int) -> None:
+        """Emit every owned partition's aggregate and update the sessions gauge."""
+        sessions: dict[tuple[str, str], int] = {}
+        for aggregate in list(self.aggregates.values()):
+            snapshot = aggregate.snapshot(now_ns, self.owner)
+            self._emit("qoe", snapshot)
+            for device, values in snapshot["devices"].items():
+                for state in ACTIVE_STATES:
+                    sessions[(state, device)] = sessions.get((state, device), 0) + values[state]
+        for (player_state, device), count in sessions.items():
+            self._metrics.sessions.labels(state=player_state, device=device).set(count)

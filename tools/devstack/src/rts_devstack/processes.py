@@ -1,0 +1,272 @@
+"""Service processes for tests and benchmarks: started, watched, measured and stopped.
+
+The one way the test suite and the benchmarks run a service: as users and `make run`
+do (its command with flags and environment variables), in a process group of its own so
+that stopping it stops what it started (gunicorn's worker), told by the kernel to exit
+if whoever started it dies, its output kept for failure messages and log assertions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+from rts_common.lifecycle import die_with_parent
+
+BIN = Path(sys.executable).parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ServiceProcess:
+    """One service process. `argv[0]` is a command of the environment (`gateway`,
+    `capture`...) or a path; `ops` is the base URL of its /metrics, /healthz, /readyz, and
+    `url` the one users reach (the gateway's)."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        ops: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.name = name
+        self.ops = ops
+        self.url = url or ""
+        command = argv[0] if os.sep in argv[0] else str(BIN / argv[0])
+        self.argv = [command, *argv[1:]]
+        self.output: list[str] = []
+        self.proc = subprocess.Popen(
+            self.argv,
+            env={**os.environ, "LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, safe after fork
+        )
+        self._reader = threading.Thread(target=self._collect, daemon=True)
+        self._reader.start()
+
+    def _collect(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    # -- output
+
+    def log(self, last: int | None = 200) -> str:
+        """The output so far: its last lines, or all of it (`last=None`)."""
+        lines = list(self.output)
+        return "".join(lines if last is None else lines[-last:])
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON log lines so far (run it with LOG_FORMAT=json)."""
+        records = []
+        for line in list(self.output):
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    records.append(json.loads(line))
+        return records
+
+    # -- waiting
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> float:
+        """Poll `condition` (connection errors count as "not yet") until true; returns the
+        seconds it took. Fails if the process exits or time runs out."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            with contextlib.suppress(OSError, ValueError):
+                if condition():
+                    return time.monotonic() - started
+            if not self.running:
+                raise AssertionError(
+                    f"{self.name} exited ({self.proc.returncode}) waiting for {what}:\n{self.log()}"
+                )
+            time.sleep(0.1)
+        raise AssertionError(f"no {what} within {timeout}s; {self.name} says:\n{self.log()}")
+
+    def wait_http(self, url: str, timeout: float = 30.0, status: int = 200) -> None:
+        """Wait until `url` answers `status` (the service is up, or ready for /readyz)."""
+        self.wait_for(lambda: http_get(url, timeout=2)[0] == status, timeout, f"{status} at {url}")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        self.wait_http(self._ops_url("/readyz"), timeout)
+
+    def wait_line(self, text: str, timeout: float) -> None:
+        self.wait_for(lambda: any(text in line for line in self.output), timeout, repr(text))
+
+    # -- the ops endpoints
+
+    def get(self, path: str) -> tuple[int, str]:
+        """Status and body of an ops endpoint; (0, "") while nothing listens."""
+        try:
+            return http_get(self._ops_url(path), timeout=2)
+        except OSError:
+            return 0, ""
+
+    def readiness(self) -> dict[str, Any]:
+        status, body = self.get("/readyz")
+        loaded: dict[str, Any] = json.loads(body) if status else {}
+        return loaded
+
+    def ready(self) -> bool:
+        return self.get("/readyz")[0] == 200
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of `name` with these labels (0 when absent)."""
+        status, text = self.get("/metrics")
+        return metric_value(text, name, **labels) if status == 200 else 0.0
+
+    def _ops_url(self, path: str) -> str:
+        if self.ops is None:
+            raise ValueError(f"{self.name} was started without its ops URL")
+        return self.ops.rstrip("/") + path
+
+    # -- stopping
+
+    def signal(self, signum: int) -> None:
+        if self.running:
+            self.proc.send_signal(signum)
+
+    def wait_exit(self, timeout: float) -> int:
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"{self.name} still running after {timeout}s:\n{self.log()}"
+            ) from None
+        self._reader.join(5)  # every line it wrote is in `output`
+        return code
+
+    def terminate(self, timeout: float = 20.0) -> int:
+        """SIGTERM and wait for the exit; returns the exit code. Fails (after killing it)
+        if the process ignores SIGTERM."""
+        if self.running:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise AssertionError(
+                    f"{self.name} ignored SIGTERM for {timeout}s:\n{self.log()}"
+                ) from None
+        self._reader.join(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the process and everything it started."""
+        if self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    # -- resources
+
+    def rss_bytes(self) -> int:
+        return rss_bytes(self.proc.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+
+class ServiceGroup:
+    """Services started together and all killed at the end (`with ServiceGroup() as group`)."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = dict(env or {})
+        self.started: list[ServiceProcess] = []
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        ops: str | None = None,
+        url: str | None = None,
+    ) -> ServiceProcess:
+        service = ServiceProcess(name, argv, {**self.env, **(env or {})}, ops=ops, url=url)
+        self.started.append(service)
+        return service
+
+    def kill_all(self) -> None:
+        for service in self.started:
+            service.kill()
+
+    def __enter__(self) -> ServiceGroup:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.kill_all()
+
+
+def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
+    """Status and body of a GET, errors included (connection failures raise OSError)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels`, in Prometheus text."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (gunicorn's master and worker, for instance)."""
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{current}/task").iterdir():
+                queue += [int(c) for c in (task / "children").read_text().split()]
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process tree so far."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+    return total
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process tree."""
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
