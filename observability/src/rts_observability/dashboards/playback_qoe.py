@@ -2,7 +2,7 @@
 
 The gateway counts them from the playback events of the partitions each replica owns,
 so summing over replicas gives the whole stream whatever the assignment. Definitions
-are the gateway's (services/gateway/src/rts_gateway/qoe.py). Top titles stay on the
+are the gateway's (services/gateway/src/rts_gateway/feed/qoe.py). Top titles stay on the
 live page: a title label would multiply every series by the catalogue.
 """
 
