@@ -64,7 +64,7 @@ def thresholds(steps: Steps) -> dashboard.ThresholdsConfig:
 def _with_queries(panel: AnyPanel, queries: Sequence[prometheus.Dataquery]) -> AnyPanel:
     """The panel with the queries as targets A, B, C... and the defaults every panel shares."""
     panel.datasource(DATASOURCE).description("").unit("short").thresholds(thresholds(GREEN))
-    for ref_id, target in zip(ascii_uppercase, queries, strict=False):
+    for ref_id, target in zip(ascii_uppercase[: len(queries)], queries, strict=True):
         panel.with_target(target.ref_id(ref_id))
     return panel
 
@@ -231,7 +231,12 @@ def platform_dashboard(
     refresh: str = "10s",
     time_from: str = "now-30m",
 ) -> dashboard.Dashboard:
-    """A dashboard of rows in the platform's menu, its queries on the `datasource` variable."""
+    """A dashboard of rows in the platform's menu, its queries on the `datasource` variable.
+
+    The SDK lays a row's panels out left to right and starts a new line only once one is
+    full, never to make room for a panel that would not fit: a row's widths fill its
+    lines exactly (24 each), or a panel overflows the grid (which the grid test catches).
+    """
     board = (
         dashboard.Dashboard(title)
         .uid(uid)
