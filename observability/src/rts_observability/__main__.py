@@ -17,7 +17,7 @@ from typing import Any
 
 from rts_observability import verify as checks
 from rts_observability.dashboards import DASHBOARDS
-from rts_observability.grafana import render
+from rts_observability.dashboards.panels import render
 from rts_observability.prometheus import LOCAL_NAMESPACE
 
 DEFAULT_OUT = Path("helm") / "streaming" / "files" / "dashboards"

@@ -7,12 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from rts_observability.__main__ import main, rendered, stale
 from rts_observability.dashboards.common import CLOCK_NOTE
 
 ROOT = Path(__file__).resolve().parents[3]
 FOLDER = ROOT / "helm" / "streaming" / "files" / "dashboards"
 FILES = sorted(FOLDER.glob("*.json"))
+# Every dashboard's panel titles and their queries, written out for review.
+PANEL_QUERIES = Path(__file__).with_name("panel_queries.yaml")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -27,6 +30,20 @@ def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 def test_committed_dashboards_are_what_the_code_renders() -> None:
     assert stale(FOLDER) == [], "run `make dashboards` and commit the result"
     assert sorted(p.name for p in FILES) == sorted(rendered())
+
+
+def shown(dashboard: dict[str, Any]) -> dict[str, list[str]]:
+    """Each panel's title and its queries' PromQL, in target order."""
+    titles = [p["title"] for p in panels(dashboard)]
+    assert len(titles) == len(set(titles)), "a title names one panel of a dashboard"
+    return {p["title"]: [t["expr"] for t in p["targets"]] for p in panels(dashboard)}
+
+
+@pytest.mark.parametrize("name", sorted(rendered()))
+def test_each_dashboard_shows_the_reviewed_panels_and_queries(name: str) -> None:
+    expected = yaml.safe_load(PANEL_QUERIES.read_text())
+    assert sorted(expected) == sorted(rendered())
+    assert shown(json.loads(rendered()[name])) == expected[name]
 
 
 def test_the_drift_check_notices_a_hand_edit(tmp_path: Path) -> None:
@@ -53,7 +70,8 @@ def test_dashboard_loads_through_provisioning_without_import_placeholders(path: 
     assert "__inputs" not in dashboard
     assert "${DS_" not in text
     assert "id" not in dashboard  # Grafana assigns it; a fixed one clashes on import
-    assert isinstance(dashboard["schemaVersion"], int)
+    # Grafana 11's schema or later: older ones make Grafana rewrite panels as it loads them.
+    assert dashboard["schemaVersion"] >= 39
     assert re.fullmatch(r"[a-z0-9-]{1,40}", dashboard["uid"])
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     source = variables["datasource"]
@@ -67,6 +85,7 @@ def test_every_panel_queries_the_datasource_variable_with_unique_ids(path: Path)
     dashboard = load(path)
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    assert all(isinstance(i, int) and i > 0 for i in ids)  # Grafana's own start at 1
     for panel in panels(dashboard):
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         assert panel["targets"], panel["title"]

@@ -1,11 +1,12 @@
-"""The platform's Grafana dashboards, as code: one module per dashboard."""
+"""The platform's Grafana dashboards as code, on Grafana's foundation SDK: a module each."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
 from rts_observability.dashboards import gateway_scaling, kafka, playback_qoe, streaming_latency
-from rts_observability.grafana import Dashboard
 
 # file name (under helm/streaming/files/dashboards/) -> builder
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {

@@ -7,18 +7,25 @@ consumer group moved partitions, and the lag shows whether the new owners caught
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
 from rts_observability.dashboards.common import (
     FPS,
-    LINKS,
-    NAMESPACE,
     NS,
     PER_SECOND,
+    namespace_variable,
     quantiles,
     rate,
-    stat,
     zero_when_absent,
 )
-from rts_observability.grafana import Dashboard, Panel, Query, Row
+from rts_observability.dashboards.panels import (
+    Row,
+    graph,
+    platform_dashboard,
+    query,
+    stacked_graph,
+    stat_panel,
+)
 
 # Every replica observes its event loop ten times a second: the surest sign it is up.
 REPLICA = f"gateway_event_loop_lag_seconds_count{{{NS}}}"
@@ -26,13 +33,12 @@ GROUP_TOPICS = 'topic=~"(.*[.])?(playback-events|video-detections)"'
 
 
 def dashboard() -> Dashboard:
-    return Dashboard(
-        uid="rts-gateway-scaling",
-        title="Gateway scaling",
-        description="Gateway replicas, partitions per replica, consumer lag per partition, "
-        "rebalances and throughput per replica: watch a `kubectl scale` take effect.",
-        variables=(NAMESPACE,),
-        links=LINKS,
+    return platform_dashboard(
+        "rts-gateway-scaling",
+        "Gateway scaling",
+        "Gateway replicas, partitions per replica, consumer lag per partition, rebalances "
+        "and throughput per replica: watch a `kubectl scale` take effect.",
+        variables=(namespace_variable(),),
         refresh="5s",
         time_from="now-15m",
         rows=(_now(), _partitions(), _throughput(), _health()),
@@ -41,205 +47,176 @@ def dashboard() -> Dashboard:
 
 def _now() -> Row:
     owned = f'sum(gateway_partitions_assigned{{{NS}, topic=~"(.*[.])?playback-events"}})'
-    return Row(
+    return (
         "Now",
-        (
-            stat("Replicas", f"count(count by (pod) ({REPLICA}))",
-                 "Gateway pods Prometheus scrapes (one gunicorn worker each).", width=6),
-            stat("Playback-events partitions owned", owned,
-                 "Partitions of playback-events the consumer group has assigned, over all "
-                 "replicas: the topic's partition count when the group is settled. Replicas "
-                 "beyond it idle.", width=6),
-            stat("Consumer lag", f"sum(gateway_consumer_lag{{{NS}}})",
-                 "Records behind the end of every partition the replicas own.",
-                 thresholds=((None, "green"), (1000, "orange"), (10000, "red")), width=6),
-            stat("Rebalances in the last hour",
-                 f"sum(increase(gateway_rebalances_total{{{NS}}}[1h]))",
-                 "Partition assignments, revocations and losses over all replicas: each "
-                 "scale up or down causes a few.", width=6),
-        ),
+        [
+            stat_panel("Replicas", f"count(count by (pod) ({REPLICA}))",
+                       "Gateway pods Prometheus scrapes (one gunicorn worker each).", width=6),
+            stat_panel("Playback-events partitions owned", owned,
+                       "Partitions of playback-events the consumer group has assigned, over "
+                       "all replicas: the topic's partition count when the group is settled. "
+                       "Replicas beyond it idle.", width=6),
+            stat_panel("Consumer lag", f"sum(gateway_consumer_lag{{{NS}}})",
+                       "Records behind the end of every partition the replicas own.",
+                       steps=((None, "green"), (1000, "orange"), (10000, "red")), width=6),
+            stat_panel("Rebalances in the last hour",
+                       f"sum(increase(gateway_rebalances_total{{{NS}}}[1h]))",
+                       "Partition assignments, revocations and losses over all replicas: "
+                       "each scale up or down causes a few.", width=6),
+        ],
     )  # fmt: skip
 
 
 def _partitions() -> Row:
-    return Row(
+    return (
         "Partitions and lag",
-        (
-            Panel(
+        [
+            stacked_graph(
                 "Partitions per replica",
-                [
-                    Query(
-                        f"sum by (pod, topic) (gateway_partitions_assigned{{{NS}, "
-                        f"{GROUP_TOPICS}}})",
-                        "{{pod}} {{topic}}",
-                    )
-                ],
-                stacked=True,
-                description="Consumer-group partitions each replica owns (cooperative-sticky "
-                "assignment). After a scale the group hands partitions over within a "
-                "rebalance; the total stays the topic's partition count.",
+                query(
+                    f"sum by (pod, topic) (gateway_partitions_assigned{{{NS}, {GROUP_TOPICS}}})",
+                    "{{pod}} {{topic}}",
+                ),
+            ).description(
+                "Consumer-group partitions each replica owns (cooperative-sticky assignment). "
+                "After a scale the group hands partitions over within a rebalance; the total "
+                "stays the topic's partition count."
             ),
-            Panel(
+            graph(
                 "Consumer lag per partition (owner in the legend)",
-                [
-                    Query(
-                        f"max by (topic, partition, pod) (gateway_consumer_lag{{{NS}}})",
-                        "{{topic}}[{{partition}}] on {{pod}}",
-                    )
-                ],
-                description="Records behind the partition's end, measured by the replica "
-                "that owns it, once a second. A partition changing owner ends one series "
-                "and starts another.",
+                query(
+                    f"max by (topic, partition, pod) (gateway_consumer_lag{{{NS}}})",
+                    "{{topic}}[{{partition}}] on {{pod}}",
+                ),
+            ).description(
+                "Records behind the partition's end, measured by the replica that owns it, "
+                "once a second. A partition changing owner ends one series and starts another."
             ),
-            Panel(
+            graph(
                 "Rebalances per replica",
-                [
-                    Query(
-                        "sum by (pod, kind) "
-                        f"(increase(gateway_rebalances_total{{{NS}}}[$__rate_interval]))",
-                        "{{pod}} {{kind}}",
-                    )
-                ],
-                decimals=0,
-                description="Consumer-group changes seen by each replica: assigned, revoked, "
-                "lost (the group gave its partitions away after a missed heartbeat).",
+                query(
+                    "sum by (pod, kind) "
+                    f"(increase(gateway_rebalances_total{{{NS}}}[$__rate_interval]))",
+                    "{{pod}} {{kind}}",
+                ),
+            )
+            .decimals(0)
+            .description(
+                "Consumer-group changes seen by each replica: assigned, revoked, lost (the "
+                "group gave its partitions away after a missed heartbeat)."
             ),
-            Panel(
+            graph(
                 "Cameras read per replica",
-                [Query(f"sum by (pod) (gateway_camera_reads{{{NS}}})", "{{pod}}")],
-                description="Cameras each replica reads from Kafka right now: only those its "
-                "own viewers watch (fan-out on demand, no consumer group for video).",
+                query(f"sum by (pod) (gateway_camera_reads{{{NS}}})", "{{pod}}"),
+            ).description(
+                "Cameras each replica reads from Kafka right now: only those its own viewers "
+                "watch (fan-out on demand, no consumer group for video)."
             ),
-        ),
+        ],
     )
 
 
+def _per_pod(metric: str) -> str:
+    return f"sum by (pod) ({rate(f'{metric}{{{NS}}}')})"
+
+
 def _throughput() -> Row:
-    return Row(
+    return (
         "Throughput per replica",
-        (
-            Panel(
+        [
+            stacked_graph(
                 "Playback events consumed per replica",
-                [
-                    Query(
-                        f"sum by (pod) ({rate(f'gateway_playback_events_total{{{NS}}}')})",
-                        "{{pod}}",
-                    )
-                ],
-                unit=PER_SECOND,
-                stacked=True,
-                description="Valid events each replica processed from its partitions.",
-            ),
-            Panel(
+                query(_per_pod("gateway_playback_events_total"), "{{pod}}"),
+            )
+            .unit(PER_SECOND)
+            .description("Valid events each replica processed from its partitions."),
+            stacked_graph(
                 "Frames sent to viewers per replica",
-                [
-                    Query(
-                        f"sum by (pod) ({rate(f'gateway_frames_sent_total{{{NS}}}')})",
-                        "{{pod}}",
-                    )
-                ],
-                unit=FPS,
-                stacked=True,
-                description="MJPEG frames written, over all of a replica's viewers.",
-            ),
-            Panel(
+                query(_per_pod("gateway_frames_sent_total"), "{{pod}}"),
+            )
+            .unit(FPS)
+            .description("MJPEG frames written, over all of a replica's viewers."),
+            stacked_graph(
                 "Video bytes sent per replica",
-                [
-                    Query(
-                        f"sum by (pod) ({rate(f'gateway_frame_bytes_sent_total{{{NS}}}')})",
-                        "{{pod}}",
-                    )
-                ],
-                unit="Bps",
-                stacked=True,
-            ),
-            Panel(
+                query(_per_pod("gateway_frame_bytes_sent_total"), "{{pod}}"),
+            ).unit("Bps"),
+            graph(
                 "Connections per replica",
-                [
-                    Query(f"sum by (pod) (gateway_socketio_clients{{{NS}}})", "{{pod}} Socket.IO"),
-                    Query(f"sum by (pod) (gateway_mjpeg_viewers{{{NS}}})", "{{pod}} MJPEG"),
-                ],
-                description="Socket.IO clients and MJPEG viewers each replica serves.",
-            ),
-        ),
+                query(f"sum by (pod) (gateway_socketio_clients{{{NS}}})", "{{pod}} Socket.IO"),
+                query(f"sum by (pod) (gateway_mjpeg_viewers{{{NS}}})", "{{pod}} MJPEG"),
+            ).description("Socket.IO clients and MJPEG viewers each replica serves."),
+        ],
     )
 
 
 def _health() -> Row:
     errors = [
-        Query(
-            zero_when_absent(f"sum by (pod) ({rate(f'{metric}{{{NS}}}')})", "pod", REPLICA),
-            f"{{{{pod}}}} {what}",
-        )
+        query(zero_when_absent(_per_pod(metric), "pod", REPLICA), f"{{{{pod}}}} {what}")
         for metric, what in (
             ("gateway_kafka_errors_total", "Kafka client errors"),
             ("gateway_bad_messages_total", "bad records"),
         )
     ]
-    return Row(
+    return (
         "Replica health",
-        (
-            Panel(
+        [
+            graph(
                 "Event loop lag p99 per replica",
-                quantiles("gateway_event_loop_lag_seconds", NS, by=("pod",), qs=(0.99,)),
-                unit="s",
-                width=8,
-                description="How late the app's 100 ms timer fires: how long something "
-                "blocked every green thread (eventlet) or starved the dispatcher. Measured "
-                "on one host: no clock synchronization involved.",
+                *quantiles("gateway_event_loop_lag_seconds", NS, by=("pod",), qs=(0.99,)),
+            )
+            .unit("s")
+            .span(8)
+            .description(
+                "How late the app's 100 ms timer fires: how long something blocked every "
+                "green thread (eventlet) or starved the dispatcher. Measured on one host: no "
+                "clock synchronization involved."
             ),
-            Panel(
+            graph(
                 "CPU per replica",
-                [
-                    Query(
-                        f"sum by (pod) ({rate(f'process_cpu_seconds_total{{{NS}}}')} "
-                        f"and on (namespace, pod) {REPLICA})",
-                        "{{pod}}",
-                    )
-                ],
-                unit="suffix: cores",
-                width=8,
-                description="CPU seconds per second of the gunicorn worker.",
-            ),
-            Panel(
+                query(
+                    f"sum by (pod) ({rate(f'process_cpu_seconds_total{{{NS}}}')} "
+                    f"and on (namespace, pod) {REPLICA})",
+                    "{{pod}}",
+                ),
+            )
+            .unit("suffix: cores")
+            .span(8)
+            .description("CPU seconds per second of the gunicorn worker."),
+            graph(
                 "Memory per replica",
-                [
-                    Query(
-                        f"sum by (pod) (process_resident_memory_bytes{{{NS}}} "
-                        f"and on (namespace, pod) {REPLICA})",
-                        "{{pod}}",
-                    )
-                ],
-                unit="bytes",
-                width=8,
+                query(
+                    f"sum by (pod) (process_resident_memory_bytes{{{NS}}} "
+                    f"and on (namespace, pod) {REPLICA})",
+                    "{{pod}}",
+                ),
+            )
+            .unit("bytes")
+            .span(8),
+            graph("Kafka errors and bad records per replica", *errors)
+            .unit(PER_SECOND)
+            .span(8)
+            .description(
+                "Errors the Kafka client reported and records skipped for breaking their "
+                "topic's contract (the gateway logs which)."
             ),
-            Panel(
-                "Kafka errors and bad records per replica",
-                errors,
-                unit=PER_SECOND,
-                width=8,
-                description="Errors the Kafka client reported and records skipped for "
-                "breaking their topic's contract (the gateway logs which).",
-            ),
-            Panel(
+            graph(
                 "Broadcast messages published per replica",
-                [
-                    Query(
-                        f"sum by (pod) ({rate(f'gateway_broadcast_published_total{{{NS}}}')})",
-                        "{{pod}}",
-                    )
-                ],
-                unit=PER_SECOND,
-                width=8,
-                description="Socket.IO emits a replica publishes on dashboard-broadcast so "
-                "that every replica's browsers receive them.",
+                query(_per_pod("gateway_broadcast_published_total"), "{{pod}}"),
+            )
+            .unit(PER_SECOND)
+            .span(8)
+            .description(
+                "Socket.IO emits a replica publishes on dashboard-broadcast so that every "
+                "replica's browsers receive them."
             ),
-            Panel(
+            graph(
                 "Dispatch backlog per replica",
-                [Query(f"max by (pod) (gateway_dispatch_backlog{{{NS}}})", "{{pod}}")],
-                width=8,
-                description="Kafka batches handed from the consumer threads and not yet "
-                "processed by the server's loop: growing means the loop cannot keep up.",
+                query(f"max by (pod) (gateway_dispatch_backlog{{{NS}}})", "{{pod}}"),
+            )
+            .span(8)
+            .description(
+                "Kafka batches handed from the consumer threads and not yet processed by the "
+                "server's loop: growing means the loop cannot keep up."
             ),
-        ),
+        ],
     )

@@ -8,8 +8,18 @@ live page: a title label would multiply every series by the catalogue.
 
 from __future__ import annotations
 
-from rts_observability.dashboards.common import LINKS, NAMESPACE, NS, PER_SECOND, rate, stat
-from rts_observability.grafana import Dashboard, Panel, Query, Row, Variable
+from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+from rts_observability.dashboards.common import NS, PER_SECOND, namespace_variable, rate
+from rts_observability.dashboards.panels import (
+    Row,
+    graph,
+    platform_dashboard,
+    query,
+    query_variable,
+    stacked_graph,
+    stat_panel,
+)
 
 DEV = f'{NS}, device=~"$device"'
 
@@ -64,138 +74,123 @@ BITRATE = (
 
 
 def dashboard() -> Dashboard:
-    device = Variable(
+    device = query_variable(
         "device", "Device", f"label_values(gateway_playback_events_total{{{NS}}}, device)",
         multi=True,
     )  # fmt: skip
-    return Dashboard(
-        uid="rts-playback-qoe",
-        title="Playback QoE",
-        description="Quality of experience of the simulated viewers over time: events, "
-        "concurrent sessions, stream starts and startup time, startup failures, "
-        "rebuffering, bitrate, split by device.",
-        variables=(NAMESPACE, device),
-        links=LINKS,
+    return platform_dashboard(
+        "rts-playback-qoe",
+        "Playback QoE",
+        "Quality of experience of the simulated viewers over time: events, concurrent "
+        "sessions, stream starts and startup time, startup failures, rebuffering, bitrate, "
+        "split by device.",
+        variables=(namespace_variable(), device),
         time_from="now-1h",
         rows=(_now(), _events(), _starts(), _quality()),
     )
 
 
 def _now() -> Row:
-    return Row(
+    return (
         "Now",
-        (
-            stat("Sessions playing", f'sum(gateway_sessions{{{DEV}, state="playing"}})',
-                  "Sessions whose last event left them playing."),
-            stat("Stream starts", _sum("gateway_stream_starts_total"),
-                  "Sessions that started playing (a play with startup_ms).", PER_SECOND),
-            stat("Startup time p95", _startup_ms(0.95),
-                  "Request to first frame, as the players report it.", "ms",
-                  ((None, "green"), (2000, "orange"), (5000, "red"))),
-            stat("Startup failures", _startup_failures(), STARTUP_FAILURES, "percentunit",
-                  ((None, "green"), (0.02, "orange"), (0.05, "red"))),
-            stat("Rebuffering ratio", _rebuffering(), REBUFFERING, "percentunit",
-                  ((None, "green"), (0.01, "orange"), (0.02, "red"))),
-            stat("Average bitrate", _bitrate(), BITRATE, "bps"),
-        ),
+        [
+            stat_panel("Sessions playing", f'sum(gateway_sessions{{{DEV}, state="playing"}})',
+                       "Sessions whose last event left them playing."),
+            stat_panel("Stream starts", _sum("gateway_stream_starts_total"),
+                       "Sessions that started playing (a play with startup_ms).", PER_SECOND),
+            stat_panel("Startup time p95", _startup_ms(0.95),
+                       "Request to first frame, as the players report it.", "ms",
+                       ((None, "green"), (2000, "orange"), (5000, "red"))),
+            stat_panel("Startup failures", _startup_failures(), STARTUP_FAILURES,
+                       "percentunit", ((None, "green"), (0.02, "orange"), (0.05, "red"))),
+            stat_panel("Rebuffering ratio", _rebuffering(), REBUFFERING, "percentunit",
+                       ((None, "green"), (0.01, "orange"), (0.02, "red"))),
+            stat_panel("Average bitrate", _bitrate(), BITRATE, "bps"),
+        ],
     )  # fmt: skip
 
 
 def _events() -> Row:
-    return Row(
+    return (
         "Events and sessions",
-        (
-            Panel(
+        [
+            stacked_graph(
                 "Playback events per second by type",
-                [Query(_sum("gateway_playback_events_total", "event_type"), "{{event_type}}")],
-                unit=PER_SECOND,
-                stacked=True,
-            ),
-            Panel(
+                query(_sum("gateway_playback_events_total", "event_type"), "{{event_type}}"),
+            ).unit(PER_SECOND),
+            stacked_graph(
                 "Playback events per second by device",
-                [Query(_sum("gateway_playback_events_total", "device"), "{{device}}")],
-                unit=PER_SECOND,
-                stacked=True,
-            ),
-            Panel(
+                query(_sum("gateway_playback_events_total", "device"), "{{device}}"),
+            ).unit(PER_SECOND),
+            stacked_graph(
                 "Concurrent sessions by state",
-                [Query(_sum("gateway_sessions", "state", window=False), "{{state}}")],
-                stacked=True,
-                description="Sessions by their player's state after their last event "
-                "(playing, paused, buffering, seeking).",
+                query(_sum("gateway_sessions", "state", window=False), "{{state}}"),
+            ).description(
+                "Sessions by their player's state after their last event (playing, paused, "
+                "buffering, seeking)."
             ),
-            Panel(
+            stacked_graph(
                 "Playing sessions by device",
-                [
-                    Query(
-                        f'sum by (device) (gateway_sessions{{{DEV}, state="playing"}})',
-                        "{{device}}",
-                    )
-                ],
-                stacked=True,
+                query(
+                    f'sum by (device) (gateway_sessions{{{DEV}, state="playing"}})', "{{device}}"
+                ),
             ),
-        ),
+        ],
     )
 
 
 def _starts() -> Row:
-    return Row(
+    return (
         "Stream starts",
-        (
-            Panel(
+        [
+            stacked_graph(
                 "Stream starts per second by device",
-                [Query(_sum("gateway_stream_starts_total", "device"), "{{device}}")],
-                unit=PER_SECOND,
-                width=8,
-                stacked=True,
-            ),
-            Panel(
+                query(_sum("gateway_stream_starts_total", "device"), "{{device}}"),
+            )
+            .unit(PER_SECOND)
+            .span(8),
+            graph(
                 "Startup time p50 / p95 by device",
-                [
-                    Query(_startup_ms(0.5, "device"), "{{device}} p50"),
-                    Query(_startup_ms(0.95, "device"), "{{device}} p95"),
-                ],
-                unit="ms",
-                width=8,
-                description="Request to first frame, as the players report it "
-                "(startup_ms of the session's first play).",
+                query(_startup_ms(0.5, "device"), "{{device}} p50"),
+                query(_startup_ms(0.95, "device"), "{{device}} p95"),
+            )
+            .unit("ms")
+            .span(8)
+            .description(
+                "Request to first frame, as the players report it (startup_ms of the "
+                "session's first play)."
             ),
-            Panel(
+            graph(
                 "Startup failure ratio by device",
-                [Query(_startup_failures("device"), "{{device}}")],
-                unit="percentunit",
-                width=8,
-                description=STARTUP_FAILURES,
-            ),
-        ),
+                query(_startup_failures("device"), "{{device}}"),
+            )
+            .unit("percentunit")
+            .span(8)
+            .description(STARTUP_FAILURES),
+        ],
     )
 
 
 def _quality() -> Row:
-    return Row(
+    return (
         "Playback quality",
-        (
-            Panel(
-                "Rebuffering ratio by device",
-                [Query(_rebuffering("device"), "{{device}}")],
-                unit="percentunit",
-                width=8,
-                description=REBUFFERING,
-            ),
-            Panel(
-                "Average bitrate by device",
-                [Query(_bitrate("device"), "{{device}}")],
-                unit="bps",
-                width=8,
-                description=BITRATE,
-            ),
-            Panel(
+        [
+            graph("Rebuffering ratio by device", query(_rebuffering("device"), "{{device}}"))
+            .unit("percentunit")
+            .span(8)
+            .description(REBUFFERING),
+            graph("Average bitrate by device", query(_bitrate("device"), "{{device}}"))
+            .unit("bps")
+            .span(8)
+            .description(BITRATE),
+            graph(
                 "Bitrate switches per second",
-                [Query(_sum("gateway_bitrate_switches_total", "direction"), "{{direction}}")],
-                unit=PER_SECOND,
-                width=8,
-                description="Rendition changes: up when the network has headroom, down "
-                "after a rebuffer.",
+                query(_sum("gateway_bitrate_switches_total", "direction"), "{{direction}}"),
+            )
+            .unit(PER_SECOND)
+            .span(8)
+            .description(
+                "Rendition changes: up when the network has headroom, down after a rebuffer."
             ),
-        ),
+        ],
     )
