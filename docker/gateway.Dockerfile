@@ -2,15 +2,19 @@
 # (`latency-probe`), which signs in with the gateway's own code and so ships with it.
 # Built from the repository root: docker build -f docker/gateway.Dockerfile -t rts-gateway .
 
+# The base images (a build may substitute its own, e.g. a local mirror's).
+ARG PYTHON_IMAGE=python:3.11.17-slim-trixie
+ARG NODE_IMAGE=node:22.24.0-trixie-slim
+
 # The dashboard's bundle, rebuilt from its sources (the committed copy is for `make run`).
-FROM node:22.24.0-trixie-slim AS frontend
+FROM ${NODE_IMAGE} AS frontend
 WORKDIR /src/services/gateway/frontend
 COPY services/gateway/frontend/package.json services/gateway/frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY services/gateway/frontend/ ./
 RUN npm run build
 
-FROM python:3.11.17-slim-trixie AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -31,7 +35,7 @@ COPY docker/install-service.sh docker/
 RUN sh docker/install-service.sh /opt/venv rts-gateway=services/gateway \
     rts-probe=services/latency-probe
 
-FROM python:3.11.17-slim-trixie
+FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH

@@ -221,11 +221,6 @@ class ControlPlane:
             "--service-account-private-key-file", str(self.pki / "sa.key"),
             "--service-cluster-ip-range", SERVICE_CIDR,
             "--cluster-name", "kwok",
-            # No cloud, no real volumes, no certificates to sign.
-            "--controllers",
-            "*,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller,"
-            "-persistentvolume-binder-controller,-persistentvolume-attach-detach-controller,"
-            "-certificatesigningrequest-signing-controller",
         ]  # fmt: skip
 
     def _scheduler_args(self) -> list[str]:

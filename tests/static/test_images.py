@@ -64,7 +64,11 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
 @pytest.mark.parametrize("service", IMAGES)
 def test_dockerfile_follows_the_house_rules(service: str) -> None:
     text = dockerfile(service)
-    bases = re.findall(r"^FROM (\S+)", text, flags=re.M)
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, flags=re.M))
+    bases = [
+        re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], base)
+        for base in re.findall(r"^FROM (\S+)", text, flags=re.M)
+    ]
     assert len(bases) >= 2, "multi-stage"
     for base in bases:
         # An exact version (or a digest), never a moving tag.
@@ -89,7 +93,8 @@ def test_chart_runs_the_images_as_their_user() -> None:
 
 def test_gateway_image_builds_the_dashboard_bundle() -> None:
     text = dockerfile("gateway")
-    assert re.search(r"^FROM node:\S+ AS frontend", text, flags=re.M)
+    assert re.search(r"^ARG NODE_IMAGE=node:\S+$", text, flags=re.M)
+    assert re.search(r"^FROM \$\{NODE_IMAGE\} AS frontend$", text, flags=re.M)
     assert "RUN npm ci" in text
     assert "RUN npm run build" in text
     assert "COPY --from=frontend" in text
