@@ -98,6 +98,12 @@ static: venv frontend-deps $(HELM) ## lint, format and type checks; the dashboar
 	cd $(FRONTEND) && npm run --silent check
 	HELM=$(HELM) $(BIN)/pytest tests/static $(PYTEST_ARGS)
 
+# Not a stage of `make test`: it needs podman, runc and mmdebstrap (as root), and a cold
+# run takes a while (the stand-in bases, then three builds).
+.PHONY: images-test
+images-test: kafka-fetch ## build the three images with podman (Debian stand-in bases) and run them
+	$(BIN)/pytest tests/images -s $(PYTEST_ARGS)
+
 .PHONY: cluster-test
 cluster-test: venv $(HELM) controlplane ## the chart against a real Kubernetes API server (kwok nodes)
 	HELM=$(HELM) K8S_BIN=$(K8S_BIN) $(BIN)/pytest tests/cluster $(PYTEST_ARGS)

@@ -342,7 +342,22 @@ class ControlPlane:
             raise ClusterError(f"no CRDs in {directory}")
         # Server-side: the Kafka CRD is too large for the last-applied annotation.
         self.kubectl("apply", "--server-side", *(a for f in files for a in ("-f", str(f))))
-        self.kubectl("wait", "--for", "condition=Established", "crd", "--all", "--timeout=60s")
+        deadline = time.monotonic() + 60
+        while True:
+            crds = json.loads(self.kubectl("get", "crd", "-o", "json"))["items"]
+            waiting = [
+                crd["metadata"]["name"]
+                for crd in crds
+                if not any(
+                    c["type"] == "Established" and c["status"] == "True"
+                    for c in crd.get("status", {}).get("conditions") or []
+                )
+            ]
+            if not waiting:
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"CRDs not established in 60 s: {', '.join(waiting)}")
+            time.sleep(0.3)
 
     def _wait_for_nodes(self, timeout: float) -> None:
         self.kubectl("wait", "--for", "condition=Ready", "node", "--all",
@@ -359,6 +374,11 @@ class ControlPlane:
                 return
             time.sleep(0.5)
         raise ClusterError("the controller manager made no default service account")
+
+    def _run(self, argv: list[str]) -> None:
+        out = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise ClusterError(f"{' '.join(argv)}: {out.stderr.strip()}")
 
     def _check_running(self, *names: str) -> None:
         assert self.state
