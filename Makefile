@@ -151,7 +151,7 @@ $(K8S_BIN)/.built: k8s/controlplane/go.mod k8s/controlplane/go.sum k8s/controlpl
 	@command -v go >/dev/null || { echo "the control plane is built with Go (1.25+): install Go first" >&2; exit 1; }
 	@echo "building Kubernetes $(KUBERNETES_VERSION), etcd $(ETCD_VERSION) and kwok $(KWOK_VERSION) (about 12 minutes the first time)"
 	mkdir -p $(K8S_BIN)
-	cd k8s/controlplane && go build -trimpath -ldflags "$(K8S_LDFLAGS)" -o $(abspath $(K8S_BIN))/ \
+	cd k8s/controlplane && go build -buildvcs=false -trimpath -ldflags "$(K8S_LDFLAGS)" -o $(abspath $(K8S_BIN))/ \
 	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
 	  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ./etcd
 	GOBIN=$(abspath $(K8S_BIN)) go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
