@@ -30,6 +30,9 @@ from rts_common.contracts import TOPICS
 from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import free_port
 
+# The first test builds the stand-in bases and the three images (its setup counts).
+pytestmark = pytest.mark.timeout(3600)
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "images"
 SUITE = "bookworm"
@@ -58,15 +61,24 @@ def podman(
     return out
 
 
-def standin(name: str) -> str:
-    """localhost/rts-standin/<name>:<suite>, made once from Debian packages."""
+LOCAL_CAS = Path("/usr/local/share/ca-certificates")
+
+
+def standin(name: str, workdir: Path) -> str:
+    """localhost/rts-standin/<name>:<suite>, made once from Debian packages.
+
+    It trusts what this machine trusts: the certificate authorities added locally (a
+    proxy's, say) are copied in, and pip, uv and npm are pointed at the system store,
+    as the official images' users do behind such a proxy.
+    """
     image = f"localhost/rts-standin/{name}:{SUITE}"
     if podman("image", "exists", image, check=False).returncode == 0:
         return image
     CACHE.mkdir(parents=True, exist_ok=True)
     tarball = CACHE / f"standin-{name}-{SUITE}.tar"
     if not tarball.exists():
-        partial = tarball.with_suffix(".partial")
+        # mmdebstrap picks the output's format by its extension.
+        partial = tarball.with_name(tarball.stem + ".partial.tar")
         subprocess.run(
             ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(STANDINS[name]),
              # Like the official python image: pip may install into the system Python.
@@ -76,16 +88,30 @@ def standin(name: str) -> str:
             check=True, capture_output=True, timeout=1200,
         )  # fmt: skip
         partial.rename(tarball)
-    podman("import", str(tarball), image)
+    base = f"{image}-debian"
+    podman("import", str(tarball), base)
+    context = workdir / f"standin-{name}"
+    (context / "ca").mkdir(parents=True)
+    for ca in LOCAL_CAS.glob("*.crt") if LOCAL_CAS.is_dir() else []:
+        shutil.copy(ca, context / "ca" / ca.name)
+    bundle = "/etc/ssl/certs/ca-certificates.crt"
+    (context / "Containerfile").write_text(
+        f"FROM {base}\n"
+        "COPY ca/ /usr/local/share/ca-certificates/\n"
+        "RUN update-ca-certificates\n"
+        f"ENV SSL_CERT_FILE={bundle} PIP_CERT={bundle} NODE_EXTRA_CA_CERTS={bundle}\n"
+    )
+    podman("build", "--network", "host", *ULIMITS, "-t", image, str(context))
     return image
 
 
 @pytest.fixture(scope="session")
-def images() -> dict[str, str]:
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     for tool in ("podman", "runc", "mmdebstrap"):
         if shutil.which(tool) is None:
-            pytest.fail(f"{tool} is missing: sudo make system-deps", pytrace=False)
-    python, node = standin("python"), standin("node")
+            pytest.fail(f"{tool} is missing: apt-get install podman runc mmdebstrap", pytrace=False)
+    workdir = tmp_path_factory.mktemp("standins")
+    python, node = standin("python", workdir), standin("node", workdir)
     built = {}
     for service in SERVICES:
         tag = f"localhost/rts-{service}:{TAG}"
