@@ -10,7 +10,8 @@ as in any cluster; images, operators and pod traffic don't exist here.
     kwok_cluster.py down --dir .data/kwok
 
 `up` writes <dir>/kubeconfig and <dir>/state.json (the processes and ports); `down`
-stops every process `up` started and checks that none of their ports is still bound.
+stops every process `up` started, checks that none of their ports is still bound, and
+deletes the cluster's data (etcd), as deleting a kind cluster would.
 The test stage (tests/cluster) starts the same control plane in a temporary folder.
 """
 
@@ -20,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -441,6 +443,8 @@ class ControlPlane:
         if still:
             raise ClusterError(f"ports still bound after stopping: {still}")
         (self.dir / "state.json").unlink(missing_ok=True)
+        # Like deleting a kind cluster: the next `up` starts empty (the logs stay).
+        shutil.rmtree(self.dir / "etcd", ignore_errors=True)
         self.state = None
         return stopped
 
