@@ -136,7 +136,7 @@ helm: $(HELM) ## fetch the pinned helm the chart tests use (cached in .cache/too
 
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from the Go
 # module proxy (k8s/controlplane/go.mod), kwok from its module, and kwok's stock stages
-# for fast fake nodes and pods from the same module. About 12 minutes on 2 cores the
+# for fast fake nodes and pods from the same module. About 20 CPU-minutes (10-15 on 2 idle cores) the
 # first time; cached by version.
 K8S_LDFLAGS := -s -w \
   -X k8s.io/component-base/version.gitVersion=$(KUBERNETES_VERSION) \
@@ -149,7 +149,7 @@ KWOK_STAGES := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-hea
 
 $(K8S_BIN)/.built: k8s/controlplane/go.mod k8s/controlplane/go.sum k8s/controlplane/etcd/main.go k8s/versions.mk
 	@command -v go >/dev/null || { echo "the control plane is built with Go (1.25+): install Go first" >&2; exit 1; }
-	@echo "building Kubernetes $(KUBERNETES_VERSION), etcd $(ETCD_VERSION) and kwok $(KWOK_VERSION) (about 12 minutes the first time)"
+	@echo "building Kubernetes $(KUBERNETES_VERSION), etcd $(ETCD_VERSION) and kwok $(KWOK_VERSION) (10-15 minutes on 2 idle cores the first time)"
 	mkdir -p $(K8S_BIN)
 	cd k8s/controlplane && go build -buildvcs=false -trimpath -ldflags "$(K8S_LDFLAGS)" -o $(abspath $(K8S_BIN))/ \
 	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
