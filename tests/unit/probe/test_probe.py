@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from rts_common.contracts import FrameMeta
-from rts_gateway import mjpeg
-from rts_gateway.auth import Authenticator
-from rts_gateway.frames import Frame
+from rts_gateway.access.auth import Authenticator
+from rts_gateway.video import mjpeg
+from rts_gateway.video.hub import Frame
 from rts_probe.metrics import ProbeMetrics
 from rts_probe.mjpeg import StreamError, boundary_of, parts
 from rts_probe.probe import Probe
