@@ -1,0 +1,71 @@
+"""One measured step: the Node load generator against a server, with the server's CPU
+and memory over the generator's measuring window, the machine's busy cores, and (with
+--profile) py-spy attached to the server's worker."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bench import profile
+from bench.context import Bench, saturated
+from bench.machine import CpuMeter
+from bench.processes import LoadGenerator, Proc
+
+# The generator is one Node thread: near a full core, it is what limits the step.
+GENERATOR_LIMIT_PERCENT = 85.0
+
+
+def drive(bench: Bench, servers: Sequence[Proc], mode: str, config: Mapping[str, Any],
+          label: str, *, profile_as: str = "") -> dict[str, Any]:  # fmt: skip
+    """Run the generator (`mode` mjpeg|socketio) against `servers` (their CPU and memory
+    are added up; py-spy watches the first). Returns the generator's result plus
+    server_cpu_percent, server_rss_bytes (peak), generator_limited, cores_busy."""
+    name = f"loadgen-{label}".replace(" ", "-").replace("/", "-")
+    generator = LoadGenerator(bench.logs, mode, config, name)
+    try:
+        count = config.get("viewers") or config.get("clients") or 1
+        generator.measuring(timeout=120 + count / 50)
+        with bench.span(label) as span:
+            meters = [CpuMeter(server.pid) for server in servers]
+            peak = [sum(server.rss_bytes() for server in servers)]
+            done = threading.Event()
+
+            def watch_rss() -> None:
+                while not done.wait(0.5):
+                    peak[0] = max(peak[0], sum(server.rss_bytes() for server in servers))
+
+            threading.Thread(target=watch_rss, daemon=True).start()
+            spy = None
+            if bench.profile and profile_as:
+                spy = profile.start(bench, servers[0].worker_pid(), profile_as,
+                                    seconds=float(config["seconds"]))  # fmt: skip
+            result = generator.result(timeout=float(config["seconds"]) + 120)
+            done.set()
+            result["server_cpu_percent"] = sum(meter.percent() for meter in meters)
+            result["server_rss_bytes"] = peak[0]
+            if spy is not None:
+                result["profile"] = profile.finish(spy)
+        for server in servers:
+            server.check()
+    finally:
+        generator.proc.stop()
+    result["cores_busy"] = span["cores_busy"]
+    result["load_average"] = span["load_average"]
+    result["generator_limited"] = result["cpu_percent"] >= GENERATOR_LIMIT_PERCENT
+    result["machine_saturated"] = saturated(span["cores_busy"])
+    return result
+
+
+def limit_note(label: str, result: Mapping[str, Any]) -> str | None:
+    """A sentence when the step was limited by something other than the server."""
+    if result["generator_limited"]:
+        return (f"{label}: the load generator used {result['cpu_percent']:.0f} % of a core: "
+                "it, not the server, was the limit of this step")  # fmt: skip
+    if result["machine_saturated"]:
+        busy = ", ".join(f"{b:.0f} %" for b in result["cores_busy"])
+        return (f"{label}: the machine's cores were busy {busy}: server, generator and "
+                "broker competed for them, so this step measures the machine as much as the "
+                "server")  # fmt: skip
+    return None
