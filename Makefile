@@ -68,7 +68,7 @@ kafka-status: venv ## is the background broker running?
 # --- tests ------------------------------------------------------------------------------
 
 .PHONY: test
-test: unit integration e2e static ## everything CI runs: unit, integration (real broker), browser, static checks
+test: unit integration e2e static bench-quick ## everything CI runs: unit, integration (real broker), browser, static checks, the benchmarks at small scale
 
 .PHONY: unit
 unit: venv ## fast tests, no broker
@@ -89,6 +89,24 @@ static: venv frontend-deps $(HELM) ## lint, format and type checks; the dashboar
 	$(BIN)/mypy
 	cd $(FRONTEND) && npm run --silent check
 	HELM=$(HELM) $(BIN)/pytest tests/static $(PYTEST_ARGS)
+
+# --- benchmarks -------------------------------------------------------------------------
+
+LOADGEN := bench/loadgen
+QUICK ?=
+SCENARIO ?=
+PROFILE ?=
+
+$(LOADGEN)/node_modules/.package-lock.json: $(LOADGEN)/package-lock.json
+	cd $(LOADGEN) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: bench
+bench: kafka-fetch $(LOADGEN)/node_modules/.package-lock.json ## every benchmark on a fresh broker; report in bench/results/<date>/ (QUICK=1, SCENARIO=mjpeg,..., PROFILE=1)
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(PROFILE),--profile)
+
+.PHONY: bench-quick
+bench-quick: ## the benchmarks at small scale, a few minutes (a stage of `make test`: figures printed, never asserted)
+	$(MAKE) bench QUICK=1
 
 # --- the dashboard's front end ----------------------------------------------------------
 

@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small scale: minutes, for CI")
     parser.add_argument("--scenario", default="", help=f"comma-separated: {', '.join(SCENARIOS)}")
-    parser.add_argument("--profile", action="store_true",
-                        help="attach py-spy to the gateway in its scenarios (costs it CPU)")  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="attach py-spy to the gateway in its scenarios (costs it CPU)",
+    )
     parser.add_argument("--out", type=Path, help="report folder (default: bench/results/...)")
     args = parser.parse_args(argv)
     chosen = [s for s in args.scenario.split(",") if s] or list(SCENARIOS)
@@ -48,8 +51,10 @@ def main(argv: list[str] | None = None) -> int:
 
     sections: list[Section] = []
     load_start = load_average()
-    print(f"bench: {'quick' if args.quick else 'full'} run of {', '.join(chosen)}; "
-          f"report in {out}", flush=True)  # fmt: skip
+    print(
+        f"bench: {'quick' if args.quick else 'full'} run of {', '.join(chosen)}; report in {out}",
+        flush=True,
+    )
     with local_broker() as kafka:
         sampler = CoreSampler()
         bench = Bench(quick=args.quick, out=out, kafka=kafka, cores=sampler, profile=args.profile)
@@ -62,22 +67,33 @@ def main(argv: list[str] | None = None) -> int:
             section = Section(key, title, "")
             try:
                 section = run(bench)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a failed scenario is reported, the rest still run
                 section.error = traceback.format_exc()
                 print(section.error, file=sys.stderr, flush=True)
             section.seconds = time.monotonic() - t0
             figure = f"{key}-cpu.png"
-            plots.cpu_per_core(out / figure, f"{title}: busy % per core", sampler, start,
-                               sampler.now())  # fmt: skip
+            plots.cpu_per_core(
+                out / figure, f"{title}: busy % per core", sampler, start, sampler.now()
+            )
             if (out / figure).exists():
-                section.figures.append((figure, "Busy % of each core during the scenario; "
-                                        "shaded: the measured steps"))  # fmt: skip
+                section.figures.append(
+                    (figure, "Busy % of each core during the scenario; shaded: the measured steps")
+                )
             sections.append(section)
-            print(f"== {key}: {section.seconds:.0f} s{' (FAILED)' if section.error else ''}",
-                  flush=True)  # fmt: skip
+            print(
+                f"== {key}: {section.seconds:.0f} s{' (FAILED)' if section.error else ''}",
+                flush=True,
+            )
         sampler.stop()
-    path = report.write(out, machine, sections, quick=args.quick, started=started,
-                        load=(load_start, load_average()), profile=args.profile)  # fmt: skip
+    path = report.write(
+        out,
+        machine,
+        sections,
+        quick=args.quick,
+        started=started,
+        load=(load_start, load_average()),
+        profile=args.profile,
+    )
     print()
     report.print_summary(sections)
     print(f"\nreport: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 SEND_BUFFER = 64 * 1024  # the gateway's --stream-send-buffer default
-HEADER = (b"HTTP/1.0 200 OK\r\n"
-          b"Content-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")  # fmt: skip
+HEADER = b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n"
 
 
 class Ceiling:

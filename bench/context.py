@@ -58,10 +58,12 @@ class Section:
         self.tables.append(table)
         return table
 
-    def stand(self, measure: str, value: str, reference: str, ratio: str, target: str,
-              verdict: str) -> None:  # fmt: skip
-        self.standings.append(Standing(self.title, measure, value, reference, ratio, target,
-                                       verdict))  # fmt: skip
+    def stand(
+        self, measure: str, value: str, reference: str, ratio: str, target: str, verdict: str
+    ) -> None:
+        self.standings.append(
+            Standing(self.title, measure, value, reference, ratio, target, verdict)
+        )
 
 
 @dataclass
@@ -95,7 +97,7 @@ class Bench:
 
 def ms(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return "-"
     if value >= 100:
         return f"{value:,.0f} ms"
     return f"{value:.1f} ms"
@@ -103,7 +105,7 @@ def ms(value: float | None) -> str:
 
 def pct(value: float | None, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return "-"
     return f"{100 * value:.{digits}f} %"
 
 
@@ -113,8 +115,8 @@ def ratio(value: float, reference: float) -> float:
 
 def times(value: float) -> str:
     if math.isnan(value) or math.isinf(value):
-        return "–"
-    return f"{value:.2f}×" if value < 10 else f"{value:.0f}×"
+        return "-"
+    return f"{value:.2f}x" if value < 10 else f"{value:.0f}x"
 
 
 def verdict(ok: bool) -> str:

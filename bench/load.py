@@ -17,8 +17,15 @@ from bench.processes import LoadGenerator, Proc
 GENERATOR_LIMIT_PERCENT = 85.0
 
 
-def drive(bench: Bench, servers: Sequence[Proc], mode: str, config: Mapping[str, Any],
-          label: str, *, profile_as: str = "") -> dict[str, Any]:  # fmt: skip
+def drive(
+    bench: Bench,
+    servers: Sequence[Proc],
+    mode: str,
+    config: Mapping[str, Any],
+    label: str,
+    *,
+    profile_as: str = "",
+) -> dict[str, Any]:
     """Run the generator (`mode` mjpeg|socketio) against `servers` (their CPU and memory
     are added up; py-spy watches the first). Returns the generator's result plus
     server_cpu_percent, server_rss_bytes (peak), generator_limited, cores_busy."""
@@ -39,8 +46,9 @@ def drive(bench: Bench, servers: Sequence[Proc], mode: str, config: Mapping[str,
             threading.Thread(target=watch_rss, daemon=True).start()
             spy = None
             if bench.profile and profile_as:
-                spy = profile.start(bench, servers[0].worker_pid(), profile_as,
-                                    seconds=float(config["seconds"]))  # fmt: skip
+                spy = profile.start(
+                    bench, servers[0].worker_pid(), profile_as, seconds=float(config["seconds"])
+                )
             result = generator.result(timeout=float(config["seconds"]) + 120)
             done.set()
             result["server_cpu_percent"] = sum(meter.percent() for meter in meters)
@@ -61,11 +69,15 @@ def drive(bench: Bench, servers: Sequence[Proc], mode: str, config: Mapping[str,
 def limit_note(label: str, result: Mapping[str, Any]) -> str | None:
     """A sentence when the step was limited by something other than the server."""
     if result["generator_limited"]:
-        return (f"{label}: the load generator used {result['cpu_percent']:.0f} % of a core: "
-                "it, not the server, was the limit of this step")  # fmt: skip
+        return (
+            f"{label}: the load generator used {result['cpu_percent']:.0f} % of a core: "
+            "it, not the server, was the limit of this step"
+        )
     if result["machine_saturated"]:
         busy = ", ".join(f"{b:.0f} %" for b in result["cores_busy"])
-        return (f"{label}: the machine's cores were busy {busy}: server, generator and "
-                "broker competed for them, so this step measures the machine as much as the "
-                "server")  # fmt: skip
+        return (
+            f"{label}: the machine's cores were busy {busy}: server, generator and "
+            "broker competed for them, so this step measures the machine as much as the "
+            "server"
+        )
     return None

@@ -150,12 +150,24 @@ def describe(kafka_version: str) -> dict[str, str]:
         memory = f"{kib / 2**20:.1f} GiB"
     from importlib.metadata import version
 
-    packages = ("confluent-kafka", "flask", "flask-socketio", "python-socketio", "eventlet",
-                "gunicorn", "opencv-python-headless")  # fmt: skip
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, check=False).stdout.strip()  # fmt: skip
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
+    packages = (
+        "confluent-kafka",
+        "flask",
+        "flask-socketio",
+        "python-socketio",
+        "eventlet",
+        "gunicorn",
+        "opencv-python-headless",
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     info = {
         "cpu": model,
         "cores": str(os.cpu_count()),

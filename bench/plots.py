@@ -8,13 +8,17 @@ from pathlib import Path
 import matplotlib as mpl
 
 mpl.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import matplotlib.pyplot as plt
 
-from bench.machine import CoreSampler  # noqa: E402
+from bench.machine import CoreSampler
 
 
-def latency_cdfs(path: Path, title: str, curves: Mapping[str, Sequence[float]],
-                 markers: Mapping[str, Mapping[str, float]] | None = None) -> None:  # fmt: skip
+def latency_cdfs(
+    path: Path,
+    title: str,
+    curves: Mapping[str, Sequence[float]],
+    markers: Mapping[str, Mapping[str, float]] | None = None,
+) -> None:
     """CDFs from 201 quantiles each (0 %, 0.5 %, … 100 %), log-scaled latency; `markers`:
     references known only by a few percentiles ({"p50": ms, "p99": ms})."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -24,8 +28,11 @@ def latency_cdfs(path: Path, title: str, curves: Mapping[str, Sequence[float]],
             ax.plot([max(q, 0.01) for q in quantiles], fractions[: len(quantiles)], label=label)
     for label, points in (markers or {}).items():
         xs = [points[k] for k in ("p50", "p99", "p999") if k in points]
-        ys = [{"p50": 0.5, "p99": 0.99, "p999": 0.999}[k] for k in ("p50", "p99", "p999")
-              if k in points]  # fmt: skip
+        ys = [
+            {"p50": 0.5, "p99": 0.99, "p999": 0.999}[k]
+            for k in ("p50", "p99", "p999")
+            if k in points
+        ]
         ax.plot(xs, ys, "o--", label=label)
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms, log scale)")
@@ -40,9 +47,15 @@ def latency_cdfs(path: Path, title: str, curves: Mapping[str, Sequence[float]],
     plt.close(fig)
 
 
-def against_load(path: Path, title: str, xlabel: str,
-                 series: Mapping[str, Sequence[tuple[float, float, float]]],
-                 left: str, right: str, log_x: bool = True) -> None:  # fmt: skip
+def against_load(
+    path: Path,
+    title: str,
+    xlabel: str,
+    series: Mapping[str, Sequence[tuple[float, float, float]]],
+    left: str,
+    right: str,
+    log_x: bool = True,
+) -> None:
     """Two panels sharing x: `left` (e.g. fps) and `right` (e.g. p99 ms) per series of
     (x, left value, right value) points."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -74,13 +87,24 @@ def cpu_per_core(path: Path, title: str, sampler: CoreSampler, start: float, end
     fig, ax = plt.subplots(figsize=(10, 3.5))
     cores = len(samples[0][1])
     for core in range(cores):
-        ax.plot([t - start for t, _ in samples], [b[core] for _, b in samples], lw=0.8,
-                label=f"core {core}")  # fmt: skip
+        ax.plot(
+            [t - start for t, _ in samples],
+            [b[core] for _, b in samples],
+            lw=0.8,
+            label=f"core {core}",
+        )
     spans = [s for s in sampler.spans if start <= s.start and s.end <= end]
     for i, span in enumerate(spans):
         ax.axvspan(span.start - start, span.end - start, alpha=0.12, color=f"C{i % 10}")
-        ax.text((span.start + span.end) / 2 - start, 101, span.label, rotation=60, fontsize=6,
-                ha="left", va="bottom")  # fmt: skip
+        ax.text(
+            (span.start + span.end) / 2 - start,
+            101,
+            span.label,
+            rotation=60,
+            fontsize=6,
+            ha="left",
+            va="bottom",
+        )
     ax.set_ylim(0, 100)
     ax.set_xlabel("seconds into the scenario")
     ax.set_ylabel("busy %")

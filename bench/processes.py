@@ -46,7 +46,7 @@ class Proc:
     def __init__(
         self,
         name: str,
-        argv: Sequence[str],
+        argv: Sequence[object],
         log: Path,
         env: Mapping[str, str] | None = None,
         *,
@@ -113,10 +113,8 @@ class Proc:
         """SIGTERM (a graceful stop), then SIGKILL to the whole group."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -160,15 +158,25 @@ def fresh_topics(kafka: LocalKafka, specs: Iterable[TopicSpec] = TOPICS) -> str:
 
 
 def kafka_env(kafka: LocalKafka, prefix: str) -> dict[str, str]:
-    return {"KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
-            "LOG_LEVEL": "warning", "LOG_FORMAT": "console"}  # fmt: skip
+    return {
+        "KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "LOG_LEVEL": "warning",
+        "LOG_FORMAT": "console",
+    }
 
 
 # --- the services -------------------------------------------------------------------------
 
 
 def gateway(
-    logs: Path, kafka: LocalKafka, prefix: str, mode: str, *, name: str = "", ready: bool = True,
+    logs: Path,
+    kafka: LocalKafka,
+    prefix: str,
+    mode: str,
+    *,
+    name: str = "",
+    ready: bool = True,
     **settings: Any,
 ) -> tuple[Proc, int]:
     """The gateway under gunicorn (its own `gateway` command), ready unless `ready=False`;
@@ -194,8 +202,18 @@ def capture(
 ) -> tuple[Proc, int]:
     """The `capture` service on the test pattern; returns it and its metrics port."""
     port = free_ports(1)[0]
-    argv = [BIN / "capture", "--source", "test", "--camera-id", camera,
-            "--ops-host", "127.0.0.1", "--ops-port", port, *args]  # fmt: skip
+    argv = [
+        BIN / "capture",
+        "--source",
+        "test",
+        "--camera-id",
+        camera,
+        "--ops-host",
+        "127.0.0.1",
+        "--ops-port",
+        port,
+        *args,
+    ]
     proc = Proc(f"capture-{camera}", argv, logs / f"capture-{camera}.log", kafka_env(kafka, prefix))
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/metrics", timeout=30)
@@ -237,18 +255,36 @@ def labelled_metrics(port: int, label: str) -> dict[str, float]:
 # --- the baselines and the loopback ceiling -----------------------------------------------
 
 
-def baseline_video_producer(logs: Path, kafka: LocalKafka, topic: str, camera: str,
-                            width: int, height: int) -> Proc:  # fmt: skip
-    argv = [sys.executable, "-m", "bench.baselines.video_producer", "--bootstrap",
-            kafka.bootstrap, "--topic", topic, "--width", width, "--height", height]  # fmt: skip
+def baseline_video_producer(
+    logs: Path, kafka: LocalKafka, topic: str, camera: str, width: int, height: int
+) -> Proc:
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.baselines.video_producer",
+        "--bootstrap",
+        kafka.bootstrap,
+        "--topic",
+        topic,
+        "--width",
+        width,
+        "--height",
+        height,
+    ]
     return Proc(f"baseline-producer-{camera}", argv, logs / f"baseline-producer-{camera}.log")
 
 
 def baseline_video_app(logs: Path, kafka: LocalKafka, topic: str, camera: str) -> tuple[Proc, int]:
     """The baseline's MJPEG app under gunicorn's default (sync) worker."""
     port = free_ports(1)[0]
-    argv = [BIN / "gunicorn", "-b", f"127.0.0.1:{port}", "--timeout", "0",
-            "bench.baselines.video_app:app"]  # fmt: skip
+    argv = [
+        BIN / "gunicorn",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--timeout",
+        "0",
+        "bench.baselines.video_app:app",
+    ]
     env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "FRAMES_TOPIC": topic}
     proc = Proc(f"baseline-app-{camera}", argv, logs / f"baseline-app-{camera}.log", env)
     try:
@@ -262,8 +298,17 @@ def baseline_video_app(logs: Path, kafka: LocalKafka, topic: str, camera: str) -
 def baseline_events_app(logs: Path, kafka: LocalKafka, topic: str) -> tuple[Proc, int]:
     """The baseline's Socket.IO app, run as the article runs it (`socketio.run`)."""
     port = free_ports(1)[0]
-    argv = [sys.executable, "-m", "bench.baselines.events_app", "--bootstrap", kafka.bootstrap,
-            "--topic", topic, "--port", port]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.baselines.events_app",
+        "--bootstrap",
+        kafka.bootstrap,
+        "--topic",
+        topic,
+        "--port",
+        port,
+    ]
     proc = Proc("baseline-events", argv, logs / "baseline-events.log")
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/", timeout=30)
@@ -276,8 +321,17 @@ def baseline_events_app(logs: Path, kafka: LocalKafka, topic: str) -> tuple[Proc
 def ceiling(logs: Path, part_file: Path, fps: float) -> tuple[Proc, int]:
     """The loopback ceiling: raw sendall of one MJPEG part to every viewer, one thread."""
     port = free_ports(1)[0]
-    argv = [sys.executable, "-m", "bench.ceiling", "--port", port, "--part", part_file,
-            "--fps", fps]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.ceiling",
+        "--port",
+        port,
+        "--part",
+        part_file,
+        "--fps",
+        fps,
+    ]
     proc = Proc("ceiling", argv, logs / f"ceiling-{fps:g}fps.log")
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=15)
@@ -373,8 +427,22 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
 
 def camera_720p(logs: Path, kafka: LocalKafka, prefix: str, camera: str) -> Proc:
     """A 1280x720 15 fps test-pattern camera without detection (the camera costs little)."""
-    proc, _ = capture(logs, kafka, prefix, camera, "--fps", "15", "--test-width", "1280",
-                      "--test-height", "720", "--max-width", "0", "--no-motion", "--no-faces")  # fmt: skip
+    proc, _ = capture(
+        logs,
+        kafka,
+        prefix,
+        camera,
+        "--fps",
+        "15",
+        "--test-width",
+        "1280",
+        "--test-height",
+        "720",
+        "--max-width",
+        "0",
+        "--no-motion",
+        "--no-faces",
+    )
     return proc
 
 
@@ -388,4 +456,6 @@ def wait_frame(server: Proc, port: int, camera: str, timeout: float = 60.0) -> b
             if status == 200:
                 return body
         time.sleep(0.3)
-    raise ProcessFailed(f"no frame of {camera} from the gateway in {timeout:.0f}s:\n{server.tail()}")
+    raise ProcessFailed(
+        f"no frame of {camera} from the gateway in {timeout:.0f}s:\n{server.tail()}"
+    )

@@ -33,9 +33,22 @@ def start(bench: Bench, pid: int, name: str, seconds: float) -> Spy:
     folder = bench.out / "profiles"
     folder.mkdir(parents=True, exist_ok=True)
     output = folder / f"{name}.txt"
-    argv = [str(PY_SPY), "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
-            "--nolineno", "--format", "raw", "--output", str(output),
-            "--duration", str(max(1, math.floor(seconds)))]  # fmt: skip
+    argv = [
+        str(PY_SPY),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "100",
+        "--nonblocking",
+        "--nolineno",
+        "--format",
+        "raw",
+        "--output",
+        str(output),
+        "--duration",
+        str(max(1, math.floor(seconds))),
+    ]
     log = (bench.logs / f"py-spy-{name}.log").open("ab")
     return Spy(subprocess.Popen(argv, stdout=log, stderr=log), output, name)
 
@@ -85,5 +98,9 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
     def share(counter: collections.Counter[str]) -> list[tuple[str, float]]:
         return [(name, n / total) for name, n in counter.most_common(top)] if total else []
 
-    return {"samples": total, "self": share(self_time), "inclusive": share(inclusive),
-            "packages": share(packages)}  # fmt: skip
+    return {
+        "samples": total,
+        "self": share(self_time),
+        "inclusive": share(inclusive),
+        "packages": share(packages),
+    }

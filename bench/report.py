@@ -20,34 +20,67 @@ def _row(s: Standing) -> list[str]:
 
 
 def markdown_table(table: Table) -> str:
-    lines = [f"**{table.title}**", "", "| " + " | ".join(table.columns) + " |",
-             "|" + "|".join("---" for _ in table.columns) + "|"]  # fmt: skip
+    lines = [
+        f"**{table.title}**",
+        "",
+        "| " + " | ".join(table.columns) + " |",
+        "|" + "|".join("---" for _ in table.columns) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in table.rows]
     return "\n".join(lines)
 
 
-def write(out: Path, machine: dict[str, str], sections: Sequence[Section], *, quick: bool,
-          started: str, load: tuple[float, float], profile: bool) -> Path:  # fmt: skip
-    kind = "quick run (`QUICK=1`: small scale, figures only show the suite works)" if quick \
-        else "full run"  # fmt: skip
-    parts = [f"# Benchmark report, {started}", "",
-             f"A {kind}{', with py-spy attached to the gateway' if profile else ''}: "
-             "every scenario against one fresh local broker, its references measured in the "
-             "same run. Latency is receive time minus capture or event time: one machine, "
-             "one clock. CPU is in % of one core.", "",
-             "## Machine", "", "| | |", "|---|---|"]  # fmt: skip
+def write(
+    out: Path,
+    machine: dict[str, str],
+    sections: Sequence[Section],
+    *,
+    quick: bool,
+    started: str,
+    load: tuple[float, float],
+    profile: bool,
+) -> Path:
+    kind = (
+        "quick run (`QUICK=1`: small scale, figures only show the suite works)"
+        if quick
+        else "full run"
+    )
+    parts = [
+        f"# Benchmark report, {started}",
+        "",
+        f"A {kind}{', with py-spy attached to the gateway' if profile else ''}: "
+        "every scenario against one fresh local broker, its references measured in the "
+        "same run. Latency is receive time minus capture or event time: one machine, "
+        "one clock. CPU is in % of one core.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
     parts += [f"| {k} | {v} |" for k, v in machine.items()]
     parts += [f"| load average (1 min) | {load[0]:.2f} at start, {load[1]:.2f} at end |", ""]
     standings = [s for section in sections for s in section.standings]
-    parts += ["## Summary", "", markdown_table(Table("Where each scenario stands",
-                                                      list(SUMMARY_COLUMNS),
-                                                      [_row(s) for s in standings])), ""]  # fmt: skip
+    parts += [
+        "## Summary",
+        "",
+        markdown_table(
+            Table("Where each scenario stands", list(SUMMARY_COLUMNS), [_row(s) for s in standings])
+        ),
+        "",
+    ]
     failed = [s for s in sections if s.error]
     if failed:
         parts += ["**Scenarios that failed:** " + ", ".join(s.key for s in failed), ""]
     for section in sections:
-        parts += [f"## {section.title}", "", section.description.strip(), "",
-                  f"_{section.seconds:.0f} s._", ""]  # fmt: skip
+        parts += [
+            f"## {section.title}",
+            "",
+            section.description.strip(),
+            "",
+            f"_{section.seconds:.0f} s._",
+            "",
+        ]
         if section.error:
             parts += ["**Failed:**", "", "```", section.error.strip()[-3000:], "```", ""]
         for table in section.tables:

@@ -22,9 +22,13 @@ socketio = SocketIO(app, cors_allowed_origins="*", async_mode="threading")
 
 def kafka_listener(bootstrap: str, topic: str) -> None:
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "realtime-demo",
-         "auto.offset.reset": "latest", "enable.auto.commit": True}
-    )  # fmt: skip
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "realtime-demo",
+            "auto.offset.reset": "latest",
+            "enable.auto.commit": True,
+        }
+    )
     consumer.subscribe([topic])
     while True:
         msg = consumer.poll(1.0)

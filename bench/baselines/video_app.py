@@ -18,11 +18,15 @@ from confluent_kafka import Consumer
 from flask import Flask, Response
 
 app = Flask(__name__)
+TOPIC = os.environ["FRAMES_TOPIC"]
 consumer = Consumer(
-    {"bootstrap.servers": os.environ["KAFKA_BOOTSTRAP"], "group.id": "baseline-video",
-     "auto.offset.reset": "latest"}
-)  # fmt: skip
-consumer.subscribe([os.environ["FRAMES_TOPIC"]])
+    {
+        "bootstrap.servers": os.environ["KAFKA_BOOTSTRAP"],
+        "group.id": f"baseline-{TOPIC}",
+        "auto.offset.reset": "latest",
+    }
+)
+consumer.subscribe([TOPIC])
 
 
 def frames() -> Iterator[bytes]:
@@ -31,13 +35,19 @@ def frames() -> Iterator[bytes]:
         if msg is None or msg.error() is not None:
             continue
         png = msg.value() or b""
-        ts = dict(msg.headers() or []).get("ts", b"0")
+        ts = dict(msg.headers() or []).get("ts")
+        ts = ts if isinstance(ts, bytes) else b"0"
         yield (
             b"--frame\r\nContent-Type: image/png\r\n"
-            + b"Content-Length: " + str(len(png)).encode() + b"\r\n"
-            + b"X-Frame-Timestamp: " + ts + b"\r\n\r\n"
-            + png + b"\r\n\r\n"
-        )  # fmt: skip
+            + b"Content-Length: "
+            + str(len(png)).encode()
+            + b"\r\n"
+            + b"X-Frame-Timestamp: "
+            + ts
+            + b"\r\n\r\n"
+            + png
+            + b"\r\n\r\n"
+        )
 
 
 @app.get("/")

@@ -41,6 +41,8 @@ def main() -> None:
     while not stop:
         frame = source.read()
         read_at = time.time_ns()
+        if frame is None:
+            continue
         ok, buffer = cv2.imencode(".png", frame)
         if ok:
             producer.produce(args.topic, buffer.tobytes(), headers={"ts": str(read_at)})
