@@ -55,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         f"bench: {'quick' if args.quick else 'full'} run of {', '.join(chosen)}; report in {out}",
         flush=True,
     )
+    t0 = time.monotonic()
     with local_broker() as kafka:
+        print(f"broker {kafka.bootstrap} up in {time.monotonic() - t0:.0f} s", flush=True)
         sampler = CoreSampler()
         bench = Bench(quick=args.quick, out=out, kafka=kafka, cores=sampler, profile=args.profile)
         machine = describe(kafka.dist.version)

@@ -299,7 +299,8 @@ async function socketio(config) {
   // Events of the window still on their way: wait until they stop coming (or `drain`).
   const drainEnd = nowMs() + 1000 * drain;
   lastInWindow = nowMs();
-  while (nowMs() < drainEnd && nowMs() - lastInWindow < 2000) await sleep(100);
+  const quiet = Math.min(2000, 1000 * drain);
+  while (nowMs() < drainEnd && nowMs() - lastInWindow < quiet) await sleep(100);
   const drained = (nowMs() - window.end) / 1000;
   for (const s of sockets) s.close();
   const expected = ids.size * clients;

@@ -57,7 +57,7 @@ def measure_capture(
         *args,
     )
     with running(proc):
-        time.sleep(2.0)  # warm-up: imports, first connections, the cascade's first runs
+        time.sleep(bench.pick(1.0, 2.0))  # warm-up: first connections, the cascade's first runs
         with bench.span(label):
             before, meter, t0 = labelled_metrics(port, "kind"), CpuMeter(proc.pid), time.monotonic()
             time.sleep(seconds)

@@ -135,7 +135,7 @@ def aggregates_exact(port: int, events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(bench: Bench) -> Section:
-    count = bench.pick(20_000, 500_000)
+    count = bench.pick(10_000, 500_000)
     replica_counts = bench.pick([], [2, 3])
     section = Section(
         "ingest",
