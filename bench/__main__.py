@@ -12,6 +12,7 @@ in logs/. The exit status is 1 if any scenario failed; figures are never asserte
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import traceback
@@ -48,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or ROOT / "bench" / "results" / name
     out.mkdir(parents=True, exist_ok=True)
     node_version()  # fail now, not in the middle of the run, when Node is missing
+    # SIGTERM (make interrupted, CI's timeout) unwinds like Ctrl-C: every process stops.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     sections: list[Section] = []
     load_start = load_average()

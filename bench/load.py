@@ -5,7 +5,7 @@ and memory over the generator's measuring window, the machine's busy cores, and 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench import profile
@@ -25,16 +25,21 @@ def drive(
     label: str,
     *,
     profile_as: str = "",
+    counter: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
     """Run the generator (`mode` mjpeg|socketio) against `servers` (their CPU and memory
     are added up; py-spy watches the first). Returns the generator's result plus
-    server_cpu_percent, server_rss_bytes (peak), generator_limited, cores_busy."""
+    server_cpu_percent, server_rss_bytes (peak), generator_limited, cores_busy,
+    workers_restarted (a server's worker died and was replaced: its figures are void),
+    and with `counter` (a server-side count) its increase over the window as counted."""
     name = f"loadgen-{label}".replace(" ", "-").replace("/", "-")
     generator = LoadGenerator(bench.logs, mode, config, name)
     try:
         count = config.get("viewers") or config.get("clients") or 1
-        generator.measuring(timeout=120 + count / 50)
+        generator.phase("measuring", timeout=120 + count / 50)
         with bench.span(label) as span:
+            workers = [server.worker_pid() for server in servers]
+            counted = counter() if counter else 0.0
             meters = [CpuMeter(server.pid) for server in servers]
             peak = [sum(server.rss_bytes() for server in servers)]
             done = threading.Event()
@@ -49,12 +54,19 @@ def drive(
                 spy = profile.start(
                     bench, servers[0].worker_pid(), profile_as, seconds=float(config["seconds"])
                 )
-            result = generator.result(timeout=float(config["seconds"]) + 120)
+            generator.phase("window-closed", timeout=float(config["seconds"]) + 120)
             done.set()
-            result["server_cpu_percent"] = sum(meter.percent() for meter in meters)
-            result["server_rss_bytes"] = peak[0]
-            if spy is not None:
-                result["profile"] = profile.finish(spy)
+            server_cpu = sum(meter.percent() for meter in meters)
+            window_count = counter() - counted if counter else None
+            restarted = workers != [server.worker_pid() for server in servers]
+        result = generator.result(timeout=120)
+        result["server_cpu_percent"] = float("nan") if restarted else server_cpu
+        result["workers_restarted"] = restarted
+        if window_count is not None:
+            result["counted"] = window_count
+        result["server_rss_bytes"] = peak[0]
+        if spy is not None:
+            result["profile"] = profile.finish(spy)
         for server in servers:
             server.check()
     finally:
@@ -67,7 +79,14 @@ def drive(
 
 
 def limit_note(label: str, result: Mapping[str, Any]) -> str | None:
-    """A sentence when the step was limited by something other than the server."""
+    """A sentence when the step was limited by something other than the server, or its
+    figures are void."""
+    if result.get("workers_restarted"):
+        return (
+            f"{label}: a server's worker was killed and restarted during the step "
+            "(gunicorn's worker timeout: its event loop stopped answering for 30 s); "
+            "what the clients received is reported, the server's CPU is not"
+        )
     if result["generator_limited"]:
         return (
             f"{label}: the load generator used {result['cpu_percent']:.0f} % of a core: "

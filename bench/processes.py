@@ -27,6 +27,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from rts_common.contracts import TOPICS, TopicSpec
+from rts_common.lifecycle import die_with_parent
 from rts_devstack.broker import LocalKafka, free_ports
 
 from bench.machine import cpu_seconds, process_tree, rss_bytes
@@ -64,6 +65,8 @@ class Proc:
                 stderr=out,
                 cwd=ROOT,
                 start_new_session=True,
+                # A benchmark killed outright must not leave its servers holding ports.
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - prctl only
             )
 
     @property
@@ -369,8 +372,9 @@ def kafka_tool(
 
 
 class LoadGenerator:
-    """The Node load generator (bench/loadgen): `measuring()` blocks until every client is
-    connected and warm, `result()` until it reports."""
+    """The Node load generator (bench/loadgen): `phase("measuring")` blocks until every
+    client is connected and warm, `phase("window-closed")` until the measured window
+    ends, `result()` until it reports."""
 
     def __init__(self, logs: Path, mode: str, config: Mapping[str, Any], name: str) -> None:
         argv = ["node", LOADGEN, mode, json.dumps(config)]
@@ -399,9 +403,10 @@ class LoadGenerator:
         message: dict[str, Any] = json.loads(line)
         return message
 
-    def measuring(self, timeout: float) -> None:
-        if self._next(timeout).get("phase") != "measuring":
-            raise ProcessFailed(f"unexpected load generator output:\n{self.proc.tail()}")
+    def phase(self, name: str, timeout: float) -> None:
+        """Wait for the generator to announce `name` (measuring, window-closed)."""
+        if self._next(timeout).get("phase") != name:
+            raise ProcessFailed(f"load generator: expected {name}:\n{self.proc.tail()}")
 
     def result(self, timeout: float) -> dict[str, Any]:
         message = self._next(timeout)

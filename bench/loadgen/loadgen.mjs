@@ -9,8 +9,9 @@
 // "drain_seconds" (Socket.IO: how long to wait for the window's late events).
 //
 // Progress goes to stderr. stdout carries JSON lines: {"phase":"measuring"} when every
-// client is connected and warmed up (the caller starts its own measurements then), and
-// one {"phase":"done", ...} line with the results. Latency is the time a frame or event
+// client is connected and warmed up (the caller starts its own measurements then),
+// {"phase":"window-closed"} when the measured window ends (Socket.IO clients then wait
+// for the window's late events), and one {"phase":"done", ...} line with the results. Latency is the time a frame or event
 // is fully received minus its capture or event time: one machine, one clock.
 
 import net from "node:net";
@@ -182,6 +183,7 @@ async function mjpeg(config) {
   window.open = false;
   const elapsed = (nowMs() - start) / 1000;
   const cpuPercent = cpu();
+  emit({ phase: "window-closed" });
   for (const v of all) v.socket.destroy();
   const latencies = [];
   const perTarget = {};
@@ -296,6 +298,7 @@ async function socketio(config) {
   await sleep(1000 * seconds);
   const cpuPercent = cpu();
   const messagesPerSecond = (messages - messagesBefore) / seconds;
+  emit({ phase: "window-closed" });
   // Events of the window still on their way: wait until they stop coming (or `drain`).
   const drainEnd = nowMs() + 1000 * drain;
   lastInWindow = nowMs();
