@@ -1,5 +1,6 @@
 """py-spy attached to a running server during a measured step, and what its samples say:
-the functions the process spends its time in (self and inclusive), by share of samples.
+the functions the process spends its Python CPU time in (self and inclusive), by share of
+samples.
 
 The raw profiles stay in the run's folder (profiles/*.txt, one collapsed stack per line:
 flamegraph.pl or speedscope.app read them).
@@ -19,6 +20,9 @@ from typing import Any
 from bench.context import Bench
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
+# Frames every stack passes through (thread and event loop entry points): left out of the
+# inclusive ranking, where they would sit on top and say nothing.
+SCAFFOLDING = ("threading", "eventlet.greenthread", "eventlet.hubs", "gunicorn", "runpy")
 FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*)\)$")
 
 
@@ -41,6 +45,9 @@ def start(bench: Bench, pid: int, name: str, seconds: float) -> Spy:
         "--rate",
         "100",
         "--nonblocking",
+        # Only samples of Python code holding the GIL: the CPU the process spends in Python,
+        # not the threads parked in poll() or the event loop's wait.
+        "--gil",
         "--nolineno",
         "--format",
         "raw",
@@ -73,8 +80,8 @@ def _frame(raw: str) -> str:
 
 
 def summarize(path: Path, top: int = 15) -> dict[str, Any]:
-    """Top functions by self and inclusive share of the samples; frames of the
-    interpreter's idle waits are counted too (they show where a thread blocks)."""
+    """Top functions by self and inclusive share of the samples, and the packages whose
+    code was running (the leaf frame's)."""
     self_time: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     packages: collections.Counter[str] = collections.Counter()
@@ -90,7 +97,9 @@ def summarize(path: Path, top: int = 15) -> dict[str, Any]:
         total += count
         self_time[frames[-1]] += count
         for frame in set(frames):
-            inclusive[frame] += count
+            module = frame[frame.rfind("(") + 1 : -1]
+            if not module.startswith(SCAFFOLDING):
+                inclusive[frame] += count
         leaf = frames[-1]
         package = leaf[leaf.rfind("(") + 1 :].split(".")[0].rstrip(")") if "(" in leaf else "?"
         packages[package] += count

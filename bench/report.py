@@ -88,6 +88,8 @@ def write(
         parts += [f"- {note}" for note in section.notes]
         if section.notes:
             parts.append("")
+        for found in _profiles(section.data):
+            parts += [_profile_markdown(found), ""]
         for name, caption in section.figures:
             parts += [f"![{caption}]({name})", "", f"_{caption}_", ""]
     path = out / "report.md"
@@ -100,6 +102,41 @@ def write(
     }
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     return path
+
+
+def _profiles(data: Any) -> list[dict[str, Any]]:
+    """Every py-spy summary in a section's data."""
+    found: list[dict[str, Any]] = []
+    if isinstance(data, dict):
+        if isinstance(data.get("profile"), dict):
+            found.append(data["profile"])
+        for value in data.values():
+            found += _profiles(value)
+    return found
+
+
+def _profile_markdown(profile: dict[str, Any]) -> str:
+    name = profile["name"]
+    if "error" in profile:
+        return f"**Profile {name}:** {profile['error']}"
+    lines = [
+        f"**Profile {name}** ({profile['samples']} samples holding the GIL, at 100 a "
+        f"second; raw stacks in [{profile['file']}]({profile['file']})): share of samples",
+        "",
+        "| function (self) | share | function (inclusive) | share | package (self) | share |",
+        "|---|---:|---|---:|---|---:|",
+    ]
+    rows = max(len(profile["self"]), len(profile["inclusive"]))
+    for i in range(min(rows, 12)):
+        cells = []
+        for key in ("self", "inclusive", "packages"):
+            entries = profile[key]
+            if i < len(entries):
+                cells += [f"`{entries[i][0]}`", f"{100 * entries[i][1]:.1f} %"]
+            else:
+                cells += ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def print_summary(sections: Sequence[Section]) -> None:

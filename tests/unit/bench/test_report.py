@@ -26,8 +26,8 @@ def test_profile_summary_counts_self_and_inclusive_shares(tmp_path: Path) -> Non
          "handle (rts_gateway.mjpeg)": 0.1}
     )  # fmt: skip
     inclusive = dict(summary["inclusive"])
-    assert inclusive["run (gunicorn.arbiter)"] == pytest.approx(1.0)
     assert inclusive["handle (rts_gateway.mjpeg)"] == pytest.approx(0.4)
+    assert "run (gunicorn.arbiter)" not in inclusive  # on every stack: says nothing
     assert dict(summary["packages"]) == pytest.approx({"socketio": 0.6, "rts_gateway": 0.4})
 
 
