@@ -173,7 +173,13 @@ async function mjpeg(config) {
   // Clients a sync server never answers (the baseline) wait in its backlog: don't wait
   // for them longer than the ramp-up needs.
   const rampSeconds = viewers / perSecond;
-  await waitFor(() => all.every((v) => v.gotFrame), 1000 * (config.connect_timeout ?? (10 + rampSeconds)));
+  log(`mjpeg: ${viewers} viewers opened, waiting for their first frames`);
+  const allServed = await waitFor(
+    () => all.every((v) => v.gotFrame),
+    1000 * (config.connect_timeout ?? 10 + rampSeconds),
+  );
+  const served = all.filter((v) => v.gotFrame).length;
+  log(`mjpeg: ${served} of ${viewers} got a frame${allServed ? "" : " (gave up waiting)"}`);
   await sleep(1000 * warmup);
   const cpu = cpuMeter();
   const start = nowMs();
@@ -288,7 +294,9 @@ async function socketio(config) {
     });
     sockets.push(socket);
   });
+  log(`socketio: ${clients} clients opened, waiting for them to connect`);
   await waitFor(() => connected + Object.values(errors).reduce((a, b) => a + b, 0) >= clients, 60000);
+  log(`socketio: ${connected} of ${clients} connected`);
   await sleep(1000 * warmup);
   const cpu = cpuMeter();
   window.start = nowMs();

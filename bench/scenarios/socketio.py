@@ -138,7 +138,7 @@ event emitted to every client as one `new_event`, Flask-SocketIO's threading mod
                         [server],
                         [f"http://127.0.0.1:{port}"],
                         n,
-                        f"socketio-{mode}-{n}" if n == max(mode_levels) else "",
+                        f"socketio-{mode}-{n}" if n == min(1000, max(mode_levels)) else "",
                     )
         for count in replica_counts:
             group = f"bench-{uuid.uuid4().hex[:8]}"
