@@ -11,7 +11,7 @@ from typing import Any
 from bench import profile
 from bench.context import Bench, saturated
 from bench.machine import CpuMeter
-from bench.processes import LoadGenerator, Proc
+from bench.processes import GeneratorSilent, LoadGenerator, Proc
 
 # The generator is one Node thread: near a full core, it is what limits the step.
 GENERATOR_LIMIT_PERCENT = 85.0
@@ -36,7 +36,14 @@ def drive(
     generator = LoadGenerator(bench.logs, mode, config, name)
     try:
         count = config.get("viewers") or config.get("clients") or 1
-        generator.phase("measuring", timeout=120 + count / 50)
+        try:
+            generator.phase("measuring", timeout=120 + count / 50)
+        except GeneratorSilent as silent:
+            # The clients never all got going: an outcome of the step (a server whose
+            # threads took the machine), not an error of the benchmark.
+            for server in servers:
+                server.check()
+            return _unmeasured(count, str(silent))
         with bench.span(label) as span:
             workers = [server.worker_pid() for server in servers]
             counted = counter() if counter else 0.0
@@ -78,9 +85,29 @@ def drive(
     return result
 
 
+def _unmeasured(count: int, reason: str) -> dict[str, Any]:
+    """A step's result when its window never started: nothing arrived, nothing measured."""
+    nan = float("nan")
+    return {
+        "unmeasured": reason, "viewers": count, "clients": count, "connected": 0, "served": 0,
+        "fps_per_viewer": 0.0, "delivered": 0.0, "bytes_per_second": 0.0, "frames": 0,
+        "messages_per_second": 0.0, "events_in_window": 0, "received": 0, "expected": 0,
+        "errors": {}, "latency_ms": {"count": 0, "p50": None, "p90": None, "p99": None,
+                                     "p999": None, "max": None, "cdf": []},
+        "cpu_percent": nan, "server_cpu_percent": nan, "server_rss_bytes": 0,
+        "workers_restarted": False, "generator_limited": False, "machine_saturated": False,
+        "cores_busy": [], "load_average": nan,
+    }  # fmt: skip
+
+
 def limit_note(label: str, result: Mapping[str, Any]) -> str | None:
     """A sentence when the step was limited by something other than the server, or its
     figures are void."""
+    if result.get("unmeasured"):
+        return (
+            f"{label}: not measured: the clients were not all connected and warm after "
+            f"the time allowed ({result['unmeasured']})"
+        )
     if result.get("workers_restarted"):
         return (
             f"{label}: a server's worker was killed and restarted during the step "

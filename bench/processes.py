@@ -41,6 +41,10 @@ class ProcessFailed(RuntimeError):
     """A process of the benchmark exited or never got ready; the message has its log."""
 
 
+class GeneratorSilent(ProcessFailed):
+    """The load generator did not reach a phase in the time allowed."""
+
+
 class Proc:
     """A started process with its output in `log`."""
 
@@ -405,7 +409,7 @@ class LoadGenerator:
             line = self._lines.get(timeout=timeout)
         except queue.Empty:
             self.proc.stop()
-            raise ProcessFailed(f"the load generator said nothing for {timeout:.0f}s") from None
+            raise GeneratorSilent(f"the load generator said nothing for {timeout:.0f}s") from None
         if not line:
             self.proc.proc.wait(10)
             raise ProcessFailed(

@@ -161,7 +161,9 @@ unpaced (its throughput is the reference) and, in a full run, at 15 fps.
             "≥ 0.5x the ceiling",
             verdict(share >= 0.5),
         )
-        per_viewer = (r["server_rss_bytes"] - idle_rss[mode]) / top
+        per_viewer = (
+            float("nan") if r.get("unmeasured") else (r["server_rss_bytes"] - idle_rss[mode]) / top
+        )
         section.stand(
             f"gateway RSS per MJPEG viewer ({mode})",
             f"{per_viewer / 1024:.0f} KiB",

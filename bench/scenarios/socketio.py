@@ -233,7 +233,9 @@ def _report(
             "every message, p99 ≤ 250 ms",
             verdict(delivered >= 1.0 and p99 <= 250),
         )
-        per_client = (r["server_rss_bytes"] - idle_rss[mode]) / n
+        per_client = (
+            float("nan") if r.get("unmeasured") else (r["server_rss_bytes"] - idle_rss[mode]) / n
+        )
         section.stand(
             f"gateway RSS per Socket.IO client ({mode})",
             f"{per_client / 1024:.0f} KiB",
