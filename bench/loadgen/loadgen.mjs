@@ -135,6 +135,8 @@ class MjpegViewer {
         }
         continue;
       }
+      // Blank lines between parts (the baseline ends each part with two CRLFs) are no part.
+      if (!head.trim()) continue;
       const length = /Content-Length: *(\d+)/i.exec(head);
       const ts = /X-Frame-Timestamp: *(\d+)/i.exec(head);
       const seq = /X-Frame-Seq: *(\d+)/i.exec(head);
