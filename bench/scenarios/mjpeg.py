@@ -162,7 +162,9 @@ unpaced (its throughput is the reference) and, in a full run, at 15 fps.
             verdict(share >= 0.5),
         )
         per_viewer = (
-            float("nan") if r.get("unmeasured") else (r["server_rss_bytes"] - idle_rss[mode]) / top
+            float("nan")
+            if r.get("unmeasured")
+            else (r["server_rss_bytes"] - idle_rss[mode]) / max(1, r["connected"])
         )
         section.stand(
             f"gateway RSS per MJPEG viewer ({mode})",

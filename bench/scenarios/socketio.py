@@ -234,7 +234,9 @@ def _report(
             verdict(delivered >= 1.0 and p99 <= 250),
         )
         per_client = (
-            float("nan") if r.get("unmeasured") else (r["server_rss_bytes"] - idle_rss[mode]) / n
+            float("nan")
+            if r.get("unmeasured")
+            else (r["server_rss_bytes"] - idle_rss[mode]) / max(1, r["connected"])
         )
         section.stand(
             f"gateway RSS per Socket.IO client ({mode})",
