@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 section = run(bench)
             except Exception:  # noqa: BLE001 - a failed scenario is reported, the rest still run
-                section.error = traceback.format_exc()
+                section.error = traceback.format_exc().replace(f"{ROOT}/", "")
                 print(section.error, file=sys.stderr, flush=True)
             section.seconds = time.monotonic() - t0
             figure = f"{key}-cpu.png"
