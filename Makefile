@@ -76,7 +76,7 @@ kafka-status: venv ## is the background broker running?
 # --- tests ------------------------------------------------------------------------------
 
 .PHONY: test
-test: unit integration e2e static cluster-test ## everything CI runs: unit, integration (real broker), browser, static checks, control plane
+test: unit integration e2e static cluster-test bench-quick ## everything CI runs: unit, integration (real broker), browser, static checks, control plane, the benchmarks at small scale
 
 .PHONY: unit
 unit: venv ## fast tests, no broker
@@ -107,6 +107,24 @@ images-test: kafka-fetch ## build the three images with podman (Debian stand-in 
 .PHONY: cluster-test
 cluster-test: venv $(HELM) controlplane ## the chart against a real Kubernetes API server (kwok nodes)
 	HELM=$(HELM) K8S_BIN=$(K8S_BIN) $(BIN)/pytest tests/cluster $(PYTEST_ARGS)
+
+# --- benchmarks -------------------------------------------------------------------------
+
+LOADGEN := bench/loadgen
+QUICK ?=
+SCENARIO ?=
+PROFILE ?=
+
+$(LOADGEN)/node_modules/.package-lock.json: $(LOADGEN)/package-lock.json
+	cd $(LOADGEN) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: bench
+bench: kafka-fetch $(LOADGEN)/node_modules/.package-lock.json ## every benchmark on a fresh broker; report in bench/results/<date>/ (QUICK=1, SCENARIO=mjpeg,..., PROFILE=1)
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(PROFILE),--profile)
+
+.PHONY: bench-quick
+bench-quick: ## the benchmarks at small scale, a few minutes (a stage of `make test`: figures printed, never asserted)
+	$(MAKE) bench QUICK=1
 
 # --- the dashboard's front end ----------------------------------------------------------
 
