@@ -32,7 +32,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 class ServiceProcess:
     """One service process. `argv[0]` is a command of the environment (`gateway`,
-    `capture`...) or a path; `ops` is the base URL of its /metrics, /healthz, /readyz, and
+    `capture`...), one on the PATH, or a path; `ops` is the base URL of its /metrics, /healthz, /readyz, and
     `url` the one users reach (the gateway's)."""
 
     def __init__(
@@ -53,7 +53,9 @@ class ServiceProcess:
         self.url = url or ""
         self.log_file = log_file
         command = str(argv[0])
-        self.argv = [command if os.sep in command else str(BIN / command), *map(str, argv[1:])]
+        if os.sep not in command and (BIN / command).exists():
+            command = str(BIN / command)  # the environment's own commands first, then PATH
+        self.argv = [command, *map(str, argv[1:])]
         # Bounded: a long benchmark run must not keep every line it ever logged.
         self.output: collections.deque[str] = collections.deque(maxlen=50_000)
         self.lines_seen = 0  # every line ever written, including those output let go
