@@ -32,8 +32,8 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 class ServiceProcess:
     """One service process. `argv[0]` is a command of the environment (`gateway`,
-    `capture`...), one on the PATH, or a path; `ops` is the base URL of its /metrics, /healthz, /readyz, and
-    `url` the one users reach (the gateway's)."""
+    `capture`...), one on the PATH, or a path; `ops` is the base URL of its /metrics,
+    /healthz, /readyz, and `url` the one users reach (the gateway's)."""
 
     def __init__(
         self,
