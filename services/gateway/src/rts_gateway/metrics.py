@@ -51,7 +51,8 @@ class GatewayMetrics:
         self.replays = Gauge("gateway_replay_viewers", "Open replay streams", registry=r)
         self.viewers_dropped = Counter(
             "gateway_viewers_dropped_total",
-            "MJPEG viewers closed by the gateway (stalled: took no frame for too long)",
+            "MJPEG viewers closed by the gateway: stalled (took no frame for too long), gone "
+            "(the client closed its connection while no frame was being written)",
             ["reason"], registry=r,
         )  # fmt: skip
         self.camera_reads = Gauge(
@@ -64,6 +65,17 @@ class GatewayMetrics:
             "Partitions this pod started reading on demand",
             ["topic"], registry=r,
         )  # fmt: skip
+        self.read_repositions = Counter(
+            "gateway_frame_read_repositions_total",
+            "Frames reads moved to the newest frames: retry (an assignment had failed), "
+            "stalled (the camera published frames the read did not deliver)",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.read_failures = Counter(
+            "gateway_frame_read_failures_total",
+            "Frames reads that could not be assigned (retried with backoff)",
+            registry=r,
+        )
         # Kafka
         self.partitions_assigned = Gauge(
             "gateway_partitions_assigned", "Partitions assigned to this pod", ["topic"], registry=r
@@ -185,7 +197,8 @@ class GatewayMetrics:
         # Known label values start at zero, so rate() works from the first scrape and
         # dashboards show 0 rather than "no data" (per camera: when it gets a viewer). A
         # replica that never got an event still says 0 events, which alerts can see.
-        self.viewers_dropped.labels(reason="stalled")
+        for reason in ("stalled", "gone"):
+            self.viewers_dropped.labels(reason=reason)
         for device in DEVICES:
             for event_type in EVENT_TYPES:
                 self.events.labels(event_type=event_type, device=device)

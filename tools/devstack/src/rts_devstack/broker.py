@@ -328,16 +328,33 @@ class LocalKafka:
     def stop_node(self, node_id: int, timeout: float = 30.0, *, kill: bool = False) -> None:
         """Stop one node: SIGTERM for a controlled shutdown (or SIGKILL for a crash)."""
         node = self.node(node_id)
+        pid = self._pid(node_id)
         proc = self._procs.pop(node_id, None)
-        pid = proc.pid if proc else _pid_of(node)
         if pid is None:
             return
+        _signal(pid, signal.SIGCONT)  # a paused node could not act on SIGTERM
         _signal(pid, signal.SIGKILL if kill else signal.SIGTERM)
         if not _wait_exit(pid, proc, timeout):
             log.warning("broker ignored SIGTERM; killing", extra={"node": node_id, "pid": pid})
             _signal(pid, signal.SIGKILL)
             _wait_exit(pid, proc, 10.0)
         node.pid_file.unlink(missing_ok=True)
+
+    def pause_node(self, node_id: int) -> None:
+        """Freeze one node (SIGSTOP): it keeps its connections open and answers nothing, as
+        a broker in a long GC pause or on a hung host does."""
+        pid = self._pid(node_id)
+        if pid is not None:
+            _signal(pid, signal.SIGSTOP)
+
+    def resume_node(self, node_id: int) -> None:
+        pid = self._pid(node_id)
+        if pid is not None:
+            _signal(pid, signal.SIGCONT)
+
+    def _pid(self, node_id: int) -> int | None:
+        proc = self._procs.get(node_id)
+        return proc.pid if proc else _pid_of(self.node(node_id))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop every node, also ones a previous process started from the same data folder."""
@@ -349,6 +366,7 @@ class LocalKafka:
             pid = proc.pid if proc else _pid_of(node)
             if pid is not None:
                 pids[node.node_id] = pid
+                _signal(pid, signal.SIGCONT)
                 _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for node_id, pid in pids.items():

@@ -38,10 +38,21 @@ class Future(Generic[R]):
         self._done = threading.Event()  # created in the app context: green under eventlet
         self._result: R | None = None
         self._error: BaseException | None = None
+        self._callbacks: list[Callable[[BaseException | None], None]] = []
 
     def resolve(self, result: R | None, error: BaseException | None) -> None:
+        """Called in the app context (the native thread posts it there)."""
         self._result, self._error = result, error
         self._done.set()
+        for callback in self._callbacks:
+            callback(error)
+
+    def add_done_callback(self, callback: Callable[[BaseException | None], None]) -> None:
+        """Call `callback(error)` in the app context once resolved (error None: success)."""
+        if self._done.is_set():
+            callback(self._error)
+        else:
+            self._callbacks.append(callback)
 
     def result(self, timeout: float) -> R:
         if not self._done.wait(timeout):

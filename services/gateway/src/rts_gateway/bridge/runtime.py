@@ -14,10 +14,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import select
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
@@ -60,6 +63,22 @@ class Runtime(ABC):
     def pending(self) -> int:
         """Callbacks posted by native threads and not yet run (a backlog indicator)."""
         return 0
+
+    # The standard library's own `select` (eventlet's green one has no poll()).
+    _select: ModuleType = select
+
+    def peer_closed(self, sock: socket.socket) -> bool:
+        """Whether the other end closed `sock` (or it broke), checked without reading from
+        it or waiting."""
+        try:
+            fd = sock.fileno()
+        except OSError:
+            return True
+        if fd < 0:
+            return True
+        poller = self._select.poll()
+        poller.register(fd, self._select.POLLRDHUP | self._select.POLLHUP | self._select.POLLERR)
+        return bool(poller.poll(0))
 
 
 class _CallQueue:
@@ -135,6 +154,7 @@ class EventletRuntime(Runtime):
         from eventlet import patcher
 
         self._eventlet = eventlet
+        self._select = patcher.original("select")
         self._native_threading = patcher.original("threading")
         self._native_time = patcher.original("time")
         native_os = patcher.original("os")

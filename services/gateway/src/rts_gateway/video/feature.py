@@ -61,6 +61,7 @@ class Video:
             start_seconds=settings.frame_start_seconds,
             release_after=settings.release_after_seconds,
             stall_timeout=settings.stall_timeout_seconds,
+            peer_closed=self.runtime.peer_closed,
         )
         self.wall = CameraWall(
             self.runtime,
