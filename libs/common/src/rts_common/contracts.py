@@ -241,6 +241,47 @@ def decode_broadcast(
 
 
 # ---------------------------------------------------------------------------------------
+# Dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record a consumer refused, kept as it came with why and where it was read."""
+
+    reason: str
+    detail: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    def headers(self) -> list[tuple[str, HeaderValue]]:
+        return [
+            ("dlq.reason", self.reason.encode("ascii", "replace")),
+            ("dlq.detail", self.detail[:500].encode("utf-8", "replace")),
+            ("dlq.topic", self.topic.encode("utf-8", "replace")),
+            ("dlq.partition", str(self.partition).encode()),
+            ("dlq.offset", str(self.offset).encode()),
+        ]
+
+
+def decode_dead_letter(
+    key: bytes | None, value: bytes | None, headers: Headers | None
+) -> DeadLetter:
+    found = decode_headers(headers)
+    try:
+        return DeadLetter(
+            found["dlq.reason"], found.get("dlq.detail", ""), found["dlq.topic"],
+            int(found["dlq.partition"]), int(found["dlq.offset"]), key, value,
+        )  # fmt: skip
+    except KeyError as missing:
+        raise BadMessage("missing_header", str(missing)) from None
+    except ValueError as bad:
+        raise BadMessage("bad_header", str(bad)) from None
+
+
+# ---------------------------------------------------------------------------------------
 # Topics
 
 VIDEO_FRAMES: TopicSpec[VideoFrame] = TopicSpec(
@@ -340,12 +381,32 @@ DASHBOARD_BROADCAST: TopicSpec[list[dict[str, Any]]] = TopicSpec(
     ),
 )
 
+# Records of playback-events and video-detections that broke their contract: kept (a week,
+# bounded in size) for someone to look at, instead of only counted.
+DEAD_LETTERS: TopicSpec[DeadLetter] = TopicSpec(
+    name="dead-letters",
+    partitions=3,
+    local_partitions=1,
+    key="the refused record's key",
+    value="the refused record's value, as it came; headers dlq.reason, dlq.detail, "
+    "dlq.topic, dlq.partition, dlq.offset",
+    decode=decode_dead_letter,
+    config=MappingProxyType(
+        {
+            "retention.ms": str(7 * 24 * 60 * 60 * 1000),
+            "retention.bytes": str(256 * MiB),
+            "segment.bytes": str(64 * MiB),
+        }
+    ),
+)
+
 TOPICS: tuple[TopicSpec[Any], ...] = (
     VIDEO_FRAMES,
     VIDEO_DETECTIONS,
     PLAYBACK_EVENTS,
     VIDEO_CAMERAS,
     DASHBOARD_BROADCAST,
+    DEAD_LETTERS,
 )
 
 

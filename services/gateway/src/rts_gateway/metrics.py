@@ -89,6 +89,12 @@ class GatewayMetrics:
             "Records skipped for breaking their topic's contract",
             ["topic", "reason"], registry=r,
         )  # fmt: skip
+        self.dead_letters = Counter(
+            "gateway_dead_letters_total",
+            "Refused records of a topic sent to the dead-letter topic: kept (acknowledged), "
+            "failed (delivery failed), dropped (the producer's queue was full)",
+            ["topic", "result"], registry=r,
+        )  # fmt: skip
         self.kafka_errors = Counter(
             "gateway_kafka_errors_total", "Errors reported by the Kafka client", ["code"],
             registry=r,
@@ -183,6 +189,12 @@ class GatewayMetrics:
             ["reason"], registry=r,
         )  # fmt: skip
         # The process
+        self.component_up = Gauge(
+            "gateway_component_up",
+            "1 while a consumer loop or background task runs as it should, 0 when it died "
+            "or is stuck (then /healthz fails)",
+            ["component"], registry=r,
+        )  # fmt: skip
         self.loop_lag = Histogram(
             "gateway_event_loop_lag_seconds",
             "How late a 100 ms timer fires in the app context: how long something blocked "

@@ -86,6 +86,10 @@ class Feed:
         for task in self._tasks:
             task.start()
 
+    def components(self) -> list[ConsumerLoop[Any] | PeriodicTask]:
+        broadcast = self.broadcast.components() if self.broadcast else []
+        return [*self.loops, *self._tasks, *broadcast]
+
     def request_stop(self) -> None:
         for task in self._tasks:
             task.stop(timeout=0)

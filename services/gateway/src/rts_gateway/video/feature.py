@@ -19,7 +19,7 @@ from typing import Any
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_common.tasks import PeriodicTask
 
-from rts_gateway.bridge import Future, KafkaBridge
+from rts_gateway.bridge import ConsumerLoop, Future, KafkaBridge
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.sockets import Payload, SocketServer
@@ -115,6 +115,9 @@ class Video:
         """End every stream, so the server can finish its requests."""
         log.info("closing streams", extra={"viewers": self.hub.viewer_count()})
         self.hub.close_all()
+
+    def components(self) -> list[ConsumerLoop[Any] | PeriodicTask]:
+        return [self._directory_loop, self._frames_loop, *self._tasks]
 
     def request_stop(self) -> None:
         for task in self._tasks:
