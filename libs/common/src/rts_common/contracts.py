@@ -198,15 +198,22 @@ class CameraStatus(BaseModel):
 
 M = TypeVar("M", bound=BaseModel)
 
+# Far above any real record of these topics: a bigger one is junk, refused unparsed.
+JSON_RECORD_LIMIT = 64 * 1024
 
-def _model_decoder(model: type[M]) -> Decoder[M]:
+
+def _model_decoder(model: type[M], limit: int = JSON_RECORD_LIMIT) -> Decoder[M]:
     def decode(_key: bytes | None, value: bytes | None, _headers: Headers | None) -> M:
         if not value:
             raise BadMessage("empty")
+        if len(value) > limit:
+            raise BadMessage("too_large", f"{len(value)} > {limit} bytes")
         try:
             return model.model_validate_json(value)
         except ValidationError as exc:
-            raise BadMessage("invalid", str(exc).splitlines()[0]) from None
+            # Broken JSON (bad UTF-8, nesting past the parser's limit) or a wrong shape.
+            reason = "not_json" if exc.errors()[0]["type"] == "json_invalid" else "invalid"
+            raise BadMessage(reason, str(exc).splitlines()[1].strip()[:300]) from None
 
     return decode
 
@@ -233,8 +240,8 @@ def decode_broadcast(
     """A batch of python-socketio pub/sub messages (JSON objects)."""
     try:
         batch = json.loads(value or b"")
-    except ValueError:
-        raise BadMessage("invalid", "not JSON") from None
+    except (ValueError, RecursionError):
+        raise BadMessage("not_json") from None
     if not isinstance(batch, list) or not all(isinstance(m, dict) for m in batch):
         raise BadMessage("invalid", "not a list of objects")
     return batch
