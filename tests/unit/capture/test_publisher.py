@@ -1,3 +1,4 @@
+import zlib
 from typing import Any
 
 import pytest
@@ -65,6 +66,7 @@ def test_a_frame_is_sent_keyed_by_camera_with_headers_and_capture_timestamp(
     assert record["timestamp"] == 1_790_000_000_123
     assert dict(record["headers"]) == {
         "seq": b"3", "ts": b"1790000000123456789", "w": b"640", "h": b"480",
+        "crc": str(zlib.crc32(b"\xff\xd8jpeg\xff\xd9")).encode(),
     }  # fmt: skip
     assert sample(metrics, "capture_frames_total") == 1
 

@@ -19,11 +19,12 @@ JPEG = b"\xff\xd8" + b"\x10" * 500 + b"\xff\xd9"
 def frame_message(
     camera: str, seq: int, *, partition: int = 0, offset: int | None = None,
     ts_ns: int | None = None, value: bytes = JPEG, topic: str = "video-frames",
+    crc: bool = True,
 ) -> Message:  # fmt: skip
     meta = FrameMeta(camera, seq, ts_ns or time.time_ns(), 64, 48)
     return Message(
         topic=topic, partition=partition, offset=seq if offset is None else offset,
-        key=camera.encode(), value=value, headers=meta.headers(),
+        key=camera.encode(), value=value, headers=meta.headers(value if crc else None),
     )  # fmt: skip
 
 

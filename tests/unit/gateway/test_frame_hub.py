@@ -50,6 +50,14 @@ def hub(metrics: GatewayMetrics, loop: RecordingLoop) -> FrameHub:
 Deliver = Callable[[list[Message]], None]
 
 
+def flipped(message: Message) -> Message:
+    """The same record with one bit of its JPEG flipped (markers intact, CRC stale)."""
+    jpeg = bytearray(message.value())
+    jpeg[len(jpeg) // 2] ^= 0x10
+    return Message(topic=message.topic(), partition=message.partition(), offset=message.offset(),
+                   key=message.key(), value=bytes(jpeg), headers=message.headers())  # fmt: skip
+
+
 @pytest.fixture
 def deliver(hub: FrameHub, metrics: GatewayMetrics) -> Deliver:
     """Hand messages to the hub as the frames consumer would."""
@@ -150,6 +158,7 @@ def test_a_new_viewer_gets_the_newest_frame_at_once(hub: FrameHub, deliver: Deli
     [
         (frame_message("front", 1, value=b"not a jpeg"), "not_jpeg"),
         (frame_message("front", 1, value=JPEG[:-2]), "truncated"),
+        (flipped(frame_message("front", 1)), "checksum"),
         (
             frame_message("front", 1, value=b"\xff\xd8" + b"0" * (5 << 20) + b"\xff\xd9"),
             "too_large",

@@ -9,6 +9,7 @@ that type or raises `BadMessage`, so every consumer refuses bad records the same
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -89,10 +90,13 @@ class FrameMeta:
     width: int
     height: int
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        return encode_headers(
-            {"seq": self.seq, "ts": self.ts_ns, "w": self.width, "h": self.height}
-        )
+    def headers(self, jpeg: bytes | None = None) -> list[tuple[str, bytes]]:
+        """The record's headers; given the JPEG, its CRC-32 too (`crc`), so a frame damaged
+        on its way is refused instead of shown (a flipped bit keeps JPEG's markers)."""
+        values = {"seq": self.seq, "ts": self.ts_ns, "w": self.width, "h": self.height}
+        if jpeg is not None:
+            values["crc"] = zlib.crc32(jpeg)
+        return encode_headers(values)
 
     @classmethod
     def from_record(cls, key: bytes | str | None, headers: Headers | None) -> FrameMeta:
@@ -143,7 +147,11 @@ class VideoFrame:
 
 
 def decode_frame(key: bytes | None, value: bytes | None, headers: Headers | None) -> VideoFrame:
-    return VideoFrame(FrameMeta.from_record(key, headers), check_jpeg(value))
+    meta, jpeg = FrameMeta.from_record(key, headers), check_jpeg(value)
+    crc = decode_headers(headers).get("crc")
+    if crc is not None and (not crc.isdigit() or int(crc) != zlib.crc32(jpeg)):
+        raise BadMessage("checksum", f"crc {crc!r} does not match the JPEG")
+    return VideoFrame(meta, jpeg)
 
 
 # ---------------------------------------------------------------------------------------

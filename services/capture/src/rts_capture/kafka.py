@@ -107,7 +107,7 @@ class Publisher:
                 self.frames_topic,
                 jpeg,
                 key=self._camera,
-                headers=meta.headers(),
+                headers=meta.headers(jpeg),
                 # Replay looks frames up by time (offsets_for_times): the record's
                 # timestamp must be the capture time, not the time it was sent.
                 timestamp=meta.ts_ns // 1_000_000,
