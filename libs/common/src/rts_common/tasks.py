@@ -99,3 +99,26 @@ class PeriodicTask:
         while not self._stop.wait(wait):
             self.run_once()
             wait = self.interval
+
+
+class Heartbeat:
+    """Liveness of a loop that is not a PeriodicTask: it calls `beat()` every round, and
+    one silent for longer than `max_silence` seconds is stuck."""
+
+    def __init__(self, name: str, max_silence: float) -> None:
+        self.name = name
+        self.max_silence = max_silence
+        self._last: float | None = None
+        self._done = False
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    def done(self) -> None:
+        """The loop ended on purpose: nothing to report any more."""
+        self._done = True
+
+    def problem(self, now: float) -> str | None:
+        if self._last is None or self._done or now - self._last <= self.max_silence:
+            return None
+        return f"no round for {now - self._last:.0f}s"

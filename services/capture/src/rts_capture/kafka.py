@@ -89,7 +89,7 @@ class Publisher:
         self._warnings = Throttle(LOG_EVERY)
         # Delivery reports are served by poll(): from a thread of their own, they are
         # timely (the latency histogram means what it says) whatever the capture loop does.
-        self._poller = PeriodicTask("kafka-poll", 0.0, self._poll, first_delay=0.0)
+        self.poller = PeriodicTask("kafka-poll", 0.0, self._poll, first_delay=0.0)
 
     @classmethod
     def create(cls, settings: CaptureSettings, metrics: CaptureMetrics) -> Publisher:
@@ -161,7 +161,7 @@ class Publisher:
         return True
 
     def start(self) -> Publisher:
-        self._poller.start()
+        self.poller.start()
         return self
 
     def _poll(self) -> None:
@@ -170,7 +170,7 @@ class Publisher:
 
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for queued records; returns how many were left."""
-        self._poller.stop(timeout=1.0)
+        self.poller.stop(timeout=1.0)
         left = int(self._producer.flush(timeout))
         self._metrics.producer_queue.set(left)
         return left

@@ -13,27 +13,18 @@ itself when Kafka is back.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from rts_common.ops import Component, problems_of
 
 from rts_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
 Check = Callable[[], tuple[bool, dict[str, Any]]]
-
-
-class Component(Protocol):
-    """A consumer loop or a background task: something that must keep running."""
-
-    @property
-    def name(self) -> str: ...
-
-    def problem(self, now: float) -> str | None: ...
 
 
 class Health:
@@ -50,13 +41,10 @@ class Health:
         self.stopping = False
 
     def liveness(self) -> tuple[bool, dict[str, Any]]:
-        now = time.monotonic()
-        problems = {}
-        for component in self._components():
-            problem = component.problem(now)
-            self._up.labels(component=component.name).set(0 if problem else 1)
-            if problem:
-                problems[component.name] = problem
+        components = list(self._components())
+        problems = problems_of(components)
+        for component in components:
+            self._up.labels(component=component.name).set(0 if component.name in problems else 1)
         for name in problems.keys() - self._failing:
             log.error("part not running", extra={"component": name, "problem": problems[name]})
         for name in self._failing - problems.keys():

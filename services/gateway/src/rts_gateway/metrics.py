@@ -201,6 +201,13 @@ class GatewayMetrics:
             "every green thread (eventlet) or starved the dispatcher",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.green_threads = Gauge(
+            "gateway_green_threads",
+            "Green threads alive (eventlet mode; counted at most every 10 s): one per open "
+            "stream and connection plus a few background tasks, so growth with a steady "
+            "number of clients is a leak",
+            registry=r,
+        )
         self.dispatch_backlog = Gauge(
             "gateway_dispatch_backlog",
             "Kafka batches handed from native threads and not yet processed",

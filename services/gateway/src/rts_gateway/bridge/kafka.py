@@ -92,6 +92,8 @@ class KafkaBridge:
         self._tasks = [
             PeriodicTask("kafka-check", BROKER_CHECK_SECONDS, self._check_brokers, first_delay=0),
             PeriodicTask("loop-lag", LOOP_TICK, self._measure_loop_lag),
+            # Walks every object of the process: cheap once in a while, not per scrape.
+            PeriodicTask("green-threads", 10.0, self._count_green_threads, first_delay=0),
         ]
         self._last_tick = time.monotonic()
         self._reachability: list[Callable[[bool], None]] = []
@@ -230,6 +232,9 @@ class KafkaBridge:
         if changed:
             for listener in self._reachability:
                 listener(ok)
+
+    def _count_green_threads(self) -> None:
+        self.metrics.green_threads.set(self.runtime.green_threads())
 
     def _measure_loop_lag(self) -> None:
         now = time.monotonic()

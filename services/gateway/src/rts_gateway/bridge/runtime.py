@@ -64,6 +64,10 @@ class Runtime(ABC):
         """Callbacks posted by native threads and not yet run (a backlog indicator)."""
         return 0
 
+    def green_threads(self) -> int:
+        """Green threads alive (0 when the runtime has none)."""
+        return 0
+
     # The standard library's own `select` (eventlet's green one has no poll()).
     _select: ModuleType = select
 
@@ -193,6 +197,13 @@ class EventletRuntime(Runtime):
 
     def pending(self) -> int:
         return len(self._queue.calls)
+
+    def green_threads(self) -> int:
+        import gc
+
+        from greenlet import greenlet
+
+        return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead)
 
     def _dispatch(self) -> None:
         from eventlet.hubs import trampoline
