@@ -68,7 +68,7 @@ kafka-status: venv ## is the background broker running?
 # --- tests ------------------------------------------------------------------------------
 
 .PHONY: test
-test: unit integration e2e static ## everything CI runs: unit, integration (real broker), browser, static checks
+test: unit integration faults e2e static ## everything CI runs: unit, integration (real broker), faults, browser, static checks
 
 .PHONY: unit
 unit: venv ## fast tests, no broker
@@ -77,6 +77,10 @@ unit: venv ## fast tests, no broker
 .PHONY: integration
 integration: kafka-fetch ## tests against a real broker started on free ports (or KAFKA_BOOTSTRAP)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: faults
+faults: kafka-fetch ## fault tests: brokers frozen, stopped, killed, cut off, out of disk; slow viewers; a soak
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 .PHONY: e2e
 e2e: kafka-fetch ## the dashboard in headless Chromium against the full local stack

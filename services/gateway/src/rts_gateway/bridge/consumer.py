@@ -15,7 +15,8 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -146,8 +147,17 @@ class ConsumerLoop(Generic[T]):
         self.consumer: Consumer | None = None
 
     @property
+    def config(self) -> Mapping[str, Any]:
+        """The consumer's configuration (read-only): its delivery semantics."""
+        return MappingProxyType(self._config)
+
+    @property
     def group_id(self) -> str:
         return str(self._config["group.id"])
+
+    @property
+    def keeps_dead_letters(self) -> bool:
+        return self._dead_letters
 
     def start(self) -> ConsumerLoop[T]:
         self._started = True
