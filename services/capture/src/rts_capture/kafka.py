@@ -125,7 +125,6 @@ class Publisher:
         self._metrics.frame_bytes.observe(len(jpeg))
         self.frames_sent += 1
         self.last_size = (meta.width, meta.height)
-        self.last_frame_ts = meta.ts_ns
         return True
 
     def send_status(self, status: CameraStatus) -> bool:
@@ -191,6 +190,8 @@ class Publisher:
         self.kafka_ok = True
         self.frames_partition = msg.partition()
         _kind, ts_ms = msg.timestamp()
+        # The newest frame Kafka has (not merely queued here): what a gateway could read.
+        self.last_frame_ts = max(self.last_frame_ts or 0, ts_ms * 1_000_000)
         self._metrics.delivery_seconds.observe(max(0.0, time.time() - ts_ms / 1000))
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:

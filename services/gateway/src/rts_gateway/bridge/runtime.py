@@ -64,6 +64,11 @@ class Runtime(ABC):
         """Callbacks posted by native threads and not yet run (a backlog indicator)."""
         return 0
 
+    def serialized(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """`fn` to be run by the dispatcher, in turn with the consumers' batches: for a
+        periodic task that reads or changes the state those batches change."""
+        return lambda: self.call_soon_threadsafe(fn)
+
     def green_threads(self) -> int:
         """Green threads alive (0 when the runtime has none)."""
         return 0

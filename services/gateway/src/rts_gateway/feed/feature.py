@@ -70,7 +70,9 @@ class Feed:
             if settings.broadcast
             else None
         )
-        self._tasks = [PeriodicTask("dashboard-tick", 1.0, self.tick)]
+        # The tick reads the aggregates the consumers' batches change: it runs where they
+        # are applied (the runtime's dispatcher), never beside them.
+        self._tasks = [PeriodicTask("dashboard-tick", 1.0, self._runtime.serialized(self.tick))]
 
     def attach(self, sockets: SocketServer) -> None:
         self.playback.attach(sockets.emit)

@@ -73,7 +73,9 @@ class Video:
             quality=settings.wall_quality,
         )
         self._replays = 0
-        self._tasks = [PeriodicTask("frame-hub", 1.0, self.hub.maintain)]
+        # Housekeeping runs where the frames are handled (the runtime's dispatcher), so the
+        # two never touch the hub's state at once, whatever the async mode.
+        self._tasks = [PeriodicTask("frame-hub", 1.0, self.runtime.serialized(self.hub.maintain))]
 
     # -- wiring
 
@@ -99,7 +101,9 @@ class Video:
         )
         sockets.on_disconnect(self.wall.leave)
         sockets.on("wall", wall)
-        self._tasks.append(PeriodicTask("cameras", CAMERAS_EVERY_SECONDS, announce))
+        self._tasks.append(
+            PeriodicTask("cameras", CAMERAS_EVERY_SECONDS, self.runtime.serialized(announce))
+        )
 
     # -- lifecycle
 

@@ -231,10 +231,13 @@ class FrameHub:
             if previous is not None and previous.offset > frame.offset:
                 continue  # a re-delivery after a re-assignment; never go back in time
             self._latest[camera] = newest[camera] = frame
+        for partition in {frame.partition for frame in newest.values()}:
+            self.reads.delivered(partition)
         # Only the newest frame of a batch reaches viewers: older ones in the same batch
         # are catch-up, not frames a viewer was too slow for.
         for camera, frame in newest.items():
-            for viewer in self._viewers.get(camera, ()):
+            # A copy: in threading mode, requests open and close viewers meanwhile.
+            for viewer in tuple(self._viewers.get(camera, ())):
                 viewer.offer(frame)
 
     def describe(self) -> dict[str, Any]:

@@ -49,6 +49,7 @@ class PartitionRead:
     failures: int = 0
     retry_at: float = 0.0
     positioned_at: float = 0.0  # when it was last (re-)positioned
+    stalls: int = 0  # re-positions since the read last delivered
 
 
 class PartitionReads:
@@ -106,6 +107,12 @@ class PartitionReads:
                     read.release_at = time.monotonic() + self._release_after
         self._metrics.camera_reads.set(self._cameras_read())
 
+    def delivered(self, partition: int) -> None:
+        """Frames arrived on `partition`: it works."""
+        read = self._reads.get(partition)
+        if read is not None:
+            read.stalls = 0
+
     def maintain(self, newest_ts: Callable[[str], int | None]) -> list[int]:
         """Release idle reads, retry failed ones, re-position stalled ones; returns the
         partitions released. `newest_ts(camera)`: capture time (ns) of the newest frame
@@ -124,6 +131,7 @@ class PartitionReads:
             elif read.state == "assigning" and now - read.since > ASSIGN_TIMEOUT_SECONDS:
                 self._failed(read, TimeoutError("no answer from the frames consumer"))
             elif read.state == "reading" and self._stalled(read, now, newest_ts):
+                read.stalls += 1
                 self._position(read, "stalled")
         return released
 
@@ -166,8 +174,12 @@ class PartitionReads:
     def _stalled(
         self, read: PartitionRead, now: float, newest_ts: Callable[[str], int | None]
     ) -> bool:
-        """The camera says it publishes frames newer than any read here, for a while."""
-        if now - read.positioned_at < STALE_SECONDS:
+        """The camera says Kafka has frames newer than any read here, for a while. Each
+        re-position that did not help waits twice as long before the next: while a
+        partition's leader moves, librdkafka recovers by itself, and asking the broker for
+        offsets meanwhile only holds the frames consumer up."""
+        wait = min(RETRY_MAX_SECONDS * 6, STALE_SECONDS * 2**read.stalls)
+        if now - read.positioned_at < wait:
             return False
         for camera in read.cameras:
             status = self._directory.get(camera)
