@@ -2,7 +2,7 @@
 
 Every service's memory (RSS), open files, threads and, in the gateway, green threads are
 sampled; what grows with a steady load is a leak. CI runs a few minutes
-(SOAK_MINUTES, default 3); `make bench SCENARIO=soak` runs an hour.
+(SOAK_MINUTES, default 3); `make soak` runs an hour.
 """
 
 from __future__ import annotations
