@@ -38,7 +38,15 @@ def test_a_fresh_clone_gets_every_tool_a_stage_needs(target: str, needs: list[st
 def test_make_test_runs_the_control_plane_stage() -> None:
     makefile = (ROOT / "Makefile").read_text()
     (prerequisites,) = re.findall(r"^test: ([^#\n]*)##", makefile, re.M)
-    assert prerequisites.split() == ["unit", "integration", "e2e", "static", "cluster-test"]
+    assert prerequisites.split() == [
+        "unit",
+        "integration",
+        "faults",
+        "e2e",
+        "static",
+        "cluster-test",
+        "bench-quick",
+    ]
 
 
 def test_ci_runs_make_test_after_the_system_packages_and_nothing_else() -> None:
