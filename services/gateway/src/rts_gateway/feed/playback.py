@@ -7,6 +7,10 @@ through the Kafka-backed Socket.IO manager, so every browser on every replica ge
 - `qoe`: each owned partition's aggregate, once a second (see qoe.py), and
   `qoe_released` when a partition moves to another replica;
 - `detection`: every valid detection, as it arrives.
+Those two go one message each to the clients in the room SINGLE (every client, until it
+asks otherwise), and in one `batch` message `{"events": [...], "detections": [...]}`
+every BATCH_SECONDS to the clients in the room BATCHED (the dashboard's page): a
+thousand browsers then cost the gateway a few messages a second each instead of dozens.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.sockets import Emit, Payload
 
 log = logging.getLogger(__name__)
+
+SINGLE, BATCHED = "events", "events-batched"
+BATCH_SECONDS = 0.25
 
 
 def _nowhere(event: str, data: Payload, *, to: str | None = None, local: bool = False) -> None:
@@ -52,9 +59,17 @@ class PlaybackFeed:
         self._switches = Children(m.bitrate_switches)
         self._watched_bytes = Children(m.watched_bytes)
         self._detections = Children(m.detections)
+        self._batch: dict[str, list[Payload]] = {"events": [], "detections": []}
 
     def attach(self, emit: Emit) -> None:
         self._emit = emit
+
+    def flush(self) -> None:
+        """Send what was batched since the last flush (every BATCH_SECONDS)."""
+        if not self._batch["events"] and not self._batch["detections"]:
+            return
+        batch, self._batch = self._batch, {"events": [], "detections": []}
+        self._emit("batch", batch, to=BATCHED)
 
     # -- partitions of playback-events this replica owns
 
@@ -94,7 +109,9 @@ class PlaybackFeed:
             self._switches(device, applied.switch).inc()
         if self._sampler is not None and self._sampler.take(1):
             # Forwarded as it came, fields the model does not know included.
-            self._emit("new_event", json.loads(raw))
+            event_json = json.loads(raw)
+            self._emit("new_event", event_json, to=SINGLE)
+            self._batch["events"].append(event_json)
             self._metrics.events_emitted.inc()
             self._metrics.event_latency.observe(max(0.0, (time.time_ns() - ts_ns) / 1e9))
         else:
@@ -104,7 +121,9 @@ class PlaybackFeed:
         for record in batch.records:
             detection = record.value
             self._detections(detection.kind).inc()
-            self._emit("detection", detection.model_dump(mode="json"))
+            detection_json = detection.model_dump(mode="json")
+            self._emit("detection", detection_json, to=SINGLE)
+            self._batch["detections"].append(detection_json)
 
     # -- once a second
 
