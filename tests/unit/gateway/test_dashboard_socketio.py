@@ -156,3 +156,28 @@ def test_wall_subscribers_get_binary_thumbnails(
     assert (frame["width"], frame["height"]) == (32, 24)
     socket_client.emit("wall", {"on": False})
     assert gateway.video.wall.watching == []
+
+
+def test_a_client_that_asks_for_batches_gets_events_and_detections_together(
+    gateway: Gateway, socket_client: SocketIOTestClient
+) -> None:
+    batched = gateway.socketio.test_client(gateway.app)
+    assert batched.emit("options", {"batch": True}, callback=True) == {"batch": True}
+    batched.get_received()
+    events(gateway, [playback(1), playback(2, session="s2")])
+    det = Detection(camera="cam-1", seq=3, ts=time.time_ns(), kind="motion",
+                    boxes=[(1, 2, 3, 4)], score=0.5)  # fmt: skip
+    message = Message(topic="video-detections", partition=0, offset=1, key=b"cam-1",
+                      value=det.model_dump_json().encode())  # fmt: skip
+    gateway.feed.playback.on_detections(batch_of(VIDEO_DETECTIONS, [message], gateway.metrics))
+    gateway.feed.playback.flush()
+    got = batched.get_received()
+    assert [m["name"] for m in got] == ["batch"]  # no new_event, no detection one by one
+    batch = got[0]["args"][0]
+    assert [e["event_id"] for e in batch["events"]] == ["e1", "e2"]
+    assert [d["kind"] for d in batch["detections"]] == ["motion"]
+    # A client that did not ask keeps the baseline's one new_event per event.
+    assert len(received(socket_client, "new_event")) == 2
+    assert received(socket_client, "batch") == []
+    gateway.feed.playback.flush()  # nothing new: nothing sent
+    assert received(batched, "batch") == []

@@ -1,4 +1,5 @@
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.video.directory import CameraDirectory
 from rts_gateway.video.hub import Frame, FrameHub, UnknownCamera, Viewer
+from rts_gateway.video.mjpeg import part
 
 from tests.unit.gateway.helpers import (
     JPEG,
@@ -323,3 +325,28 @@ def test_a_viewer_whose_client_left_before_any_frame_is_let_go(
     assert run() == [("unassign", [(0, -1001)])]
     server_side.close()
     client_side.close()
+
+
+def test_a_viewer_of_a_quiet_camera_is_nudged_to_resend_its_last_frame(
+    hub: FrameHub, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("rts_gateway.video.hub.KEEPALIVE_SECONDS", 0.05)
+    viewer = hub.open("front")
+    deliver([frame_message("front", 1)])
+    assert viewer.take(None, time.sleep) is not None
+    woke: list[object] = []
+    waiter = threading.Thread(target=lambda: woke.append(viewer.take(None, time.sleep)))
+    waiter.start()
+    time.sleep(0.1)
+    hub.maintain()  # the camera said nothing for longer than the keepalive
+    waiter.join(2)
+    assert woke == [None]  # woken with nothing new: the stream re-sends viewer.last()
+    last = viewer.last()
+    assert last is not None
+    assert last.meta.seq == 1
+
+
+def test_a_frames_mjpeg_part_is_built_once_for_all_viewers() -> None:
+    first = frame(3)
+    assert part(first) is part(first)
+    assert part(first) is not part(frame(3))  # another frame, even with the same content

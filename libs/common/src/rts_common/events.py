@@ -47,6 +47,9 @@ ONLY_ON: dict[str, tuple[EventType, ...]] = {
 }
 
 
+_OPTIONAL = frozenset(ONLY_ON)
+
+
 def _only_on_rules() -> list[JsonValue]:
     """The ONLY_ON table as JSON Schema if/then rules (a null counts as absent, as in the model)."""
     return [
@@ -153,7 +156,10 @@ class PlaybackEvent(BaseModel):
 
     @model_validator(mode="after")
     def _optional_fields_fit_the_event_type(self) -> Self:
-        for name, types in ONLY_ON.items():
+        # Every consumer runs this for every event: only the fields that are set are
+        # looked at (most events carry none of them).
+        for name in self.model_fields_set & _OPTIONAL:
+            types = ONLY_ON[name]
             if getattr(self, name) is not None and self.event_type not in types:
                 raise ValueError(f"{name} is only allowed on {'/'.join(types)} events")
         return self

@@ -29,7 +29,9 @@ function setStatus(state, text) {
 
 socket.on("connect", () => {
   setStatus("connected", "Connected");
-  // After a reconnect the server has forgotten this client: subscribe again.
+  // After a reconnect the server has forgotten this client: subscribe again. Events and
+  // detections come in one message four times a second rather than one by one.
+  socket.emit("options", { batch: true });
   socket.emit("wall", { on: true });
 });
 // The gateway is up but cannot reach Kafka: it keeps the last frames and figures on
@@ -49,9 +51,14 @@ socket.on("disconnect", (reason) => {
 socket.io.on("reconnect_attempt", (n) => setStatus("reconnecting", `Reconnecting (attempt ${n})`));
 socket.on("connect_error", () => setStatus("reconnecting", "Reconnecting"));
 
-socket.on("new_event", (event) => {
+function onEvent(event) {
   feed.add(event);
   eventLatency.observe(Date.now() - Date.parse(event.ts));
+}
+socket.on("new_event", onEvent);
+socket.on("batch", ({ events, detections }) => {
+  events.forEach(onEvent);
+  detections.forEach((detection) => wall.detection(detection));
 });
 socket.on("qoe", (snapshot) => qoe.update(snapshot));
 socket.on("qoe_released", ({ partition, owner }) => qoe.release(partition, owner));

@@ -8,8 +8,11 @@ What the server emits (payloads are JSON unless noted):
 - `cameras`: the camera list (on connect and every few seconds);
 - `wall_frame`: a camera-wall thumbnail (binary `jpeg`), to clients in the wall room;
 - `status`: `{"kafka": true|false}`, whether this replica reaches Kafka (on connect and
-  when it changes).
-What a client may send: `wall` with `{"on": true|false}` to start or stop tiles.
+  when it changes);
+- `batch`: `{"events": [...], "detections": [...]}` every 250 ms, instead of `new_event`
+  and `detection` one by one, to clients that asked for batches.
+What a client may send: `wall` with `{"on": true|false}` to start or stop tiles;
+`options` with `{"batch": true}` to get `batch` instead of `new_event` and `detection`.
 
 Connections are authorised once, when they connect; features hook into connect and
 disconnect and register the events they answer, and never see Flask-SocketIO itself.

@@ -33,7 +33,9 @@ class Topic(Generic[T]):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is made per consumed record, and a frozen dataclass's __init__ costs
+# several times a plain one's.
+@dataclass(slots=True)
 class Record(Generic[T]):
     """A consumed record whose value passed its topic's decoder."""
 

@@ -30,10 +30,10 @@ from rts_common.tasks import PeriodicTask
 
 from rts_gateway.bridge import ConsumerLoop, KafkaBridge
 from rts_gateway.feed.broadcast import KafkaBroadcastManager
-from rts_gateway.feed.playback import PlaybackFeed
+from rts_gateway.feed.playback import BATCH_SECONDS, BATCHED, SINGLE, PlaybackFeed
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
-from rts_gateway.sockets import SocketServer
+from rts_gateway.sockets import Payload, SocketServer
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +72,25 @@ class Feed:
         )
         # The tick reads the aggregates the consumers' batches change: it runs where they
         # are applied (the runtime's dispatcher), never beside them.
-        self._tasks = [PeriodicTask("dashboard-tick", 1.0, self._runtime.serialized(self.tick))]
+        self._tasks = [
+            PeriodicTask("dashboard-tick", 1.0, self._runtime.serialized(self.tick)),
+            PeriodicTask(
+                "dashboard-batch", BATCH_SECONDS, self._runtime.serialized(self.playback.flush)
+            ),
+        ]
 
     def attach(self, sockets: SocketServer) -> None:
         self.playback.attach(sockets.emit)
+
+        def options(sid: str, wanted: Payload) -> Payload:
+            """A client may ask for its events and detections in batches."""
+            batched = isinstance(wanted, dict) and bool(wanted.get("batch"))
+            sockets.leave_room(sid, SINGLE if batched else BATCHED)
+            sockets.enter_room(sid, BATCHED if batched else SINGLE)
+            return {"batch": batched}
+
+        sockets.on_connect(lambda sid: sockets.enter_room(sid, SINGLE))
+        sockets.on("options", options)
 
     # -- lifecycle
 

@@ -7,10 +7,15 @@ through the Kafka-backed Socket.IO manager, so every browser on every replica ge
 - `qoe`: each owned partition's aggregate, once a second (see qoe.py), and
   `qoe_released` when a partition moves to another replica;
 - `detection`: every valid detection, as it arrives.
+Those two go one message each to the clients in the room SINGLE (every client, until it
+asks otherwise), and in one `batch` message `{"events": [...], "detections": [...]}`
+every BATCH_SECONDS to the clients in the room BATCHED (the dashboard's page): a
+thousand browsers then cost the gateway a few messages a second each instead of dozens.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import time
@@ -26,6 +31,9 @@ from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.sockets import Emit, Payload
 
 log = logging.getLogger(__name__)
+
+SINGLE, BATCHED = "events", "events-batched"
+BATCH_SECONDS = 0.25
 
 
 def _nowhere(event: str, data: Payload, *, to: str | None = None, local: bool = False) -> None:
@@ -46,15 +54,28 @@ class PlaybackFeed:
         self._emit: Emit = _nowhere
         self.aggregates: dict[int, PartitionAggregate] = {}
         m = metrics
-        self._events, self._starts = Children(m.events), Children(m.stream_starts)
-        self._startup, self._failures = Children(m.startup_seconds), Children(m.startup_failures)
-        self._watched, self._rebuffer = Children(m.watched_seconds), Children(m.rebuffer_seconds)
-        self._switches = Children(m.bitrate_switches)
-        self._watched_bytes = Children(m.watched_bytes)
-        self._detections = Children(m.detections)
+        self._startup, self._detections = Children(m.startup_seconds), Children(m.detections)
+        self._children = {
+            "events": Children(m.events),
+            "starts": Children(m.stream_starts),
+            "failures": Children(m.startup_failures),
+            "watched": Children(m.watched_seconds),
+            "watched_bytes": Children(m.watched_bytes),
+            "rebuffer": Children(m.rebuffer_seconds),
+            "switches": Children(m.bitrate_switches),
+        }
+        self._emitted = self._sampled_out = 0
+        self._batch: dict[str, list[Payload]] = {"events": [], "detections": []}
 
     def attach(self, emit: Emit) -> None:
         self._emit = emit
+
+    def flush(self) -> None:
+        """Send what was batched since the last flush (every BATCH_SECONDS)."""
+        if not self._batch["events"] and not self._batch["detections"]:
+            return
+        batch, self._batch = self._batch, {"events": [], "detections": []}
+        self._emit("batch", batch, to=BATCHED)
 
     # -- partitions of playback-events this replica owns
 
@@ -68,43 +89,67 @@ class PlaybackFeed:
     # -- records
 
     def on_events(self, batch: Batch[PlaybackEvent]) -> None:
+        # Counters are added up here and updated once per batch: prometheus_client takes
+        # a lock per increment, which per event was a fifth of the ingest's cost.
+        counts: collections.Counter[tuple[str, ...]] = collections.Counter()
+        sums: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)
         for record in batch.records:
-            self._on_event(record.value, record.partition, record.raw or b"")
+            self._on_event(record.value, record.partition, record.raw or b"", counts, sums)
+        for (kind, *labels), n in counts.items():
+            self._children[kind](*labels).inc(n)
+        for (kind, device), total in sums.items():
+            self._children[kind](device).inc(total)
+        if self._emitted:
+            self._metrics.events_emitted.inc(self._emitted)
+        if self._sampled_out:
+            self._metrics.events_sampled_out.inc(self._sampled_out)
+        self._emitted = self._sampled_out = 0
 
-    def _on_event(self, event: PlaybackEvent, partition: int, raw: bytes) -> None:
+    def _on_event(
+        self,
+        event: PlaybackEvent,
+        partition: int,
+        raw: bytes,
+        counts: collections.Counter[tuple[str, ...]],
+        sums: collections.defaultdict[tuple[str, str], float],
+    ) -> None:
         ts_ns = ts_to_ns(event.ts)
         aggregate = self.aggregates.get(partition)
         if aggregate is None:  # a record of a partition not (or no longer) ours
             aggregate = self.aggregates[partition] = PartitionAggregate(partition, time.time_ns())
         applied = aggregate.apply(event, ts_ns)
         device = applied.device
-        self._events(event.event_type, device).inc()
+        counts["events", event.event_type, device] += 1
         if applied.started:
-            self._starts(device).inc()
+            counts["starts", device] += 1
             self._startup(device).observe((applied.startup_ms or 0) / 1000)
         if applied.startup_failed:
-            self._failures(device).inc()
+            counts["failures", device] += 1
         if applied.watched_ms:
-            self._watched(device).inc(applied.watched_ms / 1000)
+            sums["watched", device] += applied.watched_ms / 1000
             # kbit/s x ms = bits
-            self._watched_bytes(device).inc(applied.watched_kbps * applied.watched_ms / 8)
+            sums["watched_bytes", device] += applied.watched_kbps * applied.watched_ms / 8
         if applied.rebuffer_ms:
-            self._rebuffer(device).inc(applied.rebuffer_ms / 1000)
+            sums["rebuffer", device] += applied.rebuffer_ms / 1000
         if applied.switch:
-            self._switches(device, applied.switch).inc()
+            counts["switches", device, applied.switch] += 1
         if self._sampler is not None and self._sampler.take(1):
             # Forwarded as it came, fields the model does not know included.
-            self._emit("new_event", json.loads(raw))
-            self._metrics.events_emitted.inc()
+            event_json = json.loads(raw)
+            self._emit("new_event", event_json, to=SINGLE)
+            self._batch["events"].append(event_json)
+            self._emitted += 1
             self._metrics.event_latency.observe(max(0.0, (time.time_ns() - ts_ns) / 1e9))
         else:
-            self._metrics.events_sampled_out.inc()
+            self._sampled_out += 1
 
     def on_detections(self, batch: Batch[Detection]) -> None:
         for record in batch.records:
             detection = record.value
             self._detections(detection.kind).inc()
-            self._emit("detection", detection.model_dump(mode="json"))
+            detection_json = detection.model_dump(mode="json")
+            self._emit("detection", detection_json, to=SINGLE)
+            self._batch["detections"].append(detection_json)
 
     # -- once a second
 

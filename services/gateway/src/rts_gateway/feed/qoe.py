@@ -48,7 +48,7 @@ _STATE_AFTER: dict[str, PlayerState] = {
 ACTIVE_STATES: tuple[PlayerState, ...] = ("playing", "paused", "buffering", "seeking")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Session:
     state: PlayerState
     device: str
@@ -84,7 +84,7 @@ class DeviceTotals:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per event: no frozen __init__, no __dict__
 class Applied:
     """What one event changed, for the caller's Prometheus counters."""
 

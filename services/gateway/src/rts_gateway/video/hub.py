@@ -32,11 +32,18 @@ from rts_gateway.video.reads import PartitionReads
 log = logging.getLogger(__name__)
 
 
+# A viewer that got no new frame for this long is nudged to re-send the last one, so a
+# dead connection is noticed and proxies with idle timeouts keep the stream open.
+KEEPALIVE_SECONDS = 10.0
+
+
 class UnknownCamera(LookupError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+# Compared and hashed by identity (a frame's bytes are not worth hashing), and weakly
+# referable, so the MJPEG part of a frame is built once for all its viewers.
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class Frame:
     meta: FrameMeta
     jpeg: bytes
@@ -72,6 +79,7 @@ class Viewer:
         self._ready = threading.Event()
         self._next_allowed = 0.0
         self.handed_out_at: float | None = None
+        self.waiting_since: float | None = None
         self.connection: socket.socket | None = None
         self.closed = False
 
@@ -82,15 +90,22 @@ class Viewer:
         self._frame, self._fresh = frame, True
         self._ready.set()
 
-    def take(self, timeout: float, sleep: Callable[[float], None]) -> Frame | None:
-        """The newest frame not yet taken, waiting up to `timeout`; None if none came."""
+    def take(self, timeout: float | None, sleep: Callable[[float], None]) -> Frame | None:
+        """The newest frame not yet taken, waiting up to `timeout` (None: until one comes,
+        the viewer is closed or nudged); None if none came."""
         self.handed_out_at = None
         wait = self._next_allowed - time.monotonic()
         if wait > 0:
             sleep(wait)  # the fps cap: frames offered meanwhile replace each other
+        self.waiting_since = time.monotonic()
+        # Without a timeout the wait schedules no timer: under eventlet, a timer per
+        # viewer per frame was a tenth of the fan-out's cost.
         if not self._ready.wait(timeout) or self.closed:
             return None
+        self.waiting_since = None
         self._ready.clear()
+        if not self._fresh:
+            return None  # nudged: nothing new
         frame, self._fresh = self._frame, False
         now = time.monotonic()
         self._next_allowed = now + self.min_interval
@@ -99,6 +114,10 @@ class Viewer:
 
     def last(self) -> Frame | None:
         return self._frame
+
+    def nudge(self) -> None:
+        """Wake a viewer waiting without a timeout, with no new frame (a keepalive)."""
+        self._ready.set()
 
     def close(self) -> None:
         self.closed = True
@@ -205,6 +224,10 @@ class FrameHub:
                 self._drop(viewer, "stalled")
             elif viewer.connection is not None and self._peer_closed(viewer.connection):
                 self._drop(viewer, "gone")
+            elif (
+                waiting := viewer.waiting_since
+            ) is not None and now - waiting > KEEPALIVE_SECONDS:
+                viewer.nudge()  # a quiet camera: its stream re-sends the last frame
 
     def _drop(self, viewer: Viewer, reason: str) -> None:
         log.info("dropping a viewer", extra={"camera": viewer.camera, "reason": reason})
