@@ -53,9 +53,9 @@ run: kafka-fetch ## run the whole platform locally; Ctrl-C stops it
 	$(BIN)/rts-devstack run
 
 .PHONY: login-url
-login-url: venv ## print a new sign-in link for the dashboard of `make run`
+login-url: venv ## print a new sign-in link for the dashboard of `make run` (LOGIN_ARGS="--camera cam-test")
 	@GATEWAY_AUTH_SECRET="$$(cat $${RTS_DATA_DIR:-.data}/gateway-secret)" $(BIN)/gateway login-url \
-		--base http://127.0.0.1:$${GATEWAY_PORT:-8000}
+		--base http://127.0.0.1:$${GATEWAY_PORT:-8000} --role operator $(LOGIN_ARGS)
 
 .PHONY: kafka-start kafka-stop kafka-status
 kafka-start: kafka-fetch ## start only the local broker, in the background
@@ -206,8 +206,8 @@ deploy: operators ## install the operators, then the chart; wait until everythin
 	@echo; echo "dashboard: $(if $(filter kind,$(CLUSTER)),http://localhost/,http://$$(minikube --profile $(CLUSTER_NAME) ip)/)"
 
 .PHONY: cluster-login-url
-cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard (BASE=URL)
-	@$(KUBECTL) -n $(NAMESPACE) exec deploy/$(RELEASE)-gateway -- gateway login-url \
+cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard (BASE=URL, LOGIN_ARGS="--role operator --camera lobby")
+	@$(KUBECTL) -n $(NAMESPACE) exec deploy/$(RELEASE)-gateway -- gateway login-url $(LOGIN_ARGS) \
 	  --base $(or $(BASE),$(if $(filter kind,$(CLUSTER)),http://localhost,http://$$(minikube --profile $(CLUSTER_NAME) ip)))
 
 .PHONY: scale

@@ -40,18 +40,18 @@ BIN = Path(sys.executable).parent
 HERE = Path(__file__).resolve().parent
 
 
-def metric_sum(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+def metric_sum(ops: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{ops}/metrics", timeout=5) as response:
         text = response.read().decode()
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                if s.name == name)  # fmt: skip
 
 
-def wait_ready(port: int) -> None:
+def wait_ready(ops: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{ops}/readyz", timeout=2):
                 return
         except OSError:
             time.sleep(0.3)
@@ -59,15 +59,17 @@ def wait_ready(port: int) -> None:
 
 
 def gateway(
-    kafka: LocalKafka, prefix: str, port: int, *, ready: bool = True, **settings: str
+    kafka: LocalKafka, prefix: str, port: int, ops: int, *, ready: bool = True, **settings: str
 ) -> subprocess.Popen[bytes]:
+    """A gateway on `port`, its /metrics and /readyz on `ops`."""
     env = {**os.environ, "KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": prefix,
            "LOG_LEVEL": "warning", "GATEWAY_GROUP_ID": f"bench-{prefix}",
            **{f"GATEWAY_{k.upper()}": v for k, v in settings.items()}}  # fmt: skip
-    proc = subprocess.Popen([str(BIN / "gateway"), "--port", str(port)], env=env,
+    proc = subprocess.Popen([str(BIN / "gateway"), "--port", str(port), "--ops-port", str(ops)],
+                            env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     if ready:
-        wait_ready(port)
+        wait_ready(ops)
     return proc
 
 
@@ -102,15 +104,15 @@ def ingest(kafka: LocalKafka, count: int) -> dict[str, Any]:
                     "--users", "20000")  # fmt: skip
     sim.wait(600)
     raw_rate, events = read_all(kafka, prefix + "playback-events", count)
-    port = free_ports(1)[0]
+    port, ops = free_ports(2)
     # Not waiting for readiness: the group starts reading at once, and the clock with it.
-    proc = gateway(kafka, prefix, port, ready=False, events_start="earliest")
+    proc = gateway(kafka, prefix, port, ops, ready=False, events_start="earliest")
     snapshots: dict[int, dict[str, Any]] = {}
     first_seen = first_at = first_cpu = 0.0
     seen = 0.0
     while seen < count:
         try:
-            seen = metric_sum(port, "gateway_playback_events_total")
+            seen = metric_sum(ops, "gateway_playback_events_total")
         except OSError:
             seen = 0.0
         if seen and not first_at:
@@ -152,10 +154,10 @@ def ingest(kafka: LocalKafka, count: int) -> dict[str, Any]:
 
 def latency(kafka: LocalKafka, clients: list[int], seconds: float) -> list[dict[str, Any]]:
     prefix = fresh_topics(kafka)
-    port = free_ports(1)[0]
+    port, ops = free_ports(2)
     # 5 new_event emits per second reach every client: 5,000 messages/s for 1,000 clients,
     # which the Python clients of the harness can still take in on this machine.
-    proc = gateway(kafka, prefix, port, event_sample_rate="5")
+    proc = gateway(kafka, prefix, port, ops, event_sample_rate="5")
     sim = event_sim(kafka, prefix, "--rate", "200", "--users", "20000", "--seed", "4")
     results = []
     try:

@@ -148,9 +148,10 @@ def main() -> None:
                     path, ready = f"/kaf/{CAMERA}", f"http://127.0.0.1:{port}/kaf/none"
                     time.sleep(3)
                 else:
-                    proc = start([str(BIN / "gateway"), "--port", str(port), "--async-mode",
-                                  server], env)  # fmt: skip
-                    path, ready = f"/stream/{CAMERA}", f"http://127.0.0.1:{port}/readyz"
+                    ops = free_ports(1)[0]
+                    proc = start([str(BIN / "gateway"), "--port", str(port), "--ops-port",
+                                  str(ops), "--async-mode", server], env)  # fmt: skip
+                    path, ready = f"/stream/{CAMERA}", f"http://127.0.0.1:{ops}/readyz"
                     wait_ready(ready)
                     wait_ready(f"http://127.0.0.1:{port}/snapshot/{CAMERA}.jpg")
                 try:

@@ -89,10 +89,10 @@ def test_gateway_answers_in_milliseconds_while_its_consumers_wait_on_kafka(
     gateway.wait_ready(timeout=40)
     # Idle topics: every consumer thread sits inside a blocking Kafka call right now.
     time.sleep(2)
-    timings = sorted(_get_ms(base + "/healthz") for _ in range(30))
+    timings = sorted(_get_ms(base + "/api/cameras") for _ in range(30))
     assert timings[len(timings) // 2] < 50, timings
     assert timings[-1] < 500, timings
-    metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+    metrics = urllib.request.urlopen(gateway.ops + "/metrics", timeout=5).read().decode()
     # The hub's own 100 ms timer never fired more than half a second late.
     slow = re.search(r'gateway_event_loop_lag_seconds_bucket\{le="0.5"\} (\S+)', metrics)
     total = re.search(r"gateway_event_loop_lag_seconds_count (\S+)", metrics)
@@ -116,13 +116,13 @@ def test_a_backlog_of_events_never_starves_requests(
                              "GATEWAY_GROUP_ID": f"backlog-{topic_prefix}"},
     )  # fmt: skip
     base = gateway.url
-    gateway.wait_http(base + "/healthz", timeout=60)
+    gateway.wait_http(gateway.ops + "/healthz", timeout=60)
     timings = []
     consumed = 0.0
     deadline = time.monotonic() + 90
     while consumed < 40000 and time.monotonic() < deadline:
-        timings.append(_get_ms(base + "/healthz"))
-        text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        timings.append(_get_ms(base + "/api/cameras"))
+        text = urllib.request.urlopen(gateway.ops + "/metrics", timeout=5).read().decode()
         consumed = sum(
             float(m) for m in re.findall(r"gateway_playback_events_total\{[^}]*\} (\S+)", text)
         )
@@ -175,7 +175,7 @@ def test_the_worker_does_not_outlive_a_killed_master(
     kafka: KafkaUnderTest, topic_prefix: str, services: ServiceGroup
 ) -> None:
     gateway = start_gateway(services, env=kafka_env(kafka.bootstrap, topic_prefix))
-    gateway.wait_http(gateway.url + "/healthz", timeout=40)
+    gateway.wait_http(gateway.ops + "/healthz", timeout=40)
     children = Path(f"/proc/{gateway.proc.pid}/task/{gateway.proc.pid}/children").read_text()
     (worker,) = [int(pid) for pid in children.split()]
     os.kill(gateway.proc.pid, signal.SIGKILL)  # the master only, as the OOM killer would

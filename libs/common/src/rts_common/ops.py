@@ -1,8 +1,10 @@
-"""`/metrics`, `/healthz` and `/readyz` on a small HTTP port, for services that are not web apps.
+"""`/metrics`, `/healthz` and `/readyz` on a small HTTP port of their own, apart from what
+users reach: probes and Prometheus get them, no ingress routes them.
 
-Liveness (`/healthz`) only says the process serves requests; readiness (`/readyz`) asks the
-service (is its source delivering? is the broker reachable?) and answers 503 with the
-reasons when not, which is what Kubernetes probes and the local supervisor look at.
+Liveness (`/healthz`) says the process serves requests (and whatever else the service's
+`liveness` check asks); readiness (`/readyz`) asks the service (is its source delivering?
+is the broker reachable?) and answers 503 with the reasons when not, which is what
+Kubernetes probes and the local supervisor look at.
 """
 
 from __future__ import annotations
@@ -41,9 +43,11 @@ class OpsServer:
         readiness: Readiness = always_ready,
         host: str = "0.0.0.0",
         port: int = 0,
+        liveness: Readiness = always_ready,
     ) -> None:
         self._registry = registry
         self._readiness = readiness
+        self._liveness = liveness
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -72,15 +76,21 @@ class OpsServer:
                 if path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(ops._registry))
                 elif path == "/healthz":
-                    self._json(200, {"status": "ok"})
+                    alive, details = self._check(ops._liveness)
+                    self._json(200 if alive else 503, {"status": "ok" if alive else "failing",
+                                                       **details})  # fmt: skip
                 elif path == "/readyz":
-                    try:
-                        ready, details = ops._readiness()
-                    except Exception as exc:  # noqa: BLE001 - a failing check means not ready
-                        ready, details = False, {"error": repr(exc)}
+                    ready, details = self._check(ops._readiness)
                     self._json(200 if ready else 503, {"ready": ready, **details})
                 else:
                     self._json(404, {"error": "not found", "path": path})
+
+            @staticmethod
+            def _check(check: Readiness) -> tuple[bool, dict[str, Any]]:
+                try:
+                    return check()
+                except Exception as exc:  # noqa: BLE001 - a failing check means "no"
+                    return False, {"error": repr(exc)}
 
             def _json(self, status: int, body: dict[str, Any]) -> None:
                 self._send(status, "application/json", json.dumps(body, default=str).encode())

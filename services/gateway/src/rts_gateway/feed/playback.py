@@ -28,7 +28,10 @@ from rts_gateway.sockets import Emit, Payload
 log = logging.getLogger(__name__)
 
 
-def _nowhere(event: str, data: Payload, *, to: str | None = None, local: bool = False) -> None:
+def _nowhere(
+    event: str, data: Payload, *, to: str | None = None, local: bool = False,
+    camera: str | None = None,
+) -> None:  # fmt: skip
     """Where emits go until the feed is attached to the Socket.IO server."""
 
 
@@ -104,7 +107,8 @@ class PlaybackFeed:
         for record in batch.records:
             detection = record.value
             self._detections(detection.kind).inc()
-            self._emit("detection", detection.model_dump(mode="json"))
+            # Only to dashboards whose sign-in covers the camera.
+            self._emit("detection", detection.model_dump(mode="json"), camera=detection.camera)
 
     # -- once a second
 
