@@ -153,8 +153,8 @@ class KafkaBridge:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         details: dict[str, Any] = {"kafka": self.kafka_ok}
-        if not self.kafka_ok and self.kafka_error:
-            details["kafka_error"] = self.kafka_error
+        if not self.kafka_ok and (self.bad_records.refused or self.kafka_error):
+            details["kafka_error"] = self.bad_records.refused or self.kafka_error
         return self.kafka_ok, details
 
     def _check_brokers(self) -> None:
@@ -167,6 +167,8 @@ class KafkaBridge:
             ok, error = False, str(exc)
         if self.kafka_ok and not ok:
             log.warning("Kafka is not reachable", extra={"error": error})
+        if ok:
+            self.bad_records.refused = None
         self.kafka_ok, self.kafka_error = ok, error
 
     def _measure_loop_lag(self) -> None:

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from confluent_kafka import KafkaError, Message
 from rts_common.contracts import BadMessage, TopicSpec
+from rts_common.kafka import authentication_failed
 from rts_common.logs import Throttle
 
 from rts_gateway.metrics import GatewayMetrics
@@ -61,6 +62,8 @@ class BadRecords:
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
         self._throttle = Throttle(60.0)
+        # The last "the cluster refused our credentials", for readiness to say why.
+        self.refused: str | None = None
 
     def bad(self, topic: str, partition: int, offset: int, error: BadMessage) -> None:
         self._metrics.bad_messages.labels(topic=topic, reason=error.reason).inc()
@@ -73,7 +76,12 @@ class BadRecords:
 
     def kafka_error(self, error: KafkaError, consumer: str = "") -> None:
         self._metrics.kafka_errors.labels(code=error.name()).inc()
-        if error.fatal():
+        refused = authentication_failed(error)
+        if refused is not None:
+            self.refused = refused
+            if self._throttle.allow(("kafka", "authentication")):
+                log.error(refused, extra={"consumer": consumer})
+        elif error.fatal():
             log.error("fatal Kafka error", extra={"consumer": consumer, "error": error.str()})
         elif self._throttle.allow(("kafka", error.code())):
             log.warning("Kafka error", extra={"consumer": consumer, "error": error.str()})
