@@ -65,6 +65,27 @@ kafka-stop: venv ## stop the background broker
 kafka-status: venv ## is the background broker running?
 	$(BIN)/rts-devstack kafka status
 
+# --- tools the checks use (defined before the rules that depend on them) --------------
+
+# helm, built from source with Go at a pinned version (no prebuilt binary download).
+HELM_VERSION := v4.3.1
+HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
+
+# checkov (security misconfigurations of the chart and the Dockerfiles) pins packaging<24,
+# which the workspace's pytest cannot share: an environment of its own, from hashed pins.
+CHECKOV_ENV := $(TOOLS)/checkov
+CHECKOV := $(CHECKOV_ENV)/bin/checkov
+
+$(CHECKOV): $(UV) tools/checkov/requirements.txt
+	$(UV) venv --quiet --allow-existing $(CHECKOV_ENV)
+	VIRTUAL_ENV=$(abspath $(CHECKOV_ENV)) $(UV) pip sync --quiet tools/checkov/requirements.txt
+	@touch $@
+
+.PHONY: checkov-lock
+checkov-lock: $(UV) ## re-pin checkov's environment after changing tools/checkov/requirements.in
+	$(UV) pip compile tools/checkov/requirements.in --universal --python-version 3.11 \
+		--generate-hashes --quiet -o tools/checkov/requirements.txt
+
 # --- tests ------------------------------------------------------------------------------
 
 .PHONY: test
@@ -83,12 +104,13 @@ e2e: kafka-fetch ## the dashboard in headless Chromium against the full local st
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: static
-static: venv frontend-deps $(HELM) ## lint, format and type checks; the dashboard bundle is up to date; chart and images
+static: venv frontend-deps $(HELM) $(CHECKOV) ## lint, format and type checks; the dashboard bundle is up to date; chart and images (checkov included)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	cd $(FRONTEND) && npm run --silent check
-	HELM=$(HELM) $(BIN)/pytest tests/static $(PYTEST_ARGS)
+	HELM=$(HELM) CHECKOV=$(CHECKOV) $(BIN)/pytest tests/static $(PYTEST_ARGS)
+
 
 # --- the dashboard's front end ----------------------------------------------------------
 
@@ -111,9 +133,7 @@ fmt: venv ## format the code and apply safe lint fixes
 
 # --- Kubernetes: the chart's tools ------------------------------------------------------
 
-# helm, built from source with Go at a pinned version (no prebuilt binary download).
-HELM_VERSION := v4.3.1
-HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
+# HELM_VERSION and HELM are set near the top: `make static` depends on them.
 
 $(HELM):
 	@command -v go >/dev/null || { echo "helm is built with Go (1.24+): install Go first" >&2; exit 1; }
@@ -123,7 +143,7 @@ $(HELM):
 helm: $(HELM) ## build the pinned helm the chart tests use (cached in .cache/tools)
 
 .PHONY: chart-topics
-chart-topics: venv ## regenerate the chart's topic list from rts_common.contracts
+chart-topics: venv ## regenerate the chart's topic list and Kafka ACLs from rts_common (contracts, acls)
 	$(BIN)/python tools/chart_topics.py
 
 # --- Kubernetes: a local cluster (kind by default, CLUSTER=minikube) ------------------------

@@ -1,5 +1,6 @@
 # capture: one camera, file, stream or the test pattern into Kafka.
 # Built from the repository root: docker build -f docker/capture.Dockerfile -t rts-capture .
+# checkov:skip=CKV_DOCKER_2:Kubernetes probes the service's ops port (the chart's probes); a Docker health check would never run there
 
 FROM python:3.11.14-slim-trixie AS build
 ENV UV_PYTHON_DOWNLOADS=never \

@@ -1,5 +1,6 @@
 # gateway: MJPEG streams and the live dashboard under gunicorn.
 # Built from the repository root: docker build -f docker/gateway.Dockerfile -t rts-gateway .
+# checkov:skip=CKV_DOCKER_2:Kubernetes probes the service's ops port (the chart's probes); a Docker health check would never run there
 
 # The dashboard's bundle, rebuilt from its sources (the committed copy is for `make run`).
 FROM node:22.20.0-trixie-slim AS frontend
@@ -37,5 +38,6 @@ RUN groupadd --system --gid 10001 app \
        --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
-EXPOSE 8000
+# The dashboard and streams; the ops port (/metrics, /healthz, /readyz).
+EXPOSE 8000 9120
 ENTRYPOINT ["gateway"]
