@@ -237,7 +237,8 @@ def check_scaling(kube: Kube, release: str, replicas: int, partitions: int, time
     spec = kube.json("get", "deployment", deployment)["spec"]
     selector = ",".join(f"{k}={v}" for k, v in spec["selector"]["matchLabels"].items())
     (container,) = spec["template"]["spec"]["containers"]
-    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
+    # /metrics is on the ops port, which no Service routes publicly: one pod at a time.
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "ops")
 
     def spread() -> dict[str, int]:
         pods = [
