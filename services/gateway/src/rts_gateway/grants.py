@@ -10,8 +10,9 @@ the session is revoked or expires, on whichever replica it is.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -84,6 +85,9 @@ class Leases:
     def __init__(self, metrics: GatewayMetrics) -> None:
         self._metrics = metrics
         self._by_session: dict[str, set[Lease]] = {}
+        # Requests, the expiry task and the Kafka dispatcher all come here (threads in
+        # threading mode); closing happens outside the lock, as it may come back here.
+        self._lock = threading.Lock()
 
     def hold(
         self, grant: Grant | None, kind: str, close: Callable[[], None], limit: int | None = None
@@ -92,17 +96,21 @@ class Leases:
         raises LimitReached beyond it. None without a grant (sign-in off): nothing to end."""
         if grant is None:
             return None
-        held = self._by_session.setdefault(grant.session, set())
-        if limit is not None and sum(1 for lease in held if lease.kind == kind) >= limit:
-            self.hit(f"{kind}s_per_session")
-            raise LimitReached(
-                f"{kind}s_per_session", f"at most {limit} {kind}s at once per session"
-            )
-        lease = Lease(grant, kind, close, self)
-        held.add(lease)
-        return lease
+        with self._lock:
+            held = self._by_session.setdefault(grant.session, set())
+            full = limit is not None and sum(1 for h in held if h.kind == kind) >= limit
+            if not full:
+                lease = Lease(grant, kind, close, self)
+                held.add(lease)
+                return lease
+        self.hit(f"{kind}s_per_session")
+        raise LimitReached(f"{kind}s_per_session", f"at most {limit} {kind}s at once per session")
 
     def release(self, lease: Lease) -> None:
+        with self._lock:
+            self._forget(lease)
+
+    def _forget(self, lease: Lease) -> None:
         held = self._by_session.get(lease.grant.session)
         if held is not None:
             held.discard(lease)
@@ -112,39 +120,31 @@ class Leases:
     def hit(self, limit: str) -> None:
         self._metrics.limit_hits.labels(limit=limit).inc()
 
-    def count(self, session: str, kind: str) -> int:
-        return sum(1 for lease in self._by_session.get(session, ()) if lease.kind == kind)
-
     # -- ending sessions
 
     def end_session(self, session: str, reason: str) -> int:
-        return self._close(list(self._by_session.get(session, ())), reason)
+        return self._close(lambda lease: lease.grant.session == session, reason)
 
     def end_subject(self, subject: str, before: float) -> int:
         """End every session of `subject` opened before `before` (epoch seconds)."""
-        doomed = [
-            lease
-            for held in self._by_session.values()
-            for lease in held
-            if lease.grant.subject == subject and lease.grant.issued_at < before
-        ]
-        return self._close(doomed, "revoked")
+        return self._close(
+            lambda lease: lease.grant.subject == subject and lease.grant.issued_at < before,
+            "revoked",
+        )
 
     def expire(self, now: float | None = None) -> None:
         """Periodic: end whatever an expired session still holds."""
         now = time.time() if now is None else now
-        doomed = [
-            lease
-            for held in self._by_session.values()
-            for lease in held
-            if lease.grant.expires_at <= now
-        ]
-        self._close(doomed, "expired")
+        self._close(lambda lease: lease.grant.expires_at <= now, "expired")
 
-    def _close(self, leases: Iterable[Lease], reason: str) -> int:
+    def _close(self, doomed: Callable[[Lease], bool], reason: str) -> int:
+        with self._lock:
+            leases = [lease for held in self._by_session.values() for lease in held
+                      if doomed(lease)]  # fmt: skip
+            for lease in leases:
+                self._forget(lease)
         closed = 0
         for lease in leases:
-            self.release(lease)
             try:
                 lease.close()
             except Exception:

@@ -86,7 +86,7 @@ class SocketServer:
         """Connected clients of this replica whose sign-in covers only some cameras."""
         return {
             sid: grant.cameras
-            for sid, grant in self._clients.items()
+            for sid, grant in list(self._clients.items())
             if grant is not None and grant.cameras is not None
         }
 

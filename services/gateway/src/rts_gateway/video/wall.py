@@ -88,7 +88,7 @@ class CameraWall:
         if first:
             for view in self._directory.recent():
                 self._watch(view.status.camera)
-        for camera in self._viewers:
+        for camera in list(self._viewers):
             self._enter(sid, camera)
 
     def leave(self, sid: str) -> None:
@@ -96,7 +96,7 @@ class CameraWall:
             return
         del self._members[sid]
         if self._sockets is not None:
-            for camera in self._viewers:
+            for camera in list(self._viewers):
                 self._sockets.leave_room(sid, wall_room(camera))
         if not self._members:
             for viewer in list(self._viewers.values()):
@@ -118,7 +118,7 @@ class CameraWall:
         except UnknownCamera:
             return
         self._viewers[camera] = viewer
-        for sid in self._members:
+        for sid in list(self._members):
             self._enter(sid, camera)
         self._runtime.spawn(self._relay, viewer)
 
