@@ -180,9 +180,22 @@ def test_a_scoped_session_sees_only_its_cameras_and_a_viewer_cannot_replay(
 
 
 def test_posts_from_another_site_are_refused(client: FlaskClient) -> None:
-    response = client.post("/logout", headers={"Origin": "https://evil.example"})
-    assert response.status_code == 403
-    assert client.post("/logout", headers={"Origin": "http://localhost"}).status_code == 303
+    refused = [
+        {"Origin": "https://evil.example"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "null"},
+        {"Sec-Fetch-Site": "same-site", "Origin": "https://other.localhost"},
+        {"Origin": "null"},
+    ]
+    for headers in refused:
+        assert client.post("/logout", headers=headers).status_code == 403, headers
+    accepted = [
+        {"Origin": "http://localhost"},
+        # A browser's form on a page with Referrer-Policy: no-referrer.
+        {"Sec-Fetch-Site": "same-origin", "Origin": "null"},
+        {},  # a script
+    ]
+    for headers in accepted:
+        assert client.post("/logout", headers=headers).status_code == 303, headers
     assert client.get("/logout").status_code == 405
 
 
