@@ -25,7 +25,7 @@ from tests.fixtures.processes import ServiceProcess
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILES = ROOT / "helm" / "streaming" / "files" / "dashboards"
 SCRAPE = 2.0
-JOBS = {"capture": 2, "event-sim": 1, "gateway": 1, "kafka": 1}
+JOBS = {"capture": 2, "event-sim": 1, "gateway": 1, "kafka": 1, "latency-probe": 1}
 
 
 @dataclass
@@ -56,13 +56,13 @@ def _sign_in(data_dir: Path) -> str:
     """A session for the gateway `make run` started, from the secret it keeps."""
     secret = (data_dir / "gateway-secret").read_text().strip()
     auth = Authenticator(secret, login_ttl=60, session_ttl=3600)
-    return auth.session(auth.open_link(auth.login_token("test"))).token
+    return auth.issue("test").token
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     kafka = _kafka_port()
-    gateway, gateway_ops, test_cam, sample_cam, sim, jmx, prom = free_ports(7)
+    gateway, gateway_ops, test_cam, sample_cam, sim, jmx, prom, probe = free_ports(8)
     data_dir = tmp_path_factory.mktemp("stack")
     argv = [
         "rts-devstack", "run", "--no-open-browser", "--data-dir",
@@ -70,6 +70,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "--gateway-port", str(gateway), "--gateway-ops-port", str(gateway_ops),
         "--test-camera-ops-port", str(test_cam),
         "--sample-camera-ops-port", str(sample_cam), "--eventsim-ops-port", str(sim),
+        "--probe-ops-port", str(probe),
         "--kafka-metrics-port", str(jmx), "--prometheus-port", str(prom),
         "--scrape-interval", f"{SCRAPE:g}",
     ]  # fmt: skip

@@ -22,7 +22,7 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
     host: str = setting("0.0.0.0", "Address to listen on")
     port: int = setting(8000, "Port of the dashboard, the streams and the API", ge=0, le=65535)
     ops_port: int = setting(
-        9120,
+        9130,
         "Port of /metrics, /healthz and /readyz, for probes and Prometheus; never route it "
         "from the public ingress (0: pick a free one)",
         ge=0,

@@ -88,6 +88,14 @@ class Authenticator:
             nonce, str(payload.get("sub", "viewer")), role, cameras, issued + self.login_ttl
         )
 
+    def issue(
+        self, subject: str, *, cameras: Iterable[str] | None = None, role: Role = "viewer"
+    ) -> Session:
+        """A session for a process that holds the secret itself (the latency probe, the
+        helm test): no link to trade, so nothing to record as used."""
+        scope = frozenset(cameras) if cameras is not None else None
+        return self.session(LoginLink("", subject, role, scope, time.time()))
+
     def session(self, link: LoginLink) -> Session:
         """A new session with the link's scope and a fresh id."""
         session_id = secrets.token_urlsafe(12)

@@ -50,6 +50,8 @@ def video_routes(video: Video) -> Blueprint:
         status = directory.get(camera)
         if status is None or status.partition is None or not sees(grant, camera):
             return unknown(camera)
+        # The latency probe says who it is, so dashboards can keep it apart from people.
+        kind = "probe" if request.headers.get("X-Viewer-Kind") == "probe" else "browser"
         since = request.args.get("from")
         if since and grant is not None and not grant.operates:
             return json_error(403, "replaying recorded video needs an operator's sign-in")
@@ -59,9 +61,9 @@ def video_routes(video: Video) -> Blueprint:
             return limited(hit)
         slot.connection = _stream_connection(request.environ, settings.stream_send_buffer)
         if since:
-            body = _replay(video, slot, camera, status.partition, since, max_fps)
+            body = _replay(video, slot, camera, status.partition, since, max_fps, kind)
         else:
-            body = _live(video, slot, camera, max_fps) or unknown(camera)
+            body = _live(video, slot, camera, max_fps, kind) or unknown(camera)
         if isinstance(body, Response):
             slot.release()
             return body
@@ -135,11 +137,11 @@ def _visible(directory: CameraDirectory, grant: Grant | None) -> list[str]:
 
 
 def _live(
-    video: Video, slot: StreamSlot, camera: str, max_fps: float | None
+    video: Video, slot: StreamSlot, camera: str, max_fps: float | None, kind: str
 ) -> Iterator[bytes] | None:
     """The live stream's body, or None if the camera went away."""
     try:
-        viewer = video.hub.open(camera, max_fps)
+        viewer = video.hub.open(camera, max_fps, kind)
     except UnknownCamera:
         return None
     viewer.connection = slot.connection
@@ -149,7 +151,7 @@ def _live(
 
 def _replay(
     video: Video, slot: StreamSlot, camera: str, partition: int, since: str,
-    max_fps: float | None,
+    max_fps: float | None, kind: str,
 ) -> Iterator[bytes] | Response:  # fmt: skip
     try:
         from_ms = parse_from(since)
@@ -172,7 +174,7 @@ def _replay(
         slot.closes(lambda: video.hub.close(viewer))
 
     return mjpeg.replay_then_live(
-        replay, video.hub, max_fps, video.metrics, video.runtime.sleep, attach
+        replay, video.hub, max_fps, video.metrics, video.runtime.sleep, attach, kind
     )
 
 
