@@ -366,18 +366,19 @@ class LoadGenerator:
         """The generator's next report: a JSON object on a line of its own."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            lines, self._seen = self.proc.lines_after(self._seen)
-            for line in lines:
+            lines, total = self.proc.lines_after(self._seen)
+            first = total - len(lines)  # the absolute number of lines[0]
+            for i, line in enumerate(lines):
                 if line.startswith("{"):
+                    self._seen = first + i + 1
                     message: dict[str, Any] = json.loads(line)
                     return message
-            if not self.proc.running:
-                lines, _ = self.proc.lines_after(self._seen)
-                if not any(line.startswith("{") for line in lines):
-                    raise ProcessFailed(
-                        f"the load generator ended without reporting "
-                        f"({self.proc.proc.returncode}):\n{self.proc.tail()}"
-                    )
+            self._seen = total
+            if not self.proc.running and not self.proc.lines_after(self._seen)[0]:
+                raise ProcessFailed(
+                    f"the load generator ended without reporting "
+                    f"({self.proc.proc.returncode}):\n{self.proc.tail()}"
+                )
             time.sleep(0.05)
         self.proc.stop()
         raise GeneratorSilent(f"the load generator said nothing for {timeout:.0f}s")

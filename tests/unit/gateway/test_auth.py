@@ -6,6 +6,8 @@ import time
 import pytest
 from confluent_kafka import Message
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rts_common.contracts import GATEWAY_SESSIONS, VIDEO_CAMERAS, SessionRecord
 from rts_gateway.access.auth import Authenticator, AuthError
 from rts_gateway.grants import Grant, Leases, LimitReached
@@ -242,3 +244,16 @@ def test_leases_cap_a_session_and_end_with_it() -> None:
     sample = metrics.registry.get_sample_value
     assert sample("gateway_limit_hits_total", {"limit": "streams_per_session"}) == 1
     assert sample("gateway_session_closes_total", {"reason": "expired", "kind": "socket"}) == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_token_is_a_session_or_an_auth_error(token: str) -> None:
+    auth = Authenticator(SECRET, login_ttl=60, session_ttl=60)
+    reasons = set()
+    for check in (auth.check_session, auth.open_link):
+        try:
+            check(token)
+        except AuthError as error:
+            reasons.add(error.reason)
+    assert reasons <= {"missing", "invalid", "expired"}

@@ -130,3 +130,27 @@ def test_unknown_paths_are_json_404(client: FlaskClient) -> None:
     response = client.get("/nowhere")
     assert response.status_code == 404
     assert response.json == {"error": "not found"}
+
+
+class Stuck:
+    name = "frames"
+
+    def problem(self, now: float) -> str:
+        return "no poll for 75s"
+
+
+def test_health_fails_when_a_part_is_stuck_and_readiness_says_which(
+    ops: tuple[Gateway, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway, base = ops
+    gateway.bridge.kafka_ok = True
+    assert http_get(base + "/healthz")[0] == 200
+    monkeypatch.setattr(gateway.video, "components", lambda: [Stuck()])
+    status, body = http_get(base + "/healthz")
+    assert status == 503
+    assert json.loads(body) == {"status": "failing", "problems": {"frames": "no poll for 75s"}}
+    status, body = http_get(base + "/readyz")
+    assert status == 503
+    assert json.loads(body)["problems"] == {"frames": "no poll for 75s"}
+    up = gateway.metrics.registry.get_sample_value("gateway_component_up", {"component": "frames"})
+    assert up == 0

@@ -4,7 +4,8 @@ One list for every place that secures Kafka: the chart's KafkaUsers are generate
 (`make chart-topics`) and the local broker's secured mode grants it, so the integration
 test that proves "each service can do exactly its job" tests what the cluster enforces.
 event-sim's idempotent producer needs no cluster-wide IdempotentWrite: since Kafka 3.0
-(KIP-679), Write on the topic allows it. The gateway's direct-assignment readers carry
+(KIP-679), Write on the topic allows it, as it does the gateway's idempotent dead-letter
+and sign-in producers. The gateway's direct-assignment readers carry
 group ids `gateway-direct-*` (librdkafka wants one) but never join a group or commit.
 """
 
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 from rts_common.contracts import (
     DASHBOARD_BROADCAST,
+    DEAD_LETTERS,
     GATEWAY_SESSIONS,
     PLAYBACK_EVENTS,
     VIDEO_CAMERAS,
@@ -70,6 +72,7 @@ def service_acls(service: Service, *, topic_prefix: str = "", group_id: str) -> 
             _topic(PLAYBACK_EVENTS, p, "Read", "Describe"),
             _topic(VIDEO_DETECTIONS, p, "Read", "Describe"),
             _topic(DASHBOARD_BROADCAST, p, "Read", "Write", "Describe"),
+            _topic(DEAD_LETTERS, p, "Write", "Describe"),
             _topic(GATEWAY_SESSIONS, p, "Read", "Write", "Describe"),
             _group(group_id, "Read", "Describe"),
             _group(f"{group_id}-detections", "Read", "Describe"),

@@ -37,6 +37,9 @@ def create_app(
     replicas (None: this process's clients only)."""
     app = Flask("rts_gateway")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    # A camera id with an encoded "/" would otherwise be answered with a redirect to a
+    # path with the slashes merged: an unknown camera is a 404, whatever its id.
+    app.url_map.merge_slashes = False
     version = _asset_version(Path(app.static_folder or ""))
     origins = _origins(settings.allowed_origins)
     app.register_blueprint(video_routes(video))

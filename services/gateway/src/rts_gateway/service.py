@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 
-from rts_common.ops import OpsServer
+from rts_common.ops import Component, OpsServer
 
 from rts_gateway.access import Access
 from rts_gateway.app import create_app
@@ -36,7 +36,9 @@ class Gateway:
         self.access = Access(settings, self.bridge, self.metrics)
         self.video = Video(settings, self.bridge, self.metrics, self.access.leases)
         self.feed = Feed(settings, self.bridge, self.metrics)
-        self.health = Health([self.bridge.readiness, self.video.readiness])
+        self.health = Health(
+            [self.bridge.readiness, self.video.readiness], self.components, self.metrics
+        )
         self.app, self.socketio = create_app(
             settings, access=self.access, video=self.video, client_manager=self.feed.broadcast
         )
@@ -46,6 +48,16 @@ class Gateway:
         self.video.attach(self.sockets)
         self.feed.attach(self.sockets)
         self.ops: OpsServer | None = None
+        # Each replica tells its own browsers whether it reaches Kafka (the page says
+        # "reconnecting" meanwhile); relaying it through Kafka would defeat the purpose.
+        self.bridge.on_reachability(
+            lambda ok: self.sockets.emit("status", {"kafka": ok}, local=True)
+        )
+        self.sockets.on_connect(
+            lambda sid: self.sockets.emit(
+                "status", {"kafka": self.bridge.kafka_ok}, to=sid, local=True
+            )
+        )
         self._stopped = False
 
     def start(self) -> Gateway:
@@ -57,13 +69,20 @@ class Gateway:
         log.info("gateway started", extra={"async_mode": self.runtime.mode})
         return self
 
+    def components(self) -> list[Component]:
+        """The parts that must keep running (liveness)."""
+        return [
+            *self.bridge.components(), *self.video.components(), *self.feed.components(),
+            *self.access.components(),
+        ]  # fmt: skip
+
     def serve_ops(self) -> OpsServer:
         """/metrics, /healthz and /readyz on the ops port (started first: probes see a
         process that is up and not yet ready)."""
         try:
             self.ops = OpsServer(
                 self.metrics.registry, self.health.readiness, self.settings.ops_host,
-                self.settings.ops_port, liveness=self.health.liveness,
+                self.settings.ops_port, components=self.components,
             ).start()  # fmt: skip
         except OSError as exc:
             log.error("cannot serve /metrics, /healthz, /readyz on port %s: %s",

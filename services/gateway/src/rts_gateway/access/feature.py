@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import request
 from rts_common.contracts import SessionRecord
+from rts_common.ops import Component
 from rts_common.pacing import TokenBucket
 from rts_common.tasks import PeriodicTask
 from werkzeug.wrappers import Request
@@ -55,7 +56,11 @@ class Access:
         self.proxies = TrustedProxies(settings.trusted_proxies)
         self._login_rate = ClientRate(settings.login_attempts_per_minute / 60.0,
                                       max(1.0, settings.login_attempts_per_minute))  # fmt: skip
-        self._tasks = [PeriodicTask("session-expiry", 1.0, self.leases.expire)]
+        # Closing streams and sockets touches the hub and the socket server: on the
+        # dispatcher, like the rest of their housekeeping.
+        self._tasks = [
+            PeriodicTask("session-expiry", 1.0, bridge.runtime.serialized(self.leases.expire))
+        ]
 
     # -- lifecycle
 
@@ -66,6 +71,12 @@ class Access:
         self.ledger.start()
         for task in self._tasks:
             task.start()
+
+    def components(self) -> list[Component]:
+        """What must keep running while sign-in is on: the ledger's reader, the expiry."""
+        if self.ledger is None:
+            return []
+        return [*self.ledger.components(), *self._tasks]
 
     def request_stop(self) -> None:
         for task in self._tasks:

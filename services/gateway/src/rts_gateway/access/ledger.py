@@ -27,7 +27,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 from rts_common.contracts import GATEWAY_SESSIONS, SessionRecord
 
-from rts_gateway.bridge import Batch, Future, KafkaBridge, from_beginning
+from rts_gateway.bridge import Batch, ConsumerLoop, Future, KafkaBridge, from_beginning
 from rts_gateway.grants import Grant
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,9 @@ class SessionLedger:
         self._loop.wait_stopped(max(0.1, deadline - time.monotonic()))
         if self._producer is not None:
             self._producer.flush(max(0.1, deadline - time.monotonic()))
+
+    def components(self) -> list[ConsumerLoop[SessionRecord | None]]:
+        return [self._loop]
 
     @property
     def caught_up(self) -> bool:
