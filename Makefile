@@ -61,9 +61,9 @@ run: kafka-fetch ## run the whole platform locally; Ctrl-C stops it
 	$(BIN)/rts-devstack run
 
 .PHONY: login-url
-login-url: venv ## print a new sign-in link for the dashboard of `make run`
+login-url: venv ## print a new sign-in link for the dashboard of `make run` (LOGIN_ARGS="--camera cam-test")
 	@GATEWAY_AUTH_SECRET="$$(cat $${RTS_DATA_DIR:-.data}/gateway-secret)" $(BIN)/gateway login-url \
-		--base http://127.0.0.1:$${GATEWAY_PORT:-8000}
+		--base http://127.0.0.1:$${GATEWAY_PORT:-8000} --role operator $(LOGIN_ARGS)
 
 .PHONY: kafka-start kafka-stop kafka-status
 kafka-start: kafka-fetch ## start only the local broker, in the background
@@ -72,6 +72,23 @@ kafka-stop: venv ## stop the background broker
 	$(BIN)/rts-devstack kafka stop
 kafka-status: venv ## is the background broker running?
 	$(BIN)/rts-devstack kafka status
+
+# --- tools the checks use (defined before the rules that depend on them) --------------
+
+# checkov (security misconfigurations of the chart and the Dockerfiles) pins packaging<24,
+# which the workspace's pytest cannot share: an environment of its own, from hashed pins.
+CHECKOV_ENV := $(TOOLS)/checkov
+CHECKOV := $(CHECKOV_ENV)/bin/checkov
+
+$(CHECKOV): $(UV) tools/checkov/requirements.txt
+	$(UV) venv --quiet --allow-existing $(CHECKOV_ENV)
+	VIRTUAL_ENV=$(abspath $(CHECKOV_ENV)) $(UV) pip sync --quiet tools/checkov/requirements.txt
+	@touch $@
+
+.PHONY: checkov-lock
+checkov-lock: $(UV) ## re-pin checkov's environment after changing tools/checkov/requirements.in
+	$(UV) pip compile tools/checkov/requirements.in --universal --python-version 3.11 \
+		--generate-hashes --quiet -o tools/checkov/requirements.txt
 
 # --- tests ------------------------------------------------------------------------------
 
@@ -95,12 +112,12 @@ e2e: kafka-fetch ## the dashboard in headless Chromium against the full local st
 	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 .PHONY: static
-static: venv frontend-deps $(HELM) ## lint, format and type checks; the dashboard bundle is up to date; chart and images
+static: venv frontend-deps $(HELM) $(CHECKOV) ## lint, format and type checks; the dashboard bundle is up to date; chart and images (checkov included)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	cd $(FRONTEND) && npm run --silent check
-	HELM=$(HELM) $(BIN)/pytest tests/static $(PYTEST_ARGS)
+	HELM=$(HELM) CHECKOV=$(CHECKOV) $(BIN)/pytest tests/static $(PYTEST_ARGS)
 
 # Not a stage of `make test`: it needs podman, runc and mmdebstrap (as root), and a cold
 # run takes a while (the stand-in bases, then three builds).
@@ -191,7 +208,7 @@ $(K8S_BIN)/.built: k8s/controlplane/go.mod k8s/controlplane/go.sum k8s/controlpl
 controlplane: $(K8S_BIN)/.built ## build the local Kubernetes control plane and kwok (cached in .cache/k8s)
 
 .PHONY: chart-topics
-chart-topics: venv ## regenerate the chart's topic list from rts_common.contracts
+chart-topics: venv ## regenerate the chart's topic list and Kafka ACLs from rts_common (contracts, acls)
 	$(BIN)/python tools/chart_topics.py
 
 # --- Kubernetes: a local cluster (kind by default, CLUSTER=minikube or CLUSTER=kwok) ---------
@@ -310,8 +327,8 @@ else
 endif
 
 .PHONY: cluster-login-url
-cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard (BASE=URL)
-	@$(KUBECTL) -n $(NAMESPACE) exec deploy/$(RELEASE)-gateway -- gateway login-url \
+cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard (BASE=URL, LOGIN_ARGS="--role operator --camera lobby")
+	@$(KUBECTL) -n $(NAMESPACE) exec deploy/$(RELEASE)-gateway -- gateway login-url $(LOGIN_ARGS) \
 	  --base $(or $(BASE),$(if $(filter kind,$(CLUSTER)),http://localhost,http://$$(minikube --profile $(CLUSTER_NAME) ip)))
 
 .PHONY: scale

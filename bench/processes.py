@@ -52,11 +52,15 @@ class Proc(ServiceProcess):
         env: Mapping[str, str] | None = None,
         *,
         priority: int = 0,
+        ops_port: int | None = None,
     ) -> None:
-        """`priority`: a nice value below 0 raises it (where allowed, as root)."""
+        """`priority`: a nice value below 0 raises it (where allowed, as root);
+        `ops_port`: where its /metrics and /readyz are, when not on its main port."""
         log.parent.mkdir(parents=True, exist_ok=True)
+        ops = f"http://127.0.0.1:{ops_port}" if ops_port else None
         super().__init__(name, argv, {"LOG_FORMAT": "console", **(env or {})},
-                         log_file=log, priority=priority)  # fmt: skip
+                         log_file=log, priority=priority, ops=ops)  # fmt: skip
+        self.ops_port = ops_port
 
     @property
     def pid(self) -> int:
@@ -156,17 +160,20 @@ def gateway(
     **settings: Any,
 ) -> tuple[Proc, int]:
     """The gateway under gunicorn (its own `gateway` command), ready unless `ready=False`;
-    returns it and its port. `settings` are its GATEWAY_* settings."""
-    port = free_ports(1)[0]
+    returns it and its port (its /metrics and /readyz are on `proc.ops_port`). `settings`
+    are its GATEWAY_* settings."""
+    port, ops = free_ports(2)
     env = kafka_env(kafka, prefix) | {
         f"GATEWAY_{key.upper()}": str(value) for key, value in settings.items()
     }
-    argv = [BIN / "gateway", "--port", port, "--host", "127.0.0.1", "--async-mode", mode]
-    proc = Proc(name or f"gateway-{mode}", argv, logs / f"{name or 'gateway-' + mode}.log", env)
+    argv = [BIN / "gateway", "--port", port, "--host", "127.0.0.1", "--async-mode", mode,
+            "--ops-host", "127.0.0.1", "--ops-port", ops]  # fmt: skip
+    proc = Proc(name or f"gateway-{mode}", argv, logs / f"{name or 'gateway-' + mode}.log", env,
+                ops_port=ops)  # fmt: skip
     if not ready:
         return proc, port
     try:
-        proc.wait_http(f"http://127.0.0.1:{port}/readyz")
+        proc.wait_http(f"http://127.0.0.1:{ops}/readyz")
     except BaseException:
         proc.stop()
         raise

@@ -1,5 +1,7 @@
 # capture: one camera, file, stream or the test pattern into Kafka.
 # Built from the repository root: docker build -f docker/capture.Dockerfile -t rts-capture .
+# checkov:skip=CKV_DOCKER_2:Kubernetes probes the service's ops port (the chart's probes); a Docker health check would never run there
+# checkov:skip=CKV_DOCKER_7:the bases are build arguments whose defaults (below) are exact versions; checkov cannot read through ARG
 
 # The base images (a build may substitute its own, e.g. a local mirror's).
 ARG PYTHON_IMAGE=python:3.11.17-slim-trixie

@@ -1,6 +1,8 @@
 # gateway: MJPEG streams and the live dashboard under gunicorn; also the latency probe
 # (`latency-probe`), which signs in with the gateway's own code and so ships with it.
 # Built from the repository root: docker build -f docker/gateway.Dockerfile -t rts-gateway .
+# checkov:skip=CKV_DOCKER_2:Kubernetes probes the service's ops port (the chart's probes); a Docker health check would never run there
+# checkov:skip=CKV_DOCKER_7:the bases are build arguments whose defaults (below) are exact versions; checkov cannot read through ARG
 
 # The base images (a build may substitute its own, e.g. a local mirror's).
 ARG PYTHON_IMAGE=python:3.11.17-slim-trixie
@@ -44,5 +46,6 @@ RUN groupadd --system --gid 10001 app \
        --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
-EXPOSE 8000
+# The dashboard and streams; the ops port (/metrics, /healthz, /readyz).
+EXPOSE 8000 9130
 ENTRYPOINT ["gateway"]

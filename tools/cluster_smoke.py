@@ -151,8 +151,10 @@ def sign_in(kube: Kube, release: str, url: str) -> requests.Session:
     except SmokeFailure:
         say("--  no sign-in link (GATEWAY_AUTH_SECRET not set): continuing signed out")
         return http
-    response = http.get(link, allow_redirects=False, timeout=10)
-    if response.status_code != 302 or not http.cookies:
+    # What the link's page does in a browser: the token from the fragment, POSTed.
+    token = link.partition("#token=")[2]
+    response = http.post(f"{url}/login", data={"token": token}, allow_redirects=False, timeout=10)
+    if response.status_code != 200 or not http.cookies:
         raise SmokeFailure(f"the login link answered {response.status_code}, no session")
     say("ok  signed in with a one-time login link")
     return http
@@ -236,7 +238,8 @@ def check_scaling(kube: Kube, release: str, replicas: int, partitions: int, time
     spec = kube.json("get", "deployment", deployment)["spec"]
     selector = ",".join(f"{k}={v}" for k, v in spec["selector"]["matchLabels"].items())
     (container,) = spec["template"]["spec"]["containers"]
-    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "http")
+    # /metrics is on the ops port, which no Service routes publicly: one pod at a time.
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == "ops")
 
     def spread() -> dict[str, int]:
         pods = [

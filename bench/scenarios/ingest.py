@@ -84,7 +84,9 @@ def _balanced(servers: list[tuple[Proc, int]], topic: str) -> bool:
     """Every replica owns at least one partition of `topic` (for up to 3 replicas)."""
     key = f"gateway_partitions_assigned:{topic}"
     try:
-        return all(labelled_metrics(port, "topic").get(key, 0) >= 1 for _, port in servers)
+        return all(
+            labelled_metrics(proc.ops_port or 0, "topic").get(key, 0) >= 1 for proc, _ in servers
+        )
     except OSError:
         return False
 
@@ -107,9 +109,9 @@ def consume_all(
         if time.monotonic() > deadline:
             raise RuntimeError(f"the gateway counted {seen:.0f} of {count} events")
         total = 0.0
-        for _, port in servers:
+        for proc, _ in servers:
             with contextlib.suppress(OSError):
-                total += metrics(port).get(COUNTER, 0.0)
+                total += metrics(proc.ops_port or 0).get(COUNTER, 0.0)
         seen = total
         if seen and not first_at and (len(servers) == 1 or _balanced(servers, topic)):
             first_seen, first_at = seen, time.monotonic()

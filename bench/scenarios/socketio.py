@@ -83,7 +83,8 @@ event emitted to every client as one `new_event`, Flask-SocketIO's threading mod
     idle_rss: dict[str, int] = {}
 
     def measure(key: str, servers: list[Proc], urls: list[str], n: int, profile: str) -> None:
-        ports = [int(url.rsplit(":", 1)[1]) for url in urls]
+        # The gateways' /metrics (the baseline serves none).
+        ports = [s.ops_port for s in servers if s.ops_port]
 
         def emitted() -> float:
             """new_event emits the gateways counted (the baseline counts none)."""

@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from rts_capture.sample import write_face
 from rts_common.contracts import TOPICS
+from rts_gateway.access.auth import Authenticator
 
 from tests.fixtures.capture import read_topic
 from tests.fixtures.kafka import KafkaUnderTest
@@ -97,6 +98,9 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     page = browser.new_page(viewport={"width": 1600, "height": 1400})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The gateway's Content-Security-Policy must not block anything the dashboard does.
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in
+            msg.text else None)  # fmt: skip
     page.goto(stack.base + "/")
     yield page
     assert errors == [], errors
@@ -201,3 +205,41 @@ def test_the_page_recovers_after_the_gateway_restarts(stack: Stack, page: Page) 
     wait_until(page, "(n) => +document.querySelector('#wall .tile').dataset.frames > n + 3", 30,
                arg=frames)  # fmt: skip
     shot(page, "6-reconnected")
+
+
+def test_a_login_link_signs_in_and_signing_out_ends_the_session(
+    stack: Stack, browser: Browser
+) -> None:
+    secret = "e2e-sign-in-secret-0123456789"
+    gateway = start_gateway(stack.group, "--wall-fps", "2", env={"GATEWAY_AUTH_SECRET": secret},
+                            name="signed-gateway")  # fmt: skip
+    gateway.wait_ready(timeout=60)
+    link = Authenticator(secret, login_ttl=60, session_ttl=600).login_token(
+        "e2e", cameras=["cam-1", "cam-2"]
+    )
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in
+            msg.text else None)  # fmt: skip
+    try:
+        page.goto(f"{gateway.url}/login#token={link}")
+        page.wait_for_url(f"{gateway.url}/", timeout=20_000)
+        wait_until(page, "() => document.getElementById('status').dataset.state === 'connected'")
+        # The link covered two cameras: the wall shows those and no other.
+        wait_until(page, "() => document.querySelectorAll('#wall .tile[data-frames]').length >= 2")
+        time.sleep(2)
+        tiles = page.evaluate("() => [...document.querySelectorAll('#wall .tile')]"
+                              ".map(t => t.dataset.camera).sort()")  # fmt: skip
+        assert tiles == ["cam-1", "cam-2"]
+        assert "#token=" not in page.url
+        shot(page, "7-signed-in")
+        page.locator("header form button").click()
+        page.wait_for_load_state()
+        assert "Sign in needed" in page.content()
+        page.goto(f"{gateway.url}/")
+        assert "Sign in needed" in page.content()
+        assert errors == [], errors
+    finally:
+        page.close()
+        gateway.terminate()

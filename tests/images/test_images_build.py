@@ -148,15 +148,16 @@ def test_each_image_runs_read_only_as_its_user(
 def gateway_container(images: dict[str, str], kafka: KafkaUnderTest) -> Iterator[tuple[str, str]]:
     prefix = f"img{uuid.uuid4().hex[:8]}."
     kafka.create_topics(list(TOPICS), prefix)
-    port = free_port()
+    port, ops = free_port(), free_port()
     name = f"rts-gateway-{uuid.uuid4().hex[:8]}"
     podman("run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",
            "--user", "10001:10001", "--network", "host", *ULIMITS,
            "-e", f"KAFKA_BOOTSTRAP={kafka.bootstrap}", "-e", f"KAFKA_TOPIC_PREFIX={prefix}",
-           "-e", f"GATEWAY_PORT={port}", "-e", "LOG_FORMAT=console",
-           images["gateway"])  # fmt: skip
+           "-e", f"GATEWAY_PORT={port}", "-e", f"GATEWAY_OPS_PORT={ops}",
+           "-e", "LOG_FORMAT=console", images["gateway"])  # fmt: skip
     try:
-        yield name, f"http://127.0.0.1:{port}"
+        # /readyz is on the ops port.
+        yield name, f"http://127.0.0.1:{ops}"
     finally:
         podman("rm", "--force", name, check=False)
 

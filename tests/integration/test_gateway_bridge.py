@@ -89,10 +89,10 @@ def test_gateway_answers_in_milliseconds_while_its_consumers_wait_on_kafka(
     gateway.wait_ready(timeout=40)
     # Idle topics: every consumer thread sits inside a blocking Kafka call right now.
     time.sleep(2)
-    timings = sorted(_get_ms(base + "/healthz") for _ in range(30))
+    timings = sorted(_get_ms(base + "/api/cameras") for _ in range(30))
     assert timings[len(timings) // 2] < 50, timings
     assert timings[-1] < 500, timings
-    metrics = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+    metrics = urllib.request.urlopen(gateway.ops + "/metrics", timeout=5).read().decode()
     # The hub's own 100 ms timer never fired more than half a second late.
     slow = re.search(r'gateway_event_loop_lag_seconds_bucket\{le="0.5"\} (\S+)', metrics)
     total = re.search(r"gateway_event_loop_lag_seconds_count (\S+)", metrics)
@@ -116,13 +116,13 @@ def test_a_backlog_of_events_never_starves_requests(
                              "GATEWAY_GROUP_ID": f"backlog-{topic_prefix}"},
     )  # fmt: skip
     base = gateway.url
-    gateway.wait_http(base + "/healthz", timeout=60)
+    gateway.wait_http(gateway.ops + "/healthz", timeout=60)
     timings = []
     consumed = 0.0
     deadline = time.monotonic() + 90
     while consumed < 40000 and time.monotonic() < deadline:
-        timings.append(_get_ms(base + "/healthz"))
-        text = urllib.request.urlopen(base + "/metrics", timeout=5).read().decode()
+        timings.append(_get_ms(base + "/api/cameras"))
+        text = urllib.request.urlopen(gateway.ops + "/metrics", timeout=5).read().decode()
         consumed = sum(
             float(m) for m in re.findall(r"gateway_playback_events_total\{[^}]*\} (\S+)", text)
         )
@@ -147,16 +147,23 @@ def test_sign_in_guards_streams_and_socketio_on_a_real_server(
         [sys.executable, "-m", "rts_gateway", "login-url", "--base", base],
         env={**os.environ, **env}, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
-    opener = urllib.request.build_opener(_NoRedirect)
-    with pytest.raises(urllib.error.HTTPError) as signed_in:
-        opener.open(link, timeout=5)
-    assert signed_in.value.code == 302
-    cookie = signed_in.value.headers["Set-Cookie"].split(";", 1)[0]
+    # What the link's page does: the token from the #fragment, POSTed.
+    base_of_link, _, token = link.partition("#token=")
+    assert base_of_link == base + "/login"
+
+    def trade() -> tuple[int, str]:
+        post = urllib.request.Request(base + "/login", data=f"token={token}".encode())
+        try:
+            with urllib.request.urlopen(post, timeout=10) as response:
+                return response.status, response.headers["Set-Cookie"].split(";", 1)[0]
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    status, cookie = trade()
+    assert status == 200
     request = urllib.request.Request(base + "/api/cameras", headers={"Cookie": cookie})
     assert json.loads(urllib.request.urlopen(request, timeout=5).read()) == {"cameras": []}
-    with pytest.raises(urllib.error.HTTPError) as reused:
-        opener.open(link, timeout=5)
-    assert reused.value.code == 401  # a login link works once
+    assert trade()[0] == 401  # a login link works once
     anonymous = socketio.Client(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
         anonymous.connect(base, transports=["websocket"], wait_timeout=5)
@@ -166,16 +173,11 @@ def test_sign_in_guards_streams_and_socketio_on_a_real_server(
     client.disconnect()
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
 def test_the_worker_does_not_outlive_a_killed_master(
     kafka: KafkaUnderTest, topic_prefix: str, services: ServiceGroup
 ) -> None:
     gateway = start_gateway(services, env=kafka_env(kafka.bootstrap, topic_prefix))
-    gateway.wait_http(gateway.url + "/healthz", timeout=40)
+    gateway.wait_http(gateway.ops + "/healthz", timeout=40)
     children = Path(f"/proc/{gateway.proc.pid}/task/{gateway.proc.pid}/children").read_text()
     (worker,) = [int(pid) for pid in children.split()]
     os.kill(gateway.proc.pid, signal.SIGKILL)  # the master only, as the OOM killer would

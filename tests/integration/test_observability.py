@@ -56,18 +56,19 @@ def _sign_in(data_dir: Path) -> str:
     """A session for the gateway `make run` started, from the secret it keeps."""
     secret = (data_dir / "gateway-secret").read_text().strip()
     auth = Authenticator(secret, login_ttl=60, session_ttl=3600)
-    return auth.redeem(auth.login_token("test")).token
+    return auth.issue("test").token
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     kafka = _kafka_port()
-    gateway, test_cam, sample_cam, sim, jmx, prom, probe = free_ports(7)
+    gateway, gateway_ops, test_cam, sample_cam, sim, jmx, prom, probe = free_ports(8)
     data_dir = tmp_path_factory.mktemp("stack")
     argv = [
         "rts-devstack", "run", "--no-open-browser", "--data-dir",
         str(data_dir), "--kafka-port", str(kafka),
-        "--gateway-port", str(gateway), "--test-camera-ops-port", str(test_cam),
+        "--gateway-port", str(gateway), "--gateway-ops-port", str(gateway_ops),
+        "--test-camera-ops-port", str(test_cam),
         "--sample-camera-ops-port", str(sample_cam), "--eventsim-ops-port", str(sim),
         "--probe-ops-port", str(probe),
         "--kafka-metrics-port", str(jmx), "--prometheus-port", str(prom),
@@ -77,7 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         prometheus = f"http://127.0.0.1:{prom}"
         process.wait_http(f"{prometheus}/-/ready", timeout=120)
-        process.wait_http(f"http://127.0.0.1:{gateway}/readyz", timeout=120)
+        process.wait_http(f"http://127.0.0.1:{gateway_ops}/readyz", timeout=120)
         deadline = time.monotonic() + 60
         while True:
             targets = _get(f"{prometheus}/api/v1/targets")["data"]["activeTargets"]

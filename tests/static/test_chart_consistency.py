@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import subprocess
 import sys
@@ -128,16 +129,78 @@ def test_network_policies_open_only_ports_the_pods_have(rendered: dict[str, list
         policies = of_kind(objects, "NetworkPolicy")
         for policy in policies:
             ports = container_ports(objects, policy["spec"]["podSelector"])
-            assert ports, (value_set, policy["metadata"]["name"])
-            for rule in policy["spec"]["ingress"]:
-                assert {p["port"] for p in rule["ports"]} <= ports
+            for rule in policy["spec"].get("ingress", []):
+                assert {p["port"] for p in rule["ports"]} <= ports, policy["metadata"]["name"]
         if policies:
-            # Every app pod is covered: none accepts traffic the chart did not mean.
+            # Every pod is covered, both ways: none accepts or sends traffic the chart did
+            # not mean.
             for owner, _spec in pod_specs(objects):
-                if owner["kind"] == "Deployment":
-                    assert any(
-                        matches(p["spec"]["podSelector"], pod_labels(owner)) for p in policies
-                    ), owner["metadata"]["name"]
+                covering = [p for p in policies if matches(p["spec"]["podSelector"],
+                                                          pod_labels(owner))]  # fmt: skip
+                where = (value_set, owner["metadata"]["name"])
+                assert covering, where
+                assert {"Ingress", "Egress"} <= {
+                    kind for p in covering for kind in p["spec"]["policyTypes"]
+                }, where
+
+
+def _egress(objects: list[Obj], component: str) -> list[Obj]:
+    (policy,) = [
+        p for p in of_kind(objects, "NetworkPolicy")
+        if p["metadata"]["labels"].get("app.kubernetes.io/component") == component
+    ]  # fmt: skip
+    return list(policy["spec"]["egress"])
+
+
+def test_services_reach_only_kafka_and_dns_and_the_test_only_the_gateway(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                           "kube-system"}},
+                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+           "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}  # fmt: skip
+
+    def brokers(cluster: str, port: int) -> Obj:
+        labels = {"strimzi.io/cluster": cluster, "strimzi.io/broker-role": "true"}
+        return {"to": [{"podSelector": {"matchLabels": labels}}],
+                "ports": [{"port": port, "protocol": "TCP"}]}  # fmt: skip
+
+    default = rendered["default"]
+    for component in ("capture", "event-sim", "gateway"):
+        assert _egress(default, component) == [dns, brokers("streaming", 9093)], component
+    production = rendered["production"]
+    cameras = {"to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}],
+               "ports": [{"port": 554, "protocol": "TCP"}]}  # fmt: skip
+    assert _egress(production, "capture") == [dns, brokers("events", 9093), cameras]
+    assert _egress(production, "gateway") == [dns, brokers("events", 9093)]
+    gateway_pods = {"app.kubernetes.io/name": "streaming", "app.kubernetes.io/instance":
+                    "streaming", "app.kubernetes.io/component": "gateway"}  # fmt: skip
+    assert _egress(default, "test") == [
+        dns, {"to": [{"podSelector": {"matchLabels": gateway_pods}}],
+              "ports": [{"port": 8000, "protocol": "TCP"}]},
+    ]  # fmt: skip
+
+
+def test_the_gateway_ops_port_is_probed_and_scraped_but_never_routed(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    for value_set, objects in each_set(rendered):
+        gateway = named(objects, "Deployment", "streaming-gateway")
+        (container,) = gateway["spec"]["template"]["spec"]["containers"]
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert container[probe]["httpGet"]["port"] == "ops", (value_set, probe)
+        assert env_of(container)["GATEWAY_OPS_PORT"] == "9130"
+        for monitor in of_kind(objects, "ServiceMonitor"):
+            assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["ops"]
+        for ingress in of_kind(objects, "Ingress"):
+            ports = {p["backend"]["service"]["port"]["name"]
+                     for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}  # fmt: skip
+            assert ports == {"http"}, value_set
+        for policy in of_kind(objects, "NetworkPolicy"):
+            if policy["metadata"]["name"] == "streaming-gateway":
+                ops = [r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == "ops"]
+                assert ops, value_set
+                assert all(r.get("from") for r in ops), "the ops port is for Prometheus only"
 
 
 def test_only_app_pods_are_kafka_listener_peers(rendered: dict[str, list[Obj]]) -> None:
@@ -155,6 +218,48 @@ def test_only_app_pods_are_kafka_listener_peers(rendered: dict[str, list[Obj]]) 
         if d["metadata"]["labels"]["app.kubernetes.io/component"] in KAFKA_CLIENTS
     }
     assert clients == apps
+
+
+def test_the_ingress_redirects_to_tls_when_it_has_tls(rendered: dict[str, list[Obj]]) -> None:
+    (secure,) = of_kind(rendered["production"], "Ingress")
+    assert secure["metadata"]["annotations"]["nginx.ingress.kubernetes.io/force-ssl-redirect"]
+    (plain,) = of_kind(rendered["default"], "Ingress")
+    assert "nginx.ingress.kubernetes.io/force-ssl-redirect" not in plain["metadata"]["annotations"]
+    gateway = named(rendered["default"], "Deployment", "streaming-gateway")
+    env = env_of(gateway["spec"]["template"]["spec"]["containers"][0])
+    assert env["GATEWAY_TRUSTED_PROXIES"] == "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+
+
+def test_a_new_sign_in_secret_rolls_the_gateway(
+    rendered: dict[str, list[Obj]], tmp_path: Path
+) -> None:
+    def checksum(objects: list[Obj]) -> str:
+        gateway = named(objects, "Deployment", "streaming-gateway")
+        return str(gateway["spec"]["template"]["metadata"]["annotations"][
+            "rts/auth-secret-checksum"])  # fmt: skip
+
+    secret = named(rendered["default"], "Secret", "streaming-gateway-auth")
+    assert checksum(rendered["default"]) == hashlib.sha256(
+        secret["data"]["secret"].encode()).hexdigest()  # fmt: skip
+    # Supplied from outside (GitOps): the checksum follows the value given for it.
+    assert not [s for s in of_kind(rendered["production"], "Secret") if "auth" in
+                s["metadata"]["name"]]  # fmt: skip
+    chart = prepare_chart(tmp_path)
+    production = values_args("production")
+    changed = render(chart, *production, "--set", "gateway.auth.checksum=2026-12-01")
+    assert checksum(changed) != checksum(rendered["production"])
+
+
+def test_images_are_pulled_by_tag_and_digest_when_given(rendered: dict[str, list[Obj]]) -> None:
+    objects = rendered["production"]
+    gateway = named(objects, "Deployment", "streaming-gateway")
+    assert gateway["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.example.com/rts/rts-gateway:1.4.2@sha256:"
+        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    )
+    capture = named(objects, "Deployment", "streaming-capture-entrance")
+    image = capture["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.example.com/rts/rts-capture:1.4.2"
 
 
 def test_the_ingress_routes_to_the_gateway_service(rendered: dict[str, list[Obj]]) -> None:
@@ -263,7 +368,12 @@ def test_keda_never_scales_the_gateway_beyond_the_events_partitions(
         auth = named(
             rendered[value_set], "TriggerAuthentication", trigger["authenticationRef"]["name"]
         )
-        assert {r["parameter"] for r in auth["spec"]["secretTargetRef"]} == {"password", "ca"}
+        parameters = {r["parameter"] for r in auth["spec"]["secretTargetRef"]} | {
+            r["parameter"] for r in auth["spec"].get("configMapTargetRef", [])
+        }
+        assert parameters == {"username", "password", "ca"}
+        # Never the gateway's own credentials: KEDA's user can only describe.
+        assert "gateway" not in str(auth["spec"]["secretTargetRef"])
         deployment = named(
             rendered[value_set], "Deployment", scaled["spec"]["scaleTargetRef"]["name"]
         )
@@ -289,31 +399,45 @@ def test_kafka_acls_grant_each_service_exactly_what_it_does(
         return {("topic", f"prod.{name}", "literal", op) for op in ops}
 
     objects = rendered["production"]
+    # A user per camera; KEDA reads lag as a user of its own; event-sim is disabled there.
     assert {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")} == {
-        "streaming-capture",
+        "streaming-capture-entrance",
+        "streaming-capture-warehouse",
         "streaming-gateway",
-    }  # event-sim is disabled there
-    assert grants(named(objects, "KafkaUser", "streaming-capture")) == (
+        "streaming-autoscaler",
+    }
+    capture = (
         topic("video-frames", "Write", "Describe")
         | topic("video-detections", "Write", "Describe")
         | topic("video-cameras", "Write", "Describe")
     )
+    assert grants(named(objects, "KafkaUser", "streaming-capture-entrance")) == capture
+    assert grants(named(objects, "KafkaUser", "streaming-capture-warehouse")) == capture
     assert grants(named(objects, "KafkaUser", "streaming-gateway")) == (
         topic("video-frames", "Read", "Describe")
         | topic("video-cameras", "Read", "Describe")
         | topic("playback-events", "Read", "Describe")
         | topic("video-detections", "Read", "Describe")
         | topic("dashboard-broadcast", "Read", "Write", "Describe")
+        | topic("gateway-sessions", "Read", "Write", "Describe")
         | topic("dead-letters", "Write", "Describe")
         | {("group", "gateway-dashboard", "literal", op) for op in ("Read", "Describe")}
         | {("group", "gateway-dashboard-detections", "literal", op) for op in ("Read", "Describe")}
         | {("group", "gateway-direct-", "prefix", op) for op in ("Read", "Describe")}
     )
+    assert grants(named(objects, "KafkaUser", "streaming-autoscaler")) == (
+        topic("playback-events", "Describe") | {("group", "gateway-dashboard", "literal",
+                                                 "Describe")}
+    )  # fmt: skip
     event_sim = named(rendered["default"], "KafkaUser", "streaming-event-sim")
     assert grants(event_sim) == {
         ("topic", "playback-events", "literal", "Write"),
         ("topic", "playback-events", "literal", "Describe"),
     }
+    for camera in ("entrance", "warehouse"):
+        deployment = named(objects, "Deployment", f"streaming-capture-{camera}")
+        env = env_of(deployment["spec"]["template"]["spec"]["containers"][0])
+        assert env["KAFKA_USERNAME"] == f"streaming-capture-{camera}"
 
 
 def test_gateway_consumer_group_ids_are_the_ones_the_acls_name() -> None:
@@ -372,7 +496,11 @@ def test_one_capture_deployment_per_camera(rendered: dict[str, list[Obj]]) -> No
         if d["metadata"]["labels"]["app.kubernetes.io/component"] == "capture"
     }
     assert set(captures) == {"entrance", "warehouse"}
-    assert captures["entrance"]["CAPTURE_SOURCE"] == "rtsp://cameras.example.com/entrance"
+    # A URL with credentials comes from a Secret, never a plain value in the Deployment.
+    assert captures["entrance"]["CAPTURE_SOURCE"] == {
+        "secretKeyRef": {"name": "camera-entrance", "key": "url"}
+    }
+    assert captures["warehouse"]["CAPTURE_SOURCE"] == "rtsp://cameras.example.com/warehouse"
     assert captures["entrance"]["CAPTURE_FACE_EVERY"] == "10"
     assert captures["warehouse"]["CAPTURE_FACES"] == "false"
     assert captures["warehouse"]["CAPTURE_RECONNECT_MAX"] == "60"

@@ -155,7 +155,8 @@ def test_chart_without_observability_files_says_which_one_is_missing(tmp_path: P
         if item.name != "files":
             (bare / item.name).symlink_to(item)
     (bare / "files").mkdir()
-    (bare / "files" / "topics.yaml").symlink_to(CHART / "files" / "topics.yaml")
+    for generated in ("topics.yaml", "acls.yaml"):  # `make chart-topics` writes these
+        (bare / "files" / generated).symlink_to(CHART / "files" / generated)
     with pytest.raises(RenderError, match=r"files/kafka-metrics\.yaml"):
         render(bare)
     # Without dashboards or alerts, those objects are simply absent.

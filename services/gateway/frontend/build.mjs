@@ -1,4 +1,4 @@
-// Bundles the dashboard into the gateway package's static folder. The bundle is
+// Bundles the dashboard (and the login link's page) into the gateway package's static folder. The bundle is
 // committed, so `make run` needs no Node; `--check` rebuilds in memory and fails if the
 // committed files differ from what the sources build (the test suite runs it).
 import { build } from "esbuild";
@@ -13,7 +13,7 @@ const check = process.argv.includes("--check");
 mkdirSync(out, { recursive: true });
 
 const result = await build({
-  entryPoints: { dashboard: join(here, "src", "main.js") },
+  entryPoints: { dashboard: join(here, "src", "main.js"), login: join(here, "src", "login.js") },
   bundle: true,
   minify: true,
   format: "iife",

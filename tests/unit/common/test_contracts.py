@@ -1,6 +1,7 @@
 import pytest
 from rts_common.contracts import (
     FRAME_PAYLOAD_LIMIT,
+    GATEWAY_SESSIONS,
     PLAYBACK_EVENTS,
     TOPICS,
     VIDEO_CAMERAS,
@@ -9,8 +10,13 @@ from rts_common.contracts import (
     BadMessage,
     Detection,
     FrameMeta,
+    SessionRecord,
+    camera_id,
     check_jpeg,
+    decode_camera_status,
+    decode_frame,
     decode_headers,
+    decode_session_record,
     topic,
 )
 
@@ -19,7 +25,7 @@ def test_topics_match_the_design_table() -> None:
     names = [t.name for t in TOPICS]
     assert names == [
         "video-frames", "video-detections", "playback-events", "video-cameras",
-        "dashboard-broadcast", "dead-letters",
+        "dashboard-broadcast", "dead-letters", "gateway-sessions",
     ]  # fmt: skip
     for spec in TOPICS[:3]:
         assert (spec.partitions, spec.local_partitions) == (6, 3)
@@ -29,6 +35,41 @@ def test_topics_match_the_design_table() -> None:
     assert int(VIDEO_FRAMES.config["retention.ms"]) <= 60 * 60 * 1000
     assert topic("playback-events") is PLAYBACK_EVENTS
     assert topic("video-detections") is VIDEO_DETECTIONS
+    # Sessions last at most 30 days: a sign-in fact outlives every session it can name.
+    assert "compact" in GATEWAY_SESSIONS.config["cleanup.policy"]
+    assert int(GATEWAY_SESSIONS.config["retention.ms"]) > 30 * 24 * 3600 * 1000
+
+
+@pytest.mark.parametrize(
+    "key",
+    [b"cam-x\r\nX-Injected: 1", "cäm".encode(), b"\xff\xfe", b"a" * 65, b"cam\n", b"-cam",
+     b"../x", b"a b"],
+)  # fmt: skip
+def test_camera_ids_that_could_break_a_url_header_or_label_are_bad_records(key: bytes) -> None:
+    with pytest.raises(BadMessage) as info:
+        camera_id(key)
+    assert info.value.reason == "bad_camera_id"
+    with pytest.raises(BadMessage):
+        decode_frame(key, JPEG, [("seq", b"1"), ("ts", b"1"), ("w", b"1"), ("h", b"1")])
+
+
+def test_a_camera_status_must_name_the_camera_of_its_key() -> None:
+    status = b'{"camera": "cam-b", "ts": 1, "source": "test", "source_up": true, "fps": 1}'
+    assert decode_camera_status(b"cam-b", status, None).camera == "cam-b"  # type: ignore[union-attr]
+    with pytest.raises(BadMessage) as info:
+        decode_camera_status(b"cam-a", status, None)
+    assert info.value.reason == "key_mismatch"
+    assert decode_camera_status(b"cam-a", None, None) is None  # a tombstone
+
+
+def test_session_records_are_keyed_by_kind_and_id() -> None:
+    record = SessionRecord(kind="session_revoked", id="s1", ts=1, until=2)
+    assert record.key == "session_revoked:s1"
+    value = record.model_dump_json().encode()
+    assert decode_session_record(record.key.encode(), value, None) == record
+    assert decode_session_record(b"link_used:n", None, None) is None
+    with pytest.raises(BadMessage):
+        decode_session_record(b"x", b'{"kind": "other", "id": "x", "ts": 1, "until": 1}', None)
 
 
 def test_frame_headers_are_ascii_decimal_and_round_trip() -> None:

@@ -158,7 +158,7 @@ def test_wall_subscribers_get_binary_thumbnails(
     assert gateway.video.wall.watching == []
 
 
-def test_a_client_that_asks_for_batches_gets_events_and_detections_together(
+def test_a_client_that_asks_for_batches_gets_events_together_and_detections_one_by_one(
     gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
     batched = gateway.socketio.test_client(gateway.app)
@@ -172,10 +172,10 @@ def test_a_client_that_asks_for_batches_gets_events_and_detections_together(
     gateway.feed.playback.on_detections(batch_of(VIDEO_DETECTIONS, [message], gateway.metrics))
     gateway.feed.playback.flush()
     got = batched.get_received()
-    assert [m["name"] for m in got] == ["batch"]  # no new_event, no detection one by one
-    batch = got[0]["args"][0]
+    assert [m["name"] for m in got] == ["detection", "batch"]  # no new_event one by one
+    assert got[0]["args"][0]["kind"] == "motion"
+    batch = got[1]["args"][0]
     assert [e["event_id"] for e in batch["events"]] == ["e1", "e2"]
-    assert [d["kind"] for d in batch["detections"]] == ["motion"]
     # A client that did not ask keeps the baseline's one new_event per event.
     assert len(received(socket_client, "new_event")) == 2
     assert received(socket_client, "batch") == []

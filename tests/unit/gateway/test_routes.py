@@ -1,14 +1,16 @@
 """Routes through Flask's test client, with a Gateway whose consumers are never started."""
 
-import time
+import json
+from collections.abc import Iterator
 
 import pytest
 from flask.testing import FlaskClient
-from rts_common.contracts import VIDEO_FRAMES
+from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
+from rts_devstack.processes import http_get
 from rts_gateway.service import Gateway
 
 from tests.unit.gateway.conftest import MakeGateway
-from tests.unit.gateway.helpers import batch_of, frame_message
+from tests.unit.gateway.helpers import batch_of, frame_message, status_message
 
 
 def deliver_frame(gateway: Gateway, seq: int) -> None:
@@ -16,17 +18,34 @@ def deliver_frame(gateway: Gateway, seq: int) -> None:
     gateway.video.hub.on_batch(batch)
 
 
-def test_health_is_always_ok_and_readiness_needs_kafka(
-    client: FlaskClient, gateway: Gateway
-) -> None:
-    assert client.get("/healthz").json == {"status": "ok"}
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json["kafka"] is False
+@pytest.fixture
+def ops(make_gateway: MakeGateway) -> Iterator[tuple[Gateway, str]]:
+    """A gateway (one camera) with its ops endpoints served on a free port."""
+    gateway = make_gateway(ops_host="127.0.0.1", ops_port=0)
+    gateway.video.directory.on_batch(
+        batch_of(VIDEO_CAMERAS, [status_message("front", 0)], gateway.metrics)
+    )
+    gateway.video.directory.assigned({0: 1})
+    server = gateway.serve_ops()
+    yield gateway, f"http://127.0.0.1:{server.port}"
+    server.stop()
+
+
+def test_health_is_ok_and_readiness_needs_kafka_on_the_ops_port(ops: tuple[Gateway, str]) -> None:
+    gateway, base = ops
+    assert http_get(base + "/healthz") == (200, '{"status": "ok"}')
+    status, body = http_get(base + "/readyz")
+    assert status == 503
+    assert json.loads(body)["kafka"] is False
     gateway.bridge.kafka_ok = True
-    assert client.get("/readyz").status_code == 200
+    assert http_get(base + "/readyz")[0] == 200
     gateway.begin_shutdown()
-    assert client.get("/readyz").status_code == 503
+    assert http_get(base + "/readyz")[0] == 503
+
+
+def test_probes_and_metrics_are_not_on_the_public_port(client: FlaskClient) -> None:
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert client.get(path).status_code == 404, path
 
 
 def test_unknown_camera_is_a_json_404_listing_known_cameras(
@@ -100,11 +119,11 @@ def test_api_cameras_lists_status_and_local_viewers(client: FlaskClient, gateway
     assert camera["status_age_seconds"] < 5
 
 
-def test_metrics_are_prometheus_text(client: FlaskClient) -> None:
-    body = client.get("/metrics").get_data(as_text=True)
+def test_metrics_are_prometheus_text(ops: tuple[Gateway, str]) -> None:
+    status, body = http_get(ops[1] + "/metrics")
+    assert status == 200
     assert "gateway_frames_skipped_total" in body
     assert "rts_build_info{" in body
-    time.sleep(0)
 
 
 def test_unknown_paths_are_json_404(client: FlaskClient) -> None:
@@ -121,16 +140,17 @@ class Stuck:
 
 
 def test_health_fails_when_a_part_is_stuck_and_readiness_says_which(
-    client: FlaskClient, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+    ops: tuple[Gateway, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    gateway, base = ops
     gateway.bridge.kafka_ok = True
-    assert client.get("/healthz").status_code == 200
+    assert http_get(base + "/healthz")[0] == 200
     monkeypatch.setattr(gateway.video, "components", lambda: [Stuck()])
-    response = client.get("/healthz")
-    assert response.status_code == 503
-    assert response.json == {"status": "failing", "problems": {"frames": "no poll for 75s"}}
-    ready = client.get("/readyz")
-    assert ready.status_code == 503
-    assert ready.json["problems"] == {"frames": "no poll for 75s"}
+    status, body = http_get(base + "/healthz")
+    assert status == 503
+    assert json.loads(body) == {"status": "failing", "problems": {"frames": "no poll for 75s"}}
+    status, body = http_get(base + "/readyz")
+    assert status == 503
+    assert json.loads(body)["problems"] == {"frames": "no poll for 75s"}
     up = gateway.metrics.registry.get_sample_value("gateway_component_up", {"component": "frames"})
     assert up == 0

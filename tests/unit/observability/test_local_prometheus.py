@@ -50,7 +50,7 @@ def test_the_run_command_scrapes_every_service_of_its_plan_and_the_broker(
         ("capture", "cam-test", "127.0.0.1:9101"),
         ("capture", "cam-sample", "127.0.0.1:9102"),
         ("event-sim", "event-sim", "127.0.0.1:9110"),
-        ("gateway", "gateway", "127.0.0.1:8000"),
+        ("gateway", "gateway", "127.0.0.1:9130"),
         ("latency-probe", "latency-probe", "127.0.0.1:9120"),
         ("kafka", "kafka-1", "127.0.0.1:19404"),
     }

@@ -9,6 +9,7 @@ that type or raises `BadMessage`, so every consumer refuses bad records the same
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,28 @@ class TopicSpec(Generic[T]):
     value: str
     decode: Decoder[T]
     config: Mapping[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------
+# Camera ids
+
+# What a camera id may be: it names a URL path segment (/stream/<id>), an HTTP header value
+# (X-Camera), a metric label and a Kafka key, so nothing that could break out of any of them.
+CAMERA_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+CAMERA_ID = re.compile(CAMERA_ID_PATTERN)
+
+
+def camera_id(key: bytes | str | None) -> str:
+    """A record key as a camera id, or BadMessage when it is not one."""
+    if not key:
+        raise BadMessage("missing_key")
+    try:
+        camera = key.decode("ascii") if isinstance(key, bytes) else key
+    except UnicodeDecodeError:
+        raise BadMessage("bad_camera_id", repr(key[:80])) from None
+    if not CAMERA_ID.fullmatch(camera):
+        raise BadMessage("bad_camera_id", repr(camera[:80]))
+    return camera
 
 
 # ---------------------------------------------------------------------------------------
@@ -101,9 +124,7 @@ class FrameMeta:
     @classmethod
     def from_record(cls, key: bytes | str | None, headers: Headers | None) -> FrameMeta:
         """Parse a `video-frames` record's key and headers, or raise BadMessage."""
-        if not key:
-            raise BadMessage("missing_key")
-        camera = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        camera = camera_id(key)
         values = decode_headers(headers)
         try:
             seq, ts_ns = int(values["seq"]), int(values["ts"])
@@ -165,7 +186,7 @@ class Detection(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    camera: str = Field(min_length=1, max_length=128)
+    camera: str = Field(pattern=CAMERA_ID_PATTERN)
     seq: int = Field(ge=0)
     ts: int = Field(gt=0, description="capture time of the frame, ns since epoch")
     kind: DetectionKind
@@ -186,7 +207,7 @@ class CameraStatus(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    camera: str = Field(min_length=1, max_length=128)
+    camera: str = Field(pattern=CAMERA_ID_PATTERN)
     ts: int = Field(gt=0, description="when this status was published, ns since epoch")
     source: SourceKind
     source_up: bool = Field(description="the source delivers frames")
@@ -198,6 +219,35 @@ class CameraStatus(BaseModel):
     )
     frames: int = Field(default=0, ge=0, description="frames published since the process started")
     last_frame_ts: int | None = Field(default=None, gt=0, description="capture time, ns")
+
+
+# ---------------------------------------------------------------------------------------
+# Sign-in: revoked sessions and used login links, shared by every gateway replica
+
+SessionRecordKind = Literal["session_revoked", "subject_revoked", "link_used"]
+
+
+class SessionRecord(BaseModel):
+    """A fact about sign-in every gateway replica must know, keyed `<kind>:<id>`.
+
+    - `session_revoked`: the session `id` ended (logout, or an operator revoked it);
+    - `subject_revoked`: every session of subject `id` opened before `ts` ended;
+    - `link_used`: the login link with nonce `id` was traded; `claim` names the trade, and
+      the first record of a link in the partition wins if two replicas trade it at once.
+    `until` is when the fact stops mattering (the session's or the link's expiry).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: SessionRecordKind
+    id: str = Field(min_length=1, max_length=256)
+    ts: int = Field(gt=0, description="when it happened, ns since epoch")
+    until: int = Field(gt=0, description="when it stops mattering, ns since epoch")
+    claim: str = Field(default="", max_length=64)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.id}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -234,12 +284,30 @@ _decode_status: Decoder[CameraStatus] = _model_decoder(CameraStatus)
 def decode_camera_status(
     key: bytes | None, value: bytes | None, headers: Headers | None
 ) -> CameraStatus | None:
-    """A camera's newest status; None for a tombstone (the camera was removed)."""
+    """A camera's newest status; None for a tombstone (the camera was removed). The key
+    names the camera: compaction keeps one status per key, so a status under another
+    camera's key would replace that camera's."""
+    camera = camera_id(key)
+    if value is None:
+        return None
+    status = _decode_status(key, value, headers)
+    if status.camera != camera:
+        raise BadMessage("key_mismatch", f"key {camera!r}, camera {status.camera!r}")
+    return status
+
+
+def decode_session_record(
+    key: bytes | None, value: bytes | None, headers: Headers | None
+) -> SessionRecord | None:
+    """A sign-in fact; None for a tombstone (compaction's way to forget one)."""
     if value is None:
         if not key:
             raise BadMessage("missing_key")
         return None
-    return _decode_status(key, value, headers)
+    return _decode_session_record(key, value, headers)
+
+
+_decode_session_record: Decoder[SessionRecord] = _model_decoder(SessionRecord)
 
 
 def decode_broadcast(
@@ -415,6 +483,29 @@ DEAD_LETTERS: TopicSpec[DeadLetter] = TopicSpec(
     ),
 )
 
+# Sign-in state every replica shares (SessionRecord): a session revoked on one replica
+# ends on all of them, and a login link traded on one is refused by the others and after
+# a restart. Every replica reads the whole topic at start. Compaction keeps one record
+# per key; retention drops them once no session or link they name can still be valid
+# (sessions last at most 30 days).
+GATEWAY_SESSIONS: TopicSpec[SessionRecord | None] = TopicSpec(
+    name="gateway-sessions",
+    partitions=1,
+    local_partitions=1,
+    key="<kind>:<session id | subject | login link nonce>",
+    value="JSON SessionRecord {kind, id, ts, until, claim}",
+    decode=decode_session_record,
+    config=MappingProxyType(
+        {
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(31 * 24 * 60 * 60 * 1000),
+            "min.cleanable.dirty.ratio": "0.1",
+            "segment.ms": str(24 * 60 * 60 * 1000),
+            "delete.retention.ms": str(24 * 60 * 60 * 1000),
+        }
+    ),
+)
+
 TOPICS: tuple[TopicSpec[Any], ...] = (
     VIDEO_FRAMES,
     VIDEO_DETECTIONS,
@@ -422,6 +513,7 @@ TOPICS: tuple[TopicSpec[Any], ...] = (
     VIDEO_CAMERAS,
     DASHBOARD_BROADCAST,
     DEAD_LETTERS,
+    GATEWAY_SESSIONS,
 )
 
 

@@ -72,6 +72,17 @@ class KafkaSettings(Settings):
         return config
 
 
+def authentication_failed(err: KafkaError) -> str | None:
+    """What to tell the operator when `err` says the cluster refused our credentials (None
+    for any other error). librdkafka retries forever, so services must say it loudly."""
+    if err.code() != KafkaError._AUTHENTICATION:
+        return None
+    return (
+        "Kafka authentication failed: check KAFKA_USERNAME, KAFKA_PASSWORD and "
+        f"KAFKA_SASL_MECHANISM ({err.str()})"
+    )
+
+
 def admin_client(config: dict[str, Any], *, quiet: bool = False) -> AdminClient:
     """An admin client; `quiet` drops librdkafka's connection errors (for waiting on a broker)."""
     config = dict(config)

@@ -1,4 +1,5 @@
-"""`/metrics`, `/healthz` and `/readyz` on a small HTTP port, for services that are not web apps.
+"""`/metrics`, `/healthz` and `/readyz` on a small HTTP port of their own, apart from what
+users reach: probes and Prometheus get them, no ingress routes them.
 
 Liveness (`/healthz`) fails when a part that must keep running (a loop, a background
 task) died or is stuck, with the reasons: restarting the process is the cure, so
@@ -98,13 +99,17 @@ class OpsServer:
                     else:
                         self._json(200, {"status": "ok"})
                 elif path == "/readyz":
-                    try:
-                        ready, details = ops._readiness()
-                    except Exception as exc:  # noqa: BLE001 - a failing check means not ready
-                        ready, details = False, {"error": repr(exc)}
+                    ready, details = self._check(ops._readiness)
                     self._json(200 if ready else 503, {"ready": ready, **details})
                 else:
                     self._json(404, {"error": "not found", "path": path})
+
+            @staticmethod
+            def _check(check: Readiness) -> tuple[bool, dict[str, Any]]:
+                try:
+                    return check()
+                except Exception as exc:  # noqa: BLE001 - a failing check means "no"
+                    return False, {"error": repr(exc)}
 
             def _json(self, status: int, body: dict[str, Any]) -> None:
                 self._send(status, "application/json", json.dumps(body, default=str).encode())

@@ -28,7 +28,7 @@ from rts_common.contracts import (
     Detection,
     FrameMeta,
 )
-from rts_common.kafka import DeliveryReports, KafkaSettings
+from rts_common.kafka import DeliveryReports, KafkaSettings, authentication_failed
 from rts_common.logs import Throttle
 from rts_common.tasks import PeriodicTask
 
@@ -86,6 +86,8 @@ class Publisher:
         # None until the first delivery report: not known to be failing yet.
         self.kafka_ok: bool | None = None
         self._kafka_error = ""
+        # The cluster refused our credentials: said above any later symptom of it.
+        self._refused: str | None = None
         self._warnings = Throttle(LOG_EVERY)
         # Delivery reports are served by poll(): from a thread of their own, they are
         # timely (the latency histogram means what it says) whatever the capture loop does.
@@ -176,6 +178,13 @@ class Publisher:
 
     def on_error(self, err: KafkaError) -> None:
         """Client-wide errors (all brokers down, authentication): librdkafka keeps retrying."""
+        refused = authentication_failed(err)
+        if refused is not None:
+            self.kafka_ok = False
+            self._refused = refused
+            if self._warnings.allow("authentication"):
+                log.error(refused, extra={"camera": self._camera})
+            return
         if err.code() == KafkaError._ALL_BROKERS_DOWN or err.fatal():
             self.kafka_ok = False
             self._kafka_error = err.str()
@@ -188,6 +197,7 @@ class Publisher:
             self._kafka_error = err.str()
             return
         self.kafka_ok = True
+        self._refused = None
         self.frames_partition = msg.partition()
         _kind, ts_ms = msg.timestamp()
         # The newest frame Kafka has (not merely queued here): what a gateway could read.
@@ -198,7 +208,7 @@ class Publisher:
         ok = self.kafka_ok is not False
         details: dict[str, Any] = {"kafka": "ok" if ok else "failing"}
         if not ok:
-            details["kafka_error"] = self._kafka_error
+            details["kafka_error"] = self._refused or self._kafka_error
         return ok, details
 
     def _warn(self, kind: str, message: str) -> None:

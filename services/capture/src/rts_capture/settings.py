@@ -8,14 +8,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import field_validator
-from rts_common.contracts import SourceKind
+from rts_common.contracts import CAMERA_ID, SourceKind
 from rts_common.kafka import KafkaSettings
 from rts_common.logs import LoggingSettings
 from rts_common.ops import OpsSettings
 from rts_common.settings import setting
 
-# Camera ids travel as record keys and in gateway URLs (/stream/<camera>): keep them URL-safe.
-CAMERA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The test pattern's own rate when --fps does not set one.
 TEST_PATTERN_FPS = 15.0
 
@@ -155,7 +153,7 @@ class CaptureSettings(KafkaSettings, LoggingSettings, OpsSettings):
     @field_validator("camera_id")
     @classmethod
     def _url_safe(cls, value: str) -> str:
-        if value and not CAMERA_ID.match(value):
+        if value and not CAMERA_ID.fullmatch(value):
             raise ValueError(
                 "use letters, digits, '.', '_' and '-', starting with a letter or digit"
             )

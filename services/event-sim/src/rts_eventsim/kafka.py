@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from rts_common.contracts import PLAYBACK_EVENTS
 from rts_common.events import EVENT_TYPES, EventType
-from rts_common.kafka import DeliveryReports
+from rts_common.kafka import DeliveryReports, authentication_failed
 from rts_common.logs import Throttle
 from rts_common.tasks import Heartbeat
 
@@ -60,6 +60,8 @@ class Publisher:
         self.topic_found = False
         self.brokers_down = False
         self.fatal: KafkaError | None = None
+        self.refused: str | None = None  # the cluster refused our credentials
+        self._refusals = Throttle(60.0)
         self._producer = Producer(producer_config(settings, self._on_error))
         # The sending loop's liveness: it beats while sending and while it waits for the
         # broker (a long outage is a reason to be unready, not to be restarted).
@@ -80,11 +82,16 @@ class Publisher:
         details: dict[str, Any] = {"topic": self.topic, "queued": self.queued()}
         if self.fatal is not None:
             details["fatal"] = self.fatal.str()
+        elif self.refused is not None:
+            details["kafka_error"] = self.refused
         elif not self.topic_found:
             details["waiting"] = "for the topic's metadata"
         elif self.brokers_down:
             details["waiting"] = "for a broker"
-        ready = self.fatal is None and self.topic_found and not self.brokers_down
+        ready = (
+            self.fatal is None and self.refused is None and self.topic_found
+            and not self.brokers_down
+        )  # fmt: skip
         return ready, details
 
     def wait_for_topic(self, stop: threading.Event, timeout: float = 5.0) -> bool:
@@ -106,6 +113,8 @@ class Publisher:
                 problem = meta.error.str() if meta is not None and meta.error else "no partitions"
             except KafkaException as exc:
                 problem = str(exc.args[0])
+            # Client-level errors (refused credentials) reach error_cb only through poll().
+            self._producer.poll(0)
             if self._waiting_log.allow(None):
                 log.warning(
                     "waiting for the topic", extra={"topic": self.topic, "problem": problem}
@@ -162,7 +171,12 @@ class Publisher:
 
     def _on_error(self, err: KafkaError) -> None:
         """librdkafka's client-level errors; most are transient and retried by it."""
-        if err.fatal():
+        refused = authentication_failed(err)
+        if refused is not None:
+            self.refused = refused
+            if self._refusals.allow(None):
+                log.error(refused)
+        elif err.fatal():
             # An idempotent producer that lost its guarantees (e.g. fenced) stops for good.
             self.fatal = err
             log.error("fatal producer error", extra={"error": err.str()})

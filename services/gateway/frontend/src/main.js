@@ -30,7 +30,7 @@ function setStatus(state, text) {
 socket.on("connect", () => {
   setStatus("connected", "Connected");
   // After a reconnect the server has forgotten this client: subscribe again. Events and
-  // detections come in one message four times a second rather than one by one.
+  // Events come in one message four times a second rather than one by one.
   socket.emit("options", { batch: true });
   socket.emit("wall", { on: true });
 });
@@ -56,10 +56,7 @@ function onEvent(event) {
   eventLatency.observe(Date.now() - Date.parse(event.ts));
 }
 socket.on("new_event", onEvent);
-socket.on("batch", ({ events, detections }) => {
-  events.forEach(onEvent);
-  detections.forEach((detection) => wall.detection(detection));
-});
+socket.on("batch", ({ events }) => events.forEach(onEvent));
 socket.on("qoe", (snapshot) => qoe.update(snapshot));
 socket.on("qoe_released", ({ partition, owner }) => qoe.release(partition, owner));
 socket.on("detection", (detection) => wall.detection(detection));

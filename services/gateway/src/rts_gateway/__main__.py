@@ -1,5 +1,5 @@
 """gateway: MJPEG streams and the live dashboard, served by gunicorn (`gateway --help`);
-`gateway login-url` prints a sign-in link."""
+`gateway login-url` prints a sign-in link, `gateway revoke` ends sessions."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         from rts_gateway.access.cli import login_url
 
         return login_url(argv[1:])
+    if argv[:1] == ["revoke"]:
+        from rts_gateway.access.cli import revoke
+
+        return revoke(argv[1:])
     if wants_eventlet(argv, os.environ):
         # eventlet must patch the standard library before pydantic, Flask, Socket.IO or
         # gunicorn are imported, so that every lock and socket they create is green (and

@@ -1,7 +1,8 @@
 """The Flask application and its Socket.IO server, built from the parts passed in.
 
 `create_app` reads no environment and starts nothing: the composition root (service.py)
-or a test builds the features and hands them here.
+or a test builds the features and hands them here. Probes and metrics are not served
+here but on the ops port (service.py), which no ingress routes.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from pathlib import Path
 
 from flask import Flask, render_template
 from flask_socketio import SocketIO
-from prometheus_client import CollectorRegistry
 from socketio import PubSubManager
 
 from rts_gateway.access import Access
-from rts_gateway.access.routes import access_routes, protect
-from rts_gateway.health import Health, ops_routes
-from rts_gateway.responses import register_error_handlers
+from rts_gateway.access.routes import access_routes, guard_handshakes, protect
+from rts_gateway.responses import register_error_handlers, register_security_headers
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.video import Video
 from rts_gateway.video.routes import video_routes
+
+SOCKETIO_PATH = "socket.io"
+# The pages post nothing bigger than a login token.
+MAX_REQUEST_BYTES = 16 * 1024
 
 
 def create_app(
@@ -28,36 +31,43 @@ def create_app(
     *,
     access: Access,
     video: Video,
-    health: Health,
-    registry: CollectorRegistry,
     client_manager: PubSubManager | None = None,
 ) -> tuple[Flask, SocketIO]:
     """The Flask app and its Socket.IO server; `client_manager` relays emits between
     replicas (None: this process's clients only)."""
     app = Flask("rts_gateway")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     # A camera id with an encoded "/" would otherwise be answered with a redirect to a
     # path with the slashes merged: an unknown camera is a 404, whatever its id.
     app.url_map.merge_slashes = False
     version = _asset_version(Path(app.static_folder or ""))
-    app.register_blueprint(ops_routes(health, registry))
+    origins = _origins(settings.allowed_origins)
     app.register_blueprint(video_routes(video))
-    app.register_blueprint(access_routes(access))
+    app.register_blueprint(access_routes(access, origins or ()))
     protect(app, access)
-    register_error_handlers(app)
+    register_error_handlers(app, on_too_large=lambda: access.leases.hit("message_size"))
+    register_security_headers(app)
 
     @app.get("/")
     def index() -> str:
-        return render_template("index.html", version=version)
+        return render_template("index.html", version=version, signed_in=access.auth is not None)
 
     socketio = SocketIO(
         app,
         async_mode=settings.async_mode,
         client_manager=client_manager,
-        cors_allowed_origins=_origins(settings.allowed_origins),
+        cors_allowed_origins=origins,
+        path=SOCKETIO_PATH,
         # Browsers on a slow link must not be dropped while a wall frame is in flight.
         ping_timeout=20,
-        max_http_buffer_size=1_000_000,
+        max_http_buffer_size=settings.socketio_max_message_bytes,
     )
+    # In front of Socket.IO's own middleware: the handshake is checked before Engine.IO
+    # opens a session for it.
+    app.wsgi_app = guard_handshakes(  # type: ignore[method-assign,assignment]
+        app.wsgi_app, access, path=SOCKETIO_PATH,
+        max_message_bytes=settings.socketio_max_message_bytes,
+    )  # fmt: skip
     return app, socketio
 
 

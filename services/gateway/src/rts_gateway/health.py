@@ -1,4 +1,4 @@
-"""Liveness, readiness and metrics over HTTP, composed from what each part reports.
+"""Liveness and readiness, composed from what each part reports, for the ops port.
 
 Liveness (`/healthz`) fails when a part that must keep running has died or is stuck:
 a consumer loop that no longer polls (or whose batches nobody takes), a background task
@@ -16,8 +16,6 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from rts_common.ops import Component, problems_of
 
 from rts_gateway.metrics import GatewayMetrics
@@ -62,27 +60,3 @@ class Health:
         if self.stopping:
             details["stopping"] = True
         return ready, details
-
-
-def ops_routes(health: Health, registry: CollectorRegistry) -> Blueprint:
-    bp = Blueprint("ops", __name__)
-
-    @bp.get("/healthz")
-    def healthz() -> Response:
-        alive, details = health.liveness()
-        response = jsonify({"status": "ok" if alive else "failing", **details})
-        response.status_code = 200 if alive else 503
-        return response
-
-    @bp.get("/readyz")
-    def readyz() -> Response:
-        ready, details = health.readiness()
-        response = jsonify({"ready": ready, **details})
-        response.status_code = 200 if ready else 503
-        return response
-
-    @bp.get("/metrics")
-    def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-
-    return bp

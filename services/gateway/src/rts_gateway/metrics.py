@@ -16,6 +16,11 @@ STARTUP_BUCKETS = (
     0.1, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0,
 )  # fmt: skip
 FRAME_SKIP_REASONS = ("slow_client", "fps_cap")
+# Every limit that answers 429 (or refuses a connection), as `gateway_limit_hits_total` says.
+LIMITS = (
+    "streams", "streams_per_session", "replays", "replays_per_session", "login_attempts",
+    "socketio_unauthenticated", "message_size",
+)  # fmt: skip
 
 
 class GatewayMetrics:
@@ -53,6 +58,12 @@ class GatewayMetrics:
             "gateway_mjpeg_viewers", "Open MJPEG streams", ["camera", "viewer_kind"], registry=r
         )
         self.replays = Gauge("gateway_replay_viewers", "Open replay streams", registry=r)
+        self.frames_ignored = Counter(
+            "gateway_frames_ignored_total",
+            "Frames read but shown to nobody: unknown_camera (their key names no camera of the "
+            "directory), wrong_partition (not the partition the camera announced)",
+            ["reason"], registry=r,
+        )  # fmt: skip
         self.viewers_dropped = Counter(
             "gateway_viewers_dropped_total",
             "MJPEG viewers closed by the gateway: stalled (took no frame for too long), gone "
@@ -192,6 +203,20 @@ class GatewayMetrics:
             "credential",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.limit_hits = Counter(
+            "gateway_limit_hits_total",
+            "Requests and connections refused by a limit (see GATEWAY_MAX_* and "
+            "GATEWAY_LOGIN_ATTEMPTS_PER_MINUTE); most answer 429 with Retry-After",
+            ["limit"], registry=r,
+        )  # fmt: skip
+        self.sessions_ended = Counter(
+            "gateway_session_closes_total",
+            "Streams, replays and sockets closed because their session was revoked or expired",
+            ["reason", "kind"], registry=r,
+        )  # fmt: skip
+        self.sign_ins = Counter(
+            "gateway_sign_ins_total", "Login links traded for a session", registry=r
+        )
         # The process
         self.component_up = Gauge(
             "gateway_component_up",
@@ -217,11 +242,18 @@ class GatewayMetrics:
             "Kafka batches handed from native threads and not yet processed",
             registry=r,
         )
-        # Known label values start at zero, so rate() works from the first scrape and
-        # dashboards show 0 rather than "no data" (per camera: when it gets a viewer). A
-        # replica that never got an event still says 0 events, which alerts can see.
+        self._start_known_labels()
+
+    def _start_known_labels(self) -> None:
+        """Known label values start at zero, so rate() works from the first scrape and
+        dashboards show 0 rather than "no data" (per camera: when it gets a viewer). A
+        replica that never got an event still says 0 events, which alerts can see."""
         for reason in ("stalled", "gone"):
             self.viewers_dropped.labels(reason=reason)
+        for limit in LIMITS:
+            self.limit_hits.labels(limit=limit)
+        for reason in ("unknown_camera", "wrong_partition"):
+            self.frames_ignored.labels(reason=reason)
         for device in DEVICES:
             for event_type in EVENT_TYPES:
                 self.events.labels(event_type=event_type, device=device)

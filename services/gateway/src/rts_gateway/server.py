@@ -54,6 +54,13 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]
             "keepalive": 5,
             "proc_name": "gateway",
             "accesslog": "-" if s.access_log else None,
+            # gunicorn's default line, with the path instead of the whole request line: no
+            # query string (where a login token could be) reaches the log.
+            "access_log_format": '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s '
+            '"%(f)s" "%(a)s"',
+            # X-Forwarded-Proto (a request that reached the ingress over TLS: Secure
+            # cookies) is believed from these proxies only, never from anyone by default.
+            "forwarded_allow_ips": s.trusted_proxies,
             "logger_class": PropagatingLogger,
             # gunicorn 25's control socket lives in $HOME: read-only in our containers,
             # and shared by every gateway on a machine. Nothing here uses it.

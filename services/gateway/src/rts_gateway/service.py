@@ -2,13 +2,16 @@
 
 Built inside the server's worker process (after eventlet's monkey patching), started
 once, stopped on SIGTERM: viewers and browsers are let go first so streams end cleanly,
-then every consumer at once (each leaves its group in parallel).
+then every consumer at once (each leaves its group in parallel). The ops endpoints
+(/metrics, /healthz, /readyz) get a port of their own, which no ingress routes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+
+from rts_common.ops import Component, OpsServer
 
 from rts_gateway.access import Access
 from rts_gateway.app import create_app
@@ -30,25 +33,21 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.runtime = runtime or create_runtime(settings.async_mode, _callback_failed)
         self.bridge = KafkaBridge(settings, self.runtime, self.metrics)
-        self.access = Access(settings, self.metrics)
-        self.video = Video(settings, self.bridge, self.metrics)
+        self.access = Access(settings, self.bridge, self.metrics)
+        self.video = Video(settings, self.bridge, self.metrics, self.access.leases)
         self.feed = Feed(settings, self.bridge, self.metrics)
         self.health = Health(
-            [self.bridge.readiness, self.video.readiness],
-            lambda: [*self.bridge.components(), *self.video.components(), *self.feed.components()],
-            self.metrics,
+            [self.bridge.readiness, self.video.readiness], self.components, self.metrics
         )
         self.app, self.socketio = create_app(
-            settings,
-            access=self.access,
-            video=self.video,
-            health=self.health,
-            registry=self.metrics.registry,
-            client_manager=self.feed.broadcast,
+            settings, access=self.access, video=self.video, client_manager=self.feed.broadcast
         )
-        self.sockets = SocketServer(self.socketio, self.metrics, self.access.authorize_socket)
+        self.sockets = SocketServer(
+            self.socketio, self.metrics, self.access.authorize_socket, self.access.leases
+        )
         self.video.attach(self.sockets)
         self.feed.attach(self.sockets)
+        self.ops: OpsServer | None = None
         # Each replica tells its own browsers whether it reaches Kafka (the page says
         # "reconnecting" meanwhile); relaying it through Kafka would defeat the purpose.
         self.bridge.on_reachability(
@@ -62,12 +61,34 @@ class Gateway:
         self._stopped = False
 
     def start(self) -> Gateway:
+        self.serve_ops()
         self.access.start()
         self.bridge.start()
         self.video.start()
         self.feed.start()
         log.info("gateway started", extra={"async_mode": self.runtime.mode})
         return self
+
+    def components(self) -> list[Component]:
+        """The parts that must keep running (liveness)."""
+        return [
+            *self.bridge.components(), *self.video.components(), *self.feed.components(),
+            *self.access.components(),
+        ]  # fmt: skip
+
+    def serve_ops(self) -> OpsServer:
+        """/metrics, /healthz and /readyz on the ops port (started first: probes see a
+        process that is up and not yet ready)."""
+        try:
+            self.ops = OpsServer(
+                self.metrics.registry, self.health.readiness, self.settings.ops_host,
+                self.settings.ops_port, components=self.components,
+            ).start()  # fmt: skip
+        except OSError as exc:
+            log.error("cannot serve /metrics, /healthz, /readyz on port %s: %s",
+                      self.settings.ops_port, exc)  # fmt: skip
+            raise
+        return self.ops
 
     def begin_shutdown(self) -> None:
         """Stop being ready, end every stream and send browsers elsewhere, so the server
@@ -84,11 +105,13 @@ class Gateway:
         self._stopped = True
         started = time.monotonic()
         self.begin_shutdown()
-        parts = (self.feed, self.video, self.bridge)
+        parts = (self.feed, self.video, self.access, self.bridge)
         for part in parts:
             part.request_stop()
         for part in parts:
             part.wait_stopped(started + timeout)
+        if self.ops is not None:
+            self.ops.stop()
         log.info("gateway stopped", extra={"seconds": round(time.monotonic() - started, 3)})
 
 

@@ -7,19 +7,34 @@ from typing import Literal
 from pydantic import SecretStr
 from rts_common.kafka import KafkaSettings
 from rts_common.logs import LoggingSettings
+from rts_common.ops import OpsSettings
 from rts_common.settings import setting
 
 from rts_gateway.bridge.runtime import AsyncMode
 
 
-class GatewaySettings(KafkaSettings, LoggingSettings):
+class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
     """Serve Kafka's camera frames as MJPEG and the live dashboard over Socket.IO."""
 
     env_prefix = "GATEWAY_"
     program = "gateway"
 
     host: str = setting("0.0.0.0", "Address to listen on")
-    port: int = setting(8000, "Port to listen on", ge=0, le=65535)
+    port: int = setting(8000, "Port of the dashboard, the streams and the API", ge=0, le=65535)
+    ops_port: int = setting(
+        9130,
+        "Port of /metrics, /healthz and /readyz, for probes and Prometheus; never route it "
+        "from the public ingress (0: pick a free one)",
+        ge=0,
+        le=65535,
+    )
+    trusted_proxies: str = setting(
+        "",
+        "Addresses or networks (CIDR, comma-separated) of the reverse proxies whose "
+        "X-Forwarded-Proto and X-Forwarded-For are believed: the ingress controller. Only "
+        "then does a request that reached the proxy over TLS get a Secure cookie. Empty: no "
+        "proxy is trusted",
+    )
     async_mode: AsyncMode = setting(
         "eventlet",
         "eventlet: gunicorn's eventlet worker, green threads (one process serves thousands of "
@@ -71,6 +86,15 @@ class GatewaySettings(KafkaSettings, LoggingSettings):
     max_replays: int = setting(
         32, "Most concurrent replay streams per process (each needs its own consumer)", ge=0
     )
+    max_streams: int = setting(
+        2000, "Most concurrent MJPEG streams (live and replay) per process", ge=0
+    )
+    max_streams_per_session: int = setting(
+        8, "Most concurrent MJPEG streams (live and replay) per signed-in session", ge=0
+    )
+    max_replays_per_session: int = setting(
+        2, "Most concurrent replay streams per signed-in session", ge=0
+    )
     access_log: bool = setting(False, "Log every HTTP request (gunicorn's access log)")
     # The dashboard
     group_id: str = setting(
@@ -99,7 +123,20 @@ class GatewaySettings(KafkaSettings, LoggingSettings):
     )
     login_ttl_seconds: int = setting(600, "How long a login link stays valid", ge=10, le=86_400)
     session_ttl_seconds: int = setting(
-        12 * 3600, "How long a session cookie stays valid", ge=60, le=30 * 86_400
+        12 * 3600,
+        "How long a session stays valid; its open streams and sockets end when it expires",
+        ge=10,
+        le=30 * 86_400,
+    )
+    login_attempts_per_minute: float = setting(
+        10.0, "Sign-in attempts allowed per client address and minute (bursts of as many)",
+        gt=0, le=10_000,
+    )  # fmt: skip
+    socketio_max_message_bytes: int = setting(
+        16 * 1024,
+        "Largest Socket.IO message a browser may send (it only sends small commands)",
+        ge=1024,
+        le=16 * 1024 * 1024,
     )
     allowed_origins: str = setting(
         "",

@@ -14,7 +14,9 @@ What the server emits (payloads are JSON unless noted):
 What a client may send: `wall` with `{"on": true|false}` to start or stop tiles;
 `options` with `{"batch": true}` to get `batch` instead of `new_event` and `detection`.
 
-Connections are authorised once, when they connect; features hook into connect and
+Connections are authorised when they connect, and end when their session is revoked or
+expires; what concerns one camera goes only to clients whose sign-in covers it (a room
+per camera, and one for clients that see every camera). Features hook into connect and
 disconnect and register the events they answer, and never see Flask-SocketIO itself.
 """
 
@@ -27,6 +29,7 @@ from typing import Protocol
 from flask import request
 from flask_socketio import SocketIO
 
+from rts_gateway.grants import Grant, Lease, Leases
 from rts_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -36,25 +39,42 @@ Payload = object
 Handler = Callable[[str, Payload], Payload]
 Hook = Callable[[str], None]
 
+ALL_CAMERAS_ROOM = "cameras:*"
+# A refused connection's Engine.IO session is closed this long after the refusal, so the
+# client receives the reason first.
+REFUSED_CLOSE_DELAY = 1.0
+
+
+def camera_room(camera: str) -> str:
+    return f"camera:{camera}"
+
 
 class Emit(Protocol):
     def __call__(
-        self, event: str, data: Payload, *, to: str | None = None, local: bool = False
-    ) -> None:
-        """Send to every dashboard (or room `to`) on every replica; `local`: this one only."""
+        self, event: str, data: Payload, *, to: str | None = None, local: bool = False,
+        camera: str | None = None,
+    ) -> None:  # fmt: skip
+        """Send to every dashboard (or room `to`) on every replica; `local`: this one
+        only; `camera`: only to dashboards whose sign-in covers that camera."""
 
 
 class SocketServer:
     def __init__(
-        self, socketio: SocketIO, metrics: GatewayMetrics, authorize: Callable[[], None]
+        self,
+        socketio: SocketIO,
+        metrics: GatewayMetrics,
+        authorize: Callable[[], Grant | None],
+        leases: Leases,
     ) -> None:
-        """`authorize()` raises ConnectionRefusedError for a connection it refuses; it runs
-        in the connection's request context (cookies, headers)."""
+        """`authorize()` returns the connection's grant (None: sign-in is off) or raises
+        ConnectionRefusedError; it runs in the connection's request context."""
         self._socketio = socketio
         self._server = socketio.server
         self._clients_gauge = metrics.socketio_clients
         self._authorize = authorize
-        self._clients: set[str] = set()
+        self._leases = leases
+        self._clients: dict[str, Grant | None] = {}
+        self._held: dict[str, Lease] = {}
         self._on_connect: list[Hook] = []
         self._on_disconnect: list[Hook] = []
         socketio.on("connect")(self._connected)
@@ -64,10 +84,25 @@ class SocketServer:
     def clients(self) -> int:
         return len(self._clients)
 
+    def grant(self, sid: str) -> Grant | None:
+        return self._clients.get(sid)
+
+    def scoped(self) -> dict[str, frozenset[str]]:
+        """Connected clients of this replica whose sign-in covers only some cameras."""
+        return {
+            sid: grant.cameras
+            for sid, grant in list(self._clients.items())
+            if grant is not None and grant.cameras is not None
+        }
+
     def emit(
-        self, event: str, data: Payload, *, to: str | None = None, local: bool = False
-    ) -> None:
-        self._server.emit(event, data, to=to, ignore_queue=local)
+        self, event: str, data: Payload, *, to: str | None = None, local: bool = False,
+        camera: str | None = None,
+    ) -> None:  # fmt: skip
+        rooms: str | list[str] | None = to
+        if camera is not None:
+            rooms = [ALL_CAMERAS_ROOM, camera_room(camera)]
+        self._server.emit(event, data, to=rooms, ignore_queue=local)
 
     def on(self, event: str, handler: Handler) -> None:
         """Answer `event` with `handler(sid, payload)`; what it returns is the ack."""
@@ -89,24 +124,49 @@ class SocketServer:
     def leave_room(self, sid: str, room: str) -> None:
         self._server.leave_room(sid, room)
 
+    def disconnect(self, sid: str) -> None:
+        self._server.disconnect(sid, ignore_queue=True)
+
     def disconnect_all(self) -> None:
         """Tell this replica's browsers to reconnect (to another replica) now."""
         for sid in list(self._clients):
-            self._server.disconnect(sid, ignore_queue=True)
+            self.disconnect(sid)
 
     def _connected(self, _auth: Payload = None) -> None:
-        self._authorize()
         sid = _sid()
-        self._clients.add(sid)
+        try:
+            grant = self._authorize()
+        except ConnectionRefusedError:
+            # The Engine.IO session under a refused connection would stay open: close it.
+            eio_sid = self._server.manager.eio_sid_from_sid(sid, "/")
+            self._server.start_background_task(self._close_engine, eio_sid)
+            raise
+        self._clients[sid] = grant
+        lease = self._leases.hold(grant, "socket", lambda: self.disconnect(sid))
+        if lease is not None:
+            self._held[sid] = lease
+        if grant is None or grant.cameras is None:
+            self.enter_room(sid, ALL_CAMERAS_ROOM)
+        else:
+            for camera in grant.cameras:
+                self.enter_room(sid, camera_room(camera))
         self._clients_gauge.set(len(self._clients))
         for hook in self._on_connect:
             hook(sid)
+
+    def _close_engine(self, eio_sid: str | None) -> None:
+        self._server.sleep(REFUSED_CLOSE_DELAY)
+        if eio_sid is not None:
+            self._server.eio.disconnect(eio_sid)
 
     def _disconnected(self, *_reason: Payload) -> None:
         sid = _sid()
         if sid not in self._clients:
             return  # refused at connect: nothing was counted or started for it
-        self._clients.discard(sid)
+        del self._clients[sid]
+        lease = self._held.pop(sid, None)
+        if lease is not None:
+            lease.release()
         self._clients_gauge.set(len(self._clients))
         for hook in self._on_disconnect:
             hook(sid)

@@ -55,7 +55,7 @@ class Credentials:
     def headers(self) -> dict[str, str]:
         if self._auth is None:
             return {}
-        session = self._auth.redeem(self._auth.login_token("latency-probe"))
+        session = self._auth.issue("latency-probe")
         return {"Authorization": f"Bearer {session.token}"}
 
 

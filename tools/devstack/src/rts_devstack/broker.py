@@ -27,6 +27,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialUpsertion,
+)
+from rts_common.acls import Acl
 from rts_common.contracts import TOPICS, TopicSpec
 from rts_common.kafka import admin_client, ensure_topics, wait_for_brokers
 from rts_common.lifecycle import die_with_parent
@@ -35,6 +46,11 @@ from rts_common.net import port_in_use
 log = logging.getLogger(__name__)
 
 MIN_JAVA = 17
+# The secured mode's super user: the brokers talk to each other and to the controllers as
+# this user, and tests and the devstack create topics, users and ACLs with it.
+ADMIN_USER = "admin"
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 8192
 # The JMX exporter's rules: the same file the Helm chart hands to Strimzi's
 # metricsConfig, so the broker's series have the same names here and in the cluster.
 KAFKA_METRICS_RULES = Path("helm") / "streaming" / "files" / "kafka-metrics.yaml"
@@ -192,6 +208,12 @@ class LocalKafka:
     default node i uses `port + 2*i` and `port + 2*i + 1` (9092/9093 for a single node).
     With `metrics_ports`, node i also runs Prometheus's JMX exporter agent serving
     `/metrics` on `metrics_ports[i]`, with the chart's rules (KAFKA_METRICS_RULES).
+
+    With `admin_password`, the nodes run secured as the chart's cluster does: clients
+    authenticate with SASL/SCRAM-SHA-512 (no TLS: loopback only), KRaft's
+    StandardAuthorizer enforces ACLs and denies whatever no ACL allows, and `admin`
+    (that password) is the only super user. `add_user` and `allow` create the services'
+    users and ACLs.
     """
 
     def __init__(
@@ -208,6 +230,7 @@ class LocalKafka:
         heap: str = "512m",
         dist: KafkaDistribution | None = None,
         detach: bool = False,
+        admin_password: str | None = None,
         proxied_ports: Sequence[tuple[int, int]] | None = None,
     ) -> None:
         """`detach=True` lets the nodes outlive this process (`kafka start` in a shell).
@@ -232,6 +255,7 @@ class LocalKafka:
         self.heap = heap
         self._dist = dist
         self.detach = detach
+        self.admin_password = admin_password
         self.nodes = [
             NodeSpec(i + 1, ports[i], controllers[i], self.data_root / f"node-{i + 1}")
             for i in range(nodes)
@@ -239,6 +263,8 @@ class LocalKafka:
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         if proxied_ports is not None and len(proxied_ports) != nodes:
             raise ValueError("need one (listen, advertise) pair of proxied ports per node")
+        if proxied_ports and admin_password is not None:
+            raise ValueError("a proxied listener and the secured mode are not combined")
         self.proxied_ports = list(proxied_ports or [])
 
     # -- properties
@@ -246,6 +272,34 @@ class LocalKafka:
     @property
     def bootstrap(self) -> str:
         return ",".join(f"{self.host}:{n.port}" for n in self.nodes)
+
+    @property
+    def secured(self) -> bool:
+        return self.admin_password is not None
+
+    def client_config(self, user: str | None = None, password: str | None = None) -> dict[str, Any]:
+        """librdkafka settings to reach the nodes: as `user`, or as the super user."""
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        if self.admin_password is not None:
+            config |= {
+                "security.protocol": "SASL_PLAINTEXT",
+                "sasl.mechanism": SCRAM_MECHANISM,
+                "sasl.username": user or ADMIN_USER,
+                "sasl.password": password if user else self.admin_password,
+            }
+        return config
+
+    def client_env(self, user: str, password: str) -> dict[str, str]:
+        """The KAFKA_* variables that connect a service as `user` (rts_common.kafka)."""
+        env = {"KAFKA_BOOTSTRAP": self.bootstrap}
+        if self.admin_password is not None:
+            env |= {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": SCRAM_MECHANISM,
+                "KAFKA_USERNAME": user,
+                "KAFKA_PASSWORD": password,
+            }
+        return env
 
     @property
     def proxied_bootstrap(self) -> str:
@@ -317,7 +371,7 @@ class LocalKafka:
         self._procs[node_id] = proc
 
     def wait_ready(self, timeout: float = 90.0) -> None:
-        admin = admin_client({"bootstrap.servers": self.bootstrap}, quiet=True)
+        admin = admin_client(self.client_config(), quiet=True)
         deadline = time.monotonic() + timeout
         while True:
             self._raise_if_exited()
@@ -334,10 +388,41 @@ class LocalKafka:
     def create_topics(
         self, specs: Iterable[TopicSpec[Any]] = TOPICS, *, prefix: str = "", local: bool = True
     ) -> list[str]:
-        admin = admin_client({"bootstrap.servers": self.bootstrap})
+        admin = admin_client(self.client_config())
         return ensure_topics(
             admin, specs, local=local, replication_factor=self.replication_factor, prefix=prefix
         )
+
+    def add_user(self, name: str, password: str, timeout: float = 30.0) -> None:
+        """Create (or change the password of) a SCRAM user (secured mode only)."""
+        self._require_secured()
+        upsert = UserScramCredentialUpsertion(
+            name,
+            ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS),
+            password.encode(),
+        )
+        admin = admin_client(self.client_config())
+        for future in admin.alter_user_scram_credentials([upsert]).values():
+            future.result(timeout)
+
+    def allow(self, user: str, acls: Iterable[Acl], timeout: float = 30.0) -> None:
+        """Grant `user` these ACLs, from any host (secured mode only)."""
+        self._require_secured()
+        bindings = [
+            AclBinding(
+                _RESOURCE_TYPES[acl.resource], acl.name, _PATTERN_TYPES[acl.pattern],
+                f"User:{user}", "*", _OPERATIONS[operation], AclPermissionType.ALLOW,
+            )
+            for acl in acls
+            for operation in acl.operations
+        ]  # fmt: skip
+        admin = admin_client(self.client_config())
+        for future in admin.create_acls(bindings, request_timeout=timeout).values():
+            future.result(timeout)
+
+    def _require_secured(self) -> None:
+        if self.admin_password is None:
+            raise BrokerError("users and ACLs need the secured mode (admin_password)")
 
     def stop_node(self, node_id: int, timeout: float = 30.0, *, kill: bool = False) -> None:
         """Stop one node: SIGTERM for a controlled shutdown (or SIGKILL for a crash)."""
@@ -448,10 +533,18 @@ class LocalKafka:
             self._write_properties(node)
             if (node.data_dir / "logs" / "meta.properties").is_file():
                 continue
+            # The super user's SCRAM credential must exist before any broker can sign in to
+            # another, so it goes into the metadata at format time (KIP-900).
+            scram = (
+                ["--add-scram",
+                 f"{SCRAM_MECHANISM}=[name={ADMIN_USER},password={self.admin_password}]"]
+                if self.admin_password is not None
+                else []
+            )  # fmt: skip
             result = subprocess.run(
                 self.dist.java(
                     "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                    "-t", cluster_id, "-c", str(node.properties_file), heap="256m",
+                    "-t", cluster_id, "-c", str(node.properties_file), *scram, heap="256m",
                 ),
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
@@ -461,9 +554,11 @@ class LocalKafka:
     def _write_properties(self, node: NodeSpec) -> None:
         n = len(self.nodes)
         voters = ",".join(f"{x.node_id}@{self.host}:{x.controller_port}" for x in self.nodes)
-        listeners = [f"PLAINTEXT://{self.host}:{node.port}"]
-        advertised = [f"PLAINTEXT://{self.host}:{node.port}"]
-        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        clients = "CLIENTS" if self.secured else "PLAINTEXT"
+        protocol = "SASL_PLAINTEXT" if self.secured else "PLAINTEXT"
+        listeners = [f"{clients}://{self.host}:{node.port}"]
+        advertised = [f"{clients}://{self.host}:{node.port}"]
+        protocols = [f"{clients}:{protocol}", f"CONTROLLER:{protocol}"]
         if self.proxied_ports:
             listen, advertise = self.proxied_ports[node.node_id - 1]
             listeners.append(f"PROXIED://{self.host}:{listen}")
@@ -476,7 +571,7 @@ class LocalKafka:
             "listeners": ",".join([*listeners, f"CONTROLLER://{self.host}:{node.controller_port}"]),
             "advertised.listeners": ",".join(advertised),
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
+            "inter.broker.listener.name": clients,
             "listener.security.protocol.map": ",".join(protocols),
             "log.dirs": node.data_dir / "logs",
             "num.partitions": 3,
@@ -491,6 +586,7 @@ class LocalKafka:
             "transaction.state.log.min.isr": min(2, n),
             "share.coordinator.state.topic.replication.factor": self.replication_factor,
             "share.coordinator.state.topic.min.isr": min(2, n),
+            **self._security_properties(),
             # Tests and `make run` start consumer groups right away; don't wait 3 s.
             "group.initial.rebalance.delay.ms": 0,
             "log.retention.check.interval.ms": 30000,
@@ -500,11 +596,52 @@ class LocalKafka:
         }
         node.properties_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
 
+    def _security_properties(self) -> dict[str, Any]:
+        """Listener settings: plaintext, or SASL/SCRAM with ACLs in the secured mode."""
+        if self.admin_password is None:
+            return {}
+        login = _jaas(
+            "org.apache.kafka.common.security.scram.ScramLoginModule",
+            username=ADMIN_USER, password=self.admin_password,
+        )  # fmt: skip
+        # Controllers read SCRAM credentials from the metadata they serve, so their own
+        # listener authenticates with PLAIN against this one static user instead.
+        controller = _jaas(
+            "org.apache.kafka.common.security.plain.PlainLoginModule",
+            username=ADMIN_USER, password=self.admin_password,
+            **{f"user_{ADMIN_USER}": self.admin_password},
+        )  # fmt: skip
+        return {
+            "listener.name.clients.sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            f"listener.name.clients.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": login,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": controller,
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{ADMIN_USER}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
     def _raise_if_exited(self) -> None:
         for node_id, proc in self._procs.items():
             if proc.poll() is not None:
                 tail = self.node(node_id).log_file.read_text(errors="replace")[-3000:]
                 raise BrokerError(f"Kafka node {node_id} exited with {proc.returncode}:\n{tail}")
+
+
+def _jaas(module: str, **options: str) -> str:
+    values = " ".join(f'{key}="{value}"' for key, value in options.items())
+    return f"{module} required {values};"
+
+
+_RESOURCE_TYPES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP}
+_PATTERN_TYPES = {"literal": ResourcePatternType.LITERAL, "prefix": ResourcePatternType.PREFIXED}
+_OPERATIONS = {
+    "Read": AclOperation.READ,
+    "Write": AclOperation.WRITE,
+    "Describe": AclOperation.DESCRIBE,
+}
 
 
 def _pid_of(node: NodeSpec) -> int | None:

@@ -50,6 +50,9 @@ class StackSettings(LoggingSettings):
     )
     gateway_port: int = setting(8000, "Port of the gateway (dashboard and streams)",
                                 env="GATEWAY_PORT", ge=1, le=65535)  # fmt: skip
+    gateway_ops_port: int = setting(
+        9130, "Port of the gateway's /metrics, /healthz, /readyz", ge=1, le=65535
+    )
     test_camera_ops_port: int = setting(
         9101, "Port of the test-pattern camera's /metrics, /healthz, /readyz", ge=1, le=65535
     )
@@ -155,13 +158,13 @@ def _event_sim(settings: StackSettings) -> Service:
 
 
 def _gateway(settings: StackSettings, secret: str) -> Service:
-    port = settings.gateway_port
+    port, ops = settings.gateway_port, settings.gateway_ops_port
     return Service(
         "gateway",
-        [sys.executable, "-m", "rts_gateway", "--port", str(port)],
+        [sys.executable, "-m", "rts_gateway", "--port", str(port), "--ops-port", str(ops)],
         {"GATEWAY_AUTH_SECRET": secret},
         url=f"http://127.0.0.1:{port}/",
-        metrics=f"http://127.0.0.1:{port}/metrics",
+        metrics=f"http://127.0.0.1:{ops}/metrics",
         job="gateway",
     )
 
@@ -222,7 +225,18 @@ def gateway_secret(data_dir: Path) -> str:
 def login_link(base: str, secret: str) -> str:
     """A one-time sign-in link for the local gateway, minted by the gateway's own command."""
     result = subprocess.run(
-        [sys.executable, "-m", "rts_gateway", "login-url", "--base", base, "--subject", "make-run"],
+        [
+            sys.executable,
+            "-m",
+            "rts_gateway",
+            "login-url",
+            "--base",
+            base,
+            "--subject",
+            "make-run",
+            "--role",
+            "operator",
+        ],
         env={**os.environ, "GATEWAY_AUTH_SECRET": secret},
         capture_output=True,
         text=True,
@@ -268,9 +282,10 @@ def run(settings: StackSettings) -> int:
     for service in services:
         if service.name == "gateway" and service.url:
             secret = service.env.get("GATEWAY_AUTH_SECRET", "")
+            ready = f"http://127.0.0.1:{settings.gateway_ops_port}/readyz"
             threading.Thread(
                 target=_announce_dashboard,
-                args=(service.url, secret, output, settings.open_browser, stop),
+                args=(service.url, ready, secret, output, settings.open_browser, stop),
                 daemon=True,
             ).start()
     try:
@@ -311,12 +326,12 @@ def _check_prometheus(
 
 
 def _announce_dashboard(
-    url: str, secret: str, output: Output, open_browser: bool, stop: threading.Event
+    url: str, ready: str, secret: str, output: Output, open_browser: bool, stop: threading.Event
 ) -> None:
     """Say (and show) the dashboard, with a sign-in link, once the gateway answers ready."""
     while not stop.wait(0.5):
         try:
-            with urllib.request.urlopen(url + "readyz", timeout=2) as response:  # noqa: S310
+            with urllib.request.urlopen(ready, timeout=2) as response:  # noqa: S310
                 if response.status == 200:
                     break
         except OSError:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
 from rts_gateway.bridge.records import BadRecords, Batch, Topic, decode_batch
 from rts_gateway.bridge.runtime import Runtime
@@ -72,6 +72,27 @@ class Future(Generic[R]):
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[return-value]
+
+
+def from_beginning(topic: str) -> Callable[[Consumer], dict[int, int]]:
+    """A command for a direct consumer: read every partition of `topic` from its
+    beginning. It returns each partition's end offset at that moment, so the reader can
+    tell when it has caught up with what the topic held (compacted state: cameras,
+    sessions)."""
+
+    def assign(consumer: Consumer) -> dict[int, int]:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        if metadata.error is not None:
+            raise RuntimeError(f"topic {topic}: {metadata.error}")
+        partitions = sorted(metadata.partitions)
+        ends = {}
+        for p in partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            ends[p] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        return ends
+
+    return assign
 
 
 class _DeferredLogger:

@@ -209,8 +209,8 @@ class KafkaBridge:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         details: dict[str, Any] = {"kafka": self.kafka_ok}
-        if not self.kafka_ok and self.kafka_error:
-            details["kafka_error"] = self.kafka_error
+        if not self.kafka_ok and (self.bad_records.refused or self.kafka_error):
+            details["kafka_error"] = self.bad_records.refused or self.kafka_error
         return self.kafka_ok, details
 
     def _check_brokers(self) -> None:
@@ -228,6 +228,8 @@ class KafkaBridge:
             log.warning("Kafka is not reachable", extra={"error": error})
         elif ok and not self.kafka_ok:
             log.info("Kafka is reachable")
+        if ok:
+            self.bad_records.refused = None
         self.kafka_ok, self.kafka_error = ok, error
         if changed:
             for listener in self._reachability:

@@ -16,6 +16,7 @@ from typing import Generic, Protocol, TypeVar
 
 from confluent_kafka import KafkaError, Message
 from rts_common.contracts import BadMessage, DeadLetter, TopicSpec
+from rts_common.kafka import authentication_failed
 from rts_common.logs import Throttle
 
 from rts_gateway.metrics import GatewayMetrics
@@ -71,6 +72,8 @@ class BadRecords:
         self._metrics = metrics
         self._dead_letters = dead_letters
         self._throttle = Throttle(60.0)
+        # The last "the cluster refused our credentials", for readiness to say why.
+        self.refused: str | None = None
 
     def bad(self, msg: Message, topic: str, error: BadMessage, *, keep: bool = False) -> None:
         partition, offset = msg.partition() or 0, msg.offset() or 0
@@ -89,7 +92,12 @@ class BadRecords:
 
     def kafka_error(self, error: KafkaError, consumer: str = "") -> None:
         self._metrics.kafka_errors.labels(code=error.name()).inc()
-        if error.fatal():
+        refused = authentication_failed(error)
+        if refused is not None:
+            self.refused = refused
+            if self._throttle.allow(("kafka", "authentication")):
+                log.error(refused, extra={"consumer": consumer})
+        elif error.fatal():
             log.error("fatal Kafka error", extra={"consumer": consumer, "error": error.str()})
         elif self._throttle.allow(("kafka", error.code())):
             log.warning("Kafka error", extra={"consumer": consumer, "error": error.str()})

@@ -6,11 +6,12 @@ through the Kafka-backed Socket.IO manager, so every browser on every replica ge
   `event_sample_rate` per second per replica; the rest only feed the aggregates;
 - `qoe`: each owned partition's aggregate, once a second (see qoe.py), and
   `qoe_released` when a partition moves to another replica;
-- `detection`: every valid detection, as it arrives.
-Those two go one message each to the clients in the room SINGLE (every client, until it
-asks otherwise), and in one `batch` message `{"events": [...], "detections": [...]}`
-every BATCH_SECONDS to the clients in the room BATCHED (the dashboard's page): a
-thousand browsers then cost the gateway a few messages a second each instead of dozens.
+- `detection`: every valid detection, as it arrives, only to dashboards whose sign-in
+  covers its camera (a few a second per camera at most, so always one by one).
+Events go one message each to the clients in the room SINGLE (every client, until it
+asks otherwise), and in one `batch` message `{"events": [...]}` every BATCH_SECONDS to
+the clients in the room BATCHED (the dashboard's page): a thousand browsers then cost
+the gateway a few messages a second each instead of dozens.
 """
 
 from __future__ import annotations
@@ -36,7 +37,10 @@ SINGLE, BATCHED = "events", "events-batched"
 BATCH_SECONDS = 0.25
 
 
-def _nowhere(event: str, data: Payload, *, to: str | None = None, local: bool = False) -> None:
+def _nowhere(
+    event: str, data: Payload, *, to: str | None = None, local: bool = False,
+    camera: str | None = None,
+) -> None:  # fmt: skip
     """Where emits go until the feed is attached to the Socket.IO server."""
 
 
@@ -65,17 +69,17 @@ class PlaybackFeed:
             "switches": Children(m.bitrate_switches),
         }
         self._emitted = self._sampled_out = 0
-        self._batch: dict[str, list[Payload]] = {"events": [], "detections": []}
+        self._batched_events: list[Payload] = []
 
     def attach(self, emit: Emit) -> None:
         self._emit = emit
 
     def flush(self) -> None:
         """Send what was batched since the last flush (every BATCH_SECONDS)."""
-        if not self._batch["events"] and not self._batch["detections"]:
+        if not self._batched_events:
             return
-        batch, self._batch = self._batch, {"events": [], "detections": []}
-        self._emit("batch", batch, to=BATCHED)
+        events, self._batched_events = self._batched_events, []
+        self._emit("batch", {"events": events}, to=BATCHED)
 
     # -- partitions of playback-events this replica owns
 
@@ -137,7 +141,7 @@ class PlaybackFeed:
             # Forwarded as it came, fields the model does not know included.
             event_json = json.loads(raw)
             self._emit("new_event", event_json, to=SINGLE)
-            self._batch["events"].append(event_json)
+            self._batched_events.append(event_json)
             self._emitted += 1
             self._metrics.event_latency.observe(max(0.0, (time.time_ns() - ts_ns) / 1e9))
         else:
@@ -147,9 +151,8 @@ class PlaybackFeed:
         for record in batch.records:
             detection = record.value
             self._detections(detection.kind).inc()
-            detection_json = detection.model_dump(mode="json")
-            self._emit("detection", detection_json, to=SINGLE)
-            self._batch["detections"].append(detection_json)
+            # Only to dashboards whose sign-in covers the camera.
+            self._emit("detection", detection.model_dump(mode="json"), camera=detection.camera)
 
     # -- once a second
 

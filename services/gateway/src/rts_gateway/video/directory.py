@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Consumer
 from rts_common.contracts import CameraStatus
 
-from rts_gateway.bridge import Batch
+from rts_gateway.bridge import Batch, from_beginning
 from rts_gateway.metrics import GatewayMetrics
 
 
@@ -91,16 +91,7 @@ class CameraDirectory:
 
     def assign_all(self, consumer: Consumer) -> dict[int, int]:
         """Native-thread command: read every partition from the beginning."""
-        metadata = consumer.list_topics(self.topic, timeout=10).topics[self.topic]
-        if metadata.error is not None:
-            raise RuntimeError(f"topic {self.topic}: {metadata.error}")
-        partitions = sorted(metadata.partitions)
-        ends = {}
-        for p in partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
-            ends[p] = high
-        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
-        return ends
+        return from_beginning(self.topic)(consumer)
 
     def assigned(self, ends: dict[int, int]) -> None:
         self._end_offsets = ends

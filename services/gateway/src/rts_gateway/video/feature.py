@@ -12,33 +12,104 @@ Delivery semantics of its consumers (all by direct assignment, no group, no comm
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_common.tasks import PeriodicTask
 
 from rts_gateway.bridge import ConsumerLoop, Future, KafkaBridge
+from rts_gateway.grants import Grant, Lease, Leases, LimitReached
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
-from rts_gateway.sockets import Payload, SocketServer
+from rts_gateway.sockets import ALL_CAMERAS_ROOM, Payload, SocketServer
 from rts_gateway.video.directory import CameraDirectory
 from rts_gateway.video.hub import FrameHub
 from rts_gateway.video.replay import Replay
-from rts_gateway.video.wall import ROOM, CameraWall
+from rts_gateway.video.wall import CameraWall
 
 log = logging.getLogger(__name__)
 
 CAMERAS_EVERY_SECONDS = 5.0
 
 
+class StreamSlot:
+    """One MJPEG response's place among the gateway's streams and its session's.
+
+    Releasing it (the response ended) closes what it streams; ending it (its session was
+    revoked or expired) also cuts the connection, which may be stuck writing to a slow
+    client.
+    """
+
+    def __init__(self, on_release: Callable[[], None]) -> None:
+        self._on_release = on_release
+        self._closers: list[Callable[[], None]] = []
+        self.lease: Lease | None = None
+        self.connection: socket.socket | None = None
+        self._released = False
+
+    def closes(self, closer: Callable[[], None]) -> None:
+        """Run `closer` when the slot is released (or at once if it already was)."""
+        if self._released:
+            closer()
+        else:
+            self._closers.append(closer)
+
+    def end(self) -> None:
+        if self.connection is not None:
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+        self.release()
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        for closer in self._closers:
+            closer()
+        if self.lease is not None:
+            self.lease.release()
+        self._on_release()
+
+
+class Held:
+    """A response body that releases its slot when the server closes it, even if the
+    server never started reading it (a generator's `finally` would not run then)."""
+
+    def __init__(self, body: Iterator[bytes], slot: StreamSlot) -> None:
+        self._body = body
+        self._slot = slot
+
+    def __iter__(self) -> Held:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._slot.release()
+
+
 class Video:
     def __init__(
-        self, settings: GatewaySettings, bridge: KafkaBridge, metrics: GatewayMetrics
+        self,
+        settings: GatewaySettings,
+        bridge: KafkaBridge,
+        metrics: GatewayMetrics,
+        leases: Leases,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.leases = leases
         self.runtime = bridge.runtime
         self._bridge = bridge
         cameras = bridge.topic(VIDEO_CAMERAS)
@@ -73,6 +144,7 @@ class Video:
             quality=settings.wall_quality,
         )
         self._replays = 0
+        self._streams = 0
         # Housekeeping runs where the frames are handled (the runtime's dispatcher), so the
         # two never touch the hub's state at once, whatever the async mode.
         self._tasks = [PeriodicTask("frame-hub", 1.0, self.runtime.serialized(self.hub.maintain))]
@@ -81,24 +153,33 @@ class Video:
 
     def attach(self, sockets: SocketServer) -> None:
         """The dashboard's side: the camera list, and the wall over Socket.IO."""
-        self.wall.attach(sockets.emit)
+        self.wall.attach(sockets)
+
+        def listing_for(cameras: frozenset[str] | None) -> list[dict[str, Any]]:
+            listed = self.directory.listing()
+            return [c for c in listed if cameras is None or c["camera"] in cameras]
 
         def announce() -> None:
-            sockets.emit("cameras", self.directory.listing(), local=True)
+            # Each dashboard gets the cameras its sign-in covers, and no other name.
+            scoped = sockets.scoped()
+            sockets.emit("cameras", listing_for(None), to=ALL_CAMERAS_ROOM, local=True)
+            for sid, cameras in scoped.items():
+                sockets.emit("cameras", listing_for(cameras), to=sid, local=True)
+
+        def greet(sid: str) -> None:
+            grant = sockets.grant(sid)
+            cameras = grant.cameras if grant is not None else None
+            sockets.emit("cameras", listing_for(cameras), to=sid, local=True)
 
         def wall(sid: str, options: Payload) -> Payload:
             on = not isinstance(options, dict) or bool(options.get("on", True))
             if on:
-                sockets.enter_room(sid, ROOM)
-                self.wall.join(sid)
+                self.wall.join(sid, sockets.grant(sid))
             else:
-                sockets.leave_room(sid, ROOM)
                 self.wall.leave(sid)
-            return {"wall": on, "cameras": self.wall.watching}
+            return {"wall": on, "cameras": self.wall.visible_to(sockets.grant(sid))}
 
-        sockets.on_connect(
-            lambda sid: sockets.emit("cameras", self.directory.listing(), to=sid, local=True)
-        )
+        sockets.on_connect(greet)
         sockets.on_disconnect(self.wall.leave)
         sockets.on("wall", wall)
         self._tasks.append(
@@ -137,21 +218,47 @@ class Video:
         loaded = self.directory.caught_up
         return loaded, {"cameras_loaded": loaded}
 
-    # -- replay
+    # -- streams and replays, within the limits
 
-    def open_replay(self, camera: str, partition: int, from_ms: int) -> Replay | None:
-        """A started replay, or None when the per-process replay limit is reached."""
-        if self._replays >= self.settings.max_replays:
-            return None
-        replay = Replay(
-            self._bridge, self.frames_topic, camera, partition, from_ms, on_close=self._closed
+    def open_stream(self, grant: Grant | None) -> StreamSlot:
+        """A place for one more MJPEG stream, or LimitReached (per process, per session)."""
+        if self._streams >= self.settings.max_streams:
+            self.leases.hit("streams")
+            raise LimitReached("streams", "this gateway serves as many streams as it can")
+        slot = StreamSlot(self._stream_closed)
+        slot.lease = self.leases.hold(
+            grant, "stream", slot.end, limit=self.settings.max_streams_per_session
         )
+        self._streams += 1
+        return slot
+
+    def _stream_closed(self) -> None:
+        self._streams -= 1
+
+    def open_replay(self, grant: Grant | None, camera: str, partition: int, from_ms: int) -> Replay:
+        """A started replay (its own consumer), or LimitReached before any Kafka resource
+        is made: per process, and per session."""
+        if self._replays >= self.settings.max_replays:
+            self.leases.hit("replays")
+            raise LimitReached("replays", "too many replays on this gateway; try again later")
+        made: list[Replay] = []
+        lease = self.leases.hold(
+            grant, "replay", lambda: made[0].close() if made else None,
+            limit=self.settings.max_replays_per_session,
+        )  # fmt: skip
+
+        def closed() -> None:
+            self._replays -= 1
+            if lease is not None:
+                lease.release()
+
+        replay = Replay(
+            self._bridge, self.frames_topic, camera, partition, from_ms, on_close=closed
+        )
+        made.append(replay)
         self._replays += 1
         replay.start()  # closes itself if it fails
         return replay
-
-    def _closed(self) -> None:
-        self._replays -= 1
 
     def _await_directory(self, ends: Future[dict[int, int]]) -> None:
         try:

@@ -151,6 +151,10 @@ class FrameHub:
             start_seconds=start_seconds, release_after=release_after,
         )  # fmt: skip
         self._lock = threading.Lock()
+        self._ignored = {
+            reason: metrics.frames_ignored.labels(reason=reason)
+            for reason in ("unknown_camera", "wrong_partition")
+        }
 
     # -- viewers
 
@@ -252,6 +256,15 @@ class FrameHub:
             if frame.partition not in self.reads:
                 continue  # fetched before the partition was released: nobody wants it
             camera = frame.meta.camera
+            # A key is whatever a producer wrote: only cameras of the directory, on the
+            # partition they announced, reach viewers and get metric series.
+            status = self._directory.get(camera)
+            if status is None:
+                self._ignored["unknown_camera"].inc()
+                continue
+            if status.partition != frame.partition:
+                self._ignored["wrong_partition"].inc()
+                continue
             self._metrics.frames_received.labels(camera=camera).inc()
             self._metrics.frame_size.observe(len(frame.jpeg))
             previous = self._latest.get(camera)

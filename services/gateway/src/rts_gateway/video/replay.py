@@ -108,7 +108,7 @@ class Replay:
         """The camera's frames from the requested moment to the live edge, paced as captured."""
         first_ts: int | None = None
         started = time.monotonic()
-        while True:
+        while not self._closed:
             if not self._frames:
                 if self._caught_up:
                     return
@@ -128,6 +128,7 @@ class Replay:
         if self._closed:
             return
         self._closed = True
+        self._arrived.set()  # a viewer waiting for frames learns at once
         self._loop.stop(timeout=5.0)
         self._on_close()
 

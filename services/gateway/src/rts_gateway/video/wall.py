@@ -4,7 +4,8 @@ Browsers open only about six HTTP/1.1 connections per host, so a wall of MJPEG `
 tags stalls past six cameras. Instead, while at least one browser on this replica shows
 the wall, the replica watches every camera through the same fan-out as MJPEG viewers
 (at a low frame rate), shrinks each frame, and emits it as a binary Socket.IO message to
-the local `wall` room only: each replica serves its own browsers from its own reads.
+that camera's local wall room only: each replica serves its own browsers from its own
+reads, and a browser is in the rooms of the cameras its sign-in covers.
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ from PIL import Image
 from rts_common.contracts import CameraStatus
 
 from rts_gateway.bridge import Runtime
+from rts_gateway.grants import Grant
 from rts_gateway.metrics import GatewayMetrics
-from rts_gateway.sockets import Emit, Payload
+from rts_gateway.sockets import Payload, SocketServer
 from rts_gateway.video.directory import CameraDirectory
 from rts_gateway.video.hub import Frame, FrameHub, UnknownCamera, Viewer
 
 log = logging.getLogger(__name__)
 
-ROOM = "wall"
+
+def wall_room(camera: str) -> str:
+    return f"wall:{camera}"
 
 
 def thumbnail(jpeg: bytes, max_width: int, quality: int) -> tuple[bytes, int, int]:
@@ -63,32 +67,46 @@ class CameraWall:
         self._fps = fps
         self._max_width = max_width
         self._quality = quality
-        self._members: set[str] = set()
+        self._members: dict[str, Grant | None] = {}
         self._viewers: dict[str, Viewer] = {}
-        self._emit: Emit | None = None
+        self._sockets: SocketServer | None = None
         directory.on_change(self._camera_changed)
 
-    def attach(self, emit: Emit) -> None:
-        self._emit = emit
+    def attach(self, sockets: SocketServer) -> None:
+        self._sockets = sockets
 
     @property
     def watching(self) -> list[str]:
         return sorted(self._viewers)
 
-    def join(self, sid: str) -> None:
-        self._members.add(sid)
-        if len(self._members) == 1:
+    def visible_to(self, grant: Grant | None) -> list[str]:
+        return [c for c in self.watching if grant is None or grant.sees(c)]
+
+    def join(self, sid: str, grant: Grant | None) -> None:
+        first = not self._members
+        self._members[sid] = grant
+        if first:
             for view in self._directory.recent():
                 self._watch(view.status.camera)
+        for camera in list(self._viewers):
+            self._enter(sid, camera)
 
     def leave(self, sid: str) -> None:
         if sid not in self._members:
             return
-        self._members.discard(sid)
+        del self._members[sid]
+        if self._sockets is not None:
+            for camera in list(self._viewers):
+                self._sockets.leave_room(sid, wall_room(camera))
         if not self._members:
             for viewer in list(self._viewers.values()):
                 self._hub.close(viewer)
             self._viewers.clear()
+
+    def _enter(self, sid: str, camera: str) -> None:
+        grant = self._members.get(sid)
+        if self._sockets is not None and (grant is None or grant.sees(camera)):
+            self._sockets.enter_room(sid, wall_room(camera))
 
     def _camera_changed(self, status: CameraStatus) -> None:
         if self._members and status.camera not in self._viewers:
@@ -100,6 +118,8 @@ class CameraWall:
         except UnknownCamera:
             return
         self._viewers[camera] = viewer
+        for sid in list(self._members):
+            self._enter(sid, camera)
         self._runtime.spawn(self._relay, viewer)
 
     def _relay(self, viewer: Viewer) -> None:
@@ -111,10 +131,13 @@ class CameraWall:
                 self._send(frame)
             except Exception:
                 log.exception("camera wall frame failed", extra={"camera": viewer.camera})
-        self._viewers.pop(viewer.camera, None)
+        # By now the wall may have been turned off and on again: the camera's entry is
+        # then a newer viewer, which stays.
+        if self._viewers.get(viewer.camera) is viewer:
+            del self._viewers[viewer.camera]
 
     def _send(self, frame: Frame) -> None:
-        if self._emit is None:
+        if self._sockets is None:
             return
         jpeg, width, height = self._runtime.offload(
             thumbnail, frame.jpeg, self._max_width, self._quality
@@ -127,5 +150,5 @@ class CameraWall:
             "jpeg": jpeg,
         }  # fmt: skip
         # Each replica serves its own wall clients from its own reads: never relayed.
-        self._emit("wall_frame", tile, to=ROOM, local=True)
+        self._sockets.emit("wall_frame", tile, to=wall_room(meta.camera), local=True)
         self._metrics.wall_frames.inc()
