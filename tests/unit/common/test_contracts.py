@@ -2,6 +2,7 @@ import pytest
 from rts_common.contracts import (
     FRAME_PAYLOAD_LIMIT,
     PLAYBACK_EVENTS,
+    QOE_CHECKPOINTS,
     TOPICS,
     VIDEO_CAMERAS,
     VIDEO_DETECTIONS,
@@ -10,6 +11,7 @@ from rts_common.contracts import (
     Detection,
     FrameMeta,
     check_jpeg,
+    checkpoint_headers,
     decode_headers,
     topic,
 )
@@ -19,7 +21,7 @@ def test_topics_match_the_design_table() -> None:
     names = [t.name for t in TOPICS]
     assert names == [
         "video-frames", "video-detections", "playback-events", "video-cameras",
-        "dashboard-broadcast",
+        "dashboard-broadcast", "qoe-checkpoints",
     ]  # fmt: skip
     for spec in TOPICS[:3]:
         assert (spec.partitions, spec.local_partitions) == (6, 3)
@@ -29,6 +31,26 @@ def test_topics_match_the_design_table() -> None:
     assert int(VIDEO_FRAMES.config["retention.ms"]) <= 60 * 60 * 1000
     assert topic("playback-events") is PLAYBACK_EVENTS
     assert topic("video-detections") is VIDEO_DETECTIONS
+    # The state of events partition p lives in checkpoint partition p.
+    assert (QOE_CHECKPOINTS.partitions, QOE_CHECKPOINTS.local_partitions) == (
+        PLAYBACK_EVENTS.partitions, PLAYBACK_EVENTS.local_partitions,
+    )  # fmt: skip
+    assert QOE_CHECKPOINTS.config["cleanup.policy"] == "compact"
+
+
+def test_checkpoint_records_carry_their_partition_and_offset() -> None:
+    headers = checkpoint_headers(1234, "gateway-2")
+    record = QOE_CHECKPOINTS.decode(b"2", b"{}", headers)
+    assert (record.partition, record.offset, record.state) == (2, 1234, b"{}")
+    for key, value, hdrs, reason in [
+        (None, b"{}", headers, "missing_key"),
+        (b"2", b"", headers, "empty"),
+        (b"2", b"{}", [], "missing_header"),
+        (b"two", b"{}", headers, "bad_header"),
+    ]:
+        with pytest.raises(BadMessage) as info:
+            QOE_CHECKPOINTS.decode(key, value, hdrs)
+        assert info.value.reason == reason
 
 
 def test_frame_headers_are_ascii_decimal_and_round_trip() -> None:

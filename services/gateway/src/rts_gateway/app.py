@@ -17,6 +17,7 @@ from socketio import PubSubManager
 from rts_gateway.access import Access
 from rts_gateway.access.routes import access_routes, protect
 from rts_gateway.health import Health, ops_routes
+from rts_gateway.replica import ReplicaHeader
 from rts_gateway.responses import register_error_handlers
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.video import Video
@@ -55,6 +56,8 @@ def create_app(
         ping_timeout=20,
         max_http_buffer_size=1_000_000,
     )
+    # Outside Socket.IO's middleware, so its responses carry the header too.
+    app.wsgi_app = ReplicaHeader(app.wsgi_app, settings.replica_name)  # type: ignore[method-assign]
     return app, socketio
 
 

@@ -6,6 +6,9 @@ through the Kafka-backed Socket.IO manager, so every browser on every replica ge
   `event_sample_rate` per second per replica; the rest only feed the aggregates;
 - `qoe`: each owned partition's aggregate, once a second (see qoe.py), and
   `qoe_released` when a partition moves to another replica;
+A partition's records are applied only while it is owned here (a late record of a
+partition given up never re-creates it), each offset once, and each `event_id` once;
+records an earlier owner already counted (see checkpoints.py) rebuild the state only.
 - `detection`: every valid detection, as it arrives.
 """
 
@@ -35,9 +38,19 @@ def _nowhere(event: str, data: Payload, *, to: str | None = None, local: bool = 
 class PlaybackFeed:
     """Aggregates per owned partition of `playback-events`, relayed detections, emits."""
 
-    def __init__(self, metrics: GatewayMetrics, *, owner: str, event_sample_rate: float) -> None:
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        *,
+        owner: str,
+        event_sample_rate: float,
+        events_topic: str = "playback-events",
+        dedupe_window: int = 0,
+    ) -> None:
         self._metrics = metrics
         self.owner = owner
+        self.events_topic = events_topic
+        self.dedupe_window = dedupe_window
         self._sampler = (
             TokenBucket(event_sample_rate, max(1.0, event_sample_rate), initial=event_sample_rate)
             if event_sample_rate > 0
@@ -45,6 +58,8 @@ class PlaybackFeed:
         )
         self._emit: Emit = _nowhere
         self.aggregates: dict[int, PartitionAggregate] = {}
+        # Per owned partition: records below this offset were counted by an earlier owner.
+        self._counted_from: dict[int, int] = {}
         m = metrics
         self._events, self._starts = Children(m.events), Children(m.stream_starts)
         self._startup, self._failures = Children(m.startup_seconds), Children(m.startup_failures)
@@ -58,25 +73,51 @@ class PlaybackFeed:
 
     # -- partitions of playback-events this replica owns
 
-    def partition_assigned(self, partition: int) -> None:
-        self.aggregates[partition] = PartitionAggregate(partition, time.time_ns())
+    def partition_assigned(
+        self, partition: int, aggregate: PartitionAggregate | None = None, counted_from: int = 0
+    ) -> None:
+        """Own `partition` from now on: from a restored aggregate, or from nothing."""
+        self.aggregates[partition] = aggregate or PartitionAggregate(
+            partition, time.time_ns(), dedupe_window=self.dedupe_window
+        )
+        self._counted_from[partition] = counted_from
 
-    def partition_released(self, partition: int) -> None:
-        if self.aggregates.pop(partition, None) is not None:
+    def partition_released(self, partition: int) -> PartitionAggregate | None:
+        """Stop owning `partition`; returns its aggregate (for a last checkpoint)."""
+        self._counted_from.pop(partition, None)
+        aggregate = self.aggregates.pop(partition, None)
+        if aggregate is not None:
             self._emit("qoe_released", {"partition": partition, "owner": self.owner})
+        return aggregate
 
     # -- records
 
     def on_events(self, batch: Batch[PlaybackEvent]) -> None:
         for record in batch.records:
-            self._on_event(record.value, record.partition, record.raw or b"")
+            aggregate = self.aggregates.get(record.partition)
+            if aggregate is None:  # not ours (any more): its owner counts it
+                self._metrics.revoked_records_dropped.labels(topic=self.events_topic).inc()
+                continue
+            if record.offset < aggregate.offset:  # already in the state
+                continue
+            event = record.value
+            if not aggregate.recent.first_time(event.event_id):
+                self._metrics.duplicate_events.inc()
+                continue
+            counted = record.offset >= self._counted_from.get(record.partition, 0)
+            self._on_event(aggregate, event, record.raw or b"", counted=counted)
+        for partition, end in batch.ends.items():
+            aggregate = self.aggregates.get(partition)
+            if aggregate is not None:
+                aggregate.offset = max(aggregate.offset, end)
 
-    def _on_event(self, event: PlaybackEvent, partition: int, raw: bytes) -> None:
+    def _on_event(
+        self, aggregate: PartitionAggregate, event: PlaybackEvent, raw: bytes, *, counted: bool
+    ) -> None:
         ts_ns = ts_to_ns(event.ts)
-        aggregate = self.aggregates.get(partition)
-        if aggregate is None:  # a record of a partition not (or no longer) ours
-            aggregate = self.aggregates[partition] = PartitionAggregate(partition, time.time_ns())
         applied = aggregate.apply(event, ts_ns)
+        if not counted:
+            return
         device = applied.device
         self._events(event.event_type, device).inc()
         if applied.started:
