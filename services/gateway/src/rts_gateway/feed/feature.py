@@ -133,7 +133,12 @@ class Feed:
 
     # -- the events group (native thread: these run inside the consumer's poll)
 
+    # A cooperative rebalance calls every member back, mostly with no partition for it;
+    # librdkafka assigns those (empty) lists itself.
+
     def _take_over(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
         started = time.monotonic()
         numbers = [tp.partition for tp in partitions]
         try:
@@ -146,6 +151,8 @@ class Feed:
         )
 
     def _hand_over(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
         numbers = [tp.partition for tp in partitions]
         try:
             # Runs after every batch already handed to the app context, so the released
@@ -163,6 +170,8 @@ class Feed:
             )  # fmt: skip
 
     def _lose(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not partitions:
+            return
         # Another member may own them already: no last checkpoint over its newer ones.
         numbers = [tp.partition for tp in partitions]
         self._runtime.call_soon_threadsafe(self.release_events, numbers, "lost")
@@ -204,8 +213,9 @@ class Feed:
 
     def _post(self, handler: Callable[[Partitions], None]) -> Callable[..., None]:
         def callback(_consumer: Consumer, partitions: list[TopicPartition]) -> None:
-            owned = [(tp.topic, tp.partition) for tp in partitions]
-            self._runtime.call_soon_threadsafe(handler, owned)
+            if partitions:
+                owned = [(tp.topic, tp.partition) for tp in partitions]
+                self._runtime.call_soon_threadsafe(handler, owned)
 
         return callback
 
