@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from rts_common.net import free_ports, port_in_use
 from rts_devstack.processes import ServiceGroup, ServiceProcess
@@ -61,6 +62,9 @@ def wait_pods(process: ServiceProcess, prometheus: str, pods: set[str]) -> None:
     process.wait_for(scraped, 60, f"Prometheus scraping {sorted(pods)}")
 
 
+# The broker, two cameras, event-sim, Prometheus and up to three replicas start here: on a
+# busy 2-core machine that alone can take a few minutes.
+@pytest.mark.timeout(900)
 def test_make_run_with_gateways_then_make_scale(tmp_path: Path) -> None:
     kafka = port_with_room(1)
     gateway = port_with_room(3)
