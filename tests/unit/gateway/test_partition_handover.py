@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import types
 import zlib
 from typing import Any
 
@@ -16,6 +17,7 @@ from rts_common.contracts import PLAYBACK_EVENTS, QoeCheckpoint
 from rts_eventsim.simulation import SimConfig, Simulator
 from rts_gateway.bridge import BadRecords, Batch, ConsumerLoop, Topic
 from rts_gateway.bridge.runtime import ThreadingRuntime
+from rts_gateway.feed import checkpoints as checkpoints_module
 from rts_gateway.feed.checkpoints import Checkpoints
 from rts_gateway.feed.qoe import PartitionAggregate, RecentIds
 from rts_gateway.metrics import GatewayMetrics
@@ -299,3 +301,22 @@ def test_records_fetched_for_a_partition_the_same_poll_revoked_are_never_deliver
         )
         == dropped
     )
+
+
+def test_one_checkpoint_a_tick_the_longest_due_first(
+    checkpoints: Checkpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[int] = []
+    monkeypatch.setattr(checkpoints, "_producer", types.SimpleNamespace(poll=lambda _t: 0))
+    monkeypatch.setattr(checkpoints, "_produce", lambda _p, agg, _ns: written.append(agg.partition))
+    monkeypatch.setattr(checkpoints, "interval", 60.0)
+    clock = types.SimpleNamespace(monotonic=lambda: 1000.0, time_ns=lambda: START_NS)
+    monkeypatch.setattr(checkpoints_module, "time", clock)
+    aggregates = [PartitionAggregate(p, START_NS) for p in range(4)]
+    for aggregate in aggregates:
+        aggregate.offset = 10
+    # 1 was written longest ago, 0 next; 2 has not moved on; 3 was written a moment ago.
+    checkpoints._written = {0: (5, 900.0), 1: (5, 500.0), 2: (10, 0.0), 3: (5, 990.0)}
+    for _ in range(4):
+        checkpoints.write_due(aggregates)
+    assert written == [1, 0]

@@ -199,7 +199,9 @@ class Checkpoints:
     def hand_over(self, consumer: Consumer, aggregates: list[PartitionAggregate]) -> None:
         """Write the released partitions' last states, wait for them, and store their
         offsets, which librdkafka commits before the group hands the partitions on."""
-        if self._producer is None:
+        # A partition nothing was read from has nothing to hand on.
+        aggregates = [a for a in aggregates if a.offset]
+        if self._producer is None or not aggregates:
             return
         now_ns = time.time_ns()
         for aggregate in aggregates:
@@ -208,7 +210,7 @@ class Checkpoints:
         if unsent:
             self._warn("checkpoints not acknowledged in time", unsent=unsent)
         topic = self._events_topic
-        offsets = [TopicPartition(topic, a.partition, a.offset) for a in aggregates if a.offset]
+        offsets = [TopicPartition(topic, a.partition, a.offset) for a in aggregates]
         if offsets:
             try:
                 consumer.store_offsets(offsets=offsets)
@@ -222,17 +224,24 @@ class Checkpoints:
     # -- while owned (app context)
 
     def write_due(self, aggregates: list[PartitionAggregate]) -> None:
-        """Write the state of every owned partition that moved on since its last write and
-        was written longer than `interval` ago; serve delivery reports."""
+        """Write the state of the owned partition longest due (it moved on since its last
+        write, longer than `interval` ago); serve delivery reports.
+
+        One per call: a state of thousands of sessions takes milliseconds to serialise in
+        the app context, and partitions taken over together would all fall due at once."""
         if self._producer is None:
             return
         now = time.monotonic()
-        now_ns = time.time_ns()
-        for aggregate in aggregates:
-            offset, at = self._written.get(aggregate.partition, (0, 0.0))
-            if aggregate.offset > offset and now - at >= self.interval:
+        due = [
+            (self._written.get(a.partition, (0, 0.0))[1], a)
+            for a in aggregates
+            if a.offset > self._written.get(a.partition, (0, 0.0))[0]
+        ]
+        if due:
+            at, aggregate = min(due, key=lambda item: item[0])
+            if now - at >= self.interval:
                 self._written[aggregate.partition] = (aggregate.offset, now)
-                self._produce(self._producer, aggregate, now_ns)
+                self._produce(self._producer, aggregate, time.time_ns())
         self._producer.poll(0)
 
     def close(self, timeout: float) -> None:
