@@ -11,7 +11,7 @@ import zlib
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, Message, TopicPartition
+from confluent_kafka import OFFSET_INVALID, KafkaError, Message, TopicPartition
 from flask_socketio import SocketIOTestClient
 from rts_common.contracts import PLAYBACK_EVENTS, QoeCheckpoint
 from rts_eventsim.simulation import SimConfig, Simulator
@@ -320,3 +320,24 @@ def test_one_checkpoint_a_tick_the_longest_due_first(
     for _ in range(4):
         checkpoints.write_due(aggregates)
     assert written == [1, 0]
+
+
+def test_a_failed_commit_is_counted_and_nothing_to_commit_is_not(gateway: Gateway) -> None:
+    bridge = gateway.bridge
+    bridge._committed("events", KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [])
+    bridge._committed("events", KafkaError(KafkaError._NO_OFFSET), [])
+    bridge._committed("events", None, [TopicPartition("playback-events", 0, 10)])
+    assert sample(
+        gateway, "gateway_offset_commit_failures_total",
+        consumer="events", error="REBALANCE_IN_PROGRESS",
+    ) == 1  # fmt: skip
+    assert (
+        sum(
+            s.value
+            for m in gateway.metrics.registry.collect()
+            if m.name == "gateway_offset_commit_failures"
+            for s in m.samples
+            if s.name.endswith("_total")
+        )
+        == 1
+    )
