@@ -20,9 +20,15 @@ from typing import Any
 import pytest
 import requests
 import socketio
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from rts_common.contracts import PLAYBACK_EVENTS, TOPICS
 from rts_devstack.proxy import AFFINITY_COOKIE, REPLICA_HEADER, Proxy
+from rts_gateway.bridge import KafkaBridge
+from rts_gateway.bridge.runtime import ThreadingRuntime
+from rts_gateway.feed.checkpoints import Checkpoints
+from rts_gateway.feed.qoe import PartitionAggregate
+from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.settings import GatewaySettings
 
 from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import (
@@ -490,3 +496,46 @@ class Viewer:
 
     def __exit__(self, *_exc: object) -> None:
         self.response.close()
+
+
+def test_each_consumer_group_restores_its_own_newest_checkpoint(
+    kafka: KafkaUnderTest, topic_prefix: str
+) -> None:
+    """Gateways of two groups on the same topics write checkpoints of the same partition;
+    each group takes the partition over from its own, however many the other wrote
+    since (a real broker, the gateway's own reading code)."""
+    settings = GatewaySettings(
+        kafka_bootstrap=kafka.bootstrap, kafka_topic_prefix=topic_prefix, async_mode="threading"
+    )
+    bridge = KafkaBridge(settings, ThreadingRuntime(), GatewayMetrics())
+    events = topic_prefix + "playback-events"
+    producer = Producer(kafka.config())
+    for _ in range(100):
+        producer.produce(events, b"{}", partition=1)
+    assert producer.flush(30) == 0
+
+    def writer(group: str, offset: int, times: int) -> None:
+        checkpoints = Checkpoints(bridge, events, group=group, owner=group, dedupe_window=10,
+                                  interval=0)  # fmt: skip
+        checkpoints.start()
+        aggregate = PartitionAggregate(1, 0)
+        for i in range(times):
+            aggregate.offset = offset + i
+            checkpoints.write_due([aggregate])
+        checkpoints.close(30)
+
+    writer("mine", 10, 1)
+    writer("theirs", 50, 20)  # well past the first records read back
+    for group, restored_at in (("mine", 10), ("theirs", 69), ("nobody", None)):
+        consumer = Consumer(kafka.config(**{"group.id": f"{topic_prefix}{group}"}))
+        reader = Checkpoints(bridge, events, group=group, owner="t", dedupe_window=10,
+                             interval=0)  # fmt: skip
+        try:
+            (takeover,) = reader.take_over(consumer, [1])
+        finally:
+            consumer.close()
+        assert takeover.problem == ""
+        if restored_at is None:
+            assert not takeover.restored
+        else:
+            assert (takeover.restored, takeover.start) == (True, restored_at), group

@@ -12,6 +12,7 @@ from rts_common.contracts import (
     FrameMeta,
     check_jpeg,
     checkpoint_headers,
+    checkpoint_key,
     decode_headers,
     topic,
 )
@@ -38,19 +39,22 @@ def test_topics_match_the_design_table() -> None:
     assert QOE_CHECKPOINTS.config["cleanup.policy"] == "compact"
 
 
-def test_checkpoint_records_carry_their_partition_and_offset() -> None:
+def test_checkpoint_records_carry_their_group_partition_and_offset() -> None:
     headers = checkpoint_headers(1234, "gateway-2")
-    record = QOE_CHECKPOINTS.decode(b"2", b"{}", headers)
-    assert (record.partition, record.offset, record.state) == (2, 1234, b"{}")
+    record = QOE_CHECKPOINTS.decode(checkpoint_key("dash/board", 2), b"{}", headers)
+    assert (record.group, record.partition, record.offset) == ("dash/board", 2, 1234)
+    assert record.state == b"{}"
     for key, value, hdrs, reason in [
         (None, b"{}", headers, "missing_key"),
-        (b"2", b"", headers, "empty"),
-        (b"2", b"{}", [], "missing_header"),
-        (b"two", b"{}", headers, "bad_header"),
+        (b"g/2", b"", headers, "empty"),
+        (b"g/2", b"{}", [], "missing_header"),
+        (b"g/two", b"{}", headers, "bad_key"),
+        (b"2", b"{}", headers, "bad_key"),
+        (b"g/2", b"{}", [("offset", b"x")], "bad_header"),
     ]:
         with pytest.raises(BadMessage) as info:
             QOE_CHECKPOINTS.decode(key, value, hdrs)
-        assert info.value.reason == reason
+        assert info.value.reason == reason, key
 
 
 def test_frame_headers_are_ascii_decimal_and_round_trip() -> None:

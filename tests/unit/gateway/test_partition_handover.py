@@ -205,7 +205,7 @@ def checkpoints(gateway: Gateway) -> Checkpoints:
 def saved(partition: int, offset: int) -> QoeCheckpoint:
     aggregate = PartitionAggregate(partition, START_NS)
     aggregate.offset = offset
-    return QoeCheckpoint(partition, offset, aggregate.checkpoint(START_NS, "earlier"))
+    return QoeCheckpoint("g", partition, offset, aggregate.checkpoint(START_NS, "earlier"))
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,9 @@ Delivery semantics, together with the events group (feature.py):
 - a checkpoint is consistent however old (state and offset go together), so one that was
   not written or not acknowledged only makes the next owner read further back;
 - with no checkpoint (a new partition, a new group), the partition is counted from the
-  group's committed offset, or from where `events_start` says.
+  group's committed offset, or from where `events_start` says;
+- checkpoints belong to the consumer group (their key): gateways of another group on the
+  same topics keep their own counts.
 
 Runs on the events consumer's native thread (take_over, hand_over: they wait for Kafka)
 and in the app context (the periodic writes, which only queue).
@@ -38,6 +40,7 @@ from rts_common.contracts import (
     BadMessage,
     QoeCheckpoint,
     checkpoint_headers,
+    checkpoint_key,
 )
 
 from rts_gateway.bridge import KafkaBridge, Runtime
@@ -47,6 +50,9 @@ from rts_gateway.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 KAFKA_TIMEOUT = 10.0
+# Records read back at first when looking for the group's newest checkpoint (more, and
+# more again, only when other groups wrote after it).
+NEWEST_SPAN = 4
 # How long a revoked partition's last checkpoint may take to be acknowledged before the
 # partition is given up anyway (its previous checkpoint then serves).
 HANDOVER_FLUSH_SECONDS = 5.0
@@ -73,11 +79,13 @@ class Checkpoints:
         bridge: KafkaBridge,
         events_topic: str,
         *,
+        group: str,
         owner: str,
         dedupe_window: int,
         interval: float,
     ) -> None:
         self.topic = bridge.topic(QOE_CHECKPOINTS)
+        self.group = group
         self.owner = owner
         self.interval = interval
         self._bridge = bridge
@@ -112,7 +120,7 @@ class Checkpoints:
         committed = {
             tp.partition: tp.offset for tp in consumer.committed(tps, timeout=KAFKA_TIMEOUT)
         }
-        reader = self._bridge.plain_consumer("checkpoints")
+        reader = self._bridge.plain_consumer("checkpoints", **{"enable.partition.eof": True})
         try:
             return [
                 self._take_over(consumer, reader, p, committed.get(p, OFFSET_INVALID))
@@ -161,15 +169,28 @@ class Checkpoints:
         return Takeover(partition, aggregate, start, counted_from, True, problem)
 
     def _newest(self, reader: Consumer, partition: int) -> tuple[QoeCheckpoint | None, str]:
-        """The last record of the partition's checkpoint partition: its newest state."""
+        """This group's newest checkpoint of `partition`: as a rule the last record of its
+        checkpoint partition, further back when other groups wrote since."""
         tp = TopicPartition(self.topic.name, partition)
         try:
             low, high = reader.get_watermark_offsets(tp, timeout=KAFKA_TIMEOUT)
         except KafkaException as exc:
             return None, f"cannot read {self.topic.name}[{partition}]: {exc.args[0]}"
-        if high <= low:
-            return None, ""
-        reader.assign([TopicPartition(self.topic.name, partition, high - 1)])
+        span, end = NEWEST_SPAN, high
+        while end > low:
+            start = max(low, end - span)
+            found, problem = self._read(reader, partition, start, end)
+            if problem or found is not None:
+                return found, problem
+            end, span = start, span * 4
+        return None, ""
+
+    def _read(
+        self, reader: Consumer, partition: int, start: int, end: int
+    ) -> tuple[QoeCheckpoint | None, str]:
+        """The last checkpoint of this group among the records [start, end)."""
+        reader.assign([TopicPartition(self.topic.name, partition, start)])
+        newest: QoeCheckpoint | None = None
         deadline = time.monotonic() + KAFKA_TIMEOUT
         while time.monotonic() < deadline:
             msg = reader.poll(0.5)
@@ -178,15 +199,18 @@ class Checkpoints:
             error = msg.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
-                    break
-                return None, f"reading the checkpoint: {error.str()}"
+                    return newest, ""
+                return None, f"reading checkpoints: {error.str()}"
+            if (msg.offset() or 0) >= end:
+                return newest, ""
             try:
                 checkpoint = self.topic.spec.decode(msg.key(), msg.value(), msg.headers())
-            except BadMessage as bad:
-                return None, f"bad checkpoint record: {bad}"
-            if checkpoint.partition != partition:
-                return None, f"checkpoint of partition {checkpoint.partition} found in {partition}"
-            return checkpoint, ""
+            except BadMessage:
+                continue  # not a checkpoint this gateway can read; look further
+            if (checkpoint.group, checkpoint.partition) == (self.group, partition):
+                newest = checkpoint
+            if (msg.offset() or 0) >= end - 1:
+                return newest, ""
         return None, "the newest checkpoint could not be read in time"
 
     def taken_over(self, takeover: Takeover) -> None:
@@ -256,7 +280,7 @@ class Checkpoints:
             producer.produce(
                 self.topic.name,
                 aggregate.checkpoint(now_ns, self.owner),
-                str(partition).encode(),
+                checkpoint_key(self.group, partition),
                 partition=partition,
                 headers=checkpoint_headers(aggregate.offset, self.owner),
                 on_delivery=self._delivered,

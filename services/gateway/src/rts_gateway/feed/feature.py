@@ -70,8 +70,8 @@ class Feed:
             dedupe_window=settings.dedupe_window,
         )
         self.checkpoints = Checkpoints(
-            bridge, events.name, owner=owner, dedupe_window=settings.dedupe_window,
-            interval=settings.checkpoint_seconds,
+            bridge, events.name, group=settings.group_id, owner=owner,
+            dedupe_window=settings.dedupe_window, interval=settings.checkpoint_seconds,
         )  # fmt: skip
         group, session_timeout = settings.group_id, settings.group_session_timeout_seconds
         self.events = bridge.group_consumer(
