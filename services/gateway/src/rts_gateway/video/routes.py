@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -44,34 +45,49 @@ def video_routes(video: Video) -> Blueprint:
         if status is None or status.partition is None:
             return unknown(camera)
         connection = _stream_connection(request.environ, settings.stream_send_buffer)
+        # The latency probe says who it is, so dashboards can keep it apart from people.
+        kind = "probe" if request.headers.get("X-Viewer-Kind") == "probe" else "browser"
         since = request.args.get("from")
         if since:
-            try:
-                from_ms = parse_from(since)
-                replay = video.open_replay(camera, status.partition, from_ms)
-            except BadReplayTime as exc:
-                return json_error(400, str(exc))
-            except OutOfRetention as exc:
-                return json_error(
-                    416,
-                    "the requested time is outside what Kafka still holds for this camera",
-                    requested=iso_ms(exc.requested_ms),
-                    earliest=iso_ms(exc.earliest_ms),
-                )
-            if replay is None:
-                return json_error(429, "too many replays on this gateway; try again later")
+            return replay_stream(camera, status.partition, since, max_fps, connection, kind)
+        try:
+            viewer = hub.open(camera, max_fps, kind)
+        except UnknownCamera:
+            return unknown(camera)
+        viewer.connection = connection
+        return stream_response(mjpeg.live(hub, viewer, metrics, runtime.sleep))
 
-            def attach(viewer: Viewer) -> None:
-                viewer.connection = connection
+    def replay_stream(
+        camera: str,
+        partition: int,
+        since: str,
+        max_fps: float | None,
+        connection: socket.socket | None,
+        kind: str,
+    ) -> Response:
+        try:
+            from_ms = parse_from(since)
+            replay = video.open_replay(camera, partition, from_ms)
+        except BadReplayTime as exc:
+            return json_error(400, str(exc))
+        except OutOfRetention as exc:
+            return json_error(
+                416,
+                "the requested time is outside what Kafka still holds for this camera",
+                requested=iso_ms(exc.requested_ms),
+                earliest=iso_ms(exc.earliest_ms),
+            )
+        if replay is None:
+            return json_error(429, "too many replays on this gateway; try again later")
 
-            body = mjpeg.replay_then_live(replay, hub, max_fps, metrics, runtime.sleep, attach)
-        else:
-            try:
-                viewer = hub.open(camera, max_fps)
-            except UnknownCamera:
-                return unknown(camera)
+        def attach(viewer: Viewer) -> None:
             viewer.connection = connection
-            body = mjpeg.live(hub, viewer, metrics, runtime.sleep)
+
+        return stream_response(
+            mjpeg.replay_then_live(replay, hub, max_fps, metrics, runtime.sleep, attach, kind)
+        )
+
+    def stream_response(body: Iterator[bytes]) -> Response:
         return Response(body, mimetype=None, content_type=mjpeg.CONTENT_TYPE, headers=NO_CACHE,
                         direct_passthrough=True)  # fmt: skip
 
