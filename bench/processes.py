@@ -8,7 +8,6 @@ worker) and a log file in the run's folder, whose tail is shown when it fails.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import json
 import subprocess
@@ -355,28 +354,37 @@ class LoadGenerator:
         # make it the bottleneck. It gets precedence where the OS allows.
         self.proc = Proc(name, argv, logs / f"{name}.log", priority=-10)
         self._seen = 0
-        # Reports read but not yet asked for: two can arrive in one read (window-closed
-        # and done, when nothing drains between them).
-        self._reports: collections.deque[dict[str, Any]] = collections.deque()
 
     def _next(self, timeout: float) -> dict[str, Any]:
         """The generator's next report: a JSON object on a line of its own."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            lines, self._seen = self.proc.lines_after(self._seen)
-            self._reports.extend(json.loads(line) for line in lines if line.startswith("{"))
-            if self._reports:
-                return self._reports.popleft()
-            if not self.proc.running:
-                lines, _ = self.proc.lines_after(self._seen)
-                if not any(line.startswith("{") for line in lines):
-                    raise ProcessFailed(
-                        f"the load generator ended without reporting "
-                        f"({self.proc.proc.returncode}):\n{self.proc.tail()}"
-                    )
+            ended = not self.proc.running
+            if ended:
+                self.proc.wait_exit(10)  # every line it wrote has been read
+            message = self._report()
+            if message is not None:
+                return message
+            if ended:
+                raise ProcessFailed(
+                    f"the load generator ended without reporting "
+                    f"({self.proc.proc.returncode}):\n{self.proc.tail()}"
+                )
             time.sleep(0.05)
         self.proc.stop()
         raise GeneratorSilent(f"the load generator said nothing for {timeout:.0f}s")
+
+    def _report(self) -> dict[str, Any] | None:
+        """The first report among the lines not looked at yet, if there is one."""
+        lines, total = self.proc.lines_after(self._seen)
+        first = total - len(lines)  # the line number of lines[0]
+        for i, line in enumerate(lines):
+            if line.startswith("{"):
+                self._seen = first + i + 1
+                message: dict[str, Any] = json.loads(line)
+                return message
+        self._seen = total
+        return None
 
     def phase(self, name: str, timeout: float) -> None:
         """Wait for the generator to announce `name` (measuring, window-closed)."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +18,7 @@ from PIL import Image
 from rts_common.contracts import TOPICS, FrameMeta
 
 from tests.fixtures.kafka import KafkaUnderTest
+from tests.fixtures.mjpeg import MjpegClient, Part
 from tests.fixtures.processes import (
     ServiceGroup,
     ServiceProcess,
@@ -70,96 +69,6 @@ def stack(request: pytest.FixtureRequest, kafka: KafkaUnderTest) -> Iterator[Sta
 def _get_json(url: str) -> dict:  # type: ignore[type-arg]
     with urllib.request.urlopen(url, timeout=5) as response:
         return json.loads(response.read())
-
-
-@dataclass
-class Part:
-    headers: dict[str, str]
-    jpeg: bytes
-    received: float
-
-
-class MjpegClient:
-    """A minimal MJPEG reader on a raw socket, so tests control how fast it reads."""
-
-    def __init__(self, url: str, rcvbuf: int | None = None) -> None:
-        match = re.match(r"http://([^:/]+):(\d+)(/.*)", url)
-        assert match
-        host, port, path = match.group(1), int(match.group(2)), match.group(3)
-        self.sock = socket.socket()
-        if rcvbuf:
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(10)
-        self.sock.connect((host, port))
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        self.raw = b""
-        self.buffer = b""
-        while b"\r\n\r\n" not in self.raw:
-            self._recv()
-        head, _, self.raw = self.raw.partition(b"\r\n\r\n")
-        lines = head.decode().split("\r\n")
-        self.status = int(lines[0].split()[1])
-        self.headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
-        self.chunked = self.headers.get("transfer-encoding") == "chunked"
-
-    def _recv(self) -> None:
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("connection closed")
-        self.raw += data
-
-    def _fill(self) -> None:
-        """Move at least one more byte of body into `buffer`, de-chunking if needed."""
-        if not self.chunked:
-            if not self.raw:
-                self._recv()
-            self.buffer, self.raw = self.buffer + self.raw, b""
-            return
-        while b"\r\n" not in self.raw:
-            self._recv()
-        size_line, _, rest = self.raw.partition(b"\r\n")
-        size = int(size_line.split(b";")[0], 16)
-        if size == 0:
-            raise EOFError("stream ended")
-        while len(rest) < size + 2:
-            self._recv()
-            rest = self.raw.partition(b"\r\n")[2]
-        self.buffer += rest[:size]
-        self.raw = rest[size + 2 :]
-
-    def _until(self, marker: bytes) -> bytes:
-        while marker not in self.buffer:
-            self._fill()
-        head, _, self.buffer = self.buffer.partition(marker)
-        return head
-
-    def _exactly(self, n: int) -> bytes:
-        while len(self.buffer) < n:
-            self._fill()
-        out, self.buffer = self.buffer[:n], self.buffer[n:]
-        return out
-
-    def part(self) -> Part:
-        """The next multipart part."""
-        boundary = self._until(b"\r\n")
-        while boundary == b"":
-            boundary = self._until(b"\r\n")
-        assert boundary == b"--frame", boundary
-        head = self._until(b"\r\n\r\n").decode()
-        headers = dict(line.split(": ", 1) for line in head.split("\r\n"))
-        jpeg = self._exactly(int(headers["Content-Length"]))
-        assert self._exactly(2) == b"\r\n"
-        return Part(headers, jpeg, time.time())
-
-    def parts_for(self, seconds: float) -> list[Part]:
-        end = time.monotonic() + seconds
-        parts = []
-        while time.monotonic() < end:
-            parts.append(self.part())
-        return parts
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _seqs(parts: list[Part]) -> list[int]:
@@ -276,23 +185,46 @@ def test_corrupt_records_are_skipped_and_counted_and_the_stream_goes_on(stack: S
     topic = stack.prefix + "video-frames"
     client = MjpegClient(f"{stack.base}/stream/{CAMERA}")
     client.parts_for(1.0)
-    producer = Producer(stack.kafka.config(**{"message.max.bytes": 5 * 1024 * 1024}))
-    good_headers = FrameMeta(CAMERA, 1, time.time_ns(), 320, 240).headers()
-    corrupt = [
-        (b"\xff\xd8 no headers \xff\xd9", None),
-        (b"GIF89a not a jpeg", good_headers),
-        (b"\xff\xd8\xff\xe0 truncated", good_headers),
-        (b"\xff\xd8" + b"\0" * (4 * 1024 * 1024 - 60 * 1024) + b"\xff\xd9", good_headers),
-    ]
-    for value, headers in corrupt:
-        producer.produce(topic, value, key=CAMERA, headers=headers)
+    producer = Producer(stack.kafka.config(**{"message.max.bytes": 6 * 1024 * 1024}))
+    meta = FrameMeta(CAMERA, 1, time.time_ns(), 320, 240)
+    good_headers = meta.headers()
+    jpeg = b"\xff\xd8" + bytes(range(256)) * 40 + b"\xff\xd9"
+    flipped = bytearray(jpeg)
+    flipped[5000] ^= 0x01
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    corrupt = {
+        "missing_header": [(b"\xff\xd8 no headers \xff\xd9", None)],
+        "bad_header": [(jpeg, [("seq", b"one"), ("ts", b"x"), ("w", b"-"), ("h", b"\xff")])],
+        "empty": [(b"", good_headers)],
+        "not_jpeg": [(b"GIF89a not a jpeg", good_headers), (png.getvalue(), good_headers)],
+        "truncated": [(b"\xff\xd8\xff\xe0 truncated", good_headers)],
+        "too_large": [
+            (b"\xff\xd8" + b"\0" * (4 * 1024 * 1024 - 60 * 1024) + b"\xff\xd9", good_headers)
+        ],
+        "checksum": [(bytes(flipped), meta.headers(jpeg))],
+    }
+    for records in corrupt.values():
+        for value, headers in records:
+            producer.produce(topic, value, key=CAMERA, headers=headers)
     assert producer.flush(10) == 0
+    # Bigger than the topic takes: the broker itself refuses it; the producer says so.
+    refused: list[object] = []
+    producer.produce(topic, b"\0" * (5 * 1024 * 1024), key=CAMERA,
+                     on_delivery=lambda err, _msg: refused.append(err))  # fmt: skip
+    producer.flush(10)
+    assert refused
+    assert refused[0] is not None
     after = client.parts_for(2.0)
     client.close()
     assert len(after) >= FPS  # the stream went on
-    for reason in ("missing_header", "not_jpeg", "truncated", "too_large"):
-        counted = lambda r=reason: stack.metric("gateway_bad_messages_total", topic=topic, reason=r)  # noqa: E731
-        stack.gateway.wait_for(lambda c=counted: c() >= 1, 10, f"bad record counted as {reason}")
+    for reason, records in corrupt.items():
+
+        def counted(reason: str = reason, expected: int = len(records)) -> bool:
+            labels = {"topic": topic, "reason": reason}
+            return stack.metric("gateway_bad_messages_total", **labels) >= expected
+
+        stack.gateway.wait_for(counted, 10, f"bad records counted as {reason}")
 
 
 def test_kaf_serves_the_default_camera_as_the_baseline_did(stack: Stack) -> None:

@@ -2,6 +2,7 @@
 
 import time
 
+import pytest
 from flask.testing import FlaskClient
 from rts_common.contracts import VIDEO_FRAMES
 from rts_gateway.service import Gateway
@@ -110,3 +111,26 @@ def test_unknown_paths_are_json_404(client: FlaskClient) -> None:
     response = client.get("/nowhere")
     assert response.status_code == 404
     assert response.json == {"error": "not found"}
+
+
+class Stuck:
+    name = "frames"
+
+    def problem(self, now: float) -> str:
+        return "no poll for 75s"
+
+
+def test_health_fails_when_a_part_is_stuck_and_readiness_says_which(
+    client: FlaskClient, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway.bridge.kafka_ok = True
+    assert client.get("/healthz").status_code == 200
+    monkeypatch.setattr(gateway.video, "components", lambda: [Stuck()])
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json == {"status": "failing", "problems": {"frames": "no poll for 75s"}}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["problems"] == {"frames": "no poll for 75s"}
+    up = gateway.metrics.registry.get_sample_value("gateway_component_up", {"component": "frames"})
+    assert up == 0

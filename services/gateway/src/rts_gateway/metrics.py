@@ -58,7 +58,8 @@ class GatewayMetrics:
         self.replays = Gauge("gateway_replay_viewers", "Open replay streams", registry=r)
         self.viewers_dropped = Counter(
             "gateway_viewers_dropped_total",
-            "MJPEG viewers closed by the gateway (stalled: took no frame for too long)",
+            "MJPEG viewers closed by the gateway: stalled (took no frame for too long), gone "
+            "(the client closed its connection while no frame was being written)",
             ["reason"], registry=r,
         )  # fmt: skip
         self.camera_reads = Gauge(
@@ -71,6 +72,17 @@ class GatewayMetrics:
             "Partitions this pod started reading on demand",
             ["topic"], registry=r,
         )  # fmt: skip
+        self.read_repositions = Counter(
+            "gateway_frame_read_repositions_total",
+            "Frames reads moved to the newest frames: retry (an assignment had failed), "
+            "stalled (the camera published frames the read did not deliver)",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.read_failures = Counter(
+            "gateway_frame_read_failures_total",
+            "Frames reads that could not be assigned (retried with backoff)",
+            registry=r,
+        )
         # Kafka
         self.partitions_assigned = Gauge(
             "gateway_partitions_assigned", "Partitions assigned to this pod", ["topic"], registry=r
@@ -83,6 +95,12 @@ class GatewayMetrics:
             "gateway_bad_messages_total",
             "Records skipped for breaking their topic's contract",
             ["topic", "reason"], registry=r,
+        )  # fmt: skip
+        self.dead_letters = Counter(
+            "gateway_dead_letters_total",
+            "Refused records of a topic sent to the dead-letter topic: kept (acknowledged), "
+            "failed (delivery failed), dropped (the producer's queue was full)",
+            ["topic", "result"], registry=r,
         )  # fmt: skip
         self.kafka_errors = Counter(
             "gateway_kafka_errors_total", "Errors reported by the Kafka client", ["code"],
@@ -166,6 +184,61 @@ class GatewayMetrics:
             "Socket.IO pub/sub messages that could not be published",
             ["reason"], registry=r,
         )  # fmt: skip
+        self._partition_handover(r)
+        self.rebalances = Counter(
+            "gateway_rebalances_total",
+            "Consumer-group partition changes of this replica (assigned, revoked, lost)",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.auth_failures = Counter(
+            "gateway_auth_failures_total",
+            "Requests and connections refused for a missing, invalid, expired or reused "
+            "credential",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        # The process
+        self.component_up = Gauge(
+            "gateway_component_up",
+            "1 while a consumer loop or background task runs as it should, 0 when it died "
+            "or is stuck (then /healthz fails)",
+            ["component"], registry=r,
+        )  # fmt: skip
+        self.loop_lag = Histogram(
+            "gateway_event_loop_lag_seconds",
+            "How late a 100 ms timer fires in the app context: how long something blocked "
+            "every green thread (eventlet) or starved the dispatcher",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.green_threads = Gauge(
+            "gateway_green_threads",
+            "Green threads alive (eventlet mode; counted at most every 10 s): one per open "
+            "stream and connection plus a few background tasks, so growth with a steady "
+            "number of clients is a leak",
+            registry=r,
+        )
+        self.dispatch_backlog = Gauge(
+            "gateway_dispatch_backlog",
+            "Kafka batches handed from native threads and not yet processed",
+            registry=r,
+        )
+        # Known label values start at zero, so rate() works from the first scrape and
+        # dashboards show 0 rather than "no data" (per camera: when it gets a viewer). A
+        # replica that never got an event still says 0 events, which alerts can see.
+        for reason in ("stalled", "gone"):
+            self.viewers_dropped.labels(reason=reason)
+        for device in DEVICES:
+            for event_type in EVENT_TYPES:
+                self.events.labels(event_type=event_type, device=device)
+            for counter in (self.stream_starts, self.startup_failures, self.watched_seconds,
+                            self.watched_bytes, self.rebuffer_seconds):  # fmt: skip
+                counter.labels(device=device)
+            for direction in ("up", "down"):
+                self.bitrate_switches.labels(device=device, direction=direction)
+        for result in ("written", "failed", "restored", "none"):
+            self.checkpoints.labels(result=result)
+
+    def _partition_handover(self, r: CollectorRegistry) -> None:
+        """How playback-events partitions move between replicas (feed/checkpoints.py)."""
         self.revoked_records_dropped = Counter(
             "gateway_revoked_records_dropped_total",
             "Records a poll returned for a partition that the same poll's rebalance took "
@@ -195,40 +268,3 @@ class GatewayMetrics:
             "committed offset, restore its state",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
-        self.rebalances = Counter(
-            "gateway_rebalances_total",
-            "Consumer-group partition changes of this replica (assigned, revoked, lost)",
-            ["kind"], registry=r,
-        )  # fmt: skip
-        self.auth_failures = Counter(
-            "gateway_auth_failures_total",
-            "Requests and connections refused for a missing, invalid, expired or reused "
-            "credential",
-            ["reason"], registry=r,
-        )  # fmt: skip
-        # The process
-        self.loop_lag = Histogram(
-            "gateway_event_loop_lag_seconds",
-            "How late a 100 ms timer fires in the app context: how long something blocked "
-            "every green thread (eventlet) or starved the dispatcher",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.dispatch_backlog = Gauge(
-            "gateway_dispatch_backlog",
-            "Kafka batches handed from native threads and not yet processed",
-            registry=r,
-        )
-        # Known label values start at zero, so rate() works from the first scrape and
-        # dashboards show 0 rather than "no data" (per camera: when it gets a viewer). A
-        # replica that never got an event still says 0 events, which alerts can see.
-        self.viewers_dropped.labels(reason="stalled")
-        for device in DEVICES:
-            for event_type in EVENT_TYPES:
-                self.events.labels(event_type=event_type, device=device)
-            for counter in (self.stream_starts, self.startup_failures, self.watched_seconds,
-                            self.watched_bytes, self.rebuffer_seconds):  # fmt: skip
-                counter.labels(device=device)
-            for direction in ("up", "down"):
-                self.bitrate_switches.labels(device=device, direction=direction)
-        for result in ("written", "failed", "restored", "none"):
-            self.checkpoints.labels(result=result)

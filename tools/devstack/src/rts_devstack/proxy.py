@@ -201,15 +201,26 @@ http {{
 
 
 def reload_workers(master: int, send_hup: Callable[[], None], timeout: float = 30.0) -> float:
-    """SIGHUP nginx's master and wait until a worker that reads the new configuration runs."""
+    """SIGHUP nginx's master and wait until only workers with the new configuration accept
+    connections: new ones run, and the old ones are gone or finishing their open ones
+    (nginx retitles those "worker process is shutting down")."""
     before = set(process_tree(master)) - {master}
     started = time.monotonic()
     send_hup()
     while time.monotonic() - started < timeout:
-        if set(process_tree(master)) - before - {master}:
+        workers = set(process_tree(master)) - {master}
+        if workers - before and not any(_accepting(pid) for pid in before & workers):
             return time.monotonic() - started
         time.sleep(0.05)
-    raise TimeoutError(f"nginx (pid {master}) started no new worker within {timeout}s")
+    raise TimeoutError(f"nginx (pid {master}) did not switch its workers within {timeout}s")
+
+
+def _accepting(pid: int) -> bool:
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return "worker process" in title and "shutting down" not in title
 
 
 def _replica_upstream(name: str, address: str, others: list[str]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_common.tasks import PeriodicTask
 
-from rts_gateway.bridge import Future, KafkaBridge
+from rts_gateway.bridge import ConsumerLoop, Future, KafkaBridge
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.sockets import Payload, SocketServer
@@ -61,6 +61,7 @@ class Video:
             start_seconds=settings.frame_start_seconds,
             release_after=settings.release_after_seconds,
             stall_timeout=settings.stall_timeout_seconds,
+            peer_closed=self.runtime.peer_closed,
         )
         self.wall = CameraWall(
             self.runtime,
@@ -72,7 +73,9 @@ class Video:
             quality=settings.wall_quality,
         )
         self._replays = 0
-        self._tasks = [PeriodicTask("frame-hub", 1.0, self.hub.maintain)]
+        # Housekeeping runs where the frames are handled (the runtime's dispatcher), so the
+        # two never touch the hub's state at once, whatever the async mode.
+        self._tasks = [PeriodicTask("frame-hub", 1.0, self.runtime.serialized(self.hub.maintain))]
 
     # -- wiring
 
@@ -98,7 +101,9 @@ class Video:
         )
         sockets.on_disconnect(self.wall.leave)
         sockets.on("wall", wall)
-        self._tasks.append(PeriodicTask("cameras", CAMERAS_EVERY_SECONDS, announce))
+        self._tasks.append(
+            PeriodicTask("cameras", CAMERAS_EVERY_SECONDS, self.runtime.serialized(announce))
+        )
 
     # -- lifecycle
 
@@ -114,6 +119,9 @@ class Video:
         """End every stream, so the server can finish its requests."""
         log.info("closing streams", extra={"viewers": self.hub.viewer_count()})
         self.hub.close_all()
+
+    def components(self) -> list[ConsumerLoop[Any] | PeriodicTask]:
+        return [self._directory_loop, self._frames_loop, *self._tasks]
 
     def request_stop(self) -> None:
         for task in self._tasks:
