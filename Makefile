@@ -56,9 +56,13 @@ system-deps: ## install the system packages the tests need (Debian/Ubuntu, as ro
 kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central (cached)
 	$(BIN)/rts-devstack kafka fetch
 
+# GATEWAYS=N: N gateway replicas behind nginx on the gateway's port (`make run GATEWAYS=3`,
+# then `make scale GATEWAYS=N` while it runs); unset: one gateway, no nginx.
+GATEWAYS ?=
+
 .PHONY: run
-run: kafka-fetch ## run the whole platform locally; Ctrl-C stops it
-	$(BIN)/rts-devstack run
+run: kafka-fetch ## run the whole platform locally (GATEWAYS=N: N gateways behind nginx); Ctrl-C stops it
+	$(BIN)/rts-devstack run $(if $(GATEWAYS),--gateways $(GATEWAYS))
 
 .PHONY: login-url
 login-url: venv ## print a new sign-in link for the dashboard of `make run` (LOGIN_ARGS="--camera cam-test")
@@ -332,9 +336,15 @@ cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard 
 	  --base $(or $(BASE),$(if $(filter kind,$(CLUSTER)),http://localhost,http://$$(minikube --profile $(CLUSTER_NAME) ip)))
 
 .PHONY: scale
-scale: $(KWOK_TOOLS) ## scale the gateway to REPLICAS (default 3) and wait for them
+# With GATEWAYS=N it scales the running `make run` instead, and needs no cluster tools.
+ifneq ($(GATEWAYS),)
+scale: venv
+	$(BIN)/rts-devstack scale $(GATEWAYS)
+else
+scale: $(KWOK_TOOLS) ## scale the gateway to REPLICAS (default 3), or `make run`'s to GATEWAYS=N
 	$(KUBECTL) -n $(NAMESPACE) scale deployment/$(RELEASE)-gateway --replicas=$(REPLICAS)
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/$(RELEASE)-gateway --timeout=5m
+endif
 
 .PHONY: grafana
 grafana: ## print Grafana's URL and admin password, then port-forward it to http://localhost:3000 (Ctrl-C stops)

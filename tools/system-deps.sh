@@ -24,6 +24,9 @@ need chromium chromium
 # promtool checks and unit-tests the alert rules.
 need prometheus prometheus
 need promtool prometheus
+# Debian's nginx: `make run GATEWAYS=N` puts it in front of the gateway replicas, and the
+# scaling tests run replicas behind it. Root's PATH has /usr/sbin, a user's may not.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 # The local Kubernetes control plane (make cluster-test, CLUSTER=kwok): its service
 # account keys are made with openssl; its programs are built with Go (below).
 need openssl openssl
@@ -60,4 +63,10 @@ if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/nul
     && systemctl is-active --quiet prometheus 2>/dev/null; then
   echo "system-deps: stopping and disabling the system's prometheus service (port 9090)"
   $sudo systemctl disable --now prometheus
+fi
+# Likewise nginx's system-wide server on port 80: the project runs its own nginx.
+if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null 2>&1 \
+    && systemctl is-active --quiet nginx 2>/dev/null; then
+  echo "system-deps: stopping and disabling the system's nginx service (port 80)"
+  $sudo systemctl disable --now nginx
 fi

@@ -14,7 +14,9 @@ import yaml
 from rts_capture.settings import CaptureSettings
 from rts_common.contracts import PLAYBACK_EVENTS, TOPICS
 from rts_common.settings import Settings
+from rts_devstack import proxy
 from rts_eventsim.settings import EventSimSettings
+from rts_gateway.replica import REPLICA_HEADER
 from rts_gateway.service import Gateway
 from rts_gateway.settings import GatewaySettings
 from rts_probe.settings import ProbeSettings
@@ -276,6 +278,45 @@ def test_the_ingress_routes_to_the_gateway_service(rendered: dict[str, list[Obj]
             assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"
 
 
+def test_the_local_nginx_is_configured_like_the_ingress(
+    rendered: dict[str, list[Obj]], tmp_path: Path
+) -> None:
+    """`make run GATEWAYS=N` puts nginx where the cluster has ingress-nginx: the same
+    affinity cookie, timeouts, buffering and WebSocket handling."""
+    (ingress,) = of_kind(rendered["default"], "Ingress")
+    annotation = {
+        k.removeprefix("nginx.ingress.kubernetes.io/"): v
+        for k, v in ingress["metadata"]["annotations"].items()
+    }
+    front = proxy.Proxy(8000, tmp_path)
+    config = front.render({"gateway-1": "127.0.0.1:8001", "gateway-2": "127.0.0.1:8002"})
+    assert annotation["affinity"] == "cookie"
+    assert annotation["affinity-mode"] == "persistent"  # a cookie outlives scaling up
+    cookie = (
+        f"{annotation['session-cookie-name']}=$upstream_http_x_gateway_replica; "
+        f"Path={annotation['session-cookie-path']}; "
+        f"Max-Age={annotation['session-cookie-max-age']}; "
+        f"SameSite={annotation['session-cookie-samesite']}; HttpOnly"
+    )
+    assert f'default "{cookie}";' in config
+    assert f"{annotation['session-cookie-name']}=(?<replica>" in config
+    assert f"proxy_http_version {annotation['proxy-http-version']};" in config
+    assert f"proxy_read_timeout {annotation['proxy-read-timeout']}s;" in config
+    assert f"proxy_send_timeout {annotation['proxy-send-timeout']}s;" in config
+    assert f"proxy_buffering {annotation['proxy-buffering']};" in config
+    assert f"proxy_request_buffering {annotation['proxy-request-buffering']};" in config
+    # What ingress-nginx does without being asked: WebSocket upgrades, the client's host.
+    assert "proxy_set_header Upgrade $http_upgrade;" in config
+    assert "proxy_set_header Connection $connection_upgrade;" in config
+    assert "proxy_set_header Host $http_host;" in config
+    # The cookie names the replica by the header every gateway response carries.
+    assert proxy.REPLICA_HEADER == REPLICA_HEADER
+    executable = proxy.binary()
+    assert executable, "nginx is missing: run `make system-deps` (CI installs it)"
+    front.write({"gateway-1": "127.0.0.1:8001"})
+    front.check(executable)
+
+
 def test_containers_run_as_non_root_on_a_read_only_root_filesystem(
     rendered: dict[str, list[Obj]],
 ) -> None:
@@ -419,6 +460,7 @@ def test_kafka_acls_grant_each_service_exactly_what_it_does(
         | topic("playback-events", "Read", "Describe")
         | topic("video-detections", "Read", "Describe")
         | topic("dashboard-broadcast", "Read", "Write", "Describe")
+        | topic("qoe-checkpoints", "Read", "Write", "Describe")
         | topic("gateway-sessions", "Read", "Write", "Describe")
         | topic("dead-letters", "Write", "Describe")
         | {("group", "gateway-dashboard", "literal", op) for op in ("Read", "Describe")}

@@ -3,6 +3,7 @@ from rts_common.contracts import (
     FRAME_PAYLOAD_LIMIT,
     GATEWAY_SESSIONS,
     PLAYBACK_EVENTS,
+    QOE_CHECKPOINTS,
     TOPICS,
     VIDEO_CAMERAS,
     VIDEO_DETECTIONS,
@@ -13,6 +14,8 @@ from rts_common.contracts import (
     SessionRecord,
     camera_id,
     check_jpeg,
+    checkpoint_headers,
+    checkpoint_key,
     decode_camera_status,
     decode_frame,
     decode_headers,
@@ -25,7 +28,7 @@ def test_topics_match_the_design_table() -> None:
     names = [t.name for t in TOPICS]
     assert names == [
         "video-frames", "video-detections", "playback-events", "video-cameras",
-        "dashboard-broadcast", "dead-letters", "gateway-sessions",
+        "dashboard-broadcast", "qoe-checkpoints", "dead-letters", "gateway-sessions",
     ]  # fmt: skip
     for spec in TOPICS[:3]:
         assert (spec.partitions, spec.local_partitions) == (6, 3)
@@ -38,6 +41,29 @@ def test_topics_match_the_design_table() -> None:
     # Sessions last at most 30 days: a sign-in fact outlives every session it can name.
     assert "compact" in GATEWAY_SESSIONS.config["cleanup.policy"]
     assert int(GATEWAY_SESSIONS.config["retention.ms"]) > 30 * 24 * 3600 * 1000
+    # The state of events partition p lives in checkpoint partition p.
+    assert (QOE_CHECKPOINTS.partitions, QOE_CHECKPOINTS.local_partitions) == (
+        PLAYBACK_EVENTS.partitions, PLAYBACK_EVENTS.local_partitions,
+    )  # fmt: skip
+    assert QOE_CHECKPOINTS.config["cleanup.policy"] == "compact"
+
+
+def test_checkpoint_records_carry_their_group_partition_and_offset() -> None:
+    headers = checkpoint_headers(1234, "gateway-2")
+    record = QOE_CHECKPOINTS.decode(checkpoint_key("dash/board", 2), b"{}", headers)
+    assert (record.group, record.partition, record.offset) == ("dash/board", 2, 1234)
+    assert record.state == b"{}"
+    for key, value, hdrs, reason in [
+        (None, b"{}", headers, "missing_key"),
+        (b"g/2", b"", headers, "empty"),
+        (b"g/2", b"{}", [], "missing_header"),
+        (b"g/two", b"{}", headers, "bad_key"),
+        (b"2", b"{}", headers, "bad_key"),
+        (b"g/2", b"{}", [("offset", b"x")], "bad_header"),
+    ]:
+        with pytest.raises(BadMessage) as info:
+            QOE_CHECKPOINTS.decode(key, value, hdrs)
+        assert info.value.reason == reason, key
 
 
 @pytest.mark.parametrize(

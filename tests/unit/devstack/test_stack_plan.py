@@ -50,3 +50,33 @@ def test_the_run_command_starts_event_sim_paced_with_its_ops_url() -> None:
     assert "EVENTSIM_COUNT" not in sim.env
     help_text = subprocess.run([*sim.argv, "--help"], capture_output=True, text=True, check=True)
     assert "EVENTSIM_RATE" in help_text.stdout
+
+
+def test_gateways_run_as_replicas_behind_nginx_on_the_gateway_port(tmp_path: Path) -> None:
+    settings = StackSettings.load(["--gateways", "3", "--data-dir", str(tmp_path)], environ={})
+    services = {s.name: s for s in plan(settings, "127.0.0.1:9092", gateway_secret="s3")}
+    assert "gateway" not in services
+    for i in (1, 2, 3):
+        replica = services[f"gateway-{i}"]
+        assert replica.env["GATEWAY_REPLICA"] == f"gateway-{i}"
+        assert replica.env["GATEWAY_AUTH_SECRET"] == "s3"
+        assert replica.argv[-8:] == [
+            "--port", str(8000 + i), "--host", "127.0.0.1",
+            "--ops-port", str(9130 + i), "--ops-host", "127.0.0.1",
+        ]  # fmt: skip
+        assert replica.metrics == f"http://127.0.0.1:{9130 + i}/metrics"  # one target each
+        assert replica.job == "gateway"
+    nginx = services["nginx"]
+    assert nginx.url == "http://127.0.0.1:8000/"
+    ((config_file, config),) = nginx.files.items()
+    assert config_file == tmp_path / "nginx" / "nginx.conf"
+    assert "listen 127.0.0.1:8000;" in config
+    for i in (1, 2, 3):
+        assert f"server 127.0.0.1:{8000 + i};" in config
+
+
+def test_without_gateways_one_gateway_serves_the_port_itself() -> None:
+    services = {s.name: s for s in plan(StackSettings.load([], environ={}), "127.0.0.1:9092")}
+    assert "nginx" not in services
+    assert services["gateway"].url == "http://127.0.0.1:8000/"
+    assert not any(name.startswith("gateway-") for name in services)

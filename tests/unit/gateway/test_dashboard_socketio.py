@@ -35,7 +35,11 @@ def playback(seq: int, *, session: str = "s1", partition: int = 0, **fields: Any
 
 
 def events(gateway: Gateway, messages: list[Message]) -> None:
-    gateway.feed.playback.on_events(batch_of(PLAYBACK_EVENTS, messages, gateway.metrics))
+    """Deliver `messages` as the events group would, the replica owning their partitions."""
+    playback = gateway.feed.playback
+    for partition in {m.partition() for m in messages} - set(playback.aggregates):
+        playback.partition_assigned(partition)
+    playback.on_events(batch_of(PLAYBACK_EVENTS, messages, gateway.metrics))
 
 
 def test_a_valid_event_is_emitted_as_new_event_with_the_baseline_fields(
@@ -98,8 +102,8 @@ def test_qoe_snapshots_are_emitted_per_partition_every_tick(
 def test_revoked_partitions_are_released_to_the_dashboards(
     gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
-    gateway.feed.partitions_assigned([("playback-events", 1)])
-    gateway.feed.partitions_revoked([("playback-events", 1)])
+    gateway.feed.playback.partition_assigned(1)
+    gateway.feed.release_events([1], "revoked")
     owner = gateway.feed.playback.owner
     assert received(socket_client, "qoe_released") == [{"partition": 1, "owner": owner}]
 

@@ -32,6 +32,77 @@ def test_a_failing_callback_is_reported_and_does_not_stop_the_others() -> None:
     assert isinstance(errors[0], ZeroDivisionError)
 
 
+def test_a_native_thread_waits_for_a_call_in_the_app_context_after_earlier_ones() -> None:
+    runtime = ThreadingRuntime()
+    seen: list[str] = []
+    results: list[object] = []
+    done = threading.Event()
+
+    def native() -> None:
+        runtime.call_soon_threadsafe(seen.append, "batch")
+        results.append(runtime.call_and_wait(lambda: [*seen, "release"], timeout=5))
+        try:
+            runtime.call_and_wait(lambda: 1 / 0, timeout=5)
+        except ZeroDivisionError as exc:
+            results.append(type(exc))
+        runtime.call_soon_threadsafe(done.set)
+
+    runtime.start_native_thread(native, "rebalance")
+    assert done.wait(5)
+    assert results == [["batch", "release"], ZeroDivisionError]
+
+
+def test_waiting_for_a_stuck_app_context_times_out() -> None:
+    runtime = ThreadingRuntime()
+    release = threading.Event()
+    runtime.call_soon_threadsafe(release.wait, 5)  # the dispatcher is busy
+    try:
+        started = time.monotonic()
+        try:
+            runtime.call_and_wait(lambda: None, timeout=0.2)
+        except TimeoutError:
+            pass
+        else:
+            raise AssertionError("no timeout")
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
+
+
+EVENTLET_WAIT = """
+import eventlet
+eventlet.monkey_patch()
+import threading, time
+from rts_gateway.bridge.runtime import EventletRuntime
+runtime = EventletRuntime()
+ticks = []
+results = []
+done = threading.Event()  # green, after patching
+def ticker():
+    while not done.is_set():
+        ticks.append(time.monotonic())
+        eventlet.sleep(0.01)
+def native():
+    runtime.native_sleep(0.1)
+    results.append(runtime.call_and_wait(lambda: len(ticks), timeout=5))
+    runtime.call_soon_threadsafe(done.set)
+eventlet.spawn(ticker)
+runtime.start_native_thread(native, "rebalance")
+assert done.wait(5), "the native thread never got its answer"
+assert results and results[0] > 0, results
+print("ok")
+"""
+
+
+def test_eventlet_runtime_answers_a_waiting_native_thread_without_blocking_the_hub() -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", EVENTLET_WAIT],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 EVENTLET_HANDOFF = """
 import eventlet
 eventlet.monkey_patch()

@@ -464,6 +464,79 @@ DASHBOARD_BROADCAST: TopicSpec[list[dict[str, Any]]] = TopicSpec(
     ),
 )
 
+# The dashboard's per-partition state of `playback-events` (QoE aggregates, open sessions),
+# written by the gateway replica that owns the partition every few seconds and when it
+# gives the partition up, so the next owner starts from it instead of from nothing. The
+# state of events partition p lives in partition p, keyed by consumer group and p: the
+# newest record there is, as a rule, the newest state of the one group that reads the
+# events, found without a scan. Compaction keeps one per key.
+QOE_CHECKPOINT_MAX_MESSAGE_BYTES = 16 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class QoeCheckpoint:
+    """A `qoe-checkpoints` record: the state, for consumer group `group`, of one events
+    partition after every record below `offset`. The header `offset` says it without
+    parsing the (large) JSON value."""
+
+    group: str
+    partition: int
+    offset: int
+    state: bytes
+
+
+def checkpoint_key(group: str, partition: int) -> bytes:
+    return f"{group}/{partition}".encode()
+
+
+def checkpoint_headers(offset: int, owner: str) -> list[tuple[str, str | bytes | None]]:
+    return [*encode_headers({"offset": offset, "owner": owner})]
+
+
+def decode_checkpoint(
+    key: bytes | None, value: bytes | None, headers: Headers | None
+) -> QoeCheckpoint:
+    """The checkpoint's group, partition and offset from its key and header; the JSON
+    state is left to its one reader (the gateway's QoE aggregate)."""
+    if not key:
+        raise BadMessage("missing_key")
+    if not value:
+        raise BadMessage("empty")
+    group, _, number = key.decode("utf-8", "replace").rpartition("/")
+    try:
+        partition = int(number)
+        offset = int(decode_headers(headers)["offset"])
+    except KeyError:
+        raise BadMessage("missing_header", "offset") from None
+    except ValueError as bad:
+        raise BadMessage("bad_key" if not number.isdigit() else "bad_header", str(bad)) from None
+    if not group or partition < 0 or offset < 0:
+        raise BadMessage("bad_key", f"key={key!r} offset={offset}")
+    return QoeCheckpoint(group, partition, offset, value)
+
+
+QOE_CHECKPOINTS: TopicSpec[QoeCheckpoint] = TopicSpec(
+    name="qoe-checkpoints",
+    # One per playback-events partition: the state of partition p is in partition p.
+    partitions=PLAYBACK_EVENTS.partitions,
+    local_partitions=PLAYBACK_EVENTS.local_partitions,
+    key="consumer group/playback-events partition",
+    value="JSON QoE state of that partition (counts, open sessions); header offset",
+    decode=decode_checkpoint,
+    config=MappingProxyType(
+        {
+            "cleanup.policy": "compact",
+            "min.cleanable.dirty.ratio": "0.1",
+            # Segments roll (and become compactable) often: a partition's state is
+            # rewritten every few seconds, and only the newest one matters.
+            "segment.ms": str(10 * 60 * 1000),
+            "segment.bytes": str(64 * MiB),
+            # Every open session of a partition: about 100 bytes each before compression.
+            "max.message.bytes": str(QOE_CHECKPOINT_MAX_MESSAGE_BYTES),
+        }
+    ),
+)
+
 # Records of playback-events and video-detections that broke their contract: kept (a week,
 # bounded in size) for someone to look at, instead of only counted.
 DEAD_LETTERS: TopicSpec[DeadLetter] = TopicSpec(
@@ -512,6 +585,7 @@ TOPICS: tuple[TopicSpec[Any], ...] = (
     PLAYBACK_EVENTS,
     VIDEO_CAMERAS,
     DASHBOARD_BROADCAST,
+    QOE_CHECKPOINTS,
     DEAD_LETTERS,
     GATEWAY_SESSIONS,
 )

@@ -30,14 +30,19 @@ DURATION_BUCKETS = (
 SIZE_BUCKETS = tuple(float(1024 * 2**i) for i in range(14))
 
 
-def service_registry(service: str, version: str = "0.1.0") -> CollectorRegistry:
-    """A fresh registry with process metrics and a `rts_build_info` series for the service."""
+def service_registry(service: str, version: str = "0.1.0", **info: str) -> CollectorRegistry:
+    """A fresh registry with process metrics and a `rts_build_info` series for the service,
+    with `info` as more labels (constant for the process, such as its replica name).
+
+    Constants go on this one series rather than on every series: Prometheus already
+    labels each scraped series with its target (`pod`), and queries join the info series
+    when they need more (`* on (namespace, pod) group_left(replica) rts_build_info`)."""
     registry = CollectorRegistry(auto_describe=True)
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     Info("rts_build", "Service name and version", registry=registry).info(
-        {"service": service, "version": version, "python": platform.python_version()}
+        {"service": service, "version": version, "python": platform.python_version(), **info}
     )
     return registry
 

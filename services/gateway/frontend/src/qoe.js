@@ -1,8 +1,9 @@
 // QoE aggregates: every replica emits one snapshot per owned partition per second;
 // snapshots are counts and sums, so the totals are their sum (the same arithmetic as
-// rts_gateway.qoe.merge). Rates come from consecutive snapshots of the same partition
-// owner; when a partition moves to another replica its counters restart, and the first
-// snapshot from the new owner only sets a new baseline.
+// rts_gateway.qoe.merge). A partition's counts run on when it moves to another replica
+// (the new owner restores its checkpoint), so rates come from consecutive snapshots of a
+// partition whoever sent them; a new `since` means its counting started over, and the
+// first snapshot after that only sets a new baseline.
 const EVENT_TYPES = ["play", "pause", "stop", "seek", "buffer_start", "buffer_end"];
 const DEVICES = ["web", "tv", "mobile"];
 const COLOURS = {
@@ -58,11 +59,10 @@ export class QoeBoard {
 
   update(snapshot) {
     const entry = this.partitions.get(snapshot.partition);
-    const sameOwner = entry && entry.current.owner === snapshot.owner &&
-      entry.current.since === snapshot.since;
+    const sameCount = entry && entry.current.since === snapshot.since;
     this.partitions.set(snapshot.partition, {
       current: snapshot,
-      rateFrom: sameOwner ? entry.current : null,
+      rateFrom: sameCount ? entry.current : null,
     });
   }
 

@@ -16,6 +16,7 @@ from socketio import PubSubManager
 
 from rts_gateway.access import Access
 from rts_gateway.access.routes import access_routes, guard_handshakes, protect
+from rts_gateway.replica import ReplicaHeader
 from rts_gateway.responses import register_error_handlers, register_security_headers
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.video import Video
@@ -68,6 +69,8 @@ def create_app(
         app.wsgi_app, access, path=SOCKETIO_PATH,
         max_message_bytes=settings.socketio_max_message_bytes,
     )  # fmt: skip
+    # Outermost, so every response carries it, the handshake guard's refusals too.
+    app.wsgi_app = ReplicaHeader(app.wsgi_app, settings.replica_name)  # type: ignore[method-assign]
     return app, socketio
 
 

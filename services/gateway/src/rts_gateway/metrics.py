@@ -24,8 +24,11 @@ LIMITS = (
 
 
 class GatewayMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or service_registry("gateway")
+    def __init__(self, registry: CollectorRegistry | None = None, *, replica: str = "") -> None:
+        """`replica`: the process's replica name, a label of `rts_build_info`."""
+        self.registry = registry or service_registry(
+            "gateway", **({"replica": replica} if replica else {})
+        )
         r = self.registry
         # Video
         # viewer_kind: browser, or probe (the in-cluster latency probe)
@@ -192,6 +195,7 @@ class GatewayMetrics:
             "Socket.IO pub/sub messages that could not be published",
             ["reason"], registry=r,
         )  # fmt: skip
+        self._partition_handover(r)
         self.rebalances = Counter(
             "gateway_rebalances_total",
             "Consumer-group partition changes of this replica (assigned, revoked, lost)",
@@ -262,3 +266,37 @@ class GatewayMetrics:
                 counter.labels(device=device)
             for direction in ("up", "down"):
                 self.bitrate_switches.labels(device=device, direction=direction)
+        for result in ("written", "failed", "restored", "none"):
+            self.checkpoints.labels(result=result)
+
+    def _partition_handover(self, r: CollectorRegistry) -> None:
+        """How playback-events partitions move between replicas (feed/checkpoints.py)."""
+        self.revoked_records_dropped = Counter(
+            "gateway_revoked_records_dropped_total",
+            "Records a poll returned for a partition that the same poll's rebalance took "
+            "away: dropped, the partition's next owner reads them",
+            ["topic"], registry=r,
+        )  # fmt: skip
+        self.commit_failures = Counter(
+            "gateway_offset_commit_failures_total",
+            "Offset commits of a consumer group that failed (retried with the next commit)",
+            ["consumer", "error"], registry=r,
+        )  # fmt: skip
+        self.duplicate_events = Counter(
+            "gateway_duplicate_events_total",
+            "Playback events dropped because the partition already had their event_id",
+            registry=r,
+        )
+        self.checkpoints = Counter(
+            "gateway_qoe_checkpoints_total",
+            "QoE state checkpoints of playback-events partitions: written, failed (not "
+            "acknowledged), restored (read when taking a partition over), none (taken over "
+            "without one: a new partition or an unreadable checkpoint)",
+            ["result"], registry=r,
+        )  # fmt: skip
+        self.takeover_seconds = Histogram(
+            "gateway_partition_takeover_seconds",
+            "Time to take a playback-events partition over: read its checkpoint and "
+            "committed offset, restore its state",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip

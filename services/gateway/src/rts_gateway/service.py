@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class Gateway:
     def __init__(self, settings: GatewaySettings, runtime: Runtime | None = None) -> None:
         self.settings = settings
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(replica=settings.replica_name)
         self.runtime = runtime or create_runtime(settings.async_mode, _callback_failed)
         self.bridge = KafkaBridge(settings, self.runtime, self.metrics)
         self.access = Access(settings, self.bridge, self.metrics)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Literal
 
 from pydantic import SecretStr
@@ -19,6 +21,13 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
     env_prefix = "GATEWAY_"
     program = "gateway"
 
+    replica: str = setting(
+        "",
+        "Name of this replica, in the X-Gateway-Replica header of every response, in "
+        "rts_build_info and as the owner of its dashboard partitions (the chart sets the "
+        "pod's name); empty: host name and process id",
+        max_length=253,
+    )
     host: str = setting("0.0.0.0", "Address to listen on")
     port: int = setting(8000, "Port of the dashboard, the streams and the API", ge=0, le=65535)
     ops_port: int = setting(
@@ -102,6 +111,28 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         "Consumer group the replicas share for playback events and detections",
         min_length=1,
     )
+    group_session_timeout_seconds: float = setting(
+        10.0,
+        "A replica that stops heartbeating (crashed, frozen) loses its partitions to the "
+        "others after this long; the broker bounds it (group.min.session.timeout.ms, 6 s)",
+        ge=1,
+        le=300,
+    )
+    checkpoint_seconds: float = setting(
+        5.0,
+        "How often each owned playback-events partition's QoE state is written to "
+        "qoe-checkpoints (and always when the partition moves): after a crash, the next "
+        "owner re-reads at most this much",
+        gt=0,
+        le=3600,
+    )
+    dedupe_window: int = setting(
+        20_000,
+        "Event ids remembered per partition to drop duplicates (a producer that sent an "
+        "event twice); 0: no deduplication",
+        ge=0,
+        le=10_000_000,
+    )
     events_start: Literal["latest", "earliest"] = setting(
         "latest",
         "Where a new consumer group starts: latest (live only) or earliest (all retained)",
@@ -148,3 +179,9 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         "Relay dashboard emits through Kafka so every replica's browsers get every "
         "partition's data (--no-broadcast: this replica's own data only)",
     )
+
+    @property
+    def replica_name(self) -> str:
+        """Unique among the replicas: several may share a host (and read in the worker
+        process, whose id it is)."""
+        return self.replica or f"{socket.gethostname()}-{os.getpid()}"

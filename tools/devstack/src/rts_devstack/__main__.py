@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -12,9 +13,29 @@ from rts_common.logs import configure_logging
 
 from rts_devstack import stack
 from rts_devstack.broker import BrokerError, KafkaDistribution, LocalKafka, repo_root
+from rts_devstack.fleet import control_socket, request_scale
 
 USAGE = """rts-devstack run [--help]          the whole platform (what `make run` runs)
+       rts-devstack scale N [--help]       N gateway replicas in the running platform
        rts-devstack kafka ACTION [--help]  the local broker: fetch|start|stop|status|run|topics"""
+
+
+def scale_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rts-devstack scale",
+        description="Change the number of gateway replicas of a running `rts-devstack run "
+        "--gateways N` (what `make scale GATEWAYS=N` runs), as `kubectl scale` does.",
+    )
+    parser.add_argument("replicas", type=int, help="how many gateway replicas to run")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("RTS_DATA_DIR", ".data")),
+        help="the running stack's data folder (RTS_DATA_DIR; default .data)",
+    )
+    args = parser.parse_args(argv)
+    data = args.data_dir if args.data_dir.is_absolute() else repo_root() / args.data_dir
+    return 0 if request_scale(control_socket(data), args.replicas, print) else 1
 
 
 def kafka_main(argv: list[str]) -> int:
@@ -82,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         return stack.main(argv[1:])
     if argv and argv[0] == "kafka":
         return kafka_main(argv[1:])
+    if argv and argv[0] == "scale":
+        return scale_main(argv[1:])
     print(USAGE, file=sys.stderr)
     return 0 if argv and argv[0] in ("-h", "--help") else 2
 

@@ -7,6 +7,9 @@ they flush to is still there.
 Prometheus, when installed, is one more service: it scrapes every other one (the ports
 come from this plan, nowhere else) and the broker's JMX exporter, with the labels the
 cluster's series have, and evaluates the chart's alert rules.
+
+With `--gateways N` (`make run GATEWAYS=N`), N gateway replicas run behind nginx on the
+gateway's port, and `make scale GATEWAYS=N` changes their number (fleet.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import importlib.util
 import logging
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import threading
@@ -31,7 +35,9 @@ from rts_common.net import port_in_use
 from rts_common.settings import setting
 from rts_observability import prometheus
 
+from rts_devstack import proxy
 from rts_devstack.broker import BrokerError, LocalKafka, repo_root
+from rts_devstack.fleet import NGINX, Fleet, control_socket, ready_url, replica_name, serve
 from rts_devstack.supervisor import Output, Service, Supervisor
 
 log = logging.getLogger("devstack")
@@ -53,6 +59,13 @@ class StackSettings(LoggingSettings):
     gateway_ops_port: int = setting(
         9130, "Port of the gateway's /metrics, /healthz, /readyz", ge=1, le=65535
     )
+    gateways: int = setting(
+        0,
+        "Gateway replicas behind nginx on the gateway's port, replica i on the gateway's "
+        "port + i and ops port + i (`make scale GATEWAYS=N` changes how many); 0: one "
+        "gateway on the port itself, no nginx",
+        env="GATEWAYS", ge=0, le=50,
+    )  # fmt: skip
     test_camera_ops_port: int = setting(
         9101, "Port of the test-pattern camera's /metrics, /healthz, /readyz", ge=1, le=65535
     )
@@ -108,7 +121,12 @@ def plan(
     if installed("rts_eventsim"):
         services.append(_event_sim(settings))
     if installed("rts_gateway"):
-        services.append(_gateway(settings, gateway_secret))
+        if settings.gateways:
+            replicas = [gateway_replica(settings, gateway_secret, i)
+                        for i in range(1, settings.gateways + 1)]  # fmt: skip
+            services += [*replicas, _nginx(settings, replicas)]
+        else:
+            services.append(_gateway(settings, gateway_secret))
     if installed("rts_probe") and installed("rts_gateway"):
         services.append(_probe(settings, gateway_secret))
     services = [replace(s, env={**common, **s.env}) for s in services]
@@ -166,6 +184,54 @@ def _gateway(settings: StackSettings, secret: str) -> Service:
         url=f"http://127.0.0.1:{port}/",
         metrics=f"http://127.0.0.1:{ops}/metrics",
         job="gateway",
+    )
+
+
+def gateway_replica(settings: StackSettings, secret: str, index: int) -> Service:
+    """Replica `index` (from 1) behind nginx: its own port and ops port, its name in every
+    response."""
+    name, port = replica_name(index), settings.gateway_port + index
+    ops = settings.gateway_ops_port + index
+    return Service(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "rts_gateway",
+            "--port",
+            str(port),
+            "--host",
+            "127.0.0.1",
+            "--ops-port",
+            str(ops),
+            "--ops-host",
+            "127.0.0.1",
+        ],
+        {"GATEWAY_AUTH_SECRET": secret, "GATEWAY_REPLICA": name},
+        url=f"http://127.0.0.1:{port}/",
+        metrics=f"http://127.0.0.1:{ops}/metrics",
+        job="gateway",
+    )
+
+
+def data_path(settings: StackSettings) -> Path:
+    return settings.data_dir if settings.data_dir.is_absolute() else repo_root() / settings.data_dir
+
+
+def gateway_proxy(settings: StackSettings) -> proxy.Proxy:
+    return proxy.Proxy(settings.gateway_port, data_path(settings) / "nginx")
+
+
+def _nginx(settings: StackSettings, replicas: list[Service]) -> Service:
+    """nginx on the gateway's port in front of the replicas, like the chart's ingress."""
+    front = gateway_proxy(settings)
+    config = front.render({s.name: s.url.removeprefix("http://").rstrip("/") for s in replicas
+                           if s.url})  # fmt: skip
+    return Service(
+        NGINX,
+        front.command(proxy.binary() or "nginx"),
+        url=f"{front.url}/",
+        files={front.config_file: config},
     )
 
 
@@ -250,7 +316,11 @@ def run(settings: StackSettings) -> int:
     stop = shutdown_event()
     output = Output()
     root = repo_root()
-    data = settings.data_dir if settings.data_dir.is_absolute() else root / settings.data_dir
+    data = data_path(settings)
+    if settings.services and settings.gateways and proxy.binary() is None:
+        output.line("devstack", "GATEWAYS needs nginx (Debian/Ubuntu: apt-get install nginx, "
+                    "or `sudo make system-deps`)")  # fmt: skip
+        return 1
     metrics_ports = [settings.kafka_metrics_port] if settings.kafka_metrics_port else None
     kafka = LocalKafka(data / "kafka", port=settings.kafka_port, metrics_ports=metrics_ports)
     if kafka.running():
@@ -279,19 +349,28 @@ def run(settings: StackSettings) -> int:
     for service in services:
         supervisor.start(service)
     _banner(output, kafka, services)
-    for service in services:
-        if service.name == "gateway" and service.url:
-            secret = service.env.get("GATEWAY_AUTH_SECRET", "")
-            ready = f"http://127.0.0.1:{settings.gateway_ops_port}/readyz"
-            threading.Thread(
-                target=_announce_dashboard,
-                args=(service.url, ready, secret, output, settings.open_browser, stop),
-                daemon=True,
-            ).start()
+    fleet = None
+    if any(s.name == NGINX for s in services):
+        fleet = _fleet(settings, supervisor, services, kafka.metrics_targets)
+    front = next((s for s in services if s.name in ("gateway", NGINX)), None)
+    gateway = next((s for s in services if s.job == "gateway"), None)
+    if front is not None and front.url and gateway is not None and gateway.metrics:
+        threading.Thread(
+            target=_announce_dashboard,
+            args=(front.url, ready_url(gateway.metrics), gateway_secret(data), output,
+                  settings.open_browser, stop),
+            daemon=True,
+        ).start()  # fmt: skip
+    threading.Thread(
+        target=serve, args=(control_socket(data), fleet, output, stop), daemon=True
+    ).start()
     try:
         while not stop.wait(0.5):
             for name, code in supervisor.exited().items():
                 output.line("devstack", f"{name} exited with code {code}")
+                if fleet is not None and fleet.exited(name):
+                    output.line("devstack", f"{name} is out of nginx until `make scale "
+                                "GATEWAYS=N` starts it again")  # fmt: skip
     finally:
         output.line("devstack", "stopping services")
         supervisor.stop_all()
@@ -299,6 +378,34 @@ def run(settings: StackSettings) -> int:
         kafka.stop()
         output.line("devstack", "stopped")
     return 0
+
+
+def _fleet(
+    settings: StackSettings,
+    supervisor: Supervisor,
+    services: list[Service],
+    broker_metrics: Sequence[str],
+) -> Fleet:
+    """The replicas `make run` started, to scale them later; Prometheus follows them."""
+    secret = gateway_secret(data_path(settings))
+    common = next(s.env for s in services if s.name == replica_name(1))
+    others = [s for s in services if s.job != "gateway" and s.name != "prometheus"]
+    executable = prometheus.binary()
+
+    def replica(index: int) -> Service:
+        service = gateway_replica(settings, secret, index)
+        return replace(service, env={**common, **service.env})
+
+    def retarget(replicas: list[Service]) -> None:
+        if executable is None or not supervisor.running("prometheus"):
+            return
+        config = _prometheus(settings, executable, [*others, *replicas], broker_metrics)
+        supervisor.write_files(config)
+        supervisor.signal("prometheus", signal.SIGHUP)
+
+    fleet = Fleet(supervisor, gateway_proxy(settings), proxy.binary() or "nginx", replica, retarget)
+    fleet.adopt(services)
+    return fleet
 
 
 def _check_prometheus(

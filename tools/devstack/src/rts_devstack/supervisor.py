@@ -71,14 +71,21 @@ class Supervisor:
         self.cwd = cwd
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self._reported: set[str] = set()
+        # Services are started and stopped from the main loop and from `make scale`'s
+        # requests, which another thread serves.
+        self._lock = threading.RLock()
 
-    def start(self, service: Service) -> bool:
-        """Run the service's setup commands, then start it; False if a setup command failed."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **service.env}
+    def write_files(self, service: Service) -> None:
+        """Write the service's generated files (its configuration)."""
         for path, content in service.files.items():
             target = self.cwd / path if self.cwd else path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
+
+    def start(self, service: Service) -> bool:
+        """Run the service's setup commands, then start it; False if a setup command failed."""
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **service.env}
+        self.write_files(service)
         for command in service.setup:
             done = subprocess.run(
                 list(command), env=env, cwd=self.cwd, stdout=subprocess.PIPE,
@@ -101,7 +108,9 @@ class Supervisor:
             start_new_session=True,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
-        self.procs[service.name] = proc
+        with self._lock:
+            self.procs[service.name] = proc
+            self._reported.discard(service.name)
         assert proc.stdout is not None
         threading.Thread(
             target=self.output.pump, args=(service.name, proc.stdout), daemon=True
@@ -111,21 +120,51 @@ class Supervisor:
     def exited(self) -> dict[str, int]:
         """Processes that ended since the last call, with their exit codes."""
         out = {}
-        for name, proc in self.procs.items():
-            code = proc.poll()
-            if code is not None and name not in self._reported:
-                self._reported.add(name)
-                out[name] = code
+        with self._lock:
+            for name, proc in self.procs.items():
+                code = proc.poll()
+                if code is not None and name not in self._reported:
+                    self._reported.add(name)
+                    out[name] = code
         return out
+
+    def running(self, name: str) -> bool:
+        with self._lock:
+            proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
+
+    def signal(self, name: str, signum: int) -> None:
+        """Send `signum` to the service's main process (nginx's or Prometheus's reload)."""
+        with self._lock:
+            proc = self.procs.get(name)
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signum)
+
+    def pid(self, name: str) -> int | None:
+        with self._lock:
+            proc = self.procs.get(name)
+        return proc.pid if proc is not None else None
+
+    def stop(self, names: list[str], timeout: float = 20.0) -> None:
+        """SIGTERM these services together, wait for them to exit, SIGKILL stragglers; they
+        are forgotten (an exit asked for is not reported)."""
+        with self._lock:
+            procs = {name: self.procs.pop(name) for name in names if name in self.procs}
+        self._terminate(procs, timeout)
 
     def stop_all(self, timeout: float = 20.0) -> None:
         """SIGTERM every process, wait for them to flush and exit, SIGKILL stragglers."""
-        for proc in self.procs.values():
+        with self._lock:
+            procs = dict(self.procs)
+        self._terminate(procs, timeout)
+
+    def _terminate(self, procs: dict[str, subprocess.Popen[bytes]], timeout: float) -> None:
+        for proc in procs.values():
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for name, proc in self.procs.items():
+        for name, proc in procs.items():
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

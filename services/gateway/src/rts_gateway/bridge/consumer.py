@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
+# A rebalance callback: runs on the consumer's native thread, inside a poll.
+Rebalance = Callable[[Consumer, list[TopicPartition]], None]
 WEDGED_SECONDS = 60.0
 
 # librdkafka logs at syslog levels; map them onto Python's.
@@ -159,6 +161,8 @@ class ConsumerLoop(Generic[T]):
         self._beat = 0.0
         self._blocked_since: float | None = None
         self._stopped = Future[None]()
+        # Partitions revoked or lost during the current poll (native thread only).
+        self._revoked: set[int] = set()
         config = {k: v for k, v in config.items() if k != "logger"}
         config["logger"] = _DeferredLogger(runtime, name)
         config["error_cb"] = lambda err: runtime.call_soon_threadsafe(
@@ -191,6 +195,37 @@ class ConsumerLoop(Generic[T]):
         future: Future[R] = Future()
         self._commands.append((command, future))
         return future
+
+    def subscribe(
+        self,
+        *,
+        on_assign: Rebalance | None = None,
+        on_revoke: Rebalance | None = None,
+        on_lost: Rebalance | None = None,
+    ) -> None:
+        """Join the consumer's group for its topic. The callbacks run on the native thread
+        during a poll, so they may call Kafka (without `on_assign`, the partitions are
+        assigned from the committed offsets).
+
+        A poll can return records fetched before a rebalance that it ran revoked their
+        partition: those are dropped here, never delivered, since the partition's next
+        owner reads them from its own position."""
+
+        def revoking(handler: Rebalance | None) -> Rebalance:
+            def callback(consumer: Consumer, partitions: list[TopicPartition]) -> None:
+                self._revoked.update(tp.partition for tp in partitions)
+                if handler is not None:
+                    handler(consumer, partitions)
+
+            return callback
+
+        callbacks: dict[str, Rebalance] = {
+            "on_revoke": revoking(on_revoke),
+            "on_lost": revoking(on_lost),
+        }
+        if on_assign is not None:
+            callbacks["on_assign"] = on_assign
+        self.submit(lambda consumer: consumer.subscribe([self.topic.name], **callbacks))
 
     def request_stop(self) -> None:
         """Ask the thread to stop polling and close the consumer; returns at once."""
@@ -270,12 +305,25 @@ class ConsumerLoop(Generic[T]):
                 continue
             # poll() returns as soon as one message is there; consume(n, timeout) would
             # wait for n messages or the whole timeout, delivering live video in bursts.
+            self._revoked.clear()
             first = consumer.poll(self._poll_timeout)
             if first is None:
                 continue
             messages = [first, *consumer.consume(self._batch_size - 1, 0)]
+            if self._revoked:
+                messages = self._without_revoked(messages)
+                if not messages:
+                    continue
             self._posted += 1
             self._runtime.call_soon_threadsafe(self._deliver, messages)
+
+    def _without_revoked(self, messages: list[Message]) -> list[Message]:
+        kept = [m for m in messages if m.partition() not in self._revoked]
+        if len(kept) < len(messages):
+            self._runtime.call_soon_threadsafe(
+                self._bad.revoked, self.topic.name, len(messages) - len(kept)
+            )
+        return kept
 
     # -- the app context
 

@@ -15,9 +15,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from rts_common.contracts import DEAD_LETTERS, VIDEO_CAMERAS, DeadLetter, TopicSpec
 from rts_common.kafka import KafkaSettings
+from rts_common.logs import Throttle
 from rts_common.tasks import PeriodicTask
 
 from rts_gateway.bridge.consumer import ConsumerLoop
@@ -96,6 +97,7 @@ class KafkaBridge:
             PeriodicTask("green-threads", 10.0, self._count_green_threads, first_delay=0),
         ]
         self._last_tick = time.monotonic()
+        self._commit_errors = Throttle(60.0)
         self._reachability: list[Callable[[bool], None]] = []
 
     def on_reachability(self, listener: Callable[[bool], None]) -> None:
@@ -137,11 +139,17 @@ class KafkaBridge:
         name: str,
         group_id: str,
         start: str,
+        session_timeout: float = 45.0,
         **loop_options: Any,
     ) -> ConsumerLoop[T]:
         """A member of `group_id`: offsets stored once a batch was applied, committed every
         2 s, and by librdkafka before a partition is given up in a rebalance; records that
-        break the contract are kept as dead letters."""
+        break the contract are kept as dead letters. A member that stops heartbeating (a
+        crash) loses its partitions after `session_timeout` seconds.
+
+        A failed commit (the group rebalancing, the coordinator moving) is counted and
+        otherwise left alone: the stored offsets go with the next commit, and until then
+        the partition's next owner reads a few records again, which is at-least-once."""
         config = self.settings.client_config(f"gateway-{name}") | {
             "group.id": group_id,
             "partition.assignment.strategy": "cooperative-sticky",
@@ -149,10 +157,27 @@ class KafkaBridge:
             "enable.auto.commit": True,
             "enable.auto.offset.store": False,
             "auto.commit.interval.ms": 2000,
+            "session.timeout.ms": int(session_timeout * 1000),
             "queued.max.messages.kbytes": 16 * 1024,
+            "on_commit": lambda err, partitions: self.runtime.call_soon_threadsafe(
+                self._committed, name, err, partitions
+            ),
         }
         options = {"store_offsets": True, "dead_letters": True, **loop_options}
         return self._loop(config, topic, on_batch, name, options)
+
+    def plain_consumer(self, name: str, **overrides: Any) -> Consumer:
+        """A consumer for blocking reads by direct assignment on a native thread of the
+        caller's: no group membership, no commits, no loop."""
+        return Consumer(
+            self.settings.client_config(f"gateway-{name}")
+            | {
+                "group.id": f"gateway-direct-{name}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+            }
+            | overrides
+        )
 
     def producer(self, name: str, **overrides: Any) -> Producer:
         config = self.settings.client_config(f"gateway-{name}") | overrides
@@ -237,6 +262,21 @@ class KafkaBridge:
 
     def _count_green_threads(self) -> None:
         self.metrics.green_threads.set(self.runtime.green_threads())
+
+    def _committed(
+        self, consumer: str, error: KafkaError | None, partitions: list[TopicPartition]
+    ) -> None:
+        errors = [error, *(tp.error for tp in partitions)]
+        # _NO_OFFSET: there was nothing new to commit.
+        failures = [e for e in errors if e is not None and e.code() != KafkaError._NO_OFFSET]
+        if not failures:
+            return
+        failure = failures[0]
+        self.metrics.commit_failures.labels(consumer=consumer, error=failure.name()).inc()
+        if self._commit_errors.allow((consumer, failure.code())):
+            log.warning(
+                "offset commit failed", extra={"consumer": consumer, "error": failure.str()}
+            )
 
     def _measure_loop_lag(self) -> None:
         now = time.monotonic()

@@ -90,6 +90,10 @@ class BadRecords:
             )
             self._dead_letters.keep(letter)
 
+    def revoked(self, topic: str, count: int) -> None:
+        """Records fetched for a partition the same poll revoked: its next owner has them."""
+        self._metrics.revoked_records_dropped.labels(topic=topic).inc(count)
+
     def kafka_error(self, error: KafkaError, consumer: str = "") -> None:
         self._metrics.kafka_errors.labels(code=error.name()).inc()
         refused = authentication_failed(error)

@@ -64,6 +64,32 @@ class Runtime(ABC):
         """Callbacks posted by native threads and not yet run (a backlog indicator)."""
         return 0
 
+    @abstractmethod
+    def native_event(self) -> threading.Event:
+        """An event a native thread can wait on and the app context can set."""
+
+    def call_and_wait(self, fn: Callable[..., T], *args: Any, timeout: float) -> T:
+        """From a native thread: run `fn(*args)` in the app context, after every call posted
+        before it, and return its result (TimeoutError when the app context is too busy)."""
+        done = self.native_event()
+        outcome: list[tuple[Any, BaseException | None]] = []
+
+        def run() -> None:
+            try:
+                outcome.append((fn(*args), None))
+            except Exception as exc:  # noqa: BLE001 - re-raised on the waiting thread
+                outcome.append((None, exc))
+            finally:
+                done.set()
+
+        self.call_soon_threadsafe(run)
+        if not done.wait(timeout):
+            raise TimeoutError(f"the app context did not run {fn!r} within {timeout}s")
+        result, error = outcome[0]
+        if error is not None:
+            raise error
+        return result  # type: ignore[no-any-return]
+
     def serialized(self, fn: Callable[[], None]) -> Callable[[], None]:
         """`fn` to be run by the dispatcher, in turn with the consumers' batches: for a
         periodic task that reads or changes the state those batches change."""
@@ -146,6 +172,9 @@ class ThreadingRuntime(Runtime):
     def pending(self) -> int:
         return len(self._queue.calls)
 
+    def native_event(self) -> threading.Event:
+        return threading.Event()
+
     def _dispatch(self) -> None:
         while True:
             self._wake.wait()
@@ -202,6 +231,12 @@ class EventletRuntime(Runtime):
 
     def pending(self) -> int:
         return len(self._queue.calls)
+
+    def native_event(self) -> threading.Event:
+        # The unpatched module's: setting it from a green thread only takes its lock for
+        # a moment, and the native thread waiting on it blocks nothing else.
+        event: threading.Event = self._native_threading.Event()
+        return event
 
     def green_threads(self) -> int:
         import gc

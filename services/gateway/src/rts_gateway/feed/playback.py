@@ -12,6 +12,9 @@ Events go one message each to the clients in the room SINGLE (every client, unti
 asks otherwise), and in one `batch` message `{"events": [...]}` every BATCH_SECONDS to
 the clients in the room BATCHED (the dashboard's page): a thousand browsers then cost
 the gateway a few messages a second each instead of dozens.
+A partition's records are applied only while it is owned here (a late record of a
+partition given up never re-creates it), each offset once, and each `event_id` once;
+records an earlier owner already counted (see checkpoints.py) rebuild the state only.
 """
 
 from __future__ import annotations
@@ -47,9 +50,19 @@ def _nowhere(
 class PlaybackFeed:
     """Aggregates per owned partition of `playback-events`, relayed detections, emits."""
 
-    def __init__(self, metrics: GatewayMetrics, *, owner: str, event_sample_rate: float) -> None:
+    def __init__(
+        self,
+        metrics: GatewayMetrics,
+        *,
+        owner: str,
+        event_sample_rate: float,
+        events_topic: str = "playback-events",
+        dedupe_window: int = 0,
+    ) -> None:
         self._metrics = metrics
         self.owner = owner
+        self.events_topic = events_topic
+        self.dedupe_window = dedupe_window
         self._sampler = (
             TokenBucket(event_sample_rate, max(1.0, event_sample_rate), initial=event_sample_rate)
             if event_sample_rate > 0
@@ -57,6 +70,8 @@ class PlaybackFeed:
         )
         self._emit: Emit = _nowhere
         self.aggregates: dict[int, PartitionAggregate] = {}
+        # Per owned partition: records below this offset were counted by an earlier owner.
+        self._counted_from: dict[int, int] = {}
         m = metrics
         self._startup, self._detections = Children(m.startup_seconds), Children(m.detections)
         self._children = {
@@ -83,12 +98,22 @@ class PlaybackFeed:
 
     # -- partitions of playback-events this replica owns
 
-    def partition_assigned(self, partition: int) -> None:
-        self.aggregates[partition] = PartitionAggregate(partition, time.time_ns())
+    def partition_assigned(
+        self, partition: int, aggregate: PartitionAggregate | None = None, counted_from: int = 0
+    ) -> None:
+        """Own `partition` from now on: from a restored aggregate, or from nothing."""
+        self.aggregates[partition] = aggregate or PartitionAggregate(
+            partition, time.time_ns(), dedupe_window=self.dedupe_window
+        )
+        self._counted_from[partition] = counted_from
 
-    def partition_released(self, partition: int) -> None:
-        if self.aggregates.pop(partition, None) is not None:
+    def partition_released(self, partition: int) -> PartitionAggregate | None:
+        """Stop owning `partition`; returns its aggregate (for a last checkpoint)."""
+        self._counted_from.pop(partition, None)
+        aggregate = self.aggregates.pop(partition, None)
+        if aggregate is not None:
             self._emit("qoe_released", {"partition": partition, "owner": self.owner})
+        return aggregate
 
     # -- records
 
@@ -98,7 +123,22 @@ class PlaybackFeed:
         counts: collections.Counter[tuple[str, ...]] = collections.Counter()
         sums: collections.defaultdict[tuple[str, str], float] = collections.defaultdict(float)
         for record in batch.records:
-            self._on_event(record.value, record.partition, record.raw or b"", counts, sums)
+            aggregate = self.aggregates.get(record.partition)
+            if aggregate is None:  # not ours (any more): its owner counts it
+                self._metrics.revoked_records_dropped.labels(topic=self.events_topic).inc()
+                continue
+            if record.offset < aggregate.offset:  # already in the state
+                continue
+            event = record.value
+            if not aggregate.recent.first_time(event.event_id):
+                self._metrics.duplicate_events.inc()
+                continue
+            counted = record.offset >= self._counted_from.get(record.partition, 0)
+            self._on_event(aggregate, event, record.raw or b"", counts, sums, counted=counted)
+        for partition, end in batch.ends.items():
+            aggregate = self.aggregates.get(partition)
+            if aggregate is not None:
+                aggregate.offset = max(aggregate.offset, end)
         for (kind, *labels), n in counts.items():
             self._children[kind](*labels).inc(n)
         for (kind, device), total in sums.items():
@@ -111,17 +151,18 @@ class PlaybackFeed:
 
     def _on_event(
         self,
+        aggregate: PartitionAggregate,
         event: PlaybackEvent,
-        partition: int,
         raw: bytes,
         counts: collections.Counter[tuple[str, ...]],
         sums: collections.defaultdict[tuple[str, str], float],
+        *,
+        counted: bool,
     ) -> None:
         ts_ns = ts_to_ns(event.ts)
-        aggregate = self.aggregates.get(partition)
-        if aggregate is None:  # a record of a partition not (or no longer) ours
-            aggregate = self.aggregates[partition] = PartitionAggregate(partition, time.time_ns())
         applied = aggregate.apply(event, ts_ns)
+        if not counted:
+            return
         device = applied.device
         counts["events", event.event_type, device] += 1
         if applied.started:

@@ -1,12 +1,18 @@
 """Quality-of-experience aggregates of one partition of `playback-events`.
 
 Events are keyed by session, so every event of a session lands in one partition, in
-order: the replica that owns the partition knows each session's state exactly, for the
-events it has seen. Everything here is a count or a sum per device (or, for startup
-times, the list of values in a recent window), so the aggregates of several partitions
-merge by adding them up: the browser, or any replica, can total them exactly. A
-rebalance just moves a partition's aggregate to another replica, which starts counting
-from where it picked the partition up.
+order: the replica that owns the partition knows each session's state exactly. Everything
+here is a count or a sum per device (or, for startup times, the list of values in a
+recent window), so the aggregates of several partitions merge by adding them up: the
+browser, or any replica, can total them exactly.
+
+A partition's aggregate outlives its owner: `checkpoint()` is its whole state (counts,
+open sessions, recent event ids) after every record below `offset`, and `restore()`
+rebuilds it on the next owner, which then reads on from that offset. Any checkpoint,
+however old, plus the records after it gives the exact state, so the counts run on
+across rebalances and crashes from `since`, when the partition's counting began.
+Duplicates of an event (a producer that sent it twice) are recognised by `event_id`
+among the last `RecentIds.size` events of the partition and not counted again.
 
 Definitions (what streaming services watch):
 - stream start: a session's first play (the event with `startup_ms`); startup time is
@@ -23,9 +29,12 @@ Definitions (what streaming services watch):
 
 from __future__ import annotations
 
+import base64
 import collections
+import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from rts_common.events import DEVICES, EVENT_TYPES, STOP_REASONS, PlaybackEvent
 from rts_common.sessions import PlayerState, next_state
@@ -61,7 +70,7 @@ class _Session:
 
 @dataclass
 class DeviceTotals:
-    """Cumulative counts for one device since the partition was picked up."""
+    """Cumulative counts for one device since the partition's counting began."""
 
     events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_TYPES, 0))
     starts: int = 0
@@ -83,6 +92,56 @@ class DeviceTotals:
             "stops": dict(self.stops),
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DeviceTotals:
+        switches = data["bitrate_switches"]
+        return cls(
+            events={**dict.fromkeys(EVENT_TYPES, 0), **data["events"]},
+            starts=data["starts"],
+            startup_failures=data["startup_failures"],
+            rebuffer_ms=data["rebuffer_ms"],
+            watched_ms=data["watched_ms"],
+            switches_up=switches["up"],
+            switches_down=switches["down"],
+            stops={**dict.fromkeys(STOP_REASONS, 0), **data["stops"]},
+        )
+
+
+class RecentIds:
+    """The ids of a partition's last `size` events, as 8-byte digests: small enough to
+    travel in every checkpoint, and with 20,000 of them a new event matches one by chance
+    about once in 10^15 events."""
+
+    DIGEST_BYTES = 8
+
+    def __init__(self, size: int, digests: bytes = b"") -> None:
+        self.size = size
+        n = self.DIGEST_BYTES
+        self._order = collections.deque(digests[i : i + n] for i in range(0, len(digests), n))
+        while len(self._order) > size:
+            self._order.popleft()
+        self._seen = set(self._order)
+
+    def first_time(self, event_id: str) -> bool:
+        """Remember `event_id`; False when it is among the last `size` already."""
+        if not self.size:
+            return True
+        digest = hashlib.blake2b(event_id.encode(), digest_size=self.DIGEST_BYTES).digest()
+        if digest in self._seen:
+            return False
+        self._seen.add(digest)
+        self._order.append(digest)
+        if len(self._order) > self.size:
+            self._seen.discard(self._order.popleft())
+        return True
+
+    def dump(self) -> str:
+        return base64.b64encode(b"".join(self._order)).decode("ascii")
+
+    @classmethod
+    def load(cls, size: int, text: str) -> RecentIds:
+        return cls(size, base64.b64decode(text))
+
 
 @dataclass(slots=True)  # one per event: no frozen __init__, no __dict__
 class Applied:
@@ -98,14 +157,20 @@ class Applied:
     switch: str | None = None  # "up" or "down"
 
 
+CHECKPOINT_VERSION = 1
+
+
 class PartitionAggregate:
-    def __init__(self, partition: int, since_ns: int) -> None:
+    def __init__(self, partition: int, since_ns: int, *, dedupe_window: int = 0) -> None:
         self.partition = partition
         self.since_ns = since_ns
         self.devices: dict[str, DeviceTotals] = {d: DeviceTotals() for d in DEVICES}
         self._sessions: dict[str, _Session] = {}
         self._startups: collections.deque[tuple[int, str, int]] = collections.deque()
+        self.recent = RecentIds(dedupe_window)
         self.events_seen = 0
+        # The partition's offset after the last record applied (0: none yet).
+        self.offset = 0
 
     def apply(self, event: PlaybackEvent, ts_ns: int) -> Applied:
         totals = self.devices[event.device]
@@ -201,7 +266,8 @@ class PartitionAggregate:
         return dict(counts.most_common(MAX_TITLES))
 
     def snapshot(self, now_ns: int, owner: str) -> dict[str, Any]:
-        """The partition's aggregate as emitted once a second; merge by adding fields up."""
+        """The partition's aggregate as emitted once a second; merge by adding fields up.
+        `offset`: every record of the partition below it is counted here."""
         self.expire(now_ns)
         concurrent = self.concurrent()
         startups: dict[str, list[int]] = {d: [] for d in DEVICES}
@@ -211,6 +277,7 @@ class PartitionAggregate:
             "partition": self.partition,
             "owner": owner,
             "since": self.since_ns,
+            "offset": self.offset,
             "ts": now_ns,
             "devices": {
                 d: {**self.devices[d].as_json(), **concurrent[d], "startup_ms_window": startups[d]}
@@ -218,6 +285,51 @@ class PartitionAggregate:
             },
             "titles": self.titles(),
         }
+
+    # -- checkpoints
+
+    def checkpoint(self, now_ns: int, owner: str) -> bytes:
+        """The whole state as JSON: what `restore` needs to carry on exactly."""
+        sessions = [
+            [sid, s.state, s.device, s.movie_id, s.bitrate_kbps, s.last_ns, s.ends_ns,
+             s.buffer_reason]
+            for sid, s in self._sessions.items()
+        ]  # fmt: skip
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "partition": self.partition,
+            "offset": self.offset,
+            "since": self.since_ns,
+            "ts": now_ns,
+            "owner": owner,
+            "events_seen": self.events_seen,
+            "devices": {d: totals.as_json() for d, totals in self.devices.items()},
+            "sessions": sessions,
+            "startups": [list(s) for s in self._startups],
+            "recent_ids": self.recent.dump(),
+        }
+        return json.dumps(state, separators=(",", ":")).encode()
+
+    @classmethod
+    def restore(cls, data: bytes, *, dedupe_window: int) -> PartitionAggregate:
+        """The aggregate a checkpoint holds; ValueError (or KeyError) when it is not one."""
+        state = json.loads(data)
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"checkpoint version {state.get('version')!r}")
+        aggregate = cls(int(state["partition"]), int(state["since"]))
+        aggregate.offset = int(state["offset"])
+        aggregate.events_seen = int(state["events_seen"])
+        for device, totals in state["devices"].items():
+            if device in aggregate.devices:
+                aggregate.devices[device] = DeviceTotals.from_json(totals)
+        for sid, st, device, movie, kbps, last_ns, ends_ns, reason in state["sessions"]:
+            aggregate._sessions[sid] = _Session(
+                state=cast(PlayerState, st), device=device, movie_id=movie,
+                bitrate_kbps=kbps, last_ns=last_ns, ends_ns=ends_ns, buffer_reason=reason,
+            )  # fmt: skip
+        aggregate._startups.extend((ts, device, ms) for ts, device, ms in state["startups"])
+        aggregate.recent = RecentIds.load(dedupe_window, state["recent_ids"])
+        return aggregate
 
 
 _SUMMED = (

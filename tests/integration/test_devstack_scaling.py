@@ -1,0 +1,109 @@
+"""`make run GATEWAYS=2`, then `make scale GATEWAYS=3` and `GATEWAYS=1`, as a user runs
+them: the whole local stack (its own broker, cameras, event-sim, Prometheus), the gateway
+replicas behind nginx on the gateway's port."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from rts_common.net import free_ports, port_in_use
+from rts_devstack.processes import ServiceGroup, ServiceProcess
+
+SCRAPE = 1.0
+
+
+def port_with_room(after: int) -> int:
+    """A free port whose next `after` ones are free too (the replicas' ports)."""
+    while True:
+        (port,) = free_ports(1)
+        if port + after < 65535 and not any(port_in_use(port + i) for i in range(1, after + 1)):
+            return port
+
+
+def answered_by(url: str, count: int = 12) -> collections.Counter[str]:
+    """Which replicas answer new browsers (no cookie) through nginx."""
+    return collections.Counter(
+        requests.get(f"{url}/healthz", timeout=5).headers["X-Gateway-Replica"] for _ in range(count)
+    )
+
+
+def scale(group: ServiceGroup, data: Path, replicas: int) -> str:
+    run = group.start("scale", ["rts-devstack", "scale", str(replicas), "--data-dir", str(data)])
+    code = run.wait_exit(240)
+    assert code == 0, run.log()
+    return run.log()
+
+
+def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
+    url = f"{prometheus}/api/v1/query?query={urllib.parse.quote(promql)}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        result: list[dict[str, Any]] = json.load(response)["data"]["result"]
+    return result
+
+
+def wait_pods(process: ServiceProcess, prometheus: str, pods: set[str]) -> None:
+    """Prometheus scrapes exactly these gateway pods, each telling its replica name."""
+
+    def scraped() -> bool:
+        up = query(prometheus, 'up{job="gateway"} == 1')
+        info = query(prometheus, 'rts_build_info{job="gateway"}')
+        named = {r["metric"]["pod"] for r in info if r["metric"]["pod"] == r["metric"]["replica"]}
+        return {r["metric"]["pod"] for r in up} == pods and pods <= named
+
+    process.wait_for(scraped, 60, f"Prometheus scraping {sorted(pods)}")
+
+
+# The broker, two cameras, event-sim, Prometheus and up to three replicas start here: on a
+# busy 2-core machine that alone can take a few minutes.
+@pytest.mark.timeout(900)
+def test_make_run_with_gateways_then_make_scale(tmp_path: Path) -> None:
+    kafka = port_with_room(1)
+    gateway = port_with_room(3)
+    gateway_ops = port_with_room(3)
+    test_cam, sample_cam, sim, probe, jmx, prom = free_ports(6)
+    prometheus = f"http://127.0.0.1:{prom}"
+    front = f"http://127.0.0.1:{gateway}"
+    argv = [
+        "rts-devstack", "run", "--gateways", "2", "--no-open-browser",
+        "--data-dir", str(tmp_path), "--kafka-port", str(kafka), "--gateway-port", str(gateway),
+        "--gateway-ops-port", str(gateway_ops),
+        "--test-camera-ops-port", str(test_cam), "--sample-camera-ops-port", str(sample_cam),
+        "--eventsim-ops-port", str(sim), "--probe-ops-port", str(probe),
+        "--kafka-metrics-port", str(jmx),
+        "--prometheus-port", str(prom), "--scrape-interval", f"{SCRAPE:g}",
+    ]  # fmt: skip
+    with ServiceGroup({"NO_COLOR": "1"}) as group:
+        stack = group.start("devstack", argv)
+        stack.wait_line("dashboard ready", timeout=240)
+        assert set(answered_by(front)) == {"gateway-1", "gateway-2"}
+        wait_pods(stack, prometheus, {"gateway-1", "gateway-2"})
+
+        said = scale(group, tmp_path, 3)
+        assert "gateway-3 ready" in said
+        assert said.rstrip().endswith("ok")
+        assert set(answered_by(front)) == {"gateway-1", "gateway-2", "gateway-3"}
+        wait_pods(stack, prometheus, {"gateway-1", "gateway-2", "gateway-3"})
+
+        said = scale(group, tmp_path, 1)
+        assert "stopped gateway-2, gateway-3" in said
+        assert set(answered_by(front)) == {"gateway-1"}
+        assert not port_in_use(gateway + 2)
+        assert not port_in_use(gateway + 3)
+        wait_pods(stack, prometheus, {"gateway-1"})
+
+        stack.signal(signal.SIGINT)
+        assert stack.wait_exit(90) == 0, stack.log()
+    assert not port_in_use(gateway)
+    deadline = time.monotonic() + 10
+    while port_in_use(gateway + 1):
+        assert time.monotonic() < deadline, "gateway-1 outlived the stack"
+        time.sleep(0.2)
