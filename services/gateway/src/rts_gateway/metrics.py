@@ -49,6 +49,30 @@ class GatewayMetrics:
         )  # fmt: skip
         self.viewers = Gauge("gateway_mjpeg_viewers", "Open MJPEG streams", ["camera"], registry=r)
         self.replays = Gauge("gateway_replay_viewers", "Open replay streams", registry=r)
+        self.replay_buffered_bytes = Gauge(
+            "gateway_replay_buffered_bytes",
+            "JPEG bytes replays hold ahead of their pacing, over all open replays",
+            registry=r,
+        )
+        self.kafka_reads = Gauge(
+            "gateway_kafka_reads",
+            "Open Kafka reads made for one request (replay, timeline, snapshot at a time, "
+            "clip); together limited by GATEWAY_MAX_REPLAYS",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.kafka_reads_opened = Counter(
+            "gateway_kafka_reads_opened_total",
+            "Kafka reads opened for one request (each its own consumer), by kind",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.kafka_reads_refused = Counter(
+            "gateway_kafka_reads_refused_total",
+            "Requests refused (429) because the process had GATEWAY_MAX_REPLAYS reads open",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.clip_bytes_sent = Counter(
+            "gateway_clip_bytes_sent_total", "Bytes of AVI clips written to clients", registry=r
+        )
         self.viewers_dropped = Counter(
             "gateway_viewers_dropped_total",
             "MJPEG viewers closed by the gateway (stalled: took no frame for too long)",

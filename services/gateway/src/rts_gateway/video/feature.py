@@ -6,29 +6,34 @@ Delivery semantics of its consumers (all by direct assignment, no group, no comm
 - frames (`video-frames`): a partition is read only while a local viewer watches a camera
   on it, starting about a second before "now"; a viewer wants the newest frame, not the
   ones it missed, so old positions are never resumed. At-most-once, by design;
-- replay: one consumer per replaying viewer, assigned at the offset of the requested
-  capture time (offsets-for-times).
+- requests that look into the past (a replay, a timeline, a snapshot at a time, a clip):
+  one consumer per request that reads only what the request asks for, from the offset
+  of the requested capture time (offsets-for-times), and is closed with the request
+  (reads.py). Their number per process is capped.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, TypeVar
 
-from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
+from rts_common.contracts import VIDEO_CAMERAS, VIDEO_DETECTIONS, VIDEO_FRAMES
 from rts_common.tasks import PeriodicTask
 
-from rts_gateway.bridge import Future, KafkaBridge
+from rts_gateway.bridge import Future, KafkaBridge, Topic
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.sockets import Payload, SocketServer
 from rts_gateway.video.directory import CameraDirectory
 from rts_gateway.video.hub import FrameHub
+from rts_gateway.video.reads import PartitionReader, ReadSlots
 from rts_gateway.video.replay import Replay
 from rts_gateway.video.wall import ROOM, CameraWall
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CAMERAS_EVERY_SECONDS = 5.0
 
@@ -43,6 +48,7 @@ class Video:
         self._bridge = bridge
         cameras = bridge.topic(VIDEO_CAMERAS)
         self.frames_topic = bridge.topic(VIDEO_FRAMES)
+        self.detections_topic = bridge.topic(VIDEO_DETECTIONS)
         self.directory = CameraDirectory(cameras.name, metrics, settings.camera_max_age_seconds)
         self._directory_loop = bridge.direct_consumer(
             cameras, self.directory.on_batch, name="directory", poll_timeout=0.5
@@ -71,7 +77,7 @@ class Video:
             max_width=settings.wall_width,
             quality=settings.wall_quality,
         )
-        self._replays = 0
+        self.reads = ReadSlots(settings.max_replays, metrics)
         self._tasks = [PeriodicTask("frame-hub", 1.0, self.hub.maintain)]
 
     # -- wiring
@@ -129,21 +135,39 @@ class Video:
         loaded = self.directory.caught_up
         return loaded, {"cameras_loaded": loaded}
 
-    # -- replay
+    # -- requests into the past
+
+    def open_read(self, kind: str, topic: Topic[T], camera: str) -> PartitionReader[T] | None:
+        """A consumer for one request about `camera`, or None when the per-process limit
+        of such reads is reached. The caller closes it when the request ends."""
+        if not self.reads.acquire(kind):
+            return None
+        try:
+            return PartitionReader(
+                self._bridge, topic, name=f"{kind}-{camera}", key=camera,
+                on_close=lambda: self.reads.release(kind),
+            )  # fmt: skip
+        except BaseException:
+            self.reads.release(kind)
+            raise
 
     def open_replay(self, camera: str, partition: int, from_ms: int) -> Replay | None:
-        """A started replay, or None when the per-process replay limit is reached."""
-        if self._replays >= self.settings.max_replays:
+        """A replay positioned at `from_ms`, or None when the limit is reached; raises
+        OutOfRetention (closing what it opened) when Kafka no longer holds that moment."""
+        reader = self.open_read("replay", self.frames_topic, camera)
+        if reader is None:
             return None
         replay = Replay(
-            self._bridge, self.frames_topic, camera, partition, from_ms, on_close=self._closed
-        )
-        self._replays += 1
-        replay.start()  # closes itself if it fails
+            reader, camera, partition, from_ms,
+            buffer_bytes=self.settings.replay_buffer_bytes,
+            buffered=self.metrics.replay_buffered_bytes,
+        )  # fmt: skip
+        try:
+            replay.start()
+        except BaseException:
+            replay.close()
+            raise
         return replay
-
-    def _closed(self) -> None:
-        self._replays -= 1
 
     def _await_directory(self, ends: Future[dict[int, int]]) -> None:
         try:

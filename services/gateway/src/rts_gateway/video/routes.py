@@ -1,6 +1,9 @@
 """Video routes: thin handlers that pick a stream and hand it to a generator.
 
 An unknown camera is a JSON 404 listing the known ones, and never creates a Kafka read.
+Every parameter is checked before any Kafka read is opened: a bad one is a 400, a moment
+Kafka no longer holds a 416, the per-process limit of reads a 429 with Retry-After, and
+Kafka not answering in time a 503.
 """
 
 from __future__ import annotations
@@ -15,15 +18,9 @@ from flask import Blueprint, Response, jsonify, request
 from rts_gateway.responses import json_error
 from rts_gateway.video import mjpeg
 from rts_gateway.video.feature import Video
-from rts_gateway.video.hub import UnknownCamera, Viewer
-from rts_gateway.video.replay import BadReplayTime, OutOfRetention, iso_ms, parse_from
-
-NO_CACHE = {
-    "Cache-Control": "no-cache, no-store, must-revalidate",
-    "Pragma": "no-cache",
-    # NGINX (the baseline's proxy, and ingress-nginx) must not buffer a live stream.
-    "X-Accel-Buffering": "no",
-}
+from rts_gateway.video.history_routes import History, jpeg_response, stream_response
+from rts_gateway.video.hub import UnknownCamera
+from rts_gateway.video.times import parse_time
 
 
 def video_routes(video: Video) -> Blueprint:
@@ -35,45 +32,28 @@ def video_routes(video: Video) -> Blueprint:
         known = [v.status.camera for v in directory.recent()]
         return json_error(404, f"unknown camera {camera!r}", camera=camera, cameras=known)
 
+    past = History(video, unknown)
+    past.register(bp)
+
     def stream(camera: str) -> Response:
+        since = request.args.get("from")
         try:
             max_fps = _fps_cap(request.args.get("fps"))
+            from_ms = parse_time("from", since) if since else None
         except ValueError as exc:
             return json_error(400, str(exc))
-        status = directory.get(camera)
-        if status is None or status.partition is None:
+        partition = past.partition_of(camera)
+        if partition is None:
             return unknown(camera)
         connection = _stream_connection(request.environ, settings.stream_send_buffer)
-        since = request.args.get("from")
-        if since:
-            try:
-                from_ms = parse_from(since)
-                replay = video.open_replay(camera, status.partition, from_ms)
-            except BadReplayTime as exc:
-                return json_error(400, str(exc))
-            except OutOfRetention as exc:
-                return json_error(
-                    416,
-                    "the requested time is outside what Kafka still holds for this camera",
-                    requested=iso_ms(exc.requested_ms),
-                    earliest=iso_ms(exc.earliest_ms),
-                )
-            if replay is None:
-                return json_error(429, "too many replays on this gateway; try again later")
-
-            def attach(viewer: Viewer) -> None:
-                viewer.connection = connection
-
-            body = mjpeg.replay_then_live(replay, hub, max_fps, metrics, runtime.sleep, attach)
-        else:
-            try:
-                viewer = hub.open(camera, max_fps)
-            except UnknownCamera:
-                return unknown(camera)
-            viewer.connection = connection
-            body = mjpeg.live(hub, viewer, metrics, runtime.sleep)
-        return Response(body, mimetype=None, content_type=mjpeg.CONTENT_TYPE, headers=NO_CACHE,
-                        direct_passthrough=True)  # fmt: skip
+        if from_ms is not None:
+            return past.replay(camera, partition, from_ms, max_fps, connection)
+        try:
+            viewer = hub.open(camera, max_fps)
+        except UnknownCamera:
+            return unknown(camera)
+        viewer.connection = connection
+        return stream_response(mjpeg.live(hub, viewer, metrics, runtime.sleep))
 
     @bp.get("/stream/<camera>")
     def stream_camera(camera: str) -> Response:
@@ -93,6 +73,9 @@ def video_routes(video: Video) -> Blueprint:
 
     @bp.get("/snapshot/<camera>.jpg")
     def snapshot(camera: str) -> Response:
+        at = request.args.get("at")
+        if at:
+            return past.snapshot_at(camera, at)
         try:
             frame = hub.snapshot(camera, settings.snapshot_wait_seconds, runtime.sleep)
         except UnknownCamera:
@@ -101,12 +84,7 @@ def video_routes(video: Video) -> Blueprint:
             return json_error(
                 404, f"no frame from {camera!r} within {settings.snapshot_wait_seconds:g}s"
             )
-        headers = {
-            **NO_CACHE,
-            "X-Frame-Seq": str(frame.meta.seq),
-            "X-Frame-Timestamp": str(frame.meta.ts_ns),
-        }
-        return Response(frame.jpeg, content_type="image/jpeg", headers=headers)
+        return jpeg_response(frame.meta, frame.jpeg)
 
     @bp.get("/api/cameras")
     def cameras() -> Response:
@@ -118,6 +96,7 @@ def video_routes(video: Video) -> Blueprint:
             item["viewers_here"] = local.get(item["camera"], 0)
             item["stream"] = f"/stream/{item['camera']}"
             item["snapshot"] = f"/snapshot/{item['camera']}.jpg"
+            item["timeline"] = f"/api/timeline/{item['camera']}"
             listed.append(item)
         return jsonify({"cameras": listed})
 

@@ -1,0 +1,280 @@
+"""Routes into the past that Kafka still holds: a snapshot at a time, clips, the timeline.
+
+Each request parses every parameter, then finds the camera, and only then opens a Kafka
+read of its own (reads.py), which is closed when the response ends. What the past can
+refuse becomes a response: a moment no longer held is a 416 (with the window that is
+held), the per-process limit of reads a 429 with Retry-After, Kafka not answering in
+time a 503.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from rts_common.contracts import Detection, FrameMeta, VideoFrame
+
+from rts_gateway.bridge import Topic
+from rts_gateway.responses import json_error
+from rts_gateway.video import clip, history, mjpeg
+from rts_gateway.video.avi import ClipTooLarge
+from rts_gateway.video.feature import Video
+from rts_gateway.video.history import OutOfRetention
+from rts_gateway.video.hub import Viewer
+from rts_gateway.video.reads import KafkaUnavailable, PartitionReader
+from rts_gateway.video.times import BadTime, TimeRange, iso_ms, parse_range, parse_time
+
+NO_CACHE = {
+    "Cache-Control": "no-cache, no-store, must-revalidate",
+    "Pragma": "no-cache",
+    # NGINX (the baseline's proxy, and ingress-nginx) must not buffer a stream.
+    "X-Accel-Buffering": "no",
+}
+RETRY_AFTER_SECONDS = 5
+# The detections' retention (rts_common.contracts): a timeline never asks for more.
+TIMELINE_MAX_SECONDS = 24 * 3600
+DETECTION_KINDS = frozenset({"motion", "face"})
+
+
+def too_many() -> Response:
+    response = json_error(429, "too many replays and recordings open on this gateway; try again")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
+def out_of_retention(exc: OutOfRetention) -> Response:
+    if exc.earliest_ms is None:
+        message = "Kafka holds no video of this camera"
+    elif exc.requested_ms > exc.latest_ms:
+        message = "the requested time is in the future"
+    else:
+        message = "the requested time is older than what Kafka still holds for this camera"
+    return json_error(
+        416, message, requested=iso_ms(exc.requested_ms), earliest=iso_ms(exc.earliest_ms),
+        latest=iso_ms(exc.latest_ms),
+    )  # fmt: skip
+
+
+def unavailable(exc: KafkaUnavailable) -> Response:
+    return json_error(503, f"{exc}; try again")
+
+
+def stream_response(body: Iterator[bytes]) -> Response:
+    return Response(body, mimetype=None, content_type=mjpeg.CONTENT_TYPE, headers=NO_CACHE,
+                    direct_passthrough=True)  # fmt: skip
+
+
+def jpeg_response(meta: FrameMeta, jpeg: bytes) -> Response:
+    headers = {**NO_CACHE, "X-Frame-Seq": str(meta.seq), "X-Frame-Timestamp": str(meta.ts_ns)}
+    return Response(jpeg, content_type="image/jpeg", headers=headers)
+
+
+class History:
+    """The handlers, given the video feature; `unknown` answers for an unknown camera."""
+
+    def __init__(self, video: Video, unknown: Callable[[str], Response]) -> None:
+        self.video = video
+        self.settings = video.settings
+        self.unknown = unknown
+
+    def partition_of(self, camera: str) -> int | None:
+        status = self.video.directory.get(camera)
+        return None if status is None else status.partition
+
+    def with_read(
+        self,
+        kind: str,
+        topic: Topic[Any],
+        camera: str,
+        answer: Callable[[PartitionReader[Any]], Response],
+    ) -> Response:
+        """`answer` with a read of its own; the read is closed with the response (a
+        streamed one when its last byte is written or the client goes away)."""
+        reader = self.video.open_read(kind, topic, camera)
+        if reader is None:
+            return too_many()
+        try:
+            response = answer(reader)
+        except OutOfRetention as exc:
+            reader.close()
+            return out_of_retention(exc)
+        except KafkaUnavailable as exc:
+            reader.close()
+            return unavailable(exc)
+        except BaseException:
+            reader.close()
+            raise
+        response.call_on_close(reader.close)
+        return response
+
+    def replay(
+        self,
+        camera: str,
+        partition: int,
+        from_ms: int,
+        max_fps: float | None,
+        connection: socket.socket | None,
+    ) -> Response:
+        """The camera from `from_ms`, paced as captured, then live (the time is parsed)."""
+        video = self.video
+        try:
+            opened = video.open_replay(camera, partition, from_ms)
+        except OutOfRetention as exc:
+            return out_of_retention(exc)
+        except KafkaUnavailable as exc:
+            return unavailable(exc)
+        if opened is None:
+            return too_many()
+
+        def attach(viewer: Viewer) -> None:
+            viewer.connection = connection
+
+        body = mjpeg.replay_then_live(
+            opened, video.hub, max_fps, video.metrics, video.runtime.sleep, attach
+        )
+        response = stream_response(body)
+        response.call_on_close(opened.close)
+        return response
+
+    def snapshot_at(self, camera: str, at: str) -> Response:
+        """The frame whose capture time is nearest `at`."""
+        try:
+            at_ms = parse_time("at", at)
+        except BadTime as exc:
+            return json_error(400, str(exc))
+        partition = self.partition_of(camera)
+        if partition is None:
+            return self.unknown(camera)
+
+        def answer(reader: PartitionReader[VideoFrame]) -> Response:
+            win = history.window(reader, reader.topic.name, partition)
+            frame = history.nearest_frame(
+                reader, win, at_ms, max_bytes=self.settings.replay_buffer_bytes,
+                timeout=self.settings.read_timeout_seconds,
+            )  # fmt: skip
+            if frame is None:
+                seconds = history.NEAREST_WINDOW_MS // 1000
+                return json_error(
+                    404, f"no frame from {camera!r} within {seconds}s of {iso_ms(at_ms)}",
+                    requested=iso_ms(at_ms),
+                )  # fmt: skip
+            return jpeg_response(frame.meta, frame.jpeg)
+
+        return self.with_read("snapshot", self.video.frames_topic, camera, answer)
+
+    def clip(self, camera: str) -> Response:
+        """The frames of [from, to) as a Motion JPEG AVI file, streamed."""
+        try:
+            span = parse_range(
+                request.args.get("from"), request.args.get("to"),
+                max_seconds=self.settings.clip_max_seconds,
+            )  # fmt: skip
+        except BadTime as exc:
+            return json_error(400, str(exc))
+        partition = self.partition_of(camera)
+        if partition is None:
+            return self.unknown(camera)
+        read_bytes = self.settings.replay_buffer_bytes
+        sent = self.video.metrics.clip_bytes_sent
+
+        def answer(reader: PartitionReader[VideoFrame]) -> Response:
+            try:
+                layout = clip.plan(
+                    reader, partition, span, read_bytes=read_bytes,
+                    timeout=self.settings.read_timeout_seconds,
+                )  # fmt: skip
+            except ClipTooLarge as exc:
+                return json_error(413, str(exc))
+            if layout is None:
+                return json_error(
+                    404, f"no frame from {camera!r} between {iso_ms(span.start_ms)} and "
+                    f"{iso_ms(span.end_ms)}",
+                )  # fmt: skip
+            body = _counted(clip.write(reader, partition, layout, read_bytes=read_bytes), sent.inc)
+            started = time.strftime("%Y%m%d-%H%M%S", time.gmtime(span.start_ms / 1000))
+            name = f"{_file_safe(camera)}_{started}Z.avi"
+            headers = {
+                **NO_CACHE,
+                "Content-Length": str(layout.total_bytes),
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "X-Clip-Frames": str(len(layout.frames)),
+                "X-Clip-Duration": f"{layout.duration_seconds:.3f}",
+            }
+            return Response(body, content_type="video/x-msvideo", headers=headers,
+                            direct_passthrough=True)  # fmt: skip
+
+        return self.with_read("clip", self.video.frames_topic, camera, answer)
+
+    def timeline(self, camera: str) -> Response:
+        """The camera's retention window and its detections in [from, to) (default: the
+        whole window), for the player's timeline and the boxes of a replay."""
+        start, end = request.args.get("from"), request.args.get("to")
+        now = time.time()
+        try:
+            kinds = _kinds(request.args.get("kinds"))
+            end_ms = parse_time("to", end, now) if end else int(now * 1000)
+            start_ms = None
+            if start:
+                start_ms = parse_range(
+                    start, end, max_seconds=TIMELINE_MAX_SECONDS, now=now
+                ).start_ms
+        except ValueError as exc:
+            return json_error(400, str(exc))
+        partition = self.partition_of(camera)
+        if partition is None:
+            return self.unknown(camera)
+        frames_topic = self.video.frames_topic.name
+
+        def answer(reader: PartitionReader[Detection]) -> Response:
+            win = history.window(reader, frames_topic, partition)
+            first = start_ms if start_ms is not None else (win.earliest_ms or win.now_ms)
+            span = TimeRange(max(first, end_ms - TIMELINE_MAX_SECONDS * 1000), end_ms)
+            found = history.Detections([], truncated=False)
+            if span.end_ms > span.start_ms:
+                found = history.detections_between(
+                    reader, history.detection_partitions(reader, frames_topic, partition),
+                    span, kinds=kinds, max_items=self.settings.timeline_max_detections,
+                    max_bytes=self.settings.replay_buffer_bytes,
+                    timeout=self.settings.read_timeout_seconds,
+                )  # fmt: skip
+            response = jsonify({
+                "camera": camera,
+                "earliest_ms": win.earliest_ms,
+                "earliest": iso_ms(win.earliest_ms),
+                "now_ms": win.now_ms,
+                "from_ms": span.start_ms,
+                "to_ms": span.end_ms,
+                "detections": [d.model_dump() for d in found.items],
+                "truncated": found.truncated,
+            })  # fmt: skip
+            response.headers.update(NO_CACHE)
+            return response
+
+        return self.with_read("timeline", self.video.detections_topic, camera, answer)
+
+    def register(self, bp: Blueprint) -> None:
+        bp.add_url_rule("/clip/<camera>", "clip", self.clip)
+        bp.add_url_rule("/api/timeline/<camera>", "timeline", self.timeline)
+
+
+def _counted(chunks: Iterator[bytes], count: Callable[[int], None]) -> Iterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+        count(len(chunk))
+
+
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)[:64] or "camera"
+
+
+def _kinds(value: str | None) -> frozenset[str]:
+    if not value:
+        return DETECTION_KINDS
+    kinds = frozenset(k.strip() for k in value.split(",") if k.strip())
+    if not kinds or not kinds <= DETECTION_KINDS:
+        raise ValueError(f"kinds: a comma-separated list of {', '.join(sorted(DETECTION_KINDS))}")
+    return kinds
