@@ -1,10 +1,14 @@
 """Routes through Flask's test client, with a Gateway whose consumers are never started."""
 
 import time
+from collections.abc import Iterator
 
+from flask import Response
 from flask.testing import FlaskClient
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_gateway.service import Gateway
+from rts_gateway.video.history_routes import close_with
+from werkzeug.test import EnvironBuilder
 
 from tests.unit.gateway.conftest import MakeGateway
 from tests.unit.gateway.helpers import batch_of, frame_message, status_message
@@ -155,3 +159,21 @@ def test_reads_into_the_past_are_refused_with_retry_after_past_the_process_limit
         "gateway_kafka_reads_refused_total", {"kind": "clip"}
     )
     assert refused == 1
+
+
+def test_a_streamed_body_closed_before_its_first_byte_still_releases_its_read() -> None:
+    closed: list[str] = []
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield b"never sent"
+        finally:
+            closed.append("generator")  # never runs: the generator never started
+
+    response = close_with(Response(body(), direct_passthrough=True), lambda: closed.append("read"))
+    iterable = response(EnvironBuilder("/clip/front").get_environ(), lambda *_args: None)
+    iterable.close()  # type: ignore[attr-defined]
+    assert closed == ["read"]
+    answered = close_with(Response(b"{}"), lambda: closed.append("answer"))
+    answered(EnvironBuilder("/").get_environ(), lambda *_args: None).close()  # type: ignore[attr-defined]
+    assert closed == ["read", "answer"]

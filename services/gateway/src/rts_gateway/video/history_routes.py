@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -68,6 +68,36 @@ def stream_response(body: Iterator[bytes]) -> Response:
                     direct_passthrough=True)  # fmt: skip
 
 
+def close_with(response: Response, close: Callable[[], None]) -> Response:
+    """Run `close` when the response ends. A streamed body (direct passthrough) goes to the
+    server as it is, so Werkzeug's call_on_close would never run, and a generator closed
+    before its first item skips its own `finally`: the body itself closes then."""
+    if response.direct_passthrough:
+        response.response = _Closing(response.response, close)
+    else:
+        response.call_on_close(close)
+    return response
+
+
+class _Closing:
+    """A response body whose close() (the WSGI server's, at the end) also runs `close`."""
+
+    def __init__(self, body: Iterable[Any], close: Callable[[], None]) -> None:
+        self._body = body
+        self._close = close
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            closer = getattr(self._body, "close", None)
+            if closer is not None:
+                closer()
+        finally:
+            self._close()
+
+
 def jpeg_response(meta: FrameMeta, jpeg: bytes) -> Response:
     headers = {**NO_CACHE, "X-Frame-Seq": str(meta.seq), "X-Frame-Timestamp": str(meta.ts_ns)}
     return Response(jpeg, content_type="image/jpeg", headers=headers)
@@ -108,8 +138,7 @@ class History:
         except BaseException:
             reader.close()
             raise
-        response.call_on_close(reader.close)
-        return response
+        return close_with(response, reader.close)
 
     def replay(
         self,
@@ -136,9 +165,7 @@ class History:
         body = mjpeg.replay_then_live(
             opened, video.hub, max_fps, video.metrics, video.runtime.sleep, attach
         )
-        response = stream_response(body)
-        response.call_on_close(opened.close)
-        return response
+        return close_with(stream_response(body), opened.close)
 
     def snapshot_at(self, camera: str, at: str) -> Response:
         """The frame whose capture time is nearest `at`."""

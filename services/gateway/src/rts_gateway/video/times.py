@@ -21,6 +21,8 @@ MAX_FUTURE_SECONDS = 3_600
 _MAX_LENGTH = 40
 _RELATIVE = re.compile(r"^-(\d{1,12}(?:\.\d{1,6})?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# A `+01:00` written into a URL unescaped arrives as ` 01:00`.
+_UNESCAPED_PLUS = re.compile(r"(?<=\d) (?=\d\d:?\d\d$)")
 FORMS = (
     "use now, a negative offset like -30s, -2m, -1500ms, -1h, "
     "or an ISO-8601 time like 2026-11-22T10:00:00Z"
@@ -62,7 +64,7 @@ def parse_time(name: str, value: str, now: float | None = None) -> int:
             raise BadTime(f"{name}={_shown(value)}: at most {MAX_PAST_SECONDS // 86_400} days back")
         return int((now - back) * 1000)
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(_UNESCAPED_PLUS.sub("+", text).replace("Z", "+00:00"))
     except ValueError:
         raise BadTime(f"{name}={_shown(value)}: {FORMS}") from None
     if moment.tzinfo is None:
