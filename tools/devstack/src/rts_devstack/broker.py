@@ -21,14 +21,14 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from rts_common.contracts import TOPICS, TopicSpec
-from rts_common.kafka import admin_client, ensure_topics, wait_for_brokers
+from rts_common.kafka import admin_client, ensure_topics, set_topic_configs, wait_for_brokers
 from rts_common.lifecycle import die_with_parent
 from rts_common.net import port_in_use
 
@@ -324,6 +324,9 @@ class LocalKafka:
         return ensure_topics(
             admin, specs, local=local, replication_factor=self.replication_factor, prefix=prefix
         )
+
+    def set_topic_configs(self, topic: str, configs: Mapping[str, str]) -> None:
+        set_topic_configs(admin_client({"bootstrap.servers": self.bootstrap}), topic, configs)
 
     def stop_node(self, node_id: int, timeout: float = 30.0, *, kill: bool = False) -> None:
         """Stop one node: SIGTERM for a controlled shutdown (or SIGKILL for a crash)."""
