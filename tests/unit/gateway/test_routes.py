@@ -135,6 +135,9 @@ def test_bad_times_are_refused_before_any_kafka_read_is_made(
         "/api/timeline/front?from=-2d",
         "/api/timeline/front?kinds=cars",
         "/api/timeline/front?from=-25h",
+        "/api/timeline/front?step=10",
+        "/api/timeline/front?step=-1000",
+        f"/api/timeline/front?step={nines}",
     ):
         response = client.get(path)
         assert response.status_code == 400, path

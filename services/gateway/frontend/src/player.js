@@ -204,10 +204,11 @@ export class Player {
 
   async refreshWindow() {
     const camera = this.camera;
-    const answer = await this.api(`/api/timeline/${encodeURIComponent(camera)}`);
+    const step = this.timeline.stepMs;
+    const answer = await this.api(`/api/timeline/${encodeURIComponent(camera)}?step=${step}`);
     if (!answer || camera !== this.camera) return;
     this.timeline.setWindow(answer.earliest_ms);
-    this.timeline.setMarks(answer.detections);
+    this.timeline.setMarks(answer.marks);
   }
 
   async api(path) {

@@ -48,11 +48,18 @@ export class Timeline {
     this.draw();
   }
 
-  setMarks(detections) {
-    this.marks = detections.map((d) => ({ ms: d.ts / 1e6, kind: d.kind }));
+  // Buckets of detections from the gateway: [[start ms, kind, count], ...].
+  setMarks(buckets) {
+    this.marks = buckets.map(([ms, kind]) => ({ ms, kind }));
     this.element.dataset.marks = String(this.marks.length);
     this.element.dataset.faces = String(this.marks.filter((m) => m.kind === "face").length);
     this.draw();
+  }
+
+  // The bucket length that gives about one mark per pixel of the current window.
+  get stepMs() {
+    const span = this.start === null ? 600000 : this.end - this.start;
+    return Math.max(100, Math.ceil(span / (this.canvas.clientWidth || 600)));
   }
 
   addMark(detection) {

@@ -20,7 +20,7 @@ filtered by key: slower, still right.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +125,19 @@ class Detections:
     truncated: bool
 
 
+@dataclass
+class Marks:
+    """Detections counted per time bucket and kind: what a timeline draws, whatever the
+    number of detections. `buckets` maps (bucket start in ms, kind) to a count."""
+
+    step_ms: int
+    buckets: dict[tuple[int, str], int]
+    truncated: bool
+
+    def as_json(self) -> list[list[int | str]]:
+        return [[start, kind, count] for (start, kind), count in sorted(self.buckets.items())]
+
+
 def detection_partitions(
     reader: PartitionReader[Detection], frames_topic: str, frames_partition: int
 ) -> list[int]:
@@ -133,6 +146,45 @@ def detection_partitions(
     if count == reader.partitions(frames_topic):
         return [frames_partition]
     return list(range(count))
+
+
+def scan_detections(
+    reader: PartitionReader[Detection],
+    partitions: Iterable[int],
+    span: TimeRange,
+    visit: Callable[[Detection], bool],
+    *,
+    kinds: frozenset[str],
+    max_bytes: int,
+    timeout: float,
+) -> bool:
+    """Call `visit` with each of the camera's detections of `kinds` captured in `span`, in
+    offset order per partition, until it returns False; True when everything in the span
+    was read within `timeout`."""
+    deadline = time.monotonic() + timeout
+    topic = reader.topic.name
+    first_ns, end_ns = span.start_ms * 1_000_000, span.end_ms * 1_000_000
+    for partition in partitions:
+        low, high = reader.watermarks(partition)
+        part = Window(partition, low, high, None, span.end_ms)
+        position = offset_at(reader, part, span.start_ms, topic)
+        end = offset_at(reader, part, span.end_ms, topic)
+        while position < end:
+            if time.monotonic() >= deadline:
+                return False
+            chunk = reader.read(
+                partition, position, end, max_bytes=max_bytes, max_records=10_000,
+                timeout=max(0.1, deadline - time.monotonic()),
+            )  # fmt: skip
+            for record in chunk.records:
+                detection = record.value
+                wanted = detection.kind in kinds and first_ns <= detection.ts < end_ns
+                if wanted and not visit(detection):
+                    return False
+            if chunk.position <= position:
+                return False
+            position = chunk.position
+    return True
 
 
 def detections_between(
@@ -147,35 +199,39 @@ def detections_between(
 ) -> Detections:
     """The camera's detections of `kinds` captured in `span`, oldest first, at most
     `max_items` (then `truncated`), read within `timeout`."""
-    deadline = time.monotonic() + timeout
-    topic = reader.topic.name
     found: list[Detection] = []
-    truncated = False
-    for partition in partitions:
-        low, high = reader.watermarks(partition)
-        part = Window(partition, low, high, None, span.end_ms)
-        position = offset_at(reader, part, span.start_ms, topic)
-        end = offset_at(reader, part, span.end_ms, topic)
-        while position < end:
-            if time.monotonic() >= deadline or len(found) >= max_items:
-                truncated = True
-                break
-            chunk = reader.read(
-                partition, position, end, max_bytes=max_bytes, max_records=10_000,
-                timeout=max(0.1, deadline - time.monotonic()),
-            )  # fmt: skip
-            for record in chunk.records:
-                detection = record.value
-                if (
-                    detection.kind in kinds
-                    and span.start_ms * 1e6 <= detection.ts < span.end_ms * 1e6
-                ):
-                    found.append(detection)
-            if chunk.position <= position:
-                truncated = True
-                break
-            position = chunk.position
+
+    def keep(detection: Detection) -> bool:
+        found.append(detection)
+        return len(found) <= max_items
+
+    complete = scan_detections(
+        reader, partitions, span, keep, kinds=kinds, max_bytes=max_bytes, timeout=timeout
+    )
     found.sort(key=lambda d: d.ts)
-    if len(found) > max_items:
-        found, truncated = found[:max_items], True
-    return Detections(found, truncated)
+    return Detections(found[:max_items], truncated=not complete or len(found) > max_items)
+
+
+def detection_marks(
+    reader: PartitionReader[Detection],
+    partitions: Iterable[int],
+    span: TimeRange,
+    step_ms: int,
+    *,
+    kinds: frozenset[str],
+    max_bytes: int,
+    timeout: float,
+) -> Marks:
+    """The camera's detections in `span`, counted per `step_ms` bucket and kind."""
+    buckets: dict[tuple[int, str], int] = {}
+
+    def count(detection: Detection) -> bool:
+        ms = detection.ts // 1_000_000
+        key = (span.start_ms + (ms - span.start_ms) // step_ms * step_ms, detection.kind)
+        buckets[key] = buckets.get(key, 0) + 1
+        return True
+
+    complete = scan_detections(
+        reader, partitions, span, count, kinds=kinds, max_bytes=max_bytes, timeout=timeout
+    )
+    return Marks(step_ms, buckets, truncated=not complete)

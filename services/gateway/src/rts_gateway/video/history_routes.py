@@ -38,6 +38,9 @@ RETRY_AFTER_SECONDS = 5
 # The detections' retention (rts_common.contracts): a timeline never asks for more.
 TIMELINE_MAX_SECONDS = 24 * 3600
 DETECTION_KINDS = frozenset({"motion", "face"})
+# A timeline's marks: at most this many buckets (a step that would make more is widened).
+MAX_BUCKETS = 10_000
+MIN_STEP_MS = 100
 
 
 def too_many() -> Response:
@@ -238,11 +241,13 @@ class History:
 
     def timeline(self, camera: str) -> Response:
         """The camera's retention window and its detections in [from, to) (default: the
-        whole window), for the player's timeline and the boxes of a replay."""
+        whole window): each one (for the boxes of a replay), or with `step` (ms) counted
+        per bucket and kind (for the marks of a timeline, however many there are)."""
         start, end = request.args.get("from"), request.args.get("to")
         now = time.time()
         try:
             kinds = _kinds(request.args.get("kinds"))
+            step_ms = _step(request.args.get("step"))
             end_ms = parse_time("to", end, now) if end else int(now * 1000)
             start_ms = None
             if start:
@@ -255,29 +260,43 @@ class History:
         if partition is None:
             return self.unknown(camera)
         frames_topic = self.video.frames_topic.name
+        settings = self.settings
 
         def answer(reader: PartitionReader[Detection]) -> Response:
             win = history.window(reader, frames_topic, partition)
             first = start_ms if start_ms is not None else (win.earliest_ms or win.now_ms)
             span = TimeRange(max(first, end_ms - TIMELINE_MAX_SECONDS * 1000), end_ms)
-            found = history.Detections([], truncated=False)
-            if span.end_ms > span.start_ms:
-                found = history.detections_between(
-                    reader, history.detection_partitions(reader, frames_topic, partition),
-                    span, kinds=kinds, max_items=self.settings.timeline_max_detections,
-                    max_bytes=self.settings.replay_buffer_bytes,
-                    timeout=self.settings.read_timeout_seconds,
-                )  # fmt: skip
-            response = jsonify({
+            body: dict[str, Any] = {
                 "camera": camera,
                 "earliest_ms": win.earliest_ms,
                 "earliest": iso_ms(win.earliest_ms),
                 "now_ms": win.now_ms,
                 "from_ms": span.start_ms,
                 "to_ms": span.end_ms,
-                "detections": [d.model_dump() for d in found.items],
-                "truncated": found.truncated,
-            })  # fmt: skip
+            }
+            partitions = (
+                history.detection_partitions(reader, frames_topic, partition)
+                if span.end_ms > span.start_ms
+                else []
+            )
+            read_bytes, timeout = settings.replay_buffer_bytes, settings.read_timeout_seconds
+            if step_ms is not None:
+                step = max(step_ms, -(-(span.end_ms - span.start_ms) // MAX_BUCKETS))
+                marks = history.detection_marks(
+                    reader, partitions, span, step, kinds=kinds, max_bytes=read_bytes,
+                    timeout=timeout,
+                )  # fmt: skip
+                body |= {"step_ms": step, "marks": marks.as_json(), "truncated": marks.truncated}
+            else:
+                found = history.detections_between(
+                    reader, partitions, span, kinds=kinds, max_bytes=read_bytes, timeout=timeout,
+                    max_items=settings.timeline_max_detections,
+                )  # fmt: skip
+                body |= {
+                    "detections": [d.model_dump() for d in found.items],
+                    "truncated": found.truncated,
+                }
+            response = jsonify(body)
             response.headers.update(NO_CACHE)
             return response
 
@@ -305,3 +324,11 @@ def _kinds(value: str | None) -> frozenset[str]:
     if not kinds or not kinds <= DETECTION_KINDS:
         raise ValueError(f"kinds: a comma-separated list of {', '.join(sorted(DETECTION_KINDS))}")
     return kinds
+
+
+def _step(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 9 or int(value) < MIN_STEP_MS:
+        raise ValueError(f"step: a bucket length in milliseconds, at least {MIN_STEP_MS}")
+    return int(value)

@@ -12,12 +12,13 @@ request ends.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from rts_gateway.bridge import ConsumerLoop, KafkaBridge, Record, Topic, decode_batch
 from rts_gateway.metrics import GatewayMetrics
@@ -56,6 +57,7 @@ class ReadSlots:
         self.limit = limit
         self._metrics = metrics
         self._open = 0
+        self._lock = threading.Lock()  # request threads in threading mode
         for kind in READ_KINDS:
             metrics.kafka_reads.labels(kind=kind)
             metrics.kafka_reads_opened.labels(kind=kind)
@@ -66,16 +68,18 @@ class ReadSlots:
         return self._open
 
     def acquire(self, kind: str) -> bool:
-        if self._open >= self.limit:
-            self._metrics.kafka_reads_refused.labels(kind=kind).inc()
-            return False
-        self._open += 1
+        with self._lock:
+            if self._open >= self.limit:
+                self._metrics.kafka_reads_refused.labels(kind=kind).inc()
+                return False
+            self._open += 1
         self._metrics.kafka_reads.labels(kind=kind).inc()
         self._metrics.kafka_reads_opened.labels(kind=kind).inc()
         return True
 
     def release(self, kind: str) -> None:
-        self._open -= 1
+        with self._lock:
+            self._open -= 1
         self._metrics.kafka_reads.labels(kind=kind).dec()
 
 
@@ -182,6 +186,8 @@ class PartitionReader(Generic[T]):
             return self._loop.submit(command).result(timeout + _ANSWER_MARGIN)
         except TimeoutError:
             raise KafkaUnavailable("Kafka did not answer in time") from None
+        except KafkaException as exc:
+            raise KafkaUnavailable(f"Kafka refused the read: {exc.args[0]}") from None
 
     # -- the native thread
 
