@@ -35,6 +35,8 @@ _RECORDS_PER_READ = 2000
 # A read that brings nothing for this long (the broker is gone) ends the replay; the
 # viewer then joins live, or sees the stream end.
 _STALLED_SECONDS = 15.0
+# Longer pauses between two frames' capture times are gaps in the recording.
+_LONGEST_PAUSE = 2.0
 
 
 class Replay:
@@ -89,6 +91,11 @@ class Replay:
                 first_ts, started = frame.meta.ts_ns, time.monotonic()
             due = started + (frame.meta.ts_ns - first_ts) / 1e9
             delay = due - time.monotonic()
+            if delay > _LONGEST_PAUSE:
+                # A gap in the recording (the camera was down): show what came next now
+                # rather than a frozen picture, and pace from there.
+                started -= delay
+                delay = 0
             if delay > 0:
                 sleep(delay)
             yield frame
