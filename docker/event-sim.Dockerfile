@@ -1,7 +1,10 @@
 # event-sim: simulated viewers whose players report playback events to Kafka.
 # Built from the repository root: docker build -f docker/event-sim.Dockerfile -t rts-event-sim .
 
-FROM python:3.11.14-slim-trixie AS build
+# The base images (a build may substitute its own, e.g. a local mirror's).
+ARG PYTHON_IMAGE=python:3.11.17-slim-trixie
+
+FROM ${PYTHON_IMAGE} AS build
 ENV UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -13,12 +16,13 @@ COPY pyproject.toml uv.lock ./
 COPY tools/devstack/pyproject.toml tools/devstack/
 COPY services/capture/pyproject.toml services/capture/
 COPY services/gateway/pyproject.toml services/gateway/
+COPY services/latency-probe/pyproject.toml services/latency-probe/
 COPY libs/common/ libs/common/
 COPY services/event-sim/ services/event-sim/
 COPY docker/install-service.sh docker/
-RUN sh docker/install-service.sh rts-eventsim services/event-sim /opt/venv
+RUN sh docker/install-service.sh /opt/venv rts-eventsim=services/event-sim
 
-FROM python:3.11.14-slim-trixie
+FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH

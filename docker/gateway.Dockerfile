@@ -1,15 +1,20 @@
-# gateway: MJPEG streams and the live dashboard under gunicorn.
+# gateway: MJPEG streams and the live dashboard under gunicorn; also the latency probe
+# (`latency-probe`), which signs in with the gateway's own code and so ships with it.
 # Built from the repository root: docker build -f docker/gateway.Dockerfile -t rts-gateway .
 
+# The base images (a build may substitute its own, e.g. a local mirror's).
+ARG PYTHON_IMAGE=python:3.11.17-slim-trixie
+ARG NODE_IMAGE=node:22.24.0-trixie-slim
+
 # The dashboard's bundle, rebuilt from its sources (the committed copy is for `make run`).
-FROM node:22.20.0-trixie-slim AS frontend
+FROM ${NODE_IMAGE} AS frontend
 WORKDIR /src/services/gateway/frontend
 COPY services/gateway/frontend/package.json services/gateway/frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
 COPY services/gateway/frontend/ ./
 RUN npm run build
 
-FROM python:3.11.14-slim-trixie AS build
+FROM ${PYTHON_IMAGE} AS build
 ENV UV_PYTHON_DOWNLOADS=never \
     UV_NO_CACHE=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -24,11 +29,13 @@ COPY services/event-sim/pyproject.toml services/event-sim/
 COPY libs/common/ libs/common/
 COPY services/gateway/pyproject.toml services/gateway/README.md services/gateway/
 COPY services/gateway/src/ services/gateway/src/
+COPY services/latency-probe/ services/latency-probe/
 COPY --from=frontend /src/services/gateway/src/rts_gateway/static/ services/gateway/src/rts_gateway/static/
 COPY docker/install-service.sh docker/
-RUN sh docker/install-service.sh rts-gateway services/gateway /opt/venv
+RUN sh docker/install-service.sh /opt/venv rts-gateway=services/gateway \
+    rts-probe=services/latency-probe
 
-FROM python:3.11.14-slim-trixie
+FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH

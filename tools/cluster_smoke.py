@@ -4,7 +4,8 @@ In order: every pod of the release and of its Kafka cluster is ready; the gatewa
 a JPEG frame from /snapshot; a Socket.IO client receives a `new_event`; the gateway,
 scaled to 3 replicas, spreads the playback-events partitions over all of them (each
 pod's /metrics: gateway_partitions_assigned); Prometheus holds the frame and event
-latency series. It talks to the cluster with kubectl (port-forwards), nothing else.
+latency series, and the latency probe's. It talks to the cluster with kubectl
+(port-forwards), nothing else.
 """
 
 from __future__ import annotations
@@ -263,6 +264,8 @@ def check_prometheus(kube_monitoring: Kube, service: str, namespace: str, timeou
     queries = {
         "frame latency": f'sum(gateway_frame_latency_seconds_count{{namespace="{namespace}"}})',
         "event latency": f'sum(gateway_event_latency_seconds_count{{namespace="{namespace}"}})',
+        # The in-cluster probe's viewers: latency with nobody watching.
+        "probe latency": f'sum(probe_frame_latency_seconds_count{{namespace="{namespace}"}})',
     }
     with kube_monitoring.port_forward(f"svc/{service}", 9090) as url:
         for name, query in queries.items():

@@ -24,6 +24,20 @@ need chromium chromium
 # promtool checks and unit-tests the alert rules.
 need prometheus prometheus
 need promtool prometheus
+# The local Kubernetes control plane (make cluster-test, CLUSTER=kwok): its service
+# account keys are made with openssl; its programs are built with Go (below).
+need openssl openssl
+
+# Go builds the control plane; Kubernetes 1.35 and kwok need Go 1.25+, newer than some
+# distributions ship, so it is checked, not installed.
+go_minor() {
+  go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p'
+}
+if ! command -v go >/dev/null 2>&1 || [ "$(go_minor)" -lt 25 ]; then
+  echo "system-deps: Go 1.25 or newer is needed to build the Kubernetes control plane" \
+    "(make controlplane): install a Go 1.25+ release and put it on PATH" >&2
+  exit 1
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system-deps: everything is installed"

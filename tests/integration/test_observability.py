@@ -25,7 +25,7 @@ from tests.fixtures.processes import ServiceProcess
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILES = ROOT / "helm" / "streaming" / "files" / "dashboards"
 SCRAPE = 2.0
-JOBS = {"capture": 2, "event-sim": 1, "gateway": 1, "kafka": 1}
+JOBS = {"capture": 2, "event-sim": 1, "gateway": 1, "kafka": 1, "latency-probe": 1}
 
 
 @dataclass
@@ -62,13 +62,14 @@ def _sign_in(data_dir: Path) -> str:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     kafka = _kafka_port()
-    gateway, test_cam, sample_cam, sim, jmx, prom = free_ports(6)
+    gateway, test_cam, sample_cam, sim, jmx, prom, probe = free_ports(7)
     data_dir = tmp_path_factory.mktemp("stack")
     argv = [
         "rts-devstack", "run", "--no-open-browser", "--data-dir",
         str(data_dir), "--kafka-port", str(kafka),
         "--gateway-port", str(gateway), "--test-camera-ops-port", str(test_cam),
         "--sample-camera-ops-port", str(sample_cam), "--eventsim-ops-port", str(sim),
+        "--probe-ops-port", str(probe),
         "--kafka-metrics-port", str(jmx), "--prometheus-port", str(prom),
         "--scrape-interval", f"{SCRAPE:g}",
     ]  # fmt: skip

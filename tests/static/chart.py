@@ -75,10 +75,24 @@ def values_args(value_set: str) -> list[str]:
     return ["--values", str(VALUES / f"{value_set}.yaml")]
 
 
-def render(chart: Path, *args: str) -> list[Obj]:
-    """`helm template` with the given arguments, the hook (test) Pod included."""
+def served_kinds() -> list[str]:
+    """`--api-versions` arguments naming every CRD kind in tests/static/crds.
+
+    The chart renders a custom resource only when the API server serves its kind; offline,
+    helm knows none unless told, as a cluster with the operators installed would tell it.
+    """
+    args = []
+    for api_version, kind in sorted(crd_schemas()):
+        args += ["--api-versions", f"{api_version}/{kind}"]
+    return args
+
+
+def render(chart: Path, *args: str, crds: bool = True) -> list[Obj]:
+    """`helm template` with the given arguments, the hook (test) Pod included; with `crds`,
+    as for a cluster that has the operators' CRDs."""
+    served = served_kinds() if crds else []
     out = subprocess.run(
-        [helm(), "template", RELEASE, str(chart), "--namespace", NAMESPACE, *args],
+        [helm(), "template", RELEASE, str(chart), "--namespace", NAMESPACE, *served, *args],
         capture_output=True,
         text=True,
         check=False,

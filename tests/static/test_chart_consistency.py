@@ -16,6 +16,7 @@ from rts_common.settings import Settings
 from rts_eventsim.settings import EventSimSettings
 from rts_gateway.service import Gateway
 from rts_gateway.settings import GatewaySettings
+from rts_probe.settings import ProbeSettings
 
 from tests.static.chart import (
     ROOT,
@@ -36,7 +37,10 @@ SETTINGS: dict[str, type[Settings]] = {
     "capture": CaptureSettings,
     "event-sim": EventSimSettings,
     "gateway": GatewaySettings,
+    "latency-probe": ProbeSettings,
 }
+# The Deployments that talk to Kafka (the probe only watches the gateway).
+KAFKA_CLIENTS = {"capture", "event-sim", "gateway"}
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +149,11 @@ def test_only_app_pods_are_kafka_listener_peers(rendered: dict[str, list[Obj]]) 
         for o, _ in pod_specs(rendered["default"])
         if matches(peer["podSelector"], pod_labels(o))
     }
-    apps = {d["metadata"]["name"] for d in of_kind(rendered["default"], "Deployment")}
+    apps = {
+        d["metadata"]["name"]
+        for d in of_kind(rendered["default"], "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] in KAFKA_CLIENTS
+    }
     assert clients == apps
 
 
@@ -199,6 +207,8 @@ def test_services_authenticate_as_their_kafka_user_and_trust_the_cluster_ca(
     objects = rendered["default"]
     users = {u["metadata"]["name"] for u in of_kind(objects, "KafkaUser")}
     for deployment in of_kind(objects, "Deployment"):
+        if deployment["metadata"]["labels"]["app.kubernetes.io/component"] not in KAFKA_CLIENTS:
+            continue
         spec = deployment["spec"]["template"]["spec"]
         (container,) = spec["containers"]
         env = env_of(container)
@@ -343,8 +353,9 @@ def test_separate_controller_and_broker_pools(rendered: dict[str, list[Obj]]) ->
     pools = {
         p["metadata"]["name"]: p["spec"] for p in of_kind(rendered["production"], "KafkaNodePool")
     }
-    assert pools["controllers"]["roles"] == ["controller"]
-    assert pools["brokers"]["roles"] == ["broker"]
+    # Named after their cluster (kafka.strimzi.clusterName: events in that value set).
+    assert pools["events-controllers"]["roles"] == ["controller"]
+    assert pools["events-brokers"]["roles"] == ["broker"]
     assert all(p["replicas"] == 3 for p in pools.values())
     (dual,) = of_kind(rendered["default"], "KafkaNodePool")
     assert sorted(dual["spec"]["roles"]) == ["broker", "controller"]

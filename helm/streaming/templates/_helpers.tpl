@@ -262,3 +262,94 @@ The Secret holding the gateway's sign-in secret.
 {{- define "streaming.gatewayAuthSecret" -}}
 {{- default (printf "%s-gateway-auth" (include "streaming.fullname" .)) .Values.gateway.auth.existingSecret -}}
 {{- end }}
+
+{{/*
+Does the API server serve this kind? Call with (dict "root" $ "api" "kafka.strimzi.io/v1/Kafka").
+Objects of custom kinds are rendered only when their CRD is installed; NOTES.txt lists
+the ones skipped. (`helm template` knows no CRDs unless given --api-versions.)
+*/}}
+{{- define "streaming.served" -}}
+{{- if .root.Capabilities.APIVersions.Has .api }}true{{ end -}}
+{{- end }}
+
+{{- define "streaming.servesStrimzi" -}}
+{{- include "streaming.served" (dict "root" . "api" "kafka.strimzi.io/v1/Kafka") -}}
+{{- end }}
+
+{{- define "streaming.servesMonitoring" -}}
+{{- include "streaming.served" (dict "root" . "api" "monitoring.coreos.com/v1/ServiceMonitor") -}}
+{{- end }}
+
+{{- define "streaming.servesKeda" -}}
+{{- include "streaming.served" (dict "root" . "api" "keda.sh/v1alpha1/ScaledObject") -}}
+{{- end }}
+
+{{/*
+What the values ask for but the cluster cannot take (its CRDs are missing), one line each.
+*/}}
+{{- define "streaming.skipped" -}}
+{{- if and (eq .Values.kafka.mode "strimzi") (not (include "streaming.servesStrimzi" .)) }}
+- the Kafka cluster, its node pools, topics and users: Strimzi's CRDs (kafka.strimzi.io/v1)
+  are not installed. The services wait for a broker that does not exist: install the
+  Strimzi operator (`make operators`), then run the same `helm upgrade` again.
+{{- end }}
+{{- if and (or .Values.monitoring.serviceMonitor .Values.monitoring.podMonitor .Values.monitoring.prometheusRule) (not (include "streaming.servesMonitoring" .)) }}
+- the ServiceMonitor, PodMonitors and PrometheusRule: prometheus-operator's CRDs
+  (monitoring.coreos.com/v1) are not installed, so nothing scrapes the services.
+{{- end }}
+{{- if and .Values.gateway.enabled .Values.gateway.keda.enabled (not (include "streaming.servesKeda" .)) }}
+- the gateway's ScaledObject: KEDA's CRDs (keda.sh/v1alpha1) are not installed, and with
+  gateway.keda.enabled the chart leaves the replica count to KEDA: nothing scales it.
+{{- end }}
+{{- end }}
+
+{{/*
+A resource quantity as a number (bytes, cores), or "" when it has a form not parsed here.
+*/}}
+{{- define "streaming.quantity" -}}
+{{- $text := toString . -}}
+{{- $number := regexFind "^[0-9]*\\.?[0-9]+" $text -}}
+{{- $suffix := trimPrefix $number $text -}}
+{{- $scale := dict "" 1.0 "n" 1e-9 "u" 1e-6 "m" 1e-3 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- if and $number (hasKey $scale $suffix) -}}
+{{- mulf (float64 $number) (get $scale $suffix) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Fail, naming the value, when a request is above its limit: Kubernetes refuses the pod.
+Call with (dict "path" "gateway.resources" "resources" .Values.gateway.resources).
+*/}}
+{{- define "streaming.checkResources" -}}
+{{- $resources := .resources | default dict -}}
+{{- $requests := $resources.requests | default dict -}}
+{{- $limits := $resources.limits | default dict -}}
+{{- range $name, $limit := $limits -}}
+{{- if hasKey $requests $name -}}
+{{- $request := get $requests $name -}}
+{{- $r := include "streaming.quantity" $request -}}
+{{- $l := include "streaming.quantity" $limit -}}
+{{- if and $r $l (gt (float64 $r) (float64 $l)) -}}
+{{- fail (printf "%s.requests.%s (%v) is above %s.limits.%s (%v): Kubernetes refuses a container that requests more than its limit" $.path $name $request $.path $name $limit) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+The bootstrap address as seen from any namespace (KEDA's operator runs in its own).
+*/}}
+{{- define "streaming.kafkaBootstrapFQDN" -}}
+{{- if eq .Values.kafka.mode "strimzi" -}}
+{{ printf "%s-kafka-bootstrap.%s.svc:%d" (include "streaming.kafkaCluster" .) .Release.Namespace (int .Values.kafka.strimzi.listener.port) }}
+{{- else -}}
+{{ include "streaming.kafkaBootstrap" . }}
+{{- end -}}
+{{- end }}
+
+{{/*
+Is the latency probe deployed? It watches the gateway, so it needs one.
+*/}}
+{{- define "streaming.probeEnabled" -}}
+{{- if and .Values.probe.enabled .Values.gateway.enabled }}true{{ end -}}
+{{- end }}

@@ -89,7 +89,7 @@ def test_viewers_of_cameras_on_one_partition_share_one_read(
     assert partition == 0
     assert abs(start_ms - (time.time() - 1.0) * 1000) < 2000
     assert sample(metrics, "gateway_partitions_assigned", topic="video-frames") == 1
-    assert sample(metrics, "gateway_mjpeg_viewers", camera="front") == 2
+    assert sample(metrics, "gateway_mjpeg_viewers", camera="front", viewer_kind="browser") == 2
     hub.open("yard")
     assert run(loop)[0][1][0][0] == 2
     assert sample(metrics, "gateway_partition_assignments_total", topic="video-frames") == 2

@@ -51,6 +51,7 @@ def test_the_run_command_scrapes_every_service_of_its_plan_and_the_broker(
         ("capture", "cam-sample", "127.0.0.1:9102"),
         ("event-sim", "event-sim", "127.0.0.1:9110"),
         ("gateway", "gateway", "127.0.0.1:8000"),
+        ("latency-probe", "latency-probe", "127.0.0.1:9120"),
         ("kafka", "kafka-1", "127.0.0.1:19404"),
     }
     # what it scrapes is what the plan runs: the ports come from one place

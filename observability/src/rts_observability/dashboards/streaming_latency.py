@@ -13,6 +13,7 @@ from rts_observability.dashboards.common import (
     quantile,
     quantiles,
     rate,
+    zero_when_absent,
 )
 from rts_observability.dashboards.panels import (
     Row,
@@ -26,6 +27,8 @@ from rts_observability.dashboards.panels import (
 )
 
 CAM = f'{NS}, camera=~"$camera"'
+# People's viewers, without the latency probe's (it has a row of its own).
+VIEWERS = f'{CAM}, viewer_kind!="probe"'
 LATENCY_STEPS = ((None, "green"), (0.5, "orange"), (1.0, "red"))
 
 
@@ -39,12 +42,12 @@ def dashboard() -> Dashboard:
         "Capture to viewer frame latency, event to dashboard latency, frame rates, skipped "
         "and dropped frames, viewers and Socket.IO clients.",
         variables=(namespace_variable(), camera),
-        rows=(_now(), _frames(), _frame_rates(), _events(), _viewers()),
+        rows=(_now(), _frames(), _probe(), _frame_rates(), _events(), _viewers()),
     )
 
 
 def _now() -> Row:
-    frame_p99 = quantile(0.99, "gateway_frame_latency_seconds", CAM)
+    frame_p99 = quantile(0.99, "gateway_frame_latency_seconds", VIEWERS)
     event_p99 = quantile(0.99, "gateway_event_latency_seconds", NS)
     replicas = f"count(count by (pod) (gateway_event_loop_lag_seconds_count{{{NS}}}))"
     return (
@@ -58,8 +61,9 @@ def _now() -> Row:
                        LATENCY_STEPS),
             stat_panel("Cameras delivering", f"sum(capture_source_up{{{CAM}}})",
                        "Capture processes whose source delivers frames."),
-            stat_panel("MJPEG viewers", f"sum(gateway_mjpeg_viewers{{{CAM}}})",
-                       "Open /stream connections, over every gateway replica."),
+            stat_panel("MJPEG viewers", f"sum(gateway_mjpeg_viewers{{{VIEWERS}}})",
+                       "Open /stream connections of people (not the latency probe), over "
+                       "every gateway replica."),
             stat_panel("Socket.IO clients", f"sum(gateway_socketio_clients{{{NS}}})",
                        "Dashboard browsers connected, over every gateway replica."),
             stat_panel("Gateway replicas", replicas, "Gateway pods Prometheus scrapes."),
@@ -73,7 +77,7 @@ def _frames() -> Row:
         [
             graph(
                 "Frame latency per camera (capture → viewer)",
-                *quantiles("gateway_frame_latency_seconds", CAM, by=("camera",)),
+                *quantiles("gateway_frame_latency_seconds", VIEWERS, by=("camera",)),
             )
             .unit("s")
             .description(
@@ -83,7 +87,7 @@ def _frames() -> Row:
             histogram_heatmap(
                 "Frame latency distribution",
                 "sum by (le) (increase(gateway_frame_latency_seconds_bucket"
-                f"{{{CAM}}}[$__rate_interval]))",
+                f"{{{VIEWERS}}}[$__rate_interval]))",
                 unit="s",
             ).description(
                 "Frames written to viewers per latency bucket, all selected cameras: a second "
@@ -104,6 +108,37 @@ def _frames() -> Row:
     )
 
 
+def _probe() -> Row:
+    latency = "probe_frame_latency_seconds"
+    errors = f"sum by (camera) (increase(probe_stream_errors_total{{{CAM}}}[$__rate_interval]))"
+    frames = f"sum by (camera) ({rate(f'probe_frames_total{{{CAM}}}')})"
+    return (
+        "Latency probe: one low-rate viewer per camera, always on",
+        [
+            graph("Capture → probe latency per camera", *quantiles(latency, CAM, by=("camera",)))
+            .unit("s")
+            .description(
+                "What the in-cluster latency probe measures: capture time to the frame's "
+                "arrival at a viewer that is always there, through the gateway's Service, so "
+                "this has data before any person watches. " + CLOCK_NOTE
+            ),
+            graph("Probe frames per second", query(frames, "{{camera}}"))
+            .unit(FPS)
+            .description("Frames the probe received per camera (it asks for a low rate)."),
+            graph(
+                "Probe stream errors",
+                query(zero_when_absent(errors, "camera", f"probe_frames_total{{{CAM}}}"),
+                      "{{camera}}"),
+            ).description(
+                "Streams the probe had to reopen per camera (the gateway refused or closed "
+                "them, or they went silent)."
+            ),
+            stat_panel("Probe latency p99", quantile(0.99, latency, CAM),
+                       "All selected cameras. " + CLOCK_NOTE, "s", LATENCY_STEPS, width=12),
+        ],
+    )  # fmt: skip
+
+
 def _frame_rates() -> Row:
     return (
         "Frame rates",
@@ -115,8 +150,8 @@ def _frame_rates() -> Row:
                     "{{camera}} captured",
                 ),
                 query(
-                    f"sum by (camera) ({rate(f'gateway_frames_sent_total{{{CAM}}}')}) "
-                    f"/ sum by (camera) (gateway_mjpeg_viewers{{{CAM}}} > 0)",
+                    f"sum by (camera) ({rate(f'gateway_frames_sent_total{{{VIEWERS}}}')}) "
+                    f"/ sum by (camera) (gateway_mjpeg_viewers{{{VIEWERS}}} > 0)",
                     "{{camera}} delivered per viewer",
                 ),
             )
@@ -202,7 +237,7 @@ def _viewers() -> Row:
         [
             stacked_graph(
                 "MJPEG viewers per camera",
-                query(f"sum by (camera) (gateway_mjpeg_viewers{{{CAM}}})", "{{camera}}"),
+                query(f"sum by (camera) (gateway_mjpeg_viewers{{{VIEWERS}}})", "{{camera}}"),
             ).description("Open /stream connections per camera, over every replica."),
             stacked_graph(
                 "Socket.IO clients per replica",

@@ -23,17 +23,19 @@ class GatewayMetrics:
         self.registry = registry or service_registry("gateway")
         r = self.registry
         # Video
+        # viewer_kind: browser, or probe (the in-cluster latency probe)
         self.frame_latency = Histogram(
             "gateway_frame_latency_seconds",
             "Capture time (frame header ts) to the frame being written to a viewer",
-            ["camera"], buckets=LATENCY_BUCKETS, registry=r,
+            ["camera", "viewer_kind"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
         self.frames_received = Counter(
             "gateway_frames_received_total", "Frames read from Kafka", ["camera"], registry=r
         )
         self.frames_sent = Counter(
-            "gateway_frames_sent_total", "Frames written to MJPEG viewers", ["camera"], registry=r
-        )
+            "gateway_frames_sent_total", "Frames written to MJPEG viewers",
+            ["camera", "viewer_kind"], registry=r,
+        )  # fmt: skip
         self.frame_bytes_sent = Counter(
             "gateway_frame_bytes_sent_total", "JPEG bytes written to MJPEG viewers", registry=r
         )
@@ -47,7 +49,9 @@ class GatewayMetrics:
             "gateway_frame_bytes", "Size of frames read from Kafka", buckets=SIZE_BUCKETS,
             registry=r,
         )  # fmt: skip
-        self.viewers = Gauge("gateway_mjpeg_viewers", "Open MJPEG streams", ["camera"], registry=r)
+        self.viewers = Gauge(
+            "gateway_mjpeg_viewers", "Open MJPEG streams", ["camera", "viewer_kind"], registry=r
+        )
         self.replays = Gauge("gateway_replay_viewers", "Open replay streams", registry=r)
         self.replay_buffered_bytes = Gauge(
             "gateway_replay_buffered_bytes",

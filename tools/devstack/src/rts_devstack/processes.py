@@ -8,6 +8,7 @@ if whoever started it dies, its output kept for failure messages and log asserti
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -31,24 +32,33 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 class ServiceProcess:
     """One service process. `argv[0]` is a command of the environment (`gateway`,
-    `capture`...) or a path; `ops` is the base URL of its /metrics, /healthz, /readyz, and
-    `url` the one users reach (the gateway's)."""
+    `capture`...), one on the PATH, or a path; `ops` is the base URL of its /metrics,
+    /healthz, /readyz, and `url` the one users reach (the gateway's)."""
 
     def __init__(
         self,
         name: str,
-        argv: Sequence[str],
+        argv: Sequence[object],
         env: Mapping[str, str] | None = None,
         *,
         ops: str | None = None,
         url: str | None = None,
+        log_file: Path | None = None,
+        priority: int = 0,
     ) -> None:
+        """`log_file`: also write the output there; `priority`: a nice value (below 0
+        raises it, where allowed)."""
         self.name = name
         self.ops = ops
         self.url = url or ""
-        command = argv[0] if os.sep in argv[0] else str(BIN / argv[0])
-        self.argv = [command, *argv[1:]]
-        self.output: list[str] = []
+        self.log_file = log_file
+        command = str(argv[0])
+        if os.sep not in command and (BIN / command).exists():
+            command = str(BIN / command)  # the environment's own commands first, then PATH
+        self.argv = [command, *map(str, argv[1:])]
+        # Bounded: a long benchmark run must not keep every line it ever logged.
+        self.output: collections.deque[str] = collections.deque(maxlen=50_000)
+        self.lines_seen = 0  # every line ever written, including those output let go
         self.proc = subprocess.Popen(
             self.argv,
             env={**os.environ, "LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1", **(env or {})},
@@ -58,15 +68,24 @@ class ServiceProcess:
             text=True,
             errors="replace",
             start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only prctl, safe after fork
+            preexec_fn=lambda: _prepare_child(priority),  # noqa: PLW1509 - prctl and nice only
         )
         self._reader = threading.Thread(target=self._collect, daemon=True)
         self._reader.start()
 
     def _collect(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
+        log = self.log_file.open("a") if self.log_file else None
+        try:
+            for line in self.proc.stdout:
+                self.output.append(line)
+                self.lines_seen += 1
+                if log is not None:
+                    log.write(line)
+                    log.flush()
+        finally:
+            if log is not None:
+                log.close()
 
     # -- output
 
@@ -74,6 +93,12 @@ class ServiceProcess:
         """The output so far: its last lines, or all of it (`last=None`)."""
         lines = list(self.output)
         return "".join(lines if last is None else lines[-last:])
+
+    def lines_after(self, seen: int) -> tuple[list[str], int]:
+        """The lines written after the first `seen` ones (those still kept), and the new
+        count to pass next time."""
+        kept, total = list(self.output), self.lines_seen
+        return kept[max(0, len(kept) - (total - seen)) :], total
 
     def log_records(self) -> list[dict[str, Any]]:
         """The JSON log lines so far (run it with LOG_FORMAT=json)."""
@@ -218,6 +243,14 @@ class ServiceGroup:
 
     def __exit__(self, *_exc: object) -> None:
         self.kill_all()
+
+
+def _prepare_child(priority: int) -> None:
+    # Whoever started it may be killed outright: its children must not keep ports.
+    die_with_parent()
+    if priority:
+        with contextlib.suppress(OSError):
+            os.nice(priority)
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:

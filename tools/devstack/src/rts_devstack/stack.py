@@ -60,6 +60,9 @@ class StackSettings(LoggingSettings):
     eventsim_ops_port: int = setting(
         9110, "Port of event-sim's /metrics, /healthz, /readyz", ge=1, le=65535
     )
+    probe_ops_port: int = setting(
+        9120, "Port of the latency probe's /metrics, /healthz, /readyz", ge=1, le=65535
+    )
     kafka_metrics_port: int = setting(
         9404, "Port of the broker's JMX exporter /metrics (Strimzi's port; 0: no exporter)",
         ge=0, le=65535,
@@ -112,6 +115,8 @@ def plan(
         services.append(_event_sim(settings))
     if installed("rts_gateway"):
         services.append(_gateway(settings, gateway_secret))
+    if installed("rts_probe") and installed("rts_gateway"):
+        services.append(_probe(settings, gateway_secret))
     services = [replace(s, env={**common, **s.env}) for s in services]
     executable = prometheus.binary() if settings.prometheus else None
     if executable:
@@ -168,6 +173,20 @@ def _gateway(settings: StackSettings, secret: str) -> Service:
         metrics=f"http://127.0.0.1:{port}/metrics",
         job="gateway",
     )
+
+
+def _probe(settings: StackSettings, secret: str) -> Service:
+    """One low-rate viewer per camera, as in the cluster: latency panels have data at once."""
+    port = settings.probe_ops_port
+    return Service(
+        "latency-probe",
+        [sys.executable, "-m", "rts_probe", "--gateway-url",
+         f"http://127.0.0.1:{settings.gateway_port}", "--ops-port", str(port)],
+        {"PROBE_AUTH_SECRET": secret},
+        url=f"http://127.0.0.1:{port}/metrics",
+        metrics=f"http://127.0.0.1:{port}/metrics",
+        job="latency-probe",
+    )  # fmt: skip
 
 
 def _prometheus(

@@ -150,8 +150,9 @@ class History:
         from_ms: int,
         max_fps: float | None,
         connection: socket.socket | None,
+        kind: str,
     ) -> Response:
-        """The camera from `from_ms`, paced as captured, then live (the time is parsed)."""
+        """The camera from `from_ms`, paced as captured, then live, for a viewer of `kind`."""
         video = self.video
         try:
             opened = video.open_replay(camera, partition, from_ms)
@@ -166,7 +167,7 @@ class History:
             viewer.connection = connection
 
         body = mjpeg.replay_then_live(
-            opened, video.hub, max_fps, video.metrics, video.runtime.sleep, attach
+            opened, video.hub, max_fps, video.metrics, video.runtime.sleep, attach, kind
         )
         return close_with(stream_response(body), opened.close)
 

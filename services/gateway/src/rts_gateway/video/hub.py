@@ -56,10 +56,12 @@ class Viewer:
     """One MJPEG connection's mailbox: room for exactly one frame."""
 
     def __init__(
-        self, camera: str, max_fps: float | None, metrics: GatewayMetrics, kind: str = "mjpeg"
+        self, camera: str, max_fps: float | None, metrics: GatewayMetrics, kind: str = "browser"
     ) -> None:
         self.camera = camera
-        self.kind = kind  # "mjpeg" (an HTTP stream) or "wall" (the dashboard's tiles)
+        # An MJPEG stream's viewer ("browser", or "probe": the latency probe, so that
+        # dashboards can tell it apart), or "wall" (the dashboard's tiles).
+        self.kind = kind
         self.min_interval = 1.0 / max_fps if max_fps else 0.0
         self._skipped = {
             reason: metrics.frames_skipped.labels(camera=camera, reason=reason)
@@ -135,7 +137,7 @@ class FrameHub:
 
     # -- viewers
 
-    def open(self, camera: str, max_fps: float | None = None, kind: str = "mjpeg") -> Viewer:
+    def open(self, camera: str, max_fps: float | None = None, kind: str = "browser") -> Viewer:
         """Register a viewer of `camera`; its first frame is the newest one available."""
         status = self._directory.get(camera)
         if status is None or status.partition is None:
@@ -143,8 +145,8 @@ class FrameHub:
         viewer = Viewer(camera, max_fps, self._metrics, kind)
         with self._lock:
             self._viewers.setdefault(camera, set()).add(viewer)
-            if kind == "mjpeg":
-                self._metrics.viewers.labels(camera=camera).inc()
+            if kind != "wall":
+                self._metrics.viewers.labels(camera=camera, viewer_kind=kind).inc()
             self._watch(status.partition, camera)
             latest = self._latest.get(camera)
             if latest is not None and latest.partition in self._reads:
@@ -156,8 +158,10 @@ class FrameHub:
             viewers = self._viewers.get(viewer.camera, set())
             if viewer in viewers:
                 viewers.discard(viewer)
-                if viewer.kind == "mjpeg":
-                    self._metrics.viewers.labels(camera=viewer.camera).dec()
+                if viewer.kind != "wall":
+                    self._metrics.viewers.labels(
+                        camera=viewer.camera, viewer_kind=viewer.kind
+                    ).dec()
                 self._unwatch(viewer.camera)
         viewer.close()
 

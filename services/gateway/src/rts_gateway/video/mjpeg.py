@@ -43,8 +43,8 @@ def live(
 ) -> Iterator[bytes]:
     """Frames for one viewer until it disconnects or the gateway drops it."""
     camera = viewer.camera
-    latency = metrics.frame_latency.labels(camera=camera)
-    sent = metrics.frames_sent.labels(camera=camera)
+    latency = metrics.frame_latency.labels(camera=camera, viewer_kind=viewer.kind)
+    sent = metrics.frames_sent.labels(camera=camera, viewer_kind=viewer.kind)
     try:
         while not viewer.closed:
             frame = viewer.take(KEEPALIVE_SECONDS, sleep)
@@ -71,6 +71,7 @@ def replay_then_live(
     metrics: GatewayMetrics,
     sleep: Callable[[float], None],
     on_live: Callable[[Viewer], None],
+    kind: str = "browser",
 ) -> Iterator[bytes]:
     """A replay paced as captured, then the live stream of the same camera."""
     metrics.replays.inc()
@@ -89,7 +90,7 @@ def replay_then_live(
         replay.close()
         metrics.replays.dec()
     try:
-        viewer = hub.open(replay.camera, max_fps)
+        viewer = hub.open(replay.camera, max_fps, kind)
     except UnknownCamera:
         return  # the camera disappeared while replaying: end the stream
     on_live(viewer)

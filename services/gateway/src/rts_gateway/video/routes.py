@@ -46,10 +46,12 @@ def video_routes(video: Video) -> Blueprint:
         if partition is None:
             return unknown(camera)
         connection = _stream_connection(request.environ, settings.stream_send_buffer)
+        # The latency probe says who it is, so dashboards can keep it apart from people.
+        kind = "probe" if request.headers.get("X-Viewer-Kind") == "probe" else "browser"
         if from_ms is not None:
-            return past.replay(camera, partition, from_ms, max_fps, connection)
+            return past.replay(camera, partition, from_ms, max_fps, connection, kind)
         try:
-            viewer = hub.open(camera, max_fps)
+            viewer = hub.open(camera, max_fps, kind)
         except UnknownCamera:
             return unknown(camera)
         viewer.connection = connection

@@ -1,0 +1,1 @@
+"""The latency probe: one low-rate MJPEG viewer per camera, measuring capture -> receipt."""
