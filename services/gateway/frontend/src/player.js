@@ -52,6 +52,8 @@ export class Player {
     this.title.textContent = camera;
     this.root.dataset.camera = camera;
     this.root.hidden = false;
+    this.frame = null; // snapshot and clip wait for this camera's first frame
+    this.canvas.getContext("2d").clearRect(0, 0, this.canvas.width, this.canvas.height);
     this.timeline.setWindow(null);
     this.timeline.setMarks([]);
     this.refreshWindow();
