@@ -76,7 +76,7 @@ kafka-status: venv ## is the background broker running?
 # --- tests ------------------------------------------------------------------------------
 
 .PHONY: test
-test: unit integration e2e static cluster-test bench-quick ## everything CI runs: unit, integration (real broker), browser, static checks, control plane, the benchmarks at small scale
+test: unit integration faults e2e static cluster-test bench-quick ## everything CI runs: unit, integration (real broker), faults, browser, static checks, control plane, the benchmarks at small scale
 
 .PHONY: unit
 unit: venv ## fast tests, no broker
@@ -85,6 +85,10 @@ unit: venv ## fast tests, no broker
 .PHONY: integration
 integration: kafka-fetch ## tests against a real broker started on free ports (or KAFKA_BOOTSTRAP)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: faults
+faults: kafka-fetch ## fault tests: brokers frozen, stopped, killed, cut off, out of disk; slow viewers; a soak
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 .PHONY: e2e
 e2e: kafka-fetch ## the dashboard in headless Chromium against the full local stack
@@ -121,6 +125,12 @@ $(LOADGEN)/node_modules/.package-lock.json: $(LOADGEN)/package-lock.json
 .PHONY: bench
 bench: kafka-fetch $(LOADGEN)/node_modules/.package-lock.json ## every benchmark on a fresh broker; report in bench/results/<date>/ (QUICK=1, SCENARIO=mjpeg,..., PROFILE=1)
 	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(PROFILE),--profile)
+
+SOAK_MINUTES ?= 60
+
+.PHONY: soak
+soak: kafka-fetch ## the soak of the fault stage for an hour (SOAK_MINUTES=...): does any service grow?
+	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/pytest tests/faults/test_soak.py -s $(PYTEST_ARGS)
 
 .PHONY: bench-quick
 bench-quick: ## the benchmarks at small scale, a few minutes (a stage of `make test`: figures printed, never asserted)

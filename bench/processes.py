@@ -359,21 +359,32 @@ class LoadGenerator:
         """The generator's next report: a JSON object on a line of its own."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            lines, self._seen = self.proc.lines_after(self._seen)
-            for line in lines:
-                if line.startswith("{"):
-                    message: dict[str, Any] = json.loads(line)
-                    return message
-            if not self.proc.running:
-                lines, _ = self.proc.lines_after(self._seen)
-                if not any(line.startswith("{") for line in lines):
-                    raise ProcessFailed(
-                        f"the load generator ended without reporting "
-                        f"({self.proc.proc.returncode}):\n{self.proc.tail()}"
-                    )
+            ended = not self.proc.running
+            if ended:
+                self.proc.wait_exit(10)  # every line it wrote has been read
+            message = self._report()
+            if message is not None:
+                return message
+            if ended:
+                raise ProcessFailed(
+                    f"the load generator ended without reporting "
+                    f"({self.proc.proc.returncode}):\n{self.proc.tail()}"
+                )
             time.sleep(0.05)
         self.proc.stop()
         raise GeneratorSilent(f"the load generator said nothing for {timeout:.0f}s")
+
+    def _report(self) -> dict[str, Any] | None:
+        """The first report among the lines not looked at yet, if there is one."""
+        lines, total = self.proc.lines_after(self._seen)
+        first = total - len(lines)  # the line number of lines[0]
+        for i, line in enumerate(lines):
+            if line.startswith("{"):
+                self._seen = first + i + 1
+                message: dict[str, Any] = json.loads(line)
+                return message
+        self._seen = total
+        return None
 
     def phase(self, name: str, timeout: float) -> None:
         """Wait for the generator to announce `name` (measuring, window-closed)."""

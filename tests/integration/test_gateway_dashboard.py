@@ -3,14 +3,11 @@ replicas in one consumer group → a python-socketio client (not the page's own 
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import socketio
 from rts_common.contracts import TOPICS
 
 from tests.fixtures.kafka import KafkaUnderTest
@@ -21,44 +18,10 @@ from tests.fixtures.processes import (
     start_event_sim,
     start_gateway,
 )
+from tests.fixtures.socketio import Listener
 
 BASELINE_FIELDS = {"event_id", "user_id", "movie_id", "event_type", "position_seconds",
                    "bitrate_kbps", "device", "ts"}  # fmt: skip
-
-
-class Listener:
-    """A python-socketio client that records what it receives."""
-
-    def __init__(self, url: str) -> None:
-        self.client = socketio.Client(reconnection=False)
-        self.received: dict[str, list[Any]] = {}
-        self.lock = threading.Lock()
-        for name in ("new_event", "qoe", "cameras", "detection"):
-            self.client.on(name, self._recorder(name))
-        self.client.connect(url, transports=["websocket"], wait_timeout=10)
-
-    def _recorder(self, name: str):  # type: ignore[no-untyped-def]
-        def record(data: Any) -> None:
-            with self.lock:
-                self.received.setdefault(name, []).append(data)
-
-        return record
-
-    def get(self, name: str) -> list[Any]:
-        with self.lock:
-            return list(self.received.get(name, []))
-
-    def wait(self, name: str, predicate, timeout: float) -> list[Any]:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            items = self.get(name)
-            if predicate(items):
-                return items
-            time.sleep(0.1)
-        raise AssertionError(f"{name}: condition not met in {timeout}s; got {len(self.get(name))}")
-
-    def close(self) -> None:
-        self.client.disconnect()
 
 
 Replicas = tuple[list[ServiceProcess], ServiceProcess, str]

@@ -30,6 +30,7 @@ from rts_gateway.access.auth import Authenticator
 
 from tests.fixtures.capture import read_topic
 from tests.fixtures.kafka import KafkaUnderTest
+from tests.fixtures.mjpeg import MjpegClient
 from tests.fixtures.processes import (
     ServiceGroup,
     ServiceProcess,
@@ -37,7 +38,6 @@ from tests.fixtures.processes import (
     start_capture,
     start_gateway,
 )
-from tests.integration.mjpeg import MjpegClient
 
 FACE_CAMERA = "cam-face"
 OTHER = "cam-plain"

@@ -18,8 +18,8 @@ from confluent_kafka import Producer
 from rts_common.contracts import TOPICS, CameraStatus, FrameMeta
 
 from tests.fixtures.kafka import KafkaUnderTest
+from tests.fixtures.mjpeg import MjpegClient
 from tests.fixtures.processes import ServiceGroup, ServiceProcess, kafka_env, start_gateway
-from tests.integration.mjpeg import MjpegClient
 
 CAMERA = "cam-large"
 PARTITION = 1

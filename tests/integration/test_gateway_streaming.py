@@ -18,6 +18,7 @@ from PIL import Image
 from rts_common.contracts import TOPICS, FrameMeta
 
 from tests.fixtures.kafka import KafkaUnderTest
+from tests.fixtures.mjpeg import MjpegClient, Part
 from tests.fixtures.processes import (
     ServiceGroup,
     ServiceProcess,
@@ -25,7 +26,6 @@ from tests.fixtures.processes import (
     start_capture,
     start_gateway,
 )
-from tests.integration.mjpeg import MjpegClient, Part
 
 FPS = 15
 CAMERA = "cam-it"
@@ -185,23 +185,46 @@ def test_corrupt_records_are_skipped_and_counted_and_the_stream_goes_on(stack: S
     topic = stack.prefix + "video-frames"
     client = MjpegClient(f"{stack.base}/stream/{CAMERA}")
     client.parts_for(1.0)
-    producer = Producer(stack.kafka.config(**{"message.max.bytes": 5 * 1024 * 1024}))
-    good_headers = FrameMeta(CAMERA, 1, time.time_ns(), 320, 240).headers()
-    corrupt = [
-        (b"\xff\xd8 no headers \xff\xd9", None),
-        (b"GIF89a not a jpeg", good_headers),
-        (b"\xff\xd8\xff\xe0 truncated", good_headers),
-        (b"\xff\xd8" + b"\0" * (4 * 1024 * 1024 - 60 * 1024) + b"\xff\xd9", good_headers),
-    ]
-    for value, headers in corrupt:
-        producer.produce(topic, value, key=CAMERA, headers=headers)
+    producer = Producer(stack.kafka.config(**{"message.max.bytes": 6 * 1024 * 1024}))
+    meta = FrameMeta(CAMERA, 1, time.time_ns(), 320, 240)
+    good_headers = meta.headers()
+    jpeg = b"\xff\xd8" + bytes(range(256)) * 40 + b"\xff\xd9"
+    flipped = bytearray(jpeg)
+    flipped[5000] ^= 0x01
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, "PNG")
+    corrupt = {
+        "missing_header": [(b"\xff\xd8 no headers \xff\xd9", None)],
+        "bad_header": [(jpeg, [("seq", b"one"), ("ts", b"x"), ("w", b"-"), ("h", b"\xff")])],
+        "empty": [(b"", good_headers)],
+        "not_jpeg": [(b"GIF89a not a jpeg", good_headers), (png.getvalue(), good_headers)],
+        "truncated": [(b"\xff\xd8\xff\xe0 truncated", good_headers)],
+        "too_large": [
+            (b"\xff\xd8" + b"\0" * (4 * 1024 * 1024 - 60 * 1024) + b"\xff\xd9", good_headers)
+        ],
+        "checksum": [(bytes(flipped), meta.headers(jpeg))],
+    }
+    for records in corrupt.values():
+        for value, headers in records:
+            producer.produce(topic, value, key=CAMERA, headers=headers)
     assert producer.flush(10) == 0
+    # Bigger than the topic takes: the broker itself refuses it; the producer says so.
+    refused: list[object] = []
+    producer.produce(topic, b"\0" * (5 * 1024 * 1024), key=CAMERA,
+                     on_delivery=lambda err, _msg: refused.append(err))  # fmt: skip
+    producer.flush(10)
+    assert refused
+    assert refused[0] is not None
     after = client.parts_for(2.0)
     client.close()
     assert len(after) >= FPS  # the stream went on
-    for reason in ("missing_header", "not_jpeg", "truncated", "too_large"):
-        counted = lambda r=reason: stack.metric("gateway_bad_messages_total", topic=topic, reason=r)  # noqa: E731
-        stack.gateway.wait_for(lambda c=counted: c() >= 1, 10, f"bad record counted as {reason}")
+    for reason, records in corrupt.items():
+
+        def counted(reason: str = reason, expected: int = len(records)) -> bool:
+            labels = {"topic": topic, "reason": reason}
+            return stack.metric("gateway_bad_messages_total", **labels) >= expected
+
+        stack.gateway.wait_for(counted, 10, f"bad records counted as {reason}")
 
 
 def test_kaf_serves_the_default_camera_as_the_baseline_did(stack: Stack) -> None:

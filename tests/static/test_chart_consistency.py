@@ -315,6 +315,7 @@ def test_kafka_acls_grant_each_service_exactly_what_it_does(
         | topic("playback-events", "Read", "Describe")
         | topic("video-detections", "Read", "Describe")
         | topic("dashboard-broadcast", "Read", "Write", "Describe")
+        | topic("dead-letters", "Write", "Describe")
         | {("group", "gateway-dashboard", "literal", op) for op in ("Read", "Describe")}
         | {("group", "gateway-dashboard-detections", "literal", op) for op in ("Read", "Describe")}
         | {("group", "gateway-direct-", "prefix", op) for op in ("Read", "Describe")}

@@ -1,3 +1,4 @@
+import zlib
 from typing import Any
 
 import pytest
@@ -65,6 +66,7 @@ def test_a_frame_is_sent_keyed_by_camera_with_headers_and_capture_timestamp(
     assert record["timestamp"] == 1_790_000_000_123
     assert dict(record["headers"]) == {
         "seq": b"3", "ts": b"1790000000123456789", "w": b"640", "h": b"480",
+        "crc": str(zlib.crc32(b"\xff\xd8jpeg\xff\xd9")).encode(),
     }  # fmt: skip
     assert sample(metrics, "capture_frames_total") == 1
 
@@ -124,13 +126,14 @@ def test_camera_status_announces_size_rate_and_partition(metrics: CaptureMetrics
     announcer = StatusAnnouncer(publisher, health, "cam", "test", interval=1.0)
     for _ in range(5):
         publisher.send_frame(META, b"\xff\xd8jpeg\xff\xd9")
+    assert publisher.last_frame_ts is None  # queued is not published yet
     publisher._on_frame_delivery(None, FakeMessage("p.video-frames", 1_790_000_000_123))
     status = announcer.status()
     assert (status.camera, status.source, status.source_up) == ("cam", "test", True)
     assert (status.width, status.height, status.partition) == (640, 480, 2)
     assert status.frames == 5
     assert status.fps > 0
-    assert status.last_frame_ts == META.ts_ns
+    assert status.last_frame_ts == 1_790_000_000_123 * 1_000_000  # the newest acknowledged
     announcer.stop()  # the last status says the source is down
     record = producer.records[-1]
     assert record["topic"] == "p.video-cameras"

@@ -19,7 +19,7 @@ def test_topics_match_the_design_table() -> None:
     names = [t.name for t in TOPICS]
     assert names == [
         "video-frames", "video-detections", "playback-events", "video-cameras",
-        "dashboard-broadcast",
+        "dashboard-broadcast", "dead-letters",
     ]  # fmt: skip
     for spec in TOPICS[:3]:
         assert (spec.partitions, spec.local_partitions) == (6, 3)

@@ -1,11 +1,13 @@
 import json
 import logging
+import time
 
 import pytest
 from prometheus_client import Counter
 from rts_common.logs import ConsoleFormatter, JsonFormatter
 from rts_common.metrics import service_registry
 from rts_common.ops import OpsServer
+from rts_common.tasks import Heartbeat
 from rts_devstack.processes import http_get as _get
 
 
@@ -73,3 +75,22 @@ def test_throttle_lets_one_line_per_key_through_per_interval() -> None:
     assert throttle.allow("corrupt-frame")
     throttle.interval = 0
     assert throttle.allow("broker-down")
+
+
+def test_health_fails_with_the_reason_when_a_loop_stops_beating() -> None:
+    loop = Heartbeat("main-loop", max_silence=0.2)
+    server = OpsServer(service_registry("demo"), port=0, host="127.0.0.1",
+                       components=lambda: [loop]).start()  # fmt: skip
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        assert _get(base + "/healthz")[0] == 200  # not started beating: nothing to say
+        loop.beat()
+        assert _get(base + "/healthz")[0] == 200
+        time.sleep(0.3)
+        status, body = _get(base + "/healthz")
+        assert status == 503
+        assert json.loads(body)["problems"]["main-loop"].startswith("no round for")
+        loop.done()
+        assert _get(base + "/healthz")[0] == 200  # ended on purpose
+    finally:
+        server.stop()

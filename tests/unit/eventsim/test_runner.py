@@ -7,6 +7,7 @@ import time
 
 import pytest
 from rts_common.events import EventType, PlaybackEvent, ts_to_ns
+from rts_common.tasks import Heartbeat
 from rts_eventsim.metrics import EventSimMetrics
 from rts_eventsim.runner import Limits, Runner
 from rts_eventsim.simulation import SimConfig, Simulator
@@ -19,6 +20,7 @@ class ListSink:
         self.records: list[tuple[str, bytes]] = []
         self.delivered = 0
         self.refuse_after = refuse_after
+        self.heartbeat = Heartbeat("test", max_silence=60.0)
 
     @property
     def failed(self) -> int:

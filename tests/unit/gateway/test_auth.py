@@ -4,6 +4,8 @@ import time
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rts_gateway.access.auth import SESSION_COOKIE, Authenticator, AuthError
 from rts_gateway.service import Gateway
 
@@ -116,3 +118,16 @@ def test_socketio_connections_need_a_session(gateway: Gateway) -> None:
     signed_in = socketio.test_client(app, flask_test_client=http)
     assert signed_in.is_connected()
     assert gateway.metrics.registry.get_sample_value("gateway_socketio_clients") == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300))
+def test_any_token_is_a_session_or_an_auth_error(token: str) -> None:
+    auth = Authenticator(SECRET, login_ttl=60, session_ttl=60)
+    reasons = set()
+    for check in (auth.check_session, auth.redeem):
+        try:
+            check(token)
+        except AuthError as error:
+            reasons.add(error.reason)
+    assert reasons <= {"missing", "invalid", "expired", "reused"}

@@ -50,7 +50,7 @@ def test_tombstones_remove_cameras_and_invalid_statuses_are_counted() -> None:
     assert directory.get("a") is None
     assert (
         metrics.registry.get_sample_value(
-            "gateway_bad_messages_total", {"topic": "video-cameras", "reason": "invalid"}
+            "gateway_bad_messages_total", {"topic": "video-cameras", "reason": "not_json"}
         )
         == 1
     )

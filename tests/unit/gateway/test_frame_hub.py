@@ -50,6 +50,14 @@ def hub(metrics: GatewayMetrics, loop: RecordingLoop) -> FrameHub:
 Deliver = Callable[[list[Message]], None]
 
 
+def flipped(message: Message) -> Message:
+    """The same record with one bit of its JPEG flipped (markers intact, CRC stale)."""
+    jpeg = bytearray(message.value())
+    jpeg[len(jpeg) // 2] ^= 0x10
+    return Message(topic=message.topic(), partition=message.partition(), offset=message.offset(),
+                   key=message.key(), value=bytes(jpeg), headers=message.headers())  # fmt: skip
+
+
 @pytest.fixture
 def deliver(hub: FrameHub, metrics: GatewayMetrics) -> Deliver:
     """Hand messages to the hub as the frames consumer would."""
@@ -61,12 +69,24 @@ def frame(seq: int) -> Frame:
     return Frame.from_record(record)
 
 
-def run(loop: RecordingLoop) -> list[tuple[str, list[tuple[int, int]]]]:
-    consumer = FakeConsumer()
-    for command in loop.commands:
-        command(consumer)  # type: ignore[arg-type]
-    loop.commands.clear()
-    return consumer.calls
+@pytest.fixture
+def consumer() -> FakeConsumer:
+    return FakeConsumer()
+
+
+Runner = Callable[[], list[Any]]
+
+
+@pytest.fixture
+def run(loop: RecordingLoop, consumer: FakeConsumer) -> Runner:
+    """Run the commands the hub submitted; the calls they made (since the last run)."""
+
+    def run_commands() -> list[Any]:
+        consumer.calls.clear()
+        loop.run_commands(consumer)
+        return consumer.calls
+
+    return run_commands
 
 
 def test_unknown_camera_is_refused_without_any_kafka_read(
@@ -78,12 +98,12 @@ def test_unknown_camera_is_refused_without_any_kafka_read(
 
 
 def test_viewers_of_cameras_on_one_partition_share_one_read(
-    hub: FrameHub, loop: RecordingLoop, metrics: GatewayMetrics
+    hub: FrameHub, run: Runner, metrics: GatewayMetrics
 ) -> None:
     hub.open("front")
     hub.open("front")
     hub.open("back")  # same partition as front
-    calls = run(loop)
+    calls = run()
     assert [c[0] for c in calls] == ["assign"]
     partition, start_ms = calls[0][1][0]
     assert partition == 0
@@ -91,21 +111,21 @@ def test_viewers_of_cameras_on_one_partition_share_one_read(
     assert sample(metrics, "gateway_partitions_assigned", topic="video-frames") == 1
     assert sample(metrics, "gateway_mjpeg_viewers", camera="front", viewer_kind="browser") == 2
     hub.open("yard")
-    assert run(loop)[0][1][0][0] == 2
+    assert run()[0][1][0][0] == 2
     assert sample(metrics, "gateway_partition_assignments_total", topic="video-frames") == 2
 
 
 def test_partition_is_released_only_after_its_last_viewer_leaves(
-    hub: FrameHub, loop: RecordingLoop
+    hub: FrameHub, run: Runner
 ) -> None:
     first, second = hub.open("front"), hub.open("back")
-    run(loop)
+    run()
     hub.close(first)
     hub.maintain()
-    assert run(loop) == []
+    assert run() == []
     hub.close(second)
     hub.maintain()
-    assert run(loop) == [("unassign", [(0, -1001)])]
+    assert run() == [("unassign", [(0, -1001)])]
 
 
 def test_frames_reach_only_their_cameras_viewers_and_only_the_newest_of_a_batch(
@@ -138,6 +158,7 @@ def test_a_new_viewer_gets_the_newest_frame_at_once(hub: FrameHub, deliver: Deli
     [
         (frame_message("front", 1, value=b"not a jpeg"), "not_jpeg"),
         (frame_message("front", 1, value=JPEG[:-2]), "truncated"),
+        (flipped(frame_message("front", 1)), "checksum"),
         (
             frame_message("front", 1, value=b"\xff\xd8" + b"0" * (5 << 20) + b"\xff\xd9"),
             "too_large",
@@ -233,3 +254,72 @@ def test_frames_of_a_released_partition_never_reach_later_viewers(
     frame = again.take(0.1, time.sleep)
     assert frame is not None
     assert frame.meta.seq == 3
+
+
+def test_a_failed_assignment_is_retried_until_the_read_works(
+    hub: FrameHub, run: Runner, consumer: FakeConsumer, metrics: GatewayMetrics, deliver: Deliver
+) -> None:
+    viewer = hub.open("front")
+    consumer.broken = True  # the broker does not answer offsets-for-times
+    assert run() == []
+    assert hub.reads.state(0) == "waiting"
+    assert sample(metrics, "gateway_frame_read_failures_total") == 1
+    consumer.broken = False
+    hub.maintain()
+    assert run() == []  # not before the backoff
+    time.sleep(1.1)
+    hub.maintain()
+    assert [call[0] for call in run()] == ["assign"]
+    assert hub.reads.state(0) == "reading"
+    assert sample(metrics, "gateway_frame_read_repositions_total", reason="retry") == 1
+    deliver([frame_message("front", 9)])
+    frame = viewer.take(0.1, time.sleep)
+    assert frame is not None
+    assert frame.meta.seq == 9
+
+
+def test_a_read_that_stopped_delivering_is_moved_to_the_newest_frames(
+    hub: FrameHub,
+    run: Runner,
+    metrics: GatewayMetrics,
+    deliver: Deliver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hub.open("front")
+    run()
+    deliver([frame_message("front", 1, ts_ns=time.time_ns() - 10 * 10**9)])
+    hub.maintain()
+    assert run() == []  # just positioned: give it time
+    monkeypatch.setattr("rts_gateway.video.reads.STALE_SECONDS", 0.0)
+    hub.maintain()  # the camera's status says it published a frame just now
+    assert [call[0] for call in run()] == ["seek"]
+    assert sample(metrics, "gateway_frame_read_repositions_total", reason="stalled") == 1
+    deliver([frame_message("front", 2)])
+    hub.maintain()
+    assert run() == []  # delivering again
+
+
+def test_a_viewer_whose_client_left_before_any_frame_is_let_go(
+    metrics: GatewayMetrics, loop: RecordingLoop, run: Runner
+) -> None:
+    directory = CameraDirectory("video-cameras", metrics, max_age=300)
+    directory.on_batch(batch_of(VIDEO_CAMERAS, [status_message("front", 0)], metrics))
+    closed: set[int] = set()
+    hub = FrameHub(
+        "video-frames", loop, directory, metrics,  # type: ignore[arg-type]
+        release_after=0.0, peer_closed=lambda sock: sock.fileno() in closed,
+    )  # fmt: skip
+    server_side, client_side = socket.socketpair()
+    viewer = hub.open("front")
+    viewer.connection = server_side
+    run()
+    hub.maintain()
+    assert not viewer.closed
+    closed.add(server_side.fileno())
+    hub.maintain()
+    assert viewer.closed
+    assert sample(metrics, "gateway_viewers_dropped_total", reason="gone") == 1
+    hub.maintain()
+    assert run() == [("unassign", [(0, -1001)])]
+    server_side.close()
+    client_side.close()

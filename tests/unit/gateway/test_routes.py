@@ -3,6 +3,7 @@
 import time
 from collections.abc import Iterator
 
+import pytest
 from flask import Response
 from flask.testing import FlaskClient
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
@@ -143,7 +144,7 @@ def test_bad_times_are_refused_before_any_kafka_read_is_made(
         assert response.status_code == 400, path
         assert response.json["error"], path
     assert len(gateway.bridge.loops) == loops
-    assert gateway.video.reads.open == 0
+    assert gateway.video.request_reads.open == 0
 
 
 def test_reads_into_the_past_are_refused_with_retry_after_past_the_process_limit(
@@ -180,3 +181,26 @@ def test_a_streamed_body_closed_before_its_first_byte_still_releases_its_read() 
     answered = close_with(Response(b"{}"), lambda: closed.append("answer"))
     answered(EnvironBuilder("/").get_environ(), lambda *_args: None).close()  # type: ignore[attr-defined]
     assert closed == ["read", "answer"]
+
+
+class Stuck:
+    name = "frames"
+
+    def problem(self, now: float) -> str:
+        return "no poll for 75s"
+
+
+def test_health_fails_when_a_part_is_stuck_and_readiness_says_which(
+    client: FlaskClient, gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gateway.bridge.kafka_ok = True
+    assert client.get("/healthz").status_code == 200
+    monkeypatch.setattr(gateway.video, "components", lambda: [Stuck()])
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json == {"status": "failing", "problems": {"frames": "no poll for 75s"}}
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["problems"] == {"frames": "no poll for 75s"}
+    up = gateway.metrics.registry.get_sample_value("gateway_component_up", {"component": "frames"})
+    assert up == 0

@@ -69,3 +69,27 @@ def test_async_mode_is_known_before_anything_is_imported() -> None:
     assert not wants_eventlet(["--async-mode=threading"], {"GATEWAY_ASYNC_MODE": "eventlet"})
     assert wants_eventlet(["--async-mode", "eventlet"], {"GATEWAY_ASYNC_MODE": "threading"})
     time.sleep(0)
+
+
+def test_a_consumer_loop_that_died_says_so() -> None:
+    from rts_common.contracts import VIDEO_FRAMES
+    from rts_gateway.bridge import BadRecords, ConsumerLoop, Topic
+    from rts_gateway.metrics import GatewayMetrics
+
+    loop = ConsumerLoop(
+        ThreadingRuntime(),
+        {"bootstrap.servers": "127.0.0.1:1", "group.id": "g", "no.such.setting": "1"},
+        Topic(VIDEO_FRAMES, "video-frames"),
+        lambda _batch: None,
+        BadRecords(GatewayMetrics()),
+        name="broken",
+    )
+    assert loop.problem(time.monotonic()) is None  # not started: nothing to say
+    loop.start()
+    deadline = time.monotonic() + 5
+    while loop.problem(time.monotonic()) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    problem = loop.problem(time.monotonic())
+    assert problem is not None
+    assert problem.startswith("exited")
+    assert "no.such.setting" in problem

@@ -9,6 +9,7 @@ that type or raises `BadMessage`, so every consumer refuses bad records the same
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -89,10 +90,13 @@ class FrameMeta:
     width: int
     height: int
 
-    def headers(self) -> list[tuple[str, bytes]]:
-        return encode_headers(
-            {"seq": self.seq, "ts": self.ts_ns, "w": self.width, "h": self.height}
-        )
+    def headers(self, jpeg: bytes | None = None) -> list[tuple[str, bytes]]:
+        """The record's headers; given the JPEG, its CRC-32 too (`crc`), so a frame damaged
+        on its way is refused instead of shown (a flipped bit keeps JPEG's markers)."""
+        values = {"seq": self.seq, "ts": self.ts_ns, "w": self.width, "h": self.height}
+        if jpeg is not None:
+            values["crc"] = zlib.crc32(jpeg)
+        return encode_headers(values)
 
     @classmethod
     def from_record(cls, key: bytes | str | None, headers: Headers | None) -> FrameMeta:
@@ -143,7 +147,11 @@ class VideoFrame:
 
 
 def decode_frame(key: bytes | None, value: bytes | None, headers: Headers | None) -> VideoFrame:
-    return VideoFrame(FrameMeta.from_record(key, headers), check_jpeg(value))
+    meta, jpeg = FrameMeta.from_record(key, headers), check_jpeg(value)
+    crc = decode_headers(headers).get("crc")
+    if crc is not None and (not crc.isdigit() or int(crc) != zlib.crc32(jpeg)):
+        raise BadMessage("checksum", f"crc {crc!r} does not match the JPEG")
+    return VideoFrame(meta, jpeg)
 
 
 # ---------------------------------------------------------------------------------------
@@ -198,15 +206,22 @@ class CameraStatus(BaseModel):
 
 M = TypeVar("M", bound=BaseModel)
 
+# Far above any real record of these topics: a bigger one is junk, refused unparsed.
+JSON_RECORD_LIMIT = 64 * 1024
 
-def _model_decoder(model: type[M]) -> Decoder[M]:
+
+def _model_decoder(model: type[M], limit: int = JSON_RECORD_LIMIT) -> Decoder[M]:
     def decode(_key: bytes | None, value: bytes | None, _headers: Headers | None) -> M:
         if not value:
             raise BadMessage("empty")
+        if len(value) > limit:
+            raise BadMessage("too_large", f"{len(value)} > {limit} bytes")
         try:
             return model.model_validate_json(value)
         except ValidationError as exc:
-            raise BadMessage("invalid", str(exc).splitlines()[0]) from None
+            # Broken JSON (bad UTF-8, nesting past the parser's limit) or a wrong shape.
+            reason = "not_json" if exc.errors()[0]["type"] == "json_invalid" else "invalid"
+            raise BadMessage(reason, str(exc).splitlines()[1].strip()[:300]) from None
 
     return decode
 
@@ -233,11 +248,52 @@ def decode_broadcast(
     """A batch of python-socketio pub/sub messages (JSON objects)."""
     try:
         batch = json.loads(value or b"")
-    except ValueError:
-        raise BadMessage("invalid", "not JSON") from None
+    except (ValueError, RecursionError):
+        raise BadMessage("not_json") from None
     if not isinstance(batch, list) or not all(isinstance(m, dict) for m in batch):
         raise BadMessage("invalid", "not a list of objects")
     return batch
+
+
+# ---------------------------------------------------------------------------------------
+# Dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record a consumer refused, kept as it came with why and where it was read."""
+
+    reason: str
+    detail: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    def headers(self) -> list[tuple[str, HeaderValue]]:
+        return [
+            ("dlq.reason", self.reason.encode("ascii", "replace")),
+            ("dlq.detail", self.detail[:500].encode("utf-8", "replace")),
+            ("dlq.topic", self.topic.encode("utf-8", "replace")),
+            ("dlq.partition", str(self.partition).encode()),
+            ("dlq.offset", str(self.offset).encode()),
+        ]
+
+
+def decode_dead_letter(
+    key: bytes | None, value: bytes | None, headers: Headers | None
+) -> DeadLetter:
+    found = decode_headers(headers)
+    try:
+        return DeadLetter(
+            found["dlq.reason"], found.get("dlq.detail", ""), found["dlq.topic"],
+            int(found["dlq.partition"]), int(found["dlq.offset"]), key, value,
+        )  # fmt: skip
+    except KeyError as missing:
+        raise BadMessage("missing_header", str(missing)) from None
+    except ValueError as bad:
+        raise BadMessage("bad_header", str(bad)) from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -340,12 +396,32 @@ DASHBOARD_BROADCAST: TopicSpec[list[dict[str, Any]]] = TopicSpec(
     ),
 )
 
+# Records of playback-events and video-detections that broke their contract: kept (a week,
+# bounded in size) for someone to look at, instead of only counted.
+DEAD_LETTERS: TopicSpec[DeadLetter] = TopicSpec(
+    name="dead-letters",
+    partitions=3,
+    local_partitions=1,
+    key="the refused record's key",
+    value="the refused record's value, as it came; headers dlq.reason, dlq.detail, "
+    "dlq.topic, dlq.partition, dlq.offset",
+    decode=decode_dead_letter,
+    config=MappingProxyType(
+        {
+            "retention.ms": str(7 * 24 * 60 * 60 * 1000),
+            "retention.bytes": str(256 * MiB),
+            "segment.bytes": str(64 * MiB),
+        }
+    ),
+)
+
 TOPICS: tuple[TopicSpec[Any], ...] = (
     VIDEO_FRAMES,
     VIDEO_DETECTIONS,
     PLAYBACK_EVENTS,
     VIDEO_CAMERAS,
     DASHBOARD_BROADCAST,
+    DEAD_LETTERS,
 )
 
 

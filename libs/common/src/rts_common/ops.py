@@ -1,8 +1,10 @@
 """`/metrics`, `/healthz` and `/readyz` on a small HTTP port, for services that are not web apps.
 
-Liveness (`/healthz`) only says the process serves requests; readiness (`/readyz`) asks the
-service (is its source delivering? is the broker reachable?) and answers 503 with the
-reasons when not, which is what Kubernetes probes and the local supervisor look at.
+Liveness (`/healthz`) fails when a part that must keep running (a loop, a background
+task) died or is stuck, with the reasons: restarting the process is the cure, so
+Kubernetes does. Readiness (`/readyz`) asks the service (is its source delivering? is the
+broker reachable?) and answers 503 with the reasons when not, which is what Kubernetes
+probes and the local supervisor look at.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -21,6 +24,21 @@ from rts_common.settings import Settings, setting
 log = logging.getLogger(__name__)
 
 Readiness = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class Component(Protocol):
+    """Something that must keep running: a PeriodicTask, a Heartbeat, a consumer loop."""
+
+    @property
+    def name(self) -> str: ...
+
+    def problem(self, now: float) -> str | None: ...
+
+
+def problems_of(components: Iterable[Component]) -> dict[str, str]:
+    """What is wrong with each component that is not running as it should."""
+    now = time.monotonic()
+    return {c.name: problem for c in components if (problem := c.problem(now)) is not None}
 
 
 class OpsSettings(Settings):
@@ -41,9 +59,11 @@ class OpsServer:
         readiness: Readiness = always_ready,
         host: str = "0.0.0.0",
         port: int = 0,
+        components: Callable[[], Iterable[Component]] = list,
     ) -> None:
         self._registry = registry
         self._readiness = readiness
+        self._components = components
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -72,7 +92,11 @@ class OpsServer:
                 if path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(ops._registry))
                 elif path == "/healthz":
-                    self._json(200, {"status": "ok"})
+                    problems = problems_of(ops._components())
+                    if problems:
+                        self._json(503, {"status": "failing", "problems": problems})
+                    else:
+                        self._json(200, {"status": "ok"})
                 elif path == "/readyz":
                     try:
                         ready, details = ops._readiness()

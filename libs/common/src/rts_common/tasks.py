@@ -32,7 +32,10 @@ class PeriodicTask:
         action: Callable[[], None],
         *,
         first_delay: float | None = None,
+        overdue_after: float | None = None,
     ) -> None:
+        """`overdue_after`: how late a run may be before `problem()` says so (by default
+        three intervals, and never less than 30 s more than one)."""
         if interval < 0:
             raise ValueError("interval must not be negative")
         self.name = name
@@ -42,11 +45,16 @@ class PeriodicTask:
         self.last_run: float | None = None
         self._action = action
         self._first_delay = interval if first_delay is None else first_delay
+        self._overdue_after = (
+            max(3 * interval, interval + 30.0) if overdue_after is None else overdue_after
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._first_due = 0.0
         self._errors = Throttle(60.0)
 
     def start(self) -> PeriodicTask:
+        self._first_due = time.monotonic() + self._first_delay
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         return self
@@ -61,6 +69,19 @@ class PeriodicTask:
     @property
     def stopped(self) -> bool:
         return self._stop.is_set()
+
+    def problem(self, now: float) -> str | None:
+        """Why the task is not running as it should (None while it is, or before it started
+        and after it was stopped): its thread ended, or a run is long overdue."""
+        thread = self._thread
+        if thread is None or self.stopped:
+            return None
+        if not thread.is_alive():
+            return "exited"
+        due = (self.last_run or self._first_due) + self._overdue_after
+        if now > due:
+            return f"no run for {now - (self.last_run or self._first_due):.0f}s"
+        return None
 
     def run_once(self) -> None:
         try:
@@ -78,3 +99,26 @@ class PeriodicTask:
         while not self._stop.wait(wait):
             self.run_once()
             wait = self.interval
+
+
+class Heartbeat:
+    """Liveness of a loop that is not a PeriodicTask: it calls `beat()` every round, and
+    one silent for longer than `max_silence` seconds is stuck."""
+
+    def __init__(self, name: str, max_silence: float) -> None:
+        self.name = name
+        self.max_silence = max_silence
+        self._last: float | None = None
+        self._done = False
+
+    def beat(self) -> None:
+        self._last = time.monotonic()
+
+    def done(self) -> None:
+        """The loop ended on purpose: nothing to report any more."""
+        self._done = True
+
+    def problem(self, now: float) -> str | None:
+        if self._last is None or self._done or now - self._last <= self.max_silence:
+            return None
+        return f"no round for {now - self._last:.0f}s"

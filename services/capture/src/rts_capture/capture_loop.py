@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rts_common.contracts import FrameMeta
+from rts_common.tasks import Heartbeat
 
 from rts_capture.detect.worker import DetectionWorker
 from rts_capture.encode import EncodeError, JpegEncoder
@@ -113,10 +114,14 @@ class CaptureLoop:
         self.metrics = metrics
         self.camera = camera
         self.ended = False
+        # Rounds come every 100 ms at the latest (the wait for a frame): a long silence is
+        # an encode or a send that hangs.
+        self.heartbeat = Heartbeat("capture-loop", max_silence=30.0)
 
     def run(self, stop: threading.Event) -> None:
         """Until `stop` is set or a file source ends."""
         while not stop.is_set():
+            self.heartbeat.beat()
             item = self.feed.next(timeout=0.1)
             if item is not None:
                 self.handle(item)
@@ -147,6 +152,7 @@ class CaptureLoop:
 
     def shutdown(self, flush_timeout: float) -> int:
         """Stop reading and detecting, then flush; returns the records left undelivered."""
+        self.heartbeat.done()
         self.feed.close()
         self.detection.stop()
         left = self.publisher.flush(flush_timeout)

@@ -89,7 +89,7 @@ class Publisher:
         self._warnings = Throttle(LOG_EVERY)
         # Delivery reports are served by poll(): from a thread of their own, they are
         # timely (the latency histogram means what it says) whatever the capture loop does.
-        self._poller = PeriodicTask("kafka-poll", 0.0, self._poll, first_delay=0.0)
+        self.poller = PeriodicTask("kafka-poll", 0.0, self._poll, first_delay=0.0)
 
     @classmethod
     def create(cls, settings: CaptureSettings, metrics: CaptureMetrics) -> Publisher:
@@ -107,7 +107,7 @@ class Publisher:
                 self.frames_topic,
                 jpeg,
                 key=self._camera,
-                headers=meta.headers(),
+                headers=meta.headers(jpeg),
                 # Replay looks frames up by time (offsets_for_times): the record's
                 # timestamp must be the capture time, not the time it was sent.
                 timestamp=meta.ts_ns // 1_000_000,
@@ -125,7 +125,6 @@ class Publisher:
         self._metrics.frame_bytes.observe(len(jpeg))
         self.frames_sent += 1
         self.last_size = (meta.width, meta.height)
-        self.last_frame_ts = meta.ts_ns
         return True
 
     def send_status(self, status: CameraStatus) -> bool:
@@ -161,7 +160,7 @@ class Publisher:
         return True
 
     def start(self) -> Publisher:
-        self._poller.start()
+        self.poller.start()
         return self
 
     def _poll(self) -> None:
@@ -170,7 +169,7 @@ class Publisher:
 
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for queued records; returns how many were left."""
-        self._poller.stop(timeout=1.0)
+        self.poller.stop(timeout=1.0)
         left = int(self._producer.flush(timeout))
         self._metrics.producer_queue.set(left)
         return left
@@ -191,6 +190,8 @@ class Publisher:
         self.kafka_ok = True
         self.frames_partition = msg.partition()
         _kind, ts_ms = msg.timestamp()
+        # The newest frame Kafka has (not merely queued here): what a gateway could read.
+        self.last_frame_ts = max(self.last_frame_ts or 0, ts_ms * 1_000_000)
         self._metrics.delivery_seconds.observe(max(0.0, time.time() - ts_ms / 1000))
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:

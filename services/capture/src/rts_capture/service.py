@@ -47,11 +47,18 @@ def run(settings: CaptureSettings) -> int:
     metrics.source_info.labels(camera=camera).info({"kind": spec.kind})
     try:
         # Bound before anything starts, so a taken port fails fast; it serves once started.
+        # `capture` and the rest do not exist yet: the lambdas look them up when asked.
         ops = OpsServer(
             metrics.registry,
-            lambda: capture.readiness(),  # noqa: PLW0108 - `capture` does not exist yet
+            lambda: capture.readiness(),  # noqa: PLW0108
             settings.ops_host,
             settings.ops_port,
+            components=lambda: [
+                capture.heartbeat,
+                detection.heartbeat,
+                publisher.poller,
+                announcer.task,
+            ],
         )
     except OSError as exc:
         log.error("cannot serve /metrics on port %s: %s", settings.ops_port, exc)

@@ -33,19 +33,19 @@ class StatusAnnouncer:
         self._source = source
         self._interval = interval
         # The first status goes out soon after start, so gateways find the camera at once.
-        self._task = PeriodicTask(
+        self.task = PeriodicTask(
             "camera-status", interval, self._announce, first_delay=min(0.5, interval)
         )
         self._frames = 0
         self._at = time.monotonic()
 
     def start(self) -> StatusAnnouncer:
-        self._task.start()
+        self.task.start()
         return self
 
     def stop(self) -> None:
         """Stop announcing and publish a last status saying the source is down."""
-        self._task.stop()
+        self.task.stop()
         self._publisher.send_status(self.status(source_up=False))
 
     def status(self, source_up: bool | None = None) -> CameraStatus:

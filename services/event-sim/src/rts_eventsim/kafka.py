@@ -21,6 +21,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from rts_common.contracts import PLAYBACK_EVENTS
 from rts_common.events import EVENT_TYPES, EventType
 from rts_common.kafka import DeliveryReports
+from rts_common.logs import Throttle
+from rts_common.tasks import Heartbeat
 
 from rts_eventsim.metrics import EventSimMetrics
 from rts_eventsim.settings import EventSimSettings
@@ -59,6 +61,10 @@ class Publisher:
         self.brokers_down = False
         self.fatal: KafkaError | None = None
         self._producer = Producer(producer_config(settings, self._on_error))
+        # The sending loop's liveness: it beats while sending and while it waits for the
+        # broker (a long outage is a reason to be unready, not to be restarted).
+        self.heartbeat = Heartbeat("event-loop", max_silence=60.0)
+        self._waiting_log = Throttle(30.0)
         # One callback per event type: the delivery report then says the type without
         # parsing the value back.
         self._on_delivery = {t: self._delivery_callback(t) for t in EVENT_TYPES}
@@ -83,8 +89,8 @@ class Publisher:
 
     def wait_for_topic(self, stop: threading.Event, timeout: float = 5.0) -> bool:
         """Block until the topic has partitions (it is never auto-created), or `stop` is set."""
-        logged: float | None = None
         while not stop.is_set():
+            self.heartbeat.beat()
             problem = ""
             try:
                 meta = self._producer.list_topics(self.topic, timeout=timeout).topics.get(
@@ -100,8 +106,7 @@ class Publisher:
                 problem = meta.error.str() if meta is not None and meta.error else "no partitions"
             except KafkaException as exc:
                 problem = str(exc.args[0])
-            if logged is None or time.monotonic() - logged >= 30:
-                logged = time.monotonic()
+            if self._waiting_log.allow(None):
                 log.warning(
                     "waiting for the topic", extra={"topic": self.topic, "problem": problem}
                 )
@@ -129,6 +134,7 @@ class Publisher:
                     break
                 # Serving delivery reports is what frees room in the queue.
                 self._producer.poll(0.05)
+                self.heartbeat.beat()
         if waited_from:
             self._metrics.backpressure_seconds.inc(time.monotonic() - waited_from)
         return queued

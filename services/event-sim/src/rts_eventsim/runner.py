@@ -11,6 +11,7 @@ from typing import Protocol
 
 from rts_common.events import EventType
 from rts_common.pacing import TokenBucket
+from rts_common.tasks import Heartbeat
 
 from rts_eventsim.metrics import EventSimMetrics
 from rts_eventsim.simulation import Emitted, Simulator
@@ -30,6 +31,7 @@ class Sink(Protocol):
     """Where events go (the Kafka publisher; tests pass a list-backed one)."""
 
     delivered: int
+    heartbeat: Heartbeat
 
     @property
     def failed(self) -> int: ...
@@ -101,6 +103,7 @@ class Runner:
             self.bucket.restart()
         next_gauges, next_progress = self._started, self._started + PROGRESS_INTERVAL
         while not self.stop.is_set():
+            self.sink.heartbeat.beat()
             room = self._room()
             if room <= 0:
                 break
@@ -173,6 +176,7 @@ class Runner:
         )
 
     def _finish(self) -> Summary:
+        self.sink.heartbeat.done()
         generated = time.monotonic()
         unsent = self.sink.flush(self.limits.flush_timeout)
         flushed = time.monotonic()

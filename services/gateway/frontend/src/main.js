@@ -34,6 +34,13 @@ socket.on("connect", () => {
   // After a reconnect the server has forgotten this client: subscribe again.
   socket.emit("wall", { on: true });
 });
+// The gateway is up but cannot reach Kafka: it keeps the last frames and figures on
+// screen and resumes by itself once Kafka answers again.
+socket.on("status", ({ kafka }) => {
+  if (!socket.connected) return;
+  if (kafka) setStatus("connected", "Connected");
+  else setStatus("reconnecting", "Reconnecting to Kafka…");
+});
 socket.on("disconnect", (reason) => {
   setStatus("disconnected", `Disconnected (${reason})`);
   // A gateway that shuts down (a deploy, a scale-down) disconnects its clients on purpose;

@@ -35,6 +35,9 @@ def create_app(
     """The Flask app and its Socket.IO server; `client_manager` relays emits between
     replicas (None: this process's clients only)."""
     app = Flask("rts_gateway")
+    # A camera id with an encoded "/" would otherwise be answered with a redirect to a
+    # path with the slashes merged: an unknown camera is a 404, whatever its id.
+    app.url_map.merge_slashes = False
     version = _asset_version(Path(app.static_folder or ""))
     app.register_blueprint(ops_routes(health, registry))
     app.register_blueprint(video_routes(video))

@@ -53,33 +53,11 @@ class GatewayMetrics:
             "gateway_mjpeg_viewers", "Open MJPEG streams", ["camera", "viewer_kind"], registry=r
         )
         self.replays = Gauge("gateway_replay_viewers", "Open replay streams", registry=r)
-        self.replay_buffered_bytes = Gauge(
-            "gateway_replay_buffered_bytes",
-            "JPEG bytes replays hold ahead of their pacing, over all open replays",
-            registry=r,
-        )
-        self.kafka_reads = Gauge(
-            "gateway_kafka_reads",
-            "Open Kafka reads made for one request (replay, timeline, snapshot at a time, "
-            "clip); together limited by GATEWAY_MAX_REPLAYS",
-            ["kind"], registry=r,
-        )  # fmt: skip
-        self.kafka_reads_opened = Counter(
-            "gateway_kafka_reads_opened_total",
-            "Kafka reads opened for one request (each its own consumer), by kind",
-            ["kind"], registry=r,
-        )  # fmt: skip
-        self.kafka_reads_refused = Counter(
-            "gateway_kafka_reads_refused_total",
-            "Requests refused (429) because the process had GATEWAY_MAX_REPLAYS reads open",
-            ["kind"], registry=r,
-        )  # fmt: skip
-        self.clip_bytes_sent = Counter(
-            "gateway_clip_bytes_sent_total", "Bytes of AVI clips written to clients", registry=r
-        )
+        self._reads_into_the_past(r)
         self.viewers_dropped = Counter(
             "gateway_viewers_dropped_total",
-            "MJPEG viewers closed by the gateway (stalled: took no frame for too long)",
+            "MJPEG viewers closed by the gateway: stalled (took no frame for too long), gone "
+            "(the client closed its connection while no frame was being written)",
             ["reason"], registry=r,
         )  # fmt: skip
         self.camera_reads = Gauge(
@@ -92,6 +70,17 @@ class GatewayMetrics:
             "Partitions this pod started reading on demand",
             ["topic"], registry=r,
         )  # fmt: skip
+        self.read_repositions = Counter(
+            "gateway_frame_read_repositions_total",
+            "Frames reads moved to the newest frames: retry (an assignment had failed), "
+            "stalled (the camera published frames the read did not deliver)",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.read_failures = Counter(
+            "gateway_frame_read_failures_total",
+            "Frames reads that could not be assigned (retried with backoff)",
+            registry=r,
+        )
         # Kafka
         self.partitions_assigned = Gauge(
             "gateway_partitions_assigned", "Partitions assigned to this pod", ["topic"], registry=r
@@ -104,6 +93,12 @@ class GatewayMetrics:
             "gateway_bad_messages_total",
             "Records skipped for breaking their topic's contract",
             ["topic", "reason"], registry=r,
+        )  # fmt: skip
+        self.dead_letters = Counter(
+            "gateway_dead_letters_total",
+            "Refused records of a topic sent to the dead-letter topic: kept (acknowledged), "
+            "failed (delivery failed), dropped (the producer's queue was full)",
+            ["topic", "result"], registry=r,
         )  # fmt: skip
         self.kafka_errors = Counter(
             "gateway_kafka_errors_total", "Errors reported by the Kafka client", ["code"],
@@ -199,12 +194,25 @@ class GatewayMetrics:
             ["reason"], registry=r,
         )  # fmt: skip
         # The process
+        self.component_up = Gauge(
+            "gateway_component_up",
+            "1 while a consumer loop or background task runs as it should, 0 when it died "
+            "or is stuck (then /healthz fails)",
+            ["component"], registry=r,
+        )  # fmt: skip
         self.loop_lag = Histogram(
             "gateway_event_loop_lag_seconds",
             "How late a 100 ms timer fires in the app context: how long something blocked "
             "every green thread (eventlet) or starved the dispatcher",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.green_threads = Gauge(
+            "gateway_green_threads",
+            "Green threads alive (eventlet mode; counted at most every 10 s): one per open "
+            "stream and connection plus a few background tasks, so growth with a steady "
+            "number of clients is a leak",
+            registry=r,
+        )
         self.dispatch_backlog = Gauge(
             "gateway_dispatch_backlog",
             "Kafka batches handed from native threads and not yet processed",
@@ -213,7 +221,8 @@ class GatewayMetrics:
         # Known label values start at zero, so rate() works from the first scrape and
         # dashboards show 0 rather than "no data" (per camera: when it gets a viewer). A
         # replica that never got an event still says 0 events, which alerts can see.
-        self.viewers_dropped.labels(reason="stalled")
+        for reason in ("stalled", "gone"):
+            self.viewers_dropped.labels(reason=reason)
         for device in DEVICES:
             for event_type in EVENT_TYPES:
                 self.events.labels(event_type=event_type, device=device)
@@ -222,3 +231,30 @@ class GatewayMetrics:
                 counter.labels(device=device)
             for direction in ("up", "down"):
                 self.bitrate_switches.labels(device=device, direction=direction)
+
+    def _reads_into_the_past(self, r: CollectorRegistry) -> None:
+        """Replays, timelines, snapshots at a time and clips: each reads Kafka for itself."""
+        self.replay_buffered_bytes = Gauge(
+            "gateway_replay_buffered_bytes",
+            "JPEG bytes replays hold ahead of their pacing, over all open replays",
+            registry=r,
+        )
+        self.kafka_reads = Gauge(
+            "gateway_kafka_reads",
+            "Open Kafka reads made for one request (replay, timeline, snapshot at a time, "
+            "clip); together limited by GATEWAY_MAX_REPLAYS",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.kafka_reads_opened = Counter(
+            "gateway_kafka_reads_opened_total",
+            "Kafka reads opened for one request (each its own consumer), by kind",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.kafka_reads_refused = Counter(
+            "gateway_kafka_reads_refused_total",
+            "Requests refused (429) because the process had GATEWAY_MAX_REPLAYS reads open",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.clip_bytes_sent = Counter(
+            "gateway_clip_bytes_sent_total", "Bytes of AVI clips written to clients", registry=r
+        )

@@ -33,7 +33,11 @@ class Gateway:
         self.access = Access(settings, self.metrics)
         self.video = Video(settings, self.bridge, self.metrics)
         self.feed = Feed(settings, self.bridge, self.metrics)
-        self.health = Health([self.bridge.readiness, self.video.readiness])
+        self.health = Health(
+            [self.bridge.readiness, self.video.readiness],
+            lambda: [*self.bridge.components(), *self.video.components(), *self.feed.components()],
+            self.metrics,
+        )
         self.app, self.socketio = create_app(
             settings,
             access=self.access,
@@ -45,6 +49,16 @@ class Gateway:
         self.sockets = SocketServer(self.socketio, self.metrics, self.access.authorize_socket)
         self.video.attach(self.sockets)
         self.feed.attach(self.sockets)
+        # Each replica tells its own browsers whether it reaches Kafka (the page says
+        # "reconnecting" meanwhile); relaying it through Kafka would defeat the purpose.
+        self.bridge.on_reachability(
+            lambda ok: self.sockets.emit("status", {"kafka": ok}, local=True)
+        )
+        self.sockets.on_connect(
+            lambda sid: self.sockets.emit(
+                "status", {"kafka": self.bridge.kafka_ok}, to=sid, local=True
+            )
+        )
         self._stopped = False
 
     def start(self) -> Gateway:

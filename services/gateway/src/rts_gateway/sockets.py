@@ -6,7 +6,9 @@ What the server emits (payloads are JSON unless noted):
   `qoe_released`: a partition's aggregate moved to another replica;
 - `detection`: a motion or face detection of a camera;
 - `cameras`: the camera list (on connect and every few seconds);
-- `wall_frame`: a camera-wall thumbnail (binary `jpeg`), to clients in the wall room.
+- `wall_frame`: a camera-wall thumbnail (binary `jpeg`), to clients in the wall room;
+- `status`: `{"kafka": true|false}`, whether this replica reaches Kafka (on connect and
+  when it changes).
 What a client may send: `wall` with `{"on": true|false}` to start or stop tiles.
 
 Connections are authorised once, when they connect; features hook into connect and

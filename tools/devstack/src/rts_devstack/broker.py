@@ -208,8 +208,15 @@ class LocalKafka:
         heap: str = "512m",
         dist: KafkaDistribution | None = None,
         detach: bool = False,
+        proxied_ports: Sequence[tuple[int, int]] | None = None,
     ) -> None:
-        """`detach=True` lets the nodes outlive this process (`kafka start` in a shell)."""
+        """`detach=True` lets the nodes outlive this process (`kafka start` in a shell).
+
+        `proxied_ports`: per node, (listen, advertise): a second client listener on
+        `listen` that tells clients to connect to `advertise`, where a fault test puts a
+        proxy it controls (rts_devstack.faults.TcpProxy): clients bootstrapped through
+        `proxied_bootstrap` then reach the node only through the proxy, others directly.
+        """
         if nodes < 1:
             raise ValueError("nodes must be at least 1")
         ports = list(ports) if ports else [port + 2 * i for i in range(nodes)]
@@ -230,12 +237,19 @@ class LocalKafka:
             for i in range(nodes)
         ]
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        if proxied_ports is not None and len(proxied_ports) != nodes:
+            raise ValueError("need one (listen, advertise) pair of proxied ports per node")
+        self.proxied_ports = list(proxied_ports or [])
 
     # -- properties
 
     @property
     def bootstrap(self) -> str:
         return ",".join(f"{self.host}:{n.port}" for n in self.nodes)
+
+    @property
+    def proxied_bootstrap(self) -> str:
+        return ",".join(f"{self.host}:{advertise}" for _listen, advertise in self.proxied_ports)
 
     @property
     def replication_factor(self) -> int:
@@ -331,16 +345,33 @@ class LocalKafka:
     def stop_node(self, node_id: int, timeout: float = 30.0, *, kill: bool = False) -> None:
         """Stop one node: SIGTERM for a controlled shutdown (or SIGKILL for a crash)."""
         node = self.node(node_id)
+        pid = self._pid(node_id)
         proc = self._procs.pop(node_id, None)
-        pid = proc.pid if proc else _pid_of(node)
         if pid is None:
             return
+        _signal(pid, signal.SIGCONT)  # a paused node could not act on SIGTERM
         _signal(pid, signal.SIGKILL if kill else signal.SIGTERM)
         if not _wait_exit(pid, proc, timeout):
             log.warning("broker ignored SIGTERM; killing", extra={"node": node_id, "pid": pid})
             _signal(pid, signal.SIGKILL)
             _wait_exit(pid, proc, 10.0)
         node.pid_file.unlink(missing_ok=True)
+
+    def pause_node(self, node_id: int) -> None:
+        """Freeze one node (SIGSTOP): it keeps its connections open and answers nothing, as
+        a broker in a long GC pause or on a hung host does."""
+        pid = self._pid(node_id)
+        if pid is not None:
+            _signal(pid, signal.SIGSTOP)
+
+    def resume_node(self, node_id: int) -> None:
+        pid = self._pid(node_id)
+        if pid is not None:
+            _signal(pid, signal.SIGCONT)
+
+    def _pid(self, node_id: int) -> int | None:
+        proc = self._procs.get(node_id)
+        return proc.pid if proc else _pid_of(self.node(node_id))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop every node, also ones a previous process started from the same data folder."""
@@ -352,6 +383,7 @@ class LocalKafka:
             pid = proc.pid if proc else _pid_of(node)
             if pid is not None:
                 pids[node.node_id] = pid
+                _signal(pid, signal.SIGCONT)
                 _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for node_id, pid in pids.items():
@@ -432,15 +464,23 @@ class LocalKafka:
     def _write_properties(self, node: NodeSpec) -> None:
         n = len(self.nodes)
         voters = ",".join(f"{x.node_id}@{self.host}:{x.controller_port}" for x in self.nodes)
+        listeners = [f"PLAINTEXT://{self.host}:{node.port}"]
+        advertised = [f"PLAINTEXT://{self.host}:{node.port}"]
+        protocols = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        if self.proxied_ports:
+            listen, advertise = self.proxied_ports[node.node_id - 1]
+            listeners.append(f"PROXIED://{self.host}:{listen}")
+            advertised.append(f"PROXIED://{self.host}:{advertise}")
+            protocols.append("PROXIED:PLAINTEXT")
         props = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{self.host}:{node.port},CONTROLLER://{self.host}:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{node.port}",
+            "listeners": ",".join([*listeners, f"CONTROLLER://{self.host}:{node.controller_port}"]),
+            "advertised.listeners": ",".join(advertised),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": ",".join(protocols),
             "log.dirs": node.data_dir / "logs",
             "num.partitions": 3,
             # Topics come from the contracts, created explicitly: a typo must not

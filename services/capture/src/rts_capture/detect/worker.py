@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from rts_common.contracts import Detection, FrameMeta
+from rts_common.tasks import Heartbeat
 
 from rts_capture.detect import Detector
 from rts_capture.detect.face import FaceDetector
@@ -67,9 +68,12 @@ class DetectionWorker:
         self._showing = {d.kind: False for d in detectors}
         self._frames = 0
         self._thread = threading.Thread(target=self._run, name="detect", daemon=True)
+        # A detector that hangs on a frame stops the thread's rounds.
+        self.heartbeat = Heartbeat("detection", max_silence=60.0)
 
     def start(self) -> DetectionWorker:
         if self._detectors:
+            self.heartbeat.beat()
             self._thread.start()
         return self
 
@@ -81,12 +85,14 @@ class DetectionWorker:
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
+        self.heartbeat.done()
         self._inbox.close()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.heartbeat.beat()
             item = self._inbox.get(0.5)
             if item is not None:
                 self.process(*item)

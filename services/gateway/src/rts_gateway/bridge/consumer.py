@@ -14,7 +14,9 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
+WEDGED_SECONDS = 60.0
+
 # librdkafka logs at syslog levels; map them onto Python's.
 _SYSLOG_TO_LOGGING = {0: 50, 1: 50, 2: 50, 3: 40, 4: 30, 5: 20, 6: 20, 7: 10}
 
@@ -38,10 +42,29 @@ class Future(Generic[R]):
         self._done = threading.Event()  # created in the app context: green under eventlet
         self._result: R | None = None
         self._error: BaseException | None = None
+        self._callbacks: list[Callable[[BaseException | None], None]] = []
 
     def resolve(self, result: R | None, error: BaseException | None) -> None:
+        """Called in the app context (the native thread posts it there)."""
         self._result, self._error = result, error
         self._done.set()
+        for callback in self._callbacks:
+            callback(error)
+
+    def add_done_callback(self, callback: Callable[[BaseException | None], None]) -> None:
+        """Call `callback(error)` in the app context once resolved (error None: success)."""
+        if self._done.is_set():
+            callback(self._error)
+        else:
+            self._callbacks.append(callback)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def error(self) -> BaseException | None:
+        return self._error
 
     def result(self, timeout: float) -> R:
         if not self._done.wait(timeout):
@@ -69,7 +92,9 @@ class ConsumerLoop(Generic[T]):
 
     `on_batch` runs in the app context with the decoded records of each poll. With
     `store_offsets`, the offsets of a batch are stored (for the group's next commit) only
-    after `on_batch` returned: a record counts as consumed once it was applied.
+    after `on_batch` returned: a record counts as consumed once it was applied. With
+    `dead_letters`, records that break the topic's contract are kept in the dead-letter
+    topic.
     """
 
     def __init__(
@@ -86,6 +111,7 @@ class ConsumerLoop(Generic[T]):
         max_pending_batches: int = 2,
         paused: Callable[[], bool] | None = None,
         store_offsets: bool = False,
+        dead_letters: bool = False,
     ) -> None:
         self.name = name
         self.topic = topic
@@ -97,6 +123,7 @@ class ConsumerLoop(Generic[T]):
         self._max_pending = max_pending_batches
         self._paused_when = paused
         self._store_offsets = store_offsets
+        self._dead_letters = dead_letters
         self._commands: collections.deque[tuple[Callable[[Consumer], Any], Future[Any]]] = (
             collections.deque()
         )
@@ -106,6 +133,10 @@ class ConsumerLoop(Generic[T]):
         self._handled = 0
         self._stop = False
         self._started = False
+        # Liveness, written by the native thread (single float assignments): when it last
+        # went round its loop, and since when the app context has not taken its batches.
+        self._beat = 0.0
+        self._blocked_since: float | None = None
         self._stopped = Future[None]()
         config = {k: v for k, v in config.items() if k != "logger"}
         config["logger"] = _DeferredLogger(runtime, name)
@@ -116,11 +147,21 @@ class ConsumerLoop(Generic[T]):
         self.consumer: Consumer | None = None
 
     @property
+    def config(self) -> Mapping[str, Any]:
+        """The consumer's configuration (read-only): its delivery semantics."""
+        return MappingProxyType(self._config)
+
+    @property
     def group_id(self) -> str:
         return str(self._config["group.id"])
 
+    @property
+    def keeps_dead_letters(self) -> bool:
+        return self._dead_letters
+
     def start(self) -> ConsumerLoop[T]:
         self._started = True
+        self._beat = time.monotonic()
         self._runtime.start_native_thread(self._run, f"kafka-{self.name}")
         return self
 
@@ -152,6 +193,24 @@ class ConsumerLoop(Generic[T]):
     def backlog(self) -> int:
         return self._posted - self._handled
 
+    def problem(self, now: float) -> str | None:
+        """Why this loop is not doing its job (None while it is, or before it started).
+
+        Polls return within a second and commands within their own timeouts (10 s at
+        most), so a loop silent for WEDGED_SECONDS is stuck; so is one whose batches the
+        app context has not taken for as long.
+        """
+        if not self._started or self._stop:
+            return None
+        if self._stopped.done:
+            return f"exited: {self._stopped.error!r}"
+        if now - self._beat > WEDGED_SECONDS:
+            return f"no poll for {now - self._beat:.0f}s"
+        blocked = self._blocked_since
+        if blocked is not None and now - blocked > WEDGED_SECONDS:
+            return f"batches not taken for {now - blocked:.0f}s"
+        return None
+
     # -- the native thread: Kafka calls and nothing that touches the app context
 
     def _run(self) -> None:
@@ -171,6 +230,7 @@ class ConsumerLoop(Generic[T]):
 
     def _loop(self, consumer: Consumer) -> None:
         while not self._stop:
+            self._beat = time.monotonic()
             while self._commands:
                 command, future = self._commands.popleft()
                 try:
@@ -178,8 +238,13 @@ class ConsumerLoop(Generic[T]):
                 except Exception as exc:  # noqa: BLE001 - the awaiting side re-raises it
                     result, failure = None, exc
                 self._runtime.call_soon_threadsafe(future.resolve, result, failure)
-            if self.backlog >= self._max_pending or (self._paused_when and self._paused_when()):
+            if self.backlog >= self._max_pending:
                 # The app context is behind: stop fetching rather than queueing unboundedly.
+                self._blocked_since = self._blocked_since or self._beat
+                self._runtime.native_sleep(0.01)
+                continue
+            self._blocked_since = None
+            if self._paused_when and self._paused_when():
                 self._runtime.native_sleep(0.01)
                 continue
             # poll() returns as soon as one message is there; consume(n, timeout) would
@@ -195,7 +260,9 @@ class ConsumerLoop(Generic[T]):
 
     def _deliver(self, messages: list[Message]) -> None:
         try:
-            batch = decode_batch(self.topic, messages, self._bad, self.name)
+            batch = decode_batch(
+                self.topic, messages, self._bad, self.name, dead_letters=self._dead_letters
+            )
             self._on_batch(batch)
             if self._store_offsets and batch.ends:
                 offsets = [TopicPartition(self.topic.name, p, o) for p, o in batch.ends.items()]

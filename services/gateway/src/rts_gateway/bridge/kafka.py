@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, Producer
-from rts_common.contracts import VIDEO_CAMERAS, TopicSpec
+from rts_common.contracts import DEAD_LETTERS, VIDEO_CAMERAS, DeadLetter, TopicSpec
 from rts_common.kafka import KafkaSettings
 from rts_common.tasks import PeriodicTask
 
@@ -33,12 +33,54 @@ LOOP_TICK = 0.1
 BROKER_CHECK_SECONDS = 5.0
 
 
+class DeadLetterProducer:
+    """Keeps refused records in the dead-letter topic without ever blocking a consumer.
+
+    Delivery: acks=all and idempotent, since a dead letter is kept for someone to read
+    later; made on the first refused record. The refused record's offset is committed
+    whether or not its dead letter arrives: a failure is counted (result "failed" or
+    "dropped" when the local queue is full) and logged, never retried forever.
+    """
+
+    def __init__(self, bridge: KafkaBridge) -> None:
+        self._bridge = bridge
+        self._topic = bridge.topic(DEAD_LETTERS).name
+        self._producer: Producer | None = None
+        self._counts = bridge.metrics.dead_letters
+
+    def keep(self, letter: DeadLetter) -> None:
+        if self._producer is None:
+            self._producer = self._bridge.producer(
+                "dead-letters",
+                **{"acks": "all", "enable.idempotence": True, "linger.ms": 50,
+                   "queue.buffering.max.kbytes": 32 * 1024},
+            )  # fmt: skip
+        try:
+            self._producer.produce(
+                self._topic, value=letter.value, key=letter.key, headers=letter.headers(),
+                on_delivery=lambda err, _msg: self._counts.labels(
+                    topic=letter.topic, result="failed" if err else "kept").inc(),
+            )  # fmt: skip
+        except BufferError:
+            self._counts.labels(topic=letter.topic, result="dropped").inc()
+        self._producer.poll(0)
+
+    def poll(self) -> None:
+        if self._producer is not None:
+            self._producer.poll(0)
+
+    def flush(self, timeout: float) -> None:
+        if self._producer is not None:
+            self._producer.flush(timeout)
+
+
 class KafkaBridge:
     def __init__(self, settings: KafkaSettings, runtime: Runtime, metrics: GatewayMetrics) -> None:
         self.settings = settings
         self.runtime = runtime
         self.metrics = metrics
-        self.bad_records = BadRecords(metrics)
+        self.dead_letters = DeadLetterProducer(self)
+        self.bad_records = BadRecords(metrics, self.dead_letters)
         self.kafka_ok = False
         self.kafka_error: str | None = None
         self._loops: weakref.WeakSet[ConsumerLoop[Any]] = weakref.WeakSet()
@@ -50,8 +92,16 @@ class KafkaBridge:
         self._tasks = [
             PeriodicTask("kafka-check", BROKER_CHECK_SECONDS, self._check_brokers, first_delay=0),
             PeriodicTask("loop-lag", LOOP_TICK, self._measure_loop_lag),
+            # Walks every object of the process: cheap once in a while, not per scrape.
+            PeriodicTask("green-threads", 10.0, self._count_green_threads, first_delay=0),
         ]
         self._last_tick = time.monotonic()
+        self._reachability: list[Callable[[bool], None]] = []
+
+    def on_reachability(self, listener: Callable[[bool], None]) -> None:
+        """Call `listener(kafka_ok)` in the app context whenever the brokers stop or start
+        answering."""
+        self._reachability.append(listener)
 
     def topic(self, spec: TopicSpec[T]) -> Topic[T]:
         return Topic(spec, self.settings.topic_name(spec))
@@ -90,7 +140,8 @@ class KafkaBridge:
         **loop_options: Any,
     ) -> ConsumerLoop[T]:
         """A member of `group_id`: offsets stored once a batch was applied, committed every
-        2 s, and by librdkafka before a partition is given up in a rebalance."""
+        2 s, and by librdkafka before a partition is given up in a rebalance; records that
+        break the contract are kept as dead letters."""
         config = self.settings.client_config(f"gateway-{name}") | {
             "group.id": group_id,
             "partition.assignment.strategy": "cooperative-sticky",
@@ -100,7 +151,8 @@ class KafkaBridge:
             "auto.commit.interval.ms": 2000,
             "queued.max.messages.kbytes": 16 * 1024,
         }
-        return self._loop(config, topic, on_batch, name, {**loop_options, "store_offsets": True})
+        options = {"store_offsets": True, "dead_letters": True, **loop_options}
+        return self._loop(config, topic, on_batch, name, options)
 
     def producer(self, name: str, **overrides: Any) -> Producer:
         config = self.settings.client_config(f"gateway-{name}") | overrides
@@ -141,12 +193,16 @@ class KafkaBridge:
         for task in self._tasks:
             task.start()
 
+    def components(self) -> list[ConsumerLoop[Any] | PeriodicTask]:
+        return [self._probe, *self._tasks]
+
     def request_stop(self) -> None:
         for task in self._tasks:
             task.stop(timeout=0)
         self._probe.request_stop()
 
     def wait_stopped(self, deadline: float) -> None:
+        self.dead_letters.flush(max(0.1, (deadline - time.monotonic()) / 2))
         self._probe.wait_stopped(max(0.1, deadline - time.monotonic()))
 
     # -- health
@@ -158,6 +214,8 @@ class KafkaBridge:
         return self.kafka_ok, details
 
     def _check_brokers(self) -> None:
+        self.dead_letters.poll()
+
         def brokers(consumer: Consumer) -> int:
             return len(consumer.list_topics(timeout=4).brokers)
 
@@ -165,9 +223,18 @@ class KafkaBridge:
             ok, error = self._probe.submit(brokers).result(6.0) > 0, None
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
             ok, error = False, str(exc)
+        changed = ok != self.kafka_ok
         if self.kafka_ok and not ok:
             log.warning("Kafka is not reachable", extra={"error": error})
+        elif ok and not self.kafka_ok:
+            log.info("Kafka is reachable")
         self.kafka_ok, self.kafka_error = ok, error
+        if changed:
+            for listener in self._reachability:
+                listener(ok)
+
+    def _count_green_threads(self) -> None:
+        self.metrics.green_threads.set(self.runtime.green_threads())
 
     def _measure_loop_lag(self) -> None:
         now = time.monotonic()

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from confluent_kafka import KafkaError, Message
-from rts_common.contracts import BadMessage, TopicSpec
+from rts_common.contracts import BadMessage, DeadLetter, TopicSpec
 from rts_common.logs import Throttle
 
 from rts_gateway.metrics import GatewayMetrics
@@ -54,22 +54,36 @@ class Batch(Generic[T]):
     ends: dict[int, int] = field(default_factory=dict)
 
 
+class DeadLetters(Protocol):
+    """Where refused records are kept (the bridge's dead-letter producer)."""
+
+    def keep(self, letter: DeadLetter) -> None: ...
+
+
 class BadRecords:
     """Counts and logs what consumers refuse: records that break their contract, and errors
-    the Kafka client reports. Runs in the app context."""
+    the Kafka client reports; with `dead_letters`, keeps the refused records of the
+    topics that ask for it. Runs in the app context."""
 
-    def __init__(self, metrics: GatewayMetrics) -> None:
+    def __init__(self, metrics: GatewayMetrics, dead_letters: DeadLetters | None = None) -> None:
         self._metrics = metrics
+        self._dead_letters = dead_letters
         self._throttle = Throttle(60.0)
 
-    def bad(self, topic: str, partition: int, offset: int, error: BadMessage) -> None:
+    def bad(self, msg: Message, topic: str, error: BadMessage, *, keep: bool = False) -> None:
+        partition, offset = msg.partition() or 0, msg.offset() or 0
         self._metrics.bad_messages.labels(topic=topic, reason=error.reason).inc()
         if self._throttle.allow((topic, error.reason)):
             log.warning(
                 "bad record skipped",
                 extra={"topic": topic, "partition": partition, "offset": offset,
-                       "reason": error.reason, "detail": error.detail[:300]},
+                       "reason": error.reason, "detail": error.detail[:300], "kept": keep},
             )  # fmt: skip
+        if keep and self._dead_letters is not None:
+            letter = DeadLetter(
+                error.reason, error.detail, topic, partition, offset, msg.key(), msg.value()
+            )
+            self._dead_letters.keep(letter)
 
     def kafka_error(self, error: KafkaError, consumer: str = "") -> None:
         self._metrics.kafka_errors.labels(code=error.name()).inc()
@@ -80,10 +94,16 @@ class BadRecords:
 
 
 def decode_batch(
-    topic: Topic[T], messages: list[Message], bad_records: BadRecords, consumer: str = ""
+    topic: Topic[T],
+    messages: list[Message],
+    bad_records: BadRecords,
+    consumer: str = "",
+    *,
+    dead_letters: bool = False,
 ) -> Batch[T]:
     """The one path of consumed records: errors counted, partition ends dropped, values
-    decoded by the topic's decoder, contract breakers counted and skipped."""
+    decoded by the topic's decoder, contract breakers counted and skipped (and, with
+    `dead_letters`, kept in the dead-letter topic)."""
     batch: Batch[T] = Batch()
     decode = topic.spec.decode
     for msg in messages:
@@ -98,7 +118,7 @@ def decode_batch(
         try:
             value = decode(key, raw, headers)
         except BadMessage as bad:
-            bad_records.bad(topic.name, partition, offset, bad)
+            bad_records.bad(msg, topic.name, bad, keep=dead_letters)
             continue
         timestamp_ms = msg.timestamp()[1]
         batch.records.append(Record(partition, offset, timestamp_ms, key, raw, value))

@@ -14,10 +14,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import select
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Literal, TypeVar
 
 T = TypeVar("T")
@@ -60,6 +63,31 @@ class Runtime(ABC):
     def pending(self) -> int:
         """Callbacks posted by native threads and not yet run (a backlog indicator)."""
         return 0
+
+    def serialized(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """`fn` to be run by the dispatcher, in turn with the consumers' batches: for a
+        periodic task that reads or changes the state those batches change."""
+        return lambda: self.call_soon_threadsafe(fn)
+
+    def green_threads(self) -> int:
+        """Green threads alive (0 when the runtime has none)."""
+        return 0
+
+    # The standard library's own `select` (eventlet's green one has no poll()).
+    _select: ModuleType = select
+
+    def peer_closed(self, sock: socket.socket) -> bool:
+        """Whether the other end closed `sock` (or it broke), checked without reading from
+        it or waiting."""
+        try:
+            fd = sock.fileno()
+        except OSError:
+            return True
+        if fd < 0:
+            return True
+        poller = self._select.poll()
+        poller.register(fd, self._select.POLLRDHUP | self._select.POLLHUP | self._select.POLLERR)
+        return bool(poller.poll(0))
 
 
 class _CallQueue:
@@ -135,6 +163,7 @@ class EventletRuntime(Runtime):
         from eventlet import patcher
 
         self._eventlet = eventlet
+        self._select = patcher.original("select")
         self._native_threading = patcher.original("threading")
         self._native_time = patcher.original("time")
         native_os = patcher.original("os")
@@ -173,6 +202,13 @@ class EventletRuntime(Runtime):
 
     def pending(self) -> int:
         return len(self._queue.calls)
+
+    def green_threads(self) -> int:
+        import gc
+
+        from greenlet import greenlet
+
+        return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead)
 
     def _dispatch(self) -> None:
         from eventlet.hubs import trampoline

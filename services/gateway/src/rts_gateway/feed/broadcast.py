@@ -87,6 +87,9 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
         self._loop.start()
         self._loop.submit(self._assign_from_end)
 
+    def components(self) -> list[ConsumerLoop[list[PubSubMessage]] | PeriodicTask]:
+        return [self._loop, self._flusher]
+
     def request_stop(self) -> None:
         self._flusher.stop(timeout=0)
         self._loop.request_stop()

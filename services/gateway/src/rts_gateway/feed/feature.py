@@ -70,7 +70,9 @@ class Feed:
             if settings.broadcast
             else None
         )
-        self._tasks = [PeriodicTask("dashboard-tick", 1.0, self.tick)]
+        # The tick reads the aggregates the consumers' batches change: it runs where they
+        # are applied (the runtime's dispatcher), never beside them.
+        self._tasks = [PeriodicTask("dashboard-tick", 1.0, self._runtime.serialized(self.tick))]
 
     def attach(self, sockets: SocketServer) -> None:
         self.playback.attach(sockets.emit)
@@ -85,6 +87,10 @@ class Feed:
             loop.submit(self._subscriber(loop.topic.name))
         for task in self._tasks:
             task.start()
+
+    def components(self) -> list[ConsumerLoop[Any] | PeriodicTask]:
+        broadcast = self.broadcast.components() if self.broadcast else []
+        return [*self.loops, *self._tasks, *broadcast]
 
     def request_stop(self) -> None:
         for task in self._tasks:

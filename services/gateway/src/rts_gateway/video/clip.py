@@ -21,7 +21,7 @@ from rts_common.contracts import VideoFrame
 
 from rts_gateway.video.avi import AviLayout, PlannedFrame
 from rts_gateway.video.history import offset_at, window
-from rts_gateway.video.reads import KafkaUnavailable, PartitionReader
+from rts_gateway.video.request_reads import KafkaUnavailable, PartitionReader
 from rts_gateway.video.times import TimeRange
 
 log = logging.getLogger(__name__)

@@ -63,7 +63,8 @@ class CameraDirectory:
     def recent(self, now: float | None = None) -> list[CameraView]:
         now = time.time() if now is None else now
         return sorted(
-            (v for v in self._cameras.values() if now - v.status.ts / 1e9 <= self._max_age),
+            # list(): a copy taken at once, while the consumer may be adding a camera.
+            (v for v in list(self._cameras.values()) if now - v.status.ts / 1e9 <= self._max_age),
             key=lambda v: v.status.camera,
         )
 

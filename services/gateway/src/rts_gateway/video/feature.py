@@ -9,7 +9,7 @@ Delivery semantics of its consumers (all by direct assignment, no group, no comm
 - requests that look into the past (a replay, a timeline, a snapshot at a time, a clip):
   one consumer per request that reads only what the request asks for, from the offset
   of the requested capture time (offsets-for-times), and is closed with the request
-  (reads.py). Their number per process is capped.
+  (request_reads.py). Their number per process is capped.
 """
 
 from __future__ import annotations
@@ -21,14 +21,14 @@ from typing import Any, TypeVar
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_DETECTIONS, VIDEO_FRAMES
 from rts_common.tasks import PeriodicTask
 
-from rts_gateway.bridge import Future, KafkaBridge, Topic
+from rts_gateway.bridge import ConsumerLoop, Future, KafkaBridge, Topic
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.sockets import Payload, SocketServer
 from rts_gateway.video.directory import CameraDirectory
 from rts_gateway.video.hub import FrameHub
-from rts_gateway.video.reads import PartitionReader, ReadSlots
 from rts_gateway.video.replay import Replay
+from rts_gateway.video.request_reads import PartitionReader, ReadSlots
 from rts_gateway.video.wall import ROOM, CameraWall
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ class Video:
             start_seconds=settings.frame_start_seconds,
             release_after=settings.release_after_seconds,
             stall_timeout=settings.stall_timeout_seconds,
+            peer_closed=self.runtime.peer_closed,
         )
         self.wall = CameraWall(
             self.runtime,
@@ -77,8 +78,10 @@ class Video:
             max_width=settings.wall_width,
             quality=settings.wall_quality,
         )
-        self.reads = ReadSlots(settings.max_replays, metrics)
-        self._tasks = [PeriodicTask("frame-hub", 1.0, self.hub.maintain)]
+        self.request_reads = ReadSlots(settings.max_replays, metrics)
+        # Housekeeping runs where the frames are handled (the runtime's dispatcher), so the
+        # two never touch the hub's state at once, whatever the async mode.
+        self._tasks = [PeriodicTask("frame-hub", 1.0, self.runtime.serialized(self.hub.maintain))]
 
     # -- wiring
 
@@ -104,7 +107,9 @@ class Video:
         )
         sockets.on_disconnect(self.wall.leave)
         sockets.on("wall", wall)
-        self._tasks.append(PeriodicTask("cameras", CAMERAS_EVERY_SECONDS, announce))
+        self._tasks.append(
+            PeriodicTask("cameras", CAMERAS_EVERY_SECONDS, self.runtime.serialized(announce))
+        )
 
     # -- lifecycle
 
@@ -120,6 +125,9 @@ class Video:
         """End every stream, so the server can finish its requests."""
         log.info("closing streams", extra={"viewers": self.hub.viewer_count()})
         self.hub.close_all()
+
+    def components(self) -> list[ConsumerLoop[Any] | PeriodicTask]:
+        return [self._directory_loop, self._frames_loop, *self._tasks]
 
     def request_stop(self) -> None:
         for task in self._tasks:
@@ -140,15 +148,15 @@ class Video:
     def open_read(self, kind: str, topic: Topic[T], camera: str) -> PartitionReader[T] | None:
         """A consumer for one request about `camera`, or None when the per-process limit
         of such reads is reached. The caller closes it when the request ends."""
-        if not self.reads.acquire(kind):
+        if not self.request_reads.acquire(kind):
             return None
         try:
             return PartitionReader(
                 self._bridge, topic, name=f"{kind}-{camera}", key=camera,
-                on_close=lambda: self.reads.release(kind),
+                on_close=lambda: self.request_reads.release(kind),
             )  # fmt: skip
         except BaseException:
-            self.reads.release(kind)
+            self.request_reads.release(kind)
             raise
 
     def open_replay(self, camera: str, partition: int, from_ms: int) -> Replay | None:

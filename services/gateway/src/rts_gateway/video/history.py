@@ -26,7 +26,7 @@ from typing import Any
 
 from rts_common.contracts import Detection, VideoFrame
 
-from rts_gateway.video.reads import PartitionReader
+from rts_gateway.video.request_reads import PartitionReader
 from rts_gateway.video.times import TimeRange
 
 # A moment up to this much before the oldest frame still counts as held: the oldest

@@ -1,7 +1,7 @@
 """Routes into the past that Kafka still holds: a snapshot at a time, clips, the timeline.
 
 Each request parses every parameter, then finds the camera, and only then opens a Kafka
-read of its own (reads.py), which is closed when the response ends. What the past can
+read of its own (request_reads.py), which is closed when the response ends. What the past can
 refuse becomes a response: a moment no longer held is a 416 (with the window that is
 held), the per-process limit of reads a 429 with Retry-After, Kafka not answering in
 time a 503.
@@ -25,7 +25,7 @@ from rts_gateway.video.avi import ClipTooLarge
 from rts_gateway.video.feature import Video
 from rts_gateway.video.history import OutOfRetention
 from rts_gateway.video.hub import Viewer
-from rts_gateway.video.reads import KafkaUnavailable, PartitionReader
+from rts_gateway.video.request_reads import KafkaUnavailable, PartitionReader
 from rts_gateway.video.times import BadTime, TimeRange, iso_ms, parse_range, parse_time
 
 NO_CACHE = {

@@ -19,15 +19,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
 from rts_common.contracts import FrameMeta, VideoFrame
 
 from rts_gateway.bridge import Batch, ConsumerLoop, Record
 from rts_gateway.metrics import FRAME_SKIP_REASONS, GatewayMetrics
 from rts_gateway.video.directory import CameraDirectory
+from rts_gateway.video.reads import PartitionReads
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,6 @@ class Viewer:
         self._ready.set()
 
 
-@dataclass
-class _PartitionRead:
-    cameras: dict[str, int] = field(default_factory=dict)  # camera -> local viewers
-    release_at: float | None = None
-
-
 class FrameHub:
     def __init__(
         self,
@@ -122,17 +116,21 @@ class FrameHub:
         start_seconds: float = 1.0,
         release_after: float = 5.0,
         stall_timeout: float = 15.0,
+        peer_closed: Callable[[socket.socket], bool] = lambda _sock: False,
     ) -> None:
+        """`peer_closed(sock)`: whether a viewer's client has gone (checked without
+        reading), so a viewer that never got a frame to write is let go too."""
         self.topic = topic
-        self._consumer = consumer
         self._directory = directory
         self._metrics = metrics
-        self._start_seconds = start_seconds
-        self._release_after = release_after
         self._stall_timeout = stall_timeout
+        self._peer_closed = peer_closed
         self._viewers: dict[str, set[Viewer]] = {}
         self._latest: dict[str, Frame] = {}
-        self._reads: dict[int, _PartitionRead] = {}
+        self.reads = PartitionReads(
+            topic, consumer, directory, metrics,
+            start_seconds=start_seconds, release_after=release_after,
+        )  # fmt: skip
         self._lock = threading.Lock()
 
     # -- viewers
@@ -147,9 +145,14 @@ class FrameHub:
             self._viewers.setdefault(camera, set()).add(viewer)
             if kind != "wall":
                 self._metrics.viewers.labels(camera=camera, viewer_kind=kind).inc()
-            self._watch(status.partition, camera)
+            if self.reads.watch(status.partition, camera):
+                # Frames kept from an earlier read of this partition are stale by now.
+                for stale in [
+                    c for c, f in self._latest.items() if f.partition == status.partition
+                ]:
+                    del self._latest[stale]
             latest = self._latest.get(camera)
-            if latest is not None and latest.partition in self._reads:
+            if latest is not None:
                 viewer.offer(latest)
         return viewer
 
@@ -162,7 +165,7 @@ class FrameHub:
                     self._metrics.viewers.labels(
                         camera=viewer.camera, viewer_kind=viewer.kind
                     ).dec()
-                self._unwatch(viewer.camera)
+                self.reads.unwatch(viewer.camera)
         viewer.close()
 
     def close_all(self) -> None:
@@ -174,7 +177,7 @@ class FrameHub:
     def snapshot(self, camera: str, wait: float, sleep: Callable[[float], None]) -> Frame | None:
         """The newest frame of `camera`, reading its partition for up to `wait` if needed."""
         latest = self._latest.get(camera)
-        if latest is not None and latest.partition in self._reads:
+        if latest is not None and latest.partition in self.reads:
             return latest
         viewer = self.open(camera)
         try:
@@ -185,74 +188,37 @@ class FrameHub:
     def viewer_count(self) -> int:
         return sum(len(v) for v in self._viewers.values())
 
-    # -- partition reads on demand
-
-    def _watch(self, partition: int, camera: str) -> None:
-        read = self._reads.get(partition)
-        if read is None:
-            read = self._reads[partition] = _PartitionRead()
-            # Frames kept from an earlier read of this partition are stale by now.
-            for stale in [c for c, f in self._latest.items() if f.partition == partition]:
-                del self._latest[stale]
-            start_ms = int((time.time() - self._start_seconds) * 1000)
-            self._consumer.submit(lambda c: self._assign(c, partition, start_ms))
-            self._metrics.assignments.labels(topic=self.topic).inc()
-            self._metrics.partitions_assigned.labels(topic=self.topic).set(len(self._reads))
-        read.cameras[camera] = read.cameras.get(camera, 0) + 1
-        read.release_at = None
-        self._metrics.camera_reads.set(self._cameras_read())
-
-    def _unwatch(self, camera: str) -> None:
-        for read in self._reads.values():
-            if camera in read.cameras:
-                read.cameras[camera] -= 1
-                if read.cameras[camera] <= 0:
-                    del read.cameras[camera]
-                if not read.cameras:
-                    read.release_at = time.monotonic() + self._release_after
-        self._metrics.camera_reads.set(self._cameras_read())
-
-    def _cameras_read(self) -> int:
-        return sum(len(r.cameras) for r in self._reads.values())
-
-    def _assign(self, consumer: Consumer, partition: int, start_ms: int) -> None:
-        """Native-thread command: read `partition` from `start_ms` (capture time) on."""
-        found = consumer.offsets_for_times([TopicPartition(self.topic, partition, start_ms)], 10)
-        consumer.incremental_assign([TopicPartition(self.topic, partition, found[0].offset)])
-
-    def _unassigner(self, partition: int) -> Callable[[Consumer], None]:
-        def unassign(consumer: Consumer) -> None:
-            consumer.incremental_unassign([TopicPartition(self.topic, partition)])
-
-        return unassign
-
     def maintain(self) -> None:
-        """Periodic: release idle partitions, drop stalled viewers."""
+        """Periodic: release idle partitions, keep the others delivering, drop viewers
+        that stalled or whose client is gone."""
         now = time.monotonic()
         with self._lock:
-            idle = [p for p, r in self._reads.items() if r.release_at and r.release_at <= now]
-            for partition in idle:
-                del self._reads[partition]
+            for partition in self.reads.maintain(self._newest_ts):
                 for camera in [c for c, f in self._latest.items() if f.partition == partition]:
                     del self._latest[camera]
-                self._consumer.submit(self._unassigner(partition))
-            if idle:
-                self._metrics.partitions_assigned.labels(topic=self.topic).set(len(self._reads))
-            stalled = [
-                v
-                for viewers in self._viewers.values()
-                for v in viewers
-                if v.handed_out_at is not None and now - v.handed_out_at > self._stall_timeout
-            ]
-        for viewer in stalled:
-            log.info("dropping a stalled viewer", extra={"camera": viewer.camera})
-            self._metrics.viewers_dropped.labels(reason="stalled").inc()
-            viewer.handed_out_at = None
-            if viewer.connection is not None:
-                # Unblocks the write the server is stuck in, in either worker type.
-                with contextlib.suppress(OSError):
-                    viewer.connection.shutdown(socket.SHUT_RDWR)
-            self.close(viewer)
+            viewers = [v for camera_viewers in self._viewers.values() for v in camera_viewers]
+        for viewer in viewers:
+            if (
+                viewer.handed_out_at is not None
+                and now - viewer.handed_out_at > self._stall_timeout
+            ):
+                self._drop(viewer, "stalled")
+            elif viewer.connection is not None and self._peer_closed(viewer.connection):
+                self._drop(viewer, "gone")
+
+    def _drop(self, viewer: Viewer, reason: str) -> None:
+        log.info("dropping a viewer", extra={"camera": viewer.camera, "reason": reason})
+        self._metrics.viewers_dropped.labels(reason=reason).inc()
+        viewer.handed_out_at = None
+        if viewer.connection is not None:
+            # Unblocks the write the server is stuck in, in either worker type.
+            with contextlib.suppress(OSError):
+                viewer.connection.shutdown(socket.SHUT_RDWR)
+        self.close(viewer)
+
+    def _newest_ts(self, camera: str) -> int | None:
+        frame = self._latest.get(camera)
+        return frame.meta.ts_ns if frame else None
 
     # -- fed from Kafka
 
@@ -260,7 +226,7 @@ class FrameHub:
         newest: dict[str, Frame] = {}
         for record in batch.records:
             frame = Frame.from_record(record)
-            if frame.partition not in self._reads:
+            if frame.partition not in self.reads:
                 continue  # fetched before the partition was released: nobody wants it
             camera = frame.meta.camera
             self._metrics.frames_received.labels(camera=camera).inc()
@@ -269,15 +235,18 @@ class FrameHub:
             if previous is not None and previous.offset > frame.offset:
                 continue  # a re-delivery after a re-assignment; never go back in time
             self._latest[camera] = newest[camera] = frame
+        for partition in {frame.partition for frame in newest.values()}:
+            self.reads.delivered(partition)
         # Only the newest frame of a batch reaches viewers: older ones in the same batch
         # are catch-up, not frames a viewer was too slow for.
         for camera, frame in newest.items():
-            for viewer in self._viewers.get(camera, ()):
+            # A copy: in threading mode, requests open and close viewers meanwhile.
+            for viewer in tuple(self._viewers.get(camera, ())):
                 viewer.offer(frame)
 
     def describe(self) -> dict[str, Any]:
         return {
             "viewers": self.viewer_count(),
-            "partitions": sorted(self._reads),
+            "partitions": self.reads.partitions,
             "cameras": {c: len(v) for c, v in self._viewers.items() if v},
         }

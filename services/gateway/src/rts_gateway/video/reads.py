@@ -1,241 +1,217 @@
-"""Kafka reads made for one request: a replay, a timeline, a snapshot at a time, a clip.
+"""Which partitions of `video-frames` this pod reads, and making sure each read delivers.
 
-Each such request gets its own consumer through the bridge (direct assignment, no group,
-no commits) that never polls by itself: every read is a command the request submits and
-waits for, bounded in time, records and bytes, so a request holds what it asked for and
-nothing arrives behind its back. Records reach the request through the bridge's one path
-of consumed records (`decode_batch`). The reads share one per-process limit (the
-`max_replays` setting, counted per request whatever its kind) and are closed when the
-request ends.
+A partition is read while at least one local viewer watches a camera on it, from about a
+second before "now", and let go shortly after the last one leaves. Assigning it needs
+the broker (offsets-for-times): when that fails (a broker that does not answer, a
+timeout) the read is retried with backoff instead of staying assigned on paper only.
+And a read that stopped delivering while the camera's own status says it keeps
+publishing (a consumer left behind by a broker outage) is re-positioned at "now".
+
+Runs in the app context; the Kafka calls are commands run by the frames consumer's
+native thread.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Literal
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+from rts_common.contracts import VideoFrame
+from rts_common.logs import Throttle
 
-from rts_gateway.bridge import ConsumerLoop, KafkaBridge, Record, Topic, decode_batch
+from rts_gateway.bridge import ConsumerLoop, Future
 from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.video.directory import CameraDirectory
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-R = TypeVar("R")
+# A camera whose status shows frames this much newer than the newest one read here is
+# not being delivered: re-position the read (at most once per this interval).
+STALE_SECONDS = 3.0
+# An assignment that neither succeeded nor failed by now is given up and retried.
+ASSIGN_TIMEOUT_SECONDS = 30.0
+RETRY_MIN_SECONDS, RETRY_MAX_SECONDS = 1.0, 10.0
 
-READ_KINDS = ("replay", "timeline", "snapshot", "clip")
-# What librdkafka may prefetch for a request's consumer, per partition: small, since a
-# request reads what it asked for and nothing more.
-QUEUED_KBYTES = 2 * 1024
-# A command waits this much longer than its own deadline before the request gives up.
-_ANSWER_MARGIN = 5.0
-_POLL = 0.25
-
-
-class KafkaUnavailable(RuntimeError):
-    """Kafka did not answer a request's read in time (a 503)."""
+State = Literal["assigning", "reading", "waiting"]
 
 
 @dataclass
-class Chunk(Generic[T]):
-    """Records of one read, in offset order, and the offset the next read starts at."""
-
-    records: list[Record[T]] = field(default_factory=list)
-    position: int = 0
-    size: int = 0
-
-
-class ReadSlots:
-    """The per-process limit on request reads, counted in metrics by kind."""
-
-    def __init__(self, limit: int, metrics: GatewayMetrics) -> None:
-        self.limit = limit
-        self._metrics = metrics
-        self._open = 0
-        self._lock = threading.Lock()  # request threads in threading mode
-        for kind in READ_KINDS:
-            metrics.kafka_reads.labels(kind=kind)
-            metrics.kafka_reads_opened.labels(kind=kind)
-            metrics.kafka_reads_refused.labels(kind=kind)
-
-    @property
-    def open(self) -> int:
-        return self._open
-
-    def acquire(self, kind: str) -> bool:
-        with self._lock:
-            if self._open >= self.limit:
-                self._metrics.kafka_reads_refused.labels(kind=kind).inc()
-                return False
-            self._open += 1
-        self._metrics.kafka_reads.labels(kind=kind).inc()
-        self._metrics.kafka_reads_opened.labels(kind=kind).inc()
-        return True
-
-    def release(self, kind: str) -> None:
-        with self._lock:
-            self._open -= 1
-        self._metrics.kafka_reads.labels(kind=kind).dec()
+class PartitionRead:
+    partition: int
+    cameras: dict[str, int] = field(default_factory=dict)  # camera -> local viewers
+    release_at: float | None = None
+    state: State = "assigning"
+    since: float = field(default_factory=time.monotonic)  # when the state began
+    failures: int = 0
+    retry_at: float = 0.0
+    positioned_at: float = 0.0  # when it was last (re-)positioned
+    stalls: int = 0  # re-positions since the read last delivered
 
 
-class PartitionReader(Generic[T]):
-    """One request's consumer. `read` decodes records of `topic`; the position queries
-    (watermarks, offsets for times, timestamps) take any topic's name, so one consumer
-    serves a request that looks at frames and detections alike. With `key`, records of
-    other keys (other cameras sharing the partition) are skipped on the Kafka thread,
-    before they take any memory."""
-
+class PartitionReads:
     def __init__(
         self,
-        bridge: KafkaBridge,
-        topic: Topic[T],
+        topic: str,
+        consumer: ConsumerLoop[VideoFrame],
+        directory: CameraDirectory,
+        metrics: GatewayMetrics,
         *,
-        name: str,
-        key: str | None = None,
-        on_close: Callable[[], None] = lambda: None,
+        start_seconds: float,
+        release_after: float,
     ) -> None:
         self.topic = topic
-        self._bridge = bridge
-        self._name = name
-        self._key = key.encode() if key is not None else None
-        self._on_close = on_close
-        self._closed = False
-        # Native-thread state: where the consumer stands, to assign only when a read
-        # does not continue the previous one.
-        self._assigned: tuple[str, int, int] | None = None
-        self._loop: ConsumerLoop[T] = bridge.direct_consumer(
-            topic, _never, name=name, queued_kbytes=QUEUED_KBYTES, paused=_always
-        )
-        self._loop.start()
+        self._consumer = consumer
+        self._directory = directory
+        self._metrics = metrics
+        self._start_seconds = start_seconds
+        self._release_after = release_after
+        self._reads: dict[int, PartitionRead] = {}
+        self._errors = Throttle(60.0)
 
-    # -- the app context: each call waits (green under eventlet) for its command
+    def __contains__(self, partition: int) -> bool:
+        return partition in self._reads
 
-    def watermarks(self, partition: int, topic: str | None = None) -> tuple[int, int]:
-        tp = TopicPartition(topic or self.topic.name, partition)
-        low, high = self._ask(lambda c: c.get_watermark_offsets(tp, timeout=10), 10)
-        return int(low), int(high)
+    @property
+    def partitions(self) -> list[int]:
+        return sorted(self._reads)
 
-    def partitions(self, topic: str) -> int:
-        """How many partitions `topic` has."""
+    def state(self, partition: int) -> State | None:
+        read = self._reads.get(partition)
+        return read.state if read else None
 
-        def count(consumer: Consumer) -> int:
-            metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-            if metadata.error is not None:
-                raise KafkaUnavailable(f"topic {topic}: {metadata.error}")
-            return len(metadata.partitions)
+    def watch(self, partition: int, camera: str) -> bool:
+        """Count a viewer of `camera`; True when the partition's read starts now."""
+        read = self._reads.get(partition)
+        started = read is None
+        if read is None:
+            read = self._reads[partition] = PartitionRead(partition)
+            self._position(read, "new")
+            self._metrics.assignments.labels(topic=self.topic).inc()
+            self._metrics.partitions_assigned.labels(topic=self.topic).set(len(self._reads))
+        read.cameras[camera] = read.cameras.get(camera, 0) + 1
+        read.release_at = None
+        self._metrics.camera_reads.set(self._cameras_read())
+        return started
 
-        return self._ask(count, 10)
+    def unwatch(self, camera: str) -> None:
+        for read in self._reads.values():
+            if camera in read.cameras:
+                read.cameras[camera] -= 1
+                if read.cameras[camera] <= 0:
+                    del read.cameras[camera]
+                if not read.cameras:
+                    read.release_at = time.monotonic() + self._release_after
+        self._metrics.camera_reads.set(self._cameras_read())
 
-    def offset_for(self, partition: int, epoch_ms: int, topic: str | None = None) -> int:
-        """The first offset whose timestamp is at or after `epoch_ms`, or -1 if none is."""
-        tp = TopicPartition(topic or self.topic.name, partition, max(0, epoch_ms))
-        found = self._ask(lambda c: c.offsets_for_times([tp], timeout=10), 10)
-        return int(found[0].offset)
+    def delivered(self, partition: int) -> None:
+        """Frames arrived on `partition`: it works."""
+        read = self._reads.get(partition)
+        if read is not None:
+            read.stalls = 0
 
-    def timestamp_at(self, partition: int, offset: int, topic: str | None = None) -> int | None:
-        """The timestamp of the first record at or after `offset` (ms), None if none came."""
-        name = topic or self.topic.name
+    def maintain(self, newest_ts: Callable[[str], int | None]) -> list[int]:
+        """Release idle reads, retry failed ones, re-position stalled ones; returns the
+        partitions released. `newest_ts(camera)`: capture time (ns) of the newest frame
+        of the camera read here."""
+        now = time.monotonic()
+        released = [p for p, r in self._reads.items() if r.release_at and r.release_at <= now]
+        for partition in released:
+            del self._reads[partition]
+            self._consumer.submit(self._unassigner(partition))
+        if released:
+            self._metrics.partitions_assigned.labels(topic=self.topic).set(len(self._reads))
+            self._metrics.camera_reads.set(self._cameras_read())
+        for read in self._reads.values():
+            if read.state == "waiting" and now >= read.retry_at:
+                self._position(read, "retry")
+            elif read.state == "assigning" and now - read.since > ASSIGN_TIMEOUT_SECONDS:
+                self._failed(read, TimeoutError("no answer from the frames consumer"))
+            elif read.state == "reading" and self._stalled(read, now, newest_ts):
+                read.stalls += 1
+                self._position(read, "stalled")
+        return released
 
-        def first(consumer: Consumer) -> int | None:
-            self._assign(consumer, name, partition, offset)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                msg = consumer.poll(_POLL)
-                if msg is not None and msg.error() is None:
-                    self._assigned = (name, partition, (msg.offset() or 0) + 1)
-                    return int(msg.timestamp()[1])
-            return None
+    # -- positioning
 
-        return self._ask(first, 5)
+    def _position(self, read: PartitionRead, reason: str) -> None:
+        now = time.monotonic()
+        read.state, read.since, read.positioned_at = "assigning", now, now
+        start_ms = int((time.time() - self._start_seconds) * 1000)
+        future: Future[None] = self._consumer.submit(self._assigner(read.partition, start_ms))
+        future.add_done_callback(lambda error: self._positioned(read, error))
+        if reason != "new":
+            self._metrics.read_repositions.labels(reason=reason).inc()
+            log.info("re-positioning a frames read", extra={"partition": read.partition,
+                                                            "reason": reason})  # fmt: skip
 
-    def read(
-        self,
-        partition: int,
-        start: int,
-        end: int,
-        *,
-        max_bytes: int,
-        max_records: int,
-        timeout: float,
-    ) -> Chunk[T]:
-        """Records of `partition` in [start, end): at most `max_records`, and no more once
-        `max_bytes` of values are held (one record may cross it), within `timeout`."""
-
-        def command(consumer: Consumer) -> tuple[list[Message], int, int]:
-            return self._read(consumer, partition, start, end, max_bytes, max_records, timeout)
-
-        messages, position, size = self._ask(command, timeout)
-        batch = decode_batch(self.topic, messages, self._bridge.bad_records, self._name)
-        return Chunk(batch.records, position, size)
-
-    def close(self) -> None:
-        """Stop the consumer (waits for it) and give the request's slot back."""
-        if self._closed:
+    def _positioned(self, read: PartitionRead, error: BaseException | None) -> None:
+        if self._reads.get(read.partition) is not read:
+            return  # released meanwhile
+        if error is not None:
+            self._failed(read, error)
             return
-        self._closed = True
-        self._loop.stop(timeout=5.0)
-        self._on_close()
+        read.state, read.since, read.failures = "reading", time.monotonic(), 0
 
-    def _ask(self, command: Callable[[Consumer], R], timeout: float) -> R:
-        try:
-            return self._loop.submit(command).result(timeout + _ANSWER_MARGIN)
-        except TimeoutError:
-            raise KafkaUnavailable("Kafka did not answer in time") from None
-        except KafkaException as exc:
-            raise KafkaUnavailable(f"Kafka refused the read: {exc.args[0]}") from None
+    def _failed(self, read: PartitionRead, error: BaseException) -> None:
+        read.failures += 1
+        delay = min(RETRY_MAX_SECONDS, RETRY_MIN_SECONDS * 2 ** (read.failures - 1))
+        read.state, read.since, read.retry_at = (
+            "waiting",
+            time.monotonic(),
+            time.monotonic() + delay,
+        )
+        self._metrics.read_failures.inc()
+        if self._errors.allow(read.partition):
+            log.warning(
+                "cannot read a frames partition; retrying",
+                extra={"partition": read.partition, "retry_in": delay, "error": str(error)},
+            )
 
-    # -- the native thread
-
-    def _assign(self, consumer: Consumer, topic: str, partition: int, offset: int) -> None:
-        if self._assigned != (topic, partition, offset):
-            consumer.assign([TopicPartition(topic, partition, offset)])
-            self._assigned = (topic, partition, offset)
-
-    def _read(
-        self,
-        consumer: Consumer,
-        partition: int,
-        start: int,
-        end: int,
-        max_bytes: int,
-        max_records: int,
-        timeout: float,
-    ) -> tuple[list[Message], int, int]:
-        name = self.topic.name
-        self._assign(consumer, name, partition, start)
-        deadline = time.monotonic() + timeout
-        messages: list[Message] = []
-        position, size = start, 0
-        while position < end and len(messages) < max_records and size < max_bytes:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            msg = consumer.poll(min(left, _POLL))
-            if msg is None:
+    def _stalled(
+        self, read: PartitionRead, now: float, newest_ts: Callable[[str], int | None]
+    ) -> bool:
+        """The camera says Kafka has frames newer than any read here, for a while. Each
+        re-position that did not help waits twice as long before the next: while a
+        partition's leader moves, librdkafka recovers by itself, and asking the broker for
+        offsets meanwhile only holds the frames consumer up."""
+        wait = min(RETRY_MAX_SECONDS * 6, STALE_SECONDS * 2**read.stalls)
+        if now - read.positioned_at < wait:
+            return False
+        for camera in read.cameras:
+            status = self._directory.get(camera)
+            if status is None or not status.source_up or status.last_frame_ts is None:
                 continue
-            if msg.error() is not None:
-                messages.append(msg)  # counted as a Kafka error by decode_batch
-                continue
-            offset = msg.offset() or 0
-            position = offset + 1
-            self._assigned = (name, partition, position)
-            if offset >= end:
-                break
-            if self._key is not None and msg.key() != self._key:
-                continue
-            messages.append(msg)
-            size += len(msg.value() or b"")
-        return messages, position, size
+            if status.last_frame_ts - (newest_ts(camera) or 0) > STALE_SECONDS * 1e9:
+                return True
+        return False
 
+    # -- native-thread commands
 
-def _never(_batch: object) -> None:
-    """A request's consumer never polls by itself, so it never delivers a batch."""
+    def _assigner(self, partition: int, start_ms: int) -> Callable[[Consumer], None]:
+        def assign(consumer: Consumer) -> None:
+            """Read `partition` from `start_ms` (capture time) on, or move an existing
+            read there."""
+            found = consumer.offsets_for_times(
+                [TopicPartition(self.topic, partition, start_ms)], 10
+            )[0].offset
+            target = TopicPartition(self.topic, partition, found if found >= 0 else OFFSET_END)
+            if any(tp.partition == partition for tp in consumer.assignment()):
+                consumer.seek(target)
+            else:
+                consumer.incremental_assign([target])
 
+        return assign
 
-def _always() -> bool:
-    return True
+    def _unassigner(self, partition: int) -> Callable[[Consumer], None]:
+        def unassign(consumer: Consumer) -> None:
+            if any(tp.partition == partition for tp in consumer.assignment()):
+                consumer.incremental_unassign([TopicPartition(self.topic, partition)])
+
+        return unassign
+
+    def _cameras_read(self) -> int:
+        return sum(len(r.cameras) for r in self._reads.values())

@@ -8,9 +8,9 @@ point that was live when the replay started, hands over to the live fan-out.
 Memory is bounded in bytes, with nothing in flight behind the bound's back: the replay
 reads a chunk of at most `buffer_bytes` (one larger frame still passes) only when it has
 played everything it held, and its consumer fetches nothing unless asked
-(reads.PartitionReader), so a replay holds at most one chunk plus librdkafka's small
+(request_reads.PartitionReader), so a replay holds at most one chunk plus librdkafka's small
 prefetch, however slow its viewer. Each replay needs its own consumer, so their number
-per process is capped (reads.ReadSlots).
+per process is capped (request_reads.ReadSlots).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rts_common.contracts import VideoFrame
 
 from rts_gateway.video.history import offset_at, window
 from rts_gateway.video.hub import Frame
-from rts_gateway.video.reads import KafkaUnavailable, PartitionReader
+from rts_gateway.video.request_reads import KafkaUnavailable, PartitionReader
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,40 @@
+import threading
+import time
+
+from rts_common.tasks import PeriodicTask
+
+
+def test_a_task_runs_periodically_survives_failures_and_stops_at_once() -> None:
+    runs: list[float] = []
+
+    def action() -> None:
+        runs.append(time.monotonic())
+        if len(runs) == 2:
+            raise RuntimeError("one bad run")
+
+    task = PeriodicTask("t", 0.02, action, first_delay=0).start()
+    deadline = time.monotonic() + 5
+    while len(runs) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(runs) >= 5
+    assert task.failures == 1
+    assert task.problem(time.monotonic()) is None
+    task.interval = 60.0  # a long wait: stop() must not sit through it
+    started = time.monotonic()
+    task.stop()
+    assert time.monotonic() - started < 1.0
+    assert task.problem(time.monotonic()) is None  # stopped on purpose
+
+
+def test_a_task_stuck_in_its_action_is_reported_overdue() -> None:
+    release = threading.Event()
+    task = PeriodicTask("stuck", 0.01, lambda: release.wait(10), first_delay=0,
+                        overdue_after=0.2).start()  # fmt: skip
+    time.sleep(0.5)
+    problem = task.problem(time.monotonic())
+    assert problem is not None
+    assert problem.startswith("no run for")
+    release.set()
+    time.sleep(0.1)
+    assert task.problem(time.monotonic()) is None
+    task.stop()
