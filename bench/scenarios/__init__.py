@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bench.context import Bench, Section
-from bench.scenarios import capture, eventsim, ingest, latency, mjpeg, socketio
+from bench.scenarios import capture, eventsim, ingest, latency, mjpeg, socketio, storage
 
 SCENARIOS: dict[str, tuple[str, Callable[[Bench], Section]]] = {
     "capture": (capture.TITLE, capture.run),
@@ -14,4 +14,5 @@ SCENARIOS: dict[str, tuple[str, Callable[[Bench], Section]]] = {
     "latency": (latency.TITLE, latency.run),
     "mjpeg": (mjpeg.TITLE, mjpeg.run),
     "socketio": (socketio.TITLE, socketio.run),
+    "storage": (storage.TITLE, storage.run),
 }

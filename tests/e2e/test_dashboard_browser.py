@@ -9,88 +9,34 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
-from rts_capture.sample import write_face
-from rts_common.contracts import TOPICS
+from playwright.sync_api import Browser, Page
 from rts_gateway.access.auth import Authenticator
 
+from tests.e2e.conftest import Stack, local_stack, shot, wait_until
 from tests.fixtures.capture import read_topic
 from tests.fixtures.kafka import KafkaUnderTest
-from tests.fixtures.processes import (
-    ServiceGroup,
-    ServiceProcess,
-    free_port,
-    kafka_env,
-    start_capture,
-    start_event_sim,
-    start_gateway,
-)
+from tests.fixtures.processes import start_gateway
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
-CHROMIUM = "/usr/bin/chromium"
 CAMERAS = [f"cam-{i}" for i in range(1, 9)]
 EVENTS = 1500
 
 
-@dataclass
-class Stack:
-    port: int
-    prefix: str
-    kafka: KafkaUnderTest
-    group: ServiceGroup
-    gateway: ServiceProcess | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start_gateway(self) -> ServiceProcess:
-        self.gateway = start_gateway(
-            self.group, "--wall-fps", "3", "--wall-width", "240", "--event-sample-rate", "50",
-            port=self.port,
-        )  # fmt: skip
-        self.gateway.wait_ready(timeout=60)
-        return self.gateway
-
-    def start_event_sim(self, *flags: str) -> ServiceProcess:
-        return start_event_sim(self.group, *flags)
-
-
 @pytest.fixture(scope="module")
 def stack(kafka: KafkaUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    prefix = f"e2e{uuid.uuid4().hex[:8]}."
-    kafka.create_topics(list(TOPICS), prefix)
-    env = kafka_env(kafka.bootstrap, prefix, GATEWAY_GROUP_ID=f"e2e-{prefix}",
-                    GATEWAY_EVENTS_START="earliest")  # fmt: skip
     face = tmp_path_factory.mktemp("face") / "face.png"
-    assert write_face(face), "scikit-image's astronaut portrait is needed for the face camera"
-    with ServiceGroup(env) as group:
-        stack = Stack(free_port(), prefix, kafka, group)
-        for camera in CAMERAS:
-            faces = ["--test-face", str(face), "--face-every", "3"] if camera == "cam-1" else [
-                "--no-faces"]  # fmt: skip
-            start_capture(group, camera, "--source", "test", "--fps", "5", "--test-width", "320",
-                          "--test-height", "240", *faces)  # fmt: skip
-        stack.start_gateway()
+    size = ["--fps", "5", "--test-width", "320", "--test-height", "240"]
+    cameras = {
+        camera: [*size, "--test-face", str(face), "--face-every", "3"] if camera == "cam-1"
+        else [*size, "--no-faces"]
+        for camera in CAMERAS
+    }  # fmt: skip
+    gateway = ["--wall-fps", "3", "--wall-width", "240", "--event-sample-rate", "50"]
+    with local_stack(kafka, face, cameras, gateway_flags=gateway,
+                     GATEWAY_GROUP_ID=f"e2e-{uuid.uuid4().hex[:8]}",
+                     GATEWAY_EVENTS_START="earliest") as stack:  # fmt: skip
         yield stack
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
-        )  # fmt: skip
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,17 +53,8 @@ def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     page.close()
 
 
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 def kpi(page: Page, name: str) -> str:
     return page.locator(f'[data-kpi="{name}"]').get_attribute("data-value") or ""
-
-
-def wait_until(page: Page, js: str, timeout: float = 20.0, arg: Any = None) -> Any:
-    return page.wait_for_function(js, arg=arg, timeout=timeout * 1000).json_value()
 
 
 def test_the_page_connects_and_shows_events_within_two_seconds(stack: Stack, page: Page) -> None:
@@ -178,12 +115,14 @@ def test_the_camera_wall_shows_eight_live_tiles_with_detection_boxes(
     shot(page, "3-wall")
 
 
-def test_clicking_a_tile_opens_its_full_mjpeg_stream(stack: Stack, page: Page) -> None:
+def test_clicking_a_tile_opens_its_live_stream_in_the_player(stack: Stack, page: Page) -> None:
     page.locator('#wall .tile[data-camera="cam-2"]').click()
     player = page.locator("#player")
     assert player.is_visible()
-    assert "/stream/cam-2" in (player.locator("img").get_attribute("src") or "")
-    wait_until(page, "() => document.querySelector('#player img').naturalWidth === 320", 15)
+    assert player.get_attribute("data-camera") == "cam-2"
+    wait_until(page, "() => +document.getElementById('player').dataset.frames > 2", 15)
+    assert page.evaluate("() => document.querySelector('#player canvas').width") == 320
+    assert player.get_attribute("data-mode") == "live"
     shot(page, "4-stream")
     page.locator("#player [data-close]").click()
     assert not player.is_visible()

@@ -94,11 +94,16 @@ def test_run_command_brings_up_topics_and_ctrl_c_stops_everything(
         "devstack",
         ["rts-devstack", "run", "--kafka-port", str(port), "--data-dir", str(tmp_path),
          "--no-services"],
-        {"NO_COLOR": "1"},
+        {"NO_COLOR": "1", "VIDEO_RETENTION_MINUTES": "45"},
     )  # fmt: skip
     run.wait_line("Ctrl-C stops everything", timeout=120)
-    topics = admin_client({"bootstrap.servers": f"127.0.0.1:{port}"}).list_topics(timeout=10)
+    admin = admin_client({"bootstrap.servers": f"127.0.0.1:{port}"})
+    topics = admin.list_topics(timeout=10)
     assert {t.name for t in TOPICS} <= set(topics.topics), run.log()
+    frames = ConfigResource(ResourceType.TOPIC, VIDEO_FRAMES.name)
+    retention = admin.describe_configs([frames])[frames].result(10)["retention.ms"].value
+    assert retention == str(45 * 60_000)
+    assert "video-frames keeps 45 minutes of video" in run.log(None)
     run.signal(signal.SIGINT)
     assert run.wait_exit(60) == 0, run.log()
     rest = run.log(None)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from rts_capture.settings import CaptureSettings
-from rts_common.contracts import PLAYBACK_EVENTS, TOPICS
+from rts_common.contracts import PLAYBACK_EVENTS, TOPICS, VIDEO_FRAMES
 from rts_common.settings import Settings
 from rts_devstack import proxy
 from rts_eventsim.settings import EventSimSettings
@@ -383,6 +383,17 @@ def test_topics_equal_the_contracts(rendered: dict[str, list[Obj]]) -> None:
             assert topic["config"] == dict(spec.config), spec.name
     replicas = {t["spec"]["replicas"] for t in of_kind(rendered["production"], "KafkaTopic")}
     assert replicas == {3}
+
+
+def test_video_retention_is_one_value_applied_to_the_frames_topic(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    chart = prepare_chart(tmp_path_factory.mktemp("chart"))
+    objects = render(chart, "--set", "kafka.videoRetentionMinutes=90")
+    configs = {t["spec"]["topicName"]: t["spec"]["config"] for t in of_kind(objects, "KafkaTopic")}
+    assert configs[VIDEO_FRAMES.name]["retention.ms"] == str(90 * 60_000)
+    others = {name: c for name, c in configs.items() if name != VIDEO_FRAMES.name}
+    assert others == {spec.name: dict(spec.config) for spec in TOPICS if spec != VIDEO_FRAMES}
 
 
 def test_chart_topic_file_is_generated_from_the_contracts() -> None:

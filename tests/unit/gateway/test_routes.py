@@ -4,10 +4,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from flask import Response
 from flask.testing import FlaskClient
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_devstack.processes import http_get
 from rts_gateway.service import Gateway
+from rts_gateway.video.history_routes import close_with
+from werkzeug.test import EnvironBuilder
 
 from tests.unit.gateway.conftest import MakeGateway
 from tests.unit.gateway.helpers import batch_of, frame_message, status_message
@@ -130,6 +133,72 @@ def test_unknown_paths_are_json_404(client: FlaskClient) -> None:
     response = client.get("/nowhere")
     assert response.status_code == 404
     assert response.json == {"error": "not found"}
+
+
+def test_bad_times_are_refused_before_any_kafka_read_is_made(
+    client: FlaskClient, gateway: Gateway
+) -> None:
+    loops = len(gateway.bridge.loops)
+    nines = "9" * 400
+    for path in (
+        f"/stream/front?from=-{nines}s",
+        "/stream/front?from=-99999999h",
+        "/stream/front?from=0001-01-01T00:00:00Z",
+        f"/snapshot/front.jpg?at=-{nines}s",
+        "/snapshot/front.jpg?at=tomorrow",
+        "/clip/front?from=-10s&to=-20s",
+        "/clip/front?from=-99999999h&to=now",
+        "/clip/front?from=-2h",  # longer than clip_max_seconds
+        "/clip/front",
+        f"/api/timeline/front?from=-{nines}ms",
+        "/api/timeline/front?from=-2d",
+        "/api/timeline/front?kinds=cars",
+        "/api/timeline/front?from=-25h",
+        "/api/timeline/front?step=10",
+        "/api/timeline/front?step=-1000",
+        f"/api/timeline/front?step={nines}",
+    ):
+        response = client.get(path)
+        assert response.status_code == 400, path
+        assert response.json["error"], path
+    assert len(gateway.bridge.loops) == loops
+    assert gateway.video.request_reads.open == 0
+
+
+def test_reads_into_the_past_are_refused_with_retry_after_past_the_process_limit(
+    make_gateway: MakeGateway,
+) -> None:
+    gateway = make_gateway(max_replays=0)
+    directory = gateway.video.directory
+    directory.on_batch(batch_of(VIDEO_CAMERAS, [status_message("front", 0)], gateway.metrics))
+    client = gateway.app.test_client()
+    for path in ("/stream/front?from=-5s", "/snapshot/front.jpg?at=-5s",
+                 "/clip/front?from=-10s", "/api/timeline/front"):  # fmt: skip
+        response = client.get(path)
+        assert response.status_code == 429, path
+        assert response.headers["Retry-After"] == "5"
+    refused = gateway.metrics.registry.get_sample_value(
+        "gateway_kafka_reads_refused_total", {"kind": "clip"}
+    )
+    assert refused == 1
+
+
+def test_a_streamed_body_closed_before_its_first_byte_still_releases_its_read() -> None:
+    closed: list[str] = []
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield b"never sent"
+        finally:
+            closed.append("generator")  # never runs: the generator never started
+
+    response = close_with(Response(body(), direct_passthrough=True), lambda: closed.append("read"))
+    iterable = response(EnvironBuilder("/clip/front").get_environ(), lambda *_args: None)
+    iterable.close()  # type: ignore[attr-defined]
+    assert closed == ["read"]
+    answered = close_with(Response(b"{}"), lambda: closed.append("answer"))
+    answered(EnvironBuilder("/").get_environ(), lambda *_args: None).close()  # type: ignore[attr-defined]
+    assert closed == ["read", "answer"]
 
 
 class Stuck:

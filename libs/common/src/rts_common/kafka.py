@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 from pydantic import SecretStr
 
 from rts_common.contracts import TopicSpec
@@ -157,6 +164,30 @@ def ensure_topics(
                 raise
     _wait_for_leaders(admin, created, timeout)
     return created
+
+
+def set_topic_configs(
+    admin: AdminClient, topic: str, configs: Mapping[str, str], timeout: float = 30.0
+) -> None:
+    """Set configs of an existing topic, leaving its other configs as they are; returns
+    once the broker describes the topic with them (a KRaft broker applies a change when
+    the controller's metadata reaches it, a moment after the change is accepted)."""
+    entries = [
+        ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        for name, value in configs.items()
+    ]
+    resource = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=entries)
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout)
+    deadline = time.monotonic() + timeout
+    described = ConfigResource(ResourceType.TOPIC, topic)
+    while True:
+        current = admin.describe_configs([described])[described].result(timeout)
+        if all(name in current and current[name].value == v for name, v in configs.items()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topic {topic} does not show {dict(configs)} after {timeout:g}s")
+        time.sleep(0.1)
 
 
 def _wait_for_leaders(admin: AdminClient, topics: list[str], timeout: float) -> None:

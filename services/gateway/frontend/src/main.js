@@ -6,6 +6,7 @@ import "uplot/dist/uPlot.min.css";
 import "./style.css";
 import { QoeBoard } from "./qoe.js";
 import { CameraWall } from "./wall.js";
+import { Player } from "./player.js";
 import { EventFeed } from "./feed.js";
 import { LatencyMeter } from "./latency.js";
 
@@ -16,7 +17,8 @@ const eventLatency = new LatencyMeter($("event-latency"));
 const frameLatency = new LatencyMeter($("frame-latency"));
 const feed = new EventFeed($("events"), 100);
 const qoe = new QoeBoard(document, uPlot);
-const wall = new CameraWall($("wall"), $("alerts"), $("player"), frameLatency);
+const player = new Player($("player"));
+const wall = new CameraWall($("wall"), $("alerts"), player, frameLatency);
 
 // WebSocket first: long-polling needs sticky sessions across replicas, and a wall of
 // thumbnails is far cheaper over one socket.
@@ -59,11 +61,14 @@ socket.on("new_event", onEvent);
 socket.on("batch", ({ events }) => events.forEach(onEvent));
 socket.on("qoe", (snapshot) => qoe.update(snapshot));
 socket.on("qoe_released", ({ partition, owner }) => qoe.release(partition, owner));
-socket.on("detection", (detection) => wall.detection(detection));
+socket.on("detection", (detection) => {
+  wall.detection(detection);
+  player.detection(detection);
+});
 socket.on("cameras", (cameras) => wall.cameras(cameras));
 socket.on("wall_frame", (frame) => wall.frame(frame));
 
 setInterval(() => qoe.render(), 1000);
 
 // For end-to-end tests and the curious: the live state, read-only.
-window.dashboard = { socket, qoe, wall, feed, eventLatency, frameLatency };
+window.dashboard = { socket, qoe, wall, player, feed, eventLatency, frameLatency };

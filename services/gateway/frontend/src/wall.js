@@ -1,9 +1,20 @@
 // The camera wall: a canvas per camera, fed by binary Socket.IO thumbnails, with the
-// latest detection boxes drawn over it, an alert list, and a click that opens the full
-// MJPEG stream.
+// latest detection boxes drawn over it, the time since its last detection and a badge
+// while it sees faces; an alert list whose entries replay the moment they report; a
+// click on a tile opens the camera live in the player.
+import { LEAD_MS } from "./player.js";
+
 const BOX_TTL_MS = 1500; // boxes fade out if no newer detection arrives
 const ALERT_CAP = 50;
 const ALERT_EVERY_MS = 5000; // one alert per camera and kind every few seconds
+const FACE_BADGE_MS = 60000; // the face badge stays this long after the last face
+
+function ago(ms) {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  return `${Math.floor(seconds / 3600)} h ago`;
+}
 
 export class CameraWall {
   constructor(grid, alerts, player, latency) {
@@ -13,9 +24,7 @@ export class CameraWall {
     this.latency = latency;
     this.tiles = new Map();
     this.lastAlert = new Map();
-    player.addEventListener("click", (e) => {
-      if (e.target === player || e.target.dataset.close !== undefined) this.closePlayer();
-    });
+    setInterval(() => this.tick(), 1000);
   }
 
   cameras(list) {
@@ -32,11 +41,21 @@ export class CameraWall {
     canvas.width = 320;
     canvas.height = 180;
     const caption = document.createElement("figcaption");
-    caption.textContent = camera;
-    figure.append(canvas, caption);
-    figure.addEventListener("click", () => this.openPlayer(camera));
+    const name = document.createElement("span");
+    name.textContent = camera;
+    const since = document.createElement("span");
+    since.className = "since";
+    since.textContent = " · no detection yet";
+    caption.append(name, since);
+    const badge = document.createElement("span");
+    badge.className = "badge face";
+    badge.textContent = "face";
+    badge.hidden = true;
+    figure.append(canvas, caption, badge);
+    figure.addEventListener("click", () => this.player.open(camera));
     this.grid.append(figure);
-    tile = { figure, canvas, caption, image: null, boxes: [], frames: 0, info: null };
+    tile = { figure, canvas, caption, since, badge, image: null, boxes: [], frames: 0,
+      info: null, lastDetection: null, lastFace: null };
     this.tiles.set(camera, tile);
     return tile;
   }
@@ -67,7 +86,10 @@ export class CameraWall {
     if (det.boxes.length) {
       tile.boxes.push({ kind: det.kind, boxes: det.boxes, at: now,
         width: det.width, height: det.height });
+      tile.lastDetection = det.ts / 1e6;
+      if (det.kind === "face") tile.lastFace = det.ts / 1e6;
       this.alert(det, now);
+      this.label(tile);
     }
     tile.figure.dataset.detections = String((Number(tile.figure.dataset.detections) || 0) + 1);
     this.draw(tile);
@@ -79,8 +101,11 @@ export class CameraWall {
     this.lastAlert.set(key, now);
     const li = document.createElement("li");
     li.className = `alert ${det.kind}`;
-    const when = new Date(det.ts / 1e6).toLocaleTimeString();
-    li.textContent = `${when} · ${det.camera}: ${det.kind} (${det.boxes.length})`;
+    const at = det.ts / 1e6;
+    Object.assign(li.dataset, { camera: det.camera, kind: det.kind, ts: String(Math.floor(at)) });
+    li.title = "Replay the moment";
+    li.textContent = `${new Date(at).toLocaleTimeString()} · ${det.camera}: ${det.kind} (${det.boxes.length})`;
+    li.addEventListener("click", () => this.player.open(det.camera, at - LEAD_MS));
     this.alerts.prepend(li);
     while (this.alerts.children.length > ALERT_CAP) this.alerts.lastChild.remove();
   }
@@ -112,17 +137,19 @@ export class CameraWall {
     tile.figure.dataset.boxes = String(drawn);
   }
 
-  openPlayer(camera) {
-    const img = this.player.querySelector("img");
-    img.src = `/stream/${encodeURIComponent(camera)}`;
-    img.alt = camera;
-    this.player.querySelector("[data-title]").textContent = camera;
-    this.player.hidden = false;
+  // Once a second: the time since each tile's last detection, and whether faces are recent.
+  tick() {
+    for (const tile of this.tiles.values()) this.label(tile);
   }
 
-  closePlayer() {
-    const img = this.player.querySelector("img");
-    img.removeAttribute("src"); // ends the MJPEG request
-    this.player.hidden = true;
+  label(tile) {
+    const now = Date.now();
+    if (tile.lastDetection !== null) {
+      tile.since.textContent = ` · detection ${ago(now - tile.lastDetection)}`;
+      tile.figure.dataset.lastDetection = String(Math.round(tile.lastDetection));
+    }
+    const faces = tile.lastFace !== null && now - tile.lastFace < FACE_BADGE_MS;
+    tile.badge.hidden = !faces;
+    tile.figure.dataset.face = faces ? "1" : "0";
   }
 }

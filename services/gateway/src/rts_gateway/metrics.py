@@ -60,13 +60,13 @@ class GatewayMetrics:
         self.viewers = Gauge(
             "gateway_mjpeg_viewers", "Open MJPEG streams", ["camera", "viewer_kind"], registry=r
         )
-        self.replays = Gauge("gateway_replay_viewers", "Open replay streams", registry=r)
         self.frames_ignored = Counter(
             "gateway_frames_ignored_total",
             "Frames read but shown to nobody: unknown_camera (their key names no camera of the "
             "directory), wrong_partition (not the partition the camera announced)",
             ["reason"], registry=r,
         )  # fmt: skip
+        self._reads_into_the_past(r)
         self.viewers_dropped = Counter(
             "gateway_viewers_dropped_total",
             "MJPEG viewers closed by the gateway: stalled (took no frame for too long), gone "
@@ -300,3 +300,31 @@ class GatewayMetrics:
             "committed offset, restore its state",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+
+    def _reads_into_the_past(self, r: CollectorRegistry) -> None:
+        """Replays, timelines, snapshots at a time and clips: each reads Kafka for itself."""
+        self.replays = Gauge("gateway_replay_viewers", "Open replay streams", registry=r)
+        self.replay_buffered_bytes = Gauge(
+            "gateway_replay_buffered_bytes",
+            "JPEG bytes replays hold ahead of their pacing, over all open replays",
+            registry=r,
+        )
+        self.kafka_reads = Gauge(
+            "gateway_kafka_reads",
+            "Open Kafka reads made for one request (replay, timeline, snapshot at a time, "
+            "clip); together limited by GATEWAY_MAX_REPLAYS",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.kafka_reads_opened = Counter(
+            "gateway_kafka_reads_opened_total",
+            "Kafka reads opened for one request (each its own consumer), by kind",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.kafka_reads_refused = Counter(
+            "gateway_kafka_reads_refused_total",
+            "Requests refused (429) because the process had GATEWAY_MAX_REPLAYS reads open",
+            ["kind"], registry=r,
+        )  # fmt: skip
+        self.clip_bytes_sent = Counter(
+            "gateway_clip_bytes_sent_total", "Bytes of AVI clips written to clients", registry=r
+        )

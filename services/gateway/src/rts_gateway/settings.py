@@ -93,7 +93,32 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         300.0, "Cameras silent for longer are left out of /api/cameras and the wall", gt=0
     )
     max_replays: int = setting(
-        32, "Most concurrent replay streams per process (each needs its own consumer)", ge=0
+        32,
+        "Most concurrent Kafka reads made for one request per process: replay streams, "
+        "timelines, snapshots at a time and clips (each needs its own consumer)",
+        ge=0,
+    )
+    replay_buffer_bytes: int = setting(
+        8 * 1024 * 1024,
+        "Most JPEG bytes a replay holds ahead of its pacing, including what it is fetching "
+        "(one frame larger than this still passes); librdkafka prefetches at most 2 MiB "
+        "more per replay",
+        ge=64 * 1024,
+        le=512 * 1024 * 1024,
+    )
+    read_timeout_seconds: float = setting(
+        10.0,
+        "How long a timeline, a snapshot at a time or a clip's first pass may read Kafka "
+        "before the request gives up (503)",
+        gt=0,
+        le=120,
+    )
+    timeline_max_detections: int = setting(
+        5000, "Most detections one /api/timeline answer carries (then truncated)", ge=1,
+        le=1_000_000,
+    )  # fmt: skip
+    clip_max_seconds: float = setting(
+        120.0, "Longest clip /clip serves, in seconds of capture time", gt=0, le=3600
     )
     max_streams: int = setting(
         2000, "Most concurrent MJPEG streams (live and replay) per process", ge=0

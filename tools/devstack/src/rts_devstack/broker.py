@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -39,7 +39,7 @@ from confluent_kafka.admin import (
 )
 from rts_common.acls import Acl
 from rts_common.contracts import TOPICS, TopicSpec
-from rts_common.kafka import admin_client, ensure_topics, wait_for_brokers
+from rts_common.kafka import admin_client, ensure_topics, set_topic_configs, wait_for_brokers
 from rts_common.lifecycle import die_with_parent
 from rts_common.net import port_in_use
 
@@ -423,6 +423,9 @@ class LocalKafka:
     def _require_secured(self) -> None:
         if self.admin_password is None:
             raise BrokerError("users and ACLs need the secured mode (admin_password)")
+
+    def set_topic_configs(self, topic: str, configs: Mapping[str, str]) -> None:
+        set_topic_configs(admin_client(self.client_config()), topic, configs)
 
     def stop_node(self, node_id: int, timeout: float = 30.0, *, kill: bool = False) -> None:
         """Stop one node: SIGTERM for a controlled shutdown (or SIGKILL for a crash)."""

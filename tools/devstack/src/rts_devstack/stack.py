@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from rts_common.contracts import VIDEO_FRAMES
 from rts_common.lifecycle import shutdown_event
 from rts_common.logs import LoggingSettings, configure_logging
 from rts_common.net import port_in_use
@@ -88,6 +89,14 @@ class StackSettings(LoggingSettings):
     prometheus_port: int = setting(9090, "Port of Prometheus's web UI and API",
                                    env="PROMETHEUS_PORT", ge=1, le=65535)  # fmt: skip
     scrape_interval: float = setting(5.0, "Seconds between Prometheus's scrapes", ge=1, le=60)
+    video_retention_minutes: float = setting(
+        10.0,
+        "How long video-frames keeps video, so it can be replayed, clipped and snapshotted "
+        "(minutes; applied to the topic on every start). Storage: README, Retention",
+        env="VIDEO_RETENTION_MINUTES",
+        ge=1,
+        le=7 * 24 * 60,
+    )
     services: bool = setting(True, "Start the services (--no-services: broker and topics only)")
     open_browser: bool = setting(
         True, "Open the dashboard in a browser once the gateway is ready (when there is a display)"
@@ -335,10 +344,7 @@ def run(settings: StackSettings) -> int:
         return 1
     tail = threading.Thread(target=_tail, args=(kafka.nodes[0].log_file, output, stop), daemon=True)
     tail.start()
-    created = kafka.create_topics()
-    elapsed = time.monotonic() - started
-    created_text = ", ".join(created) or "none (all existed)"
-    output.line("devstack", f"Kafka ready in {elapsed:.1f}s; topics created: {created_text}")
+    _prepare_topics(settings, kafka, output, started)
     supervisor = Supervisor(output, cwd=root)
     services = (
         plan(settings, kafka.bootstrap, kafka.metrics_targets, gateway_secret(data))
@@ -378,6 +384,21 @@ def run(settings: StackSettings) -> int:
         kafka.stop()
         output.line("devstack", "stopped")
     return 0
+
+
+def _prepare_topics(
+    settings: StackSettings, kafka: LocalKafka, output: Output, started: float
+) -> None:
+    """The topics, and the video's retention applied at every start (to a topic that
+    exists too)."""
+    created = kafka.create_topics()
+    retention = settings.video_retention_minutes
+    kafka.set_topic_configs(VIDEO_FRAMES.name, {"retention.ms": str(round(retention * 60_000))})
+    elapsed = time.monotonic() - started
+    created_text = ", ".join(created) or "none (all existed)"
+    output.line("devstack", f"Kafka ready in {elapsed:.1f}s; topics created: {created_text}")
+    output.line("devstack", f"{VIDEO_FRAMES.name} keeps {retention:g} minutes of video "
+                "(VIDEO_RETENTION_MINUTES)")  # fmt: skip
 
 
 def _fleet(

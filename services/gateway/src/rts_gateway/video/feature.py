@@ -6,8 +6,10 @@ Delivery semantics of its consumers (all by direct assignment, no group, no comm
 - frames (`video-frames`): a partition is read only while a local viewer watches a camera
   on it, starting about a second before "now"; a viewer wants the newest frame, not the
   ones it missed, so old positions are never resumed. At-most-once, by design;
-- replay: one consumer per replaying viewer, assigned at the offset of the requested
-  capture time (offsets-for-times).
+- requests that look into the past (a replay, a timeline, a snapshot at a time, a clip):
+  one consumer per request that reads only what the request asks for, from the offset
+  of the requested capture time (offsets-for-times), and is closed with the request
+  (request_reads.py). Their number per process is capped.
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
+from rts_common.contracts import VIDEO_CAMERAS, VIDEO_DETECTIONS, VIDEO_FRAMES
 from rts_common.tasks import PeriodicTask
 
-from rts_gateway.bridge import ConsumerLoop, Future, KafkaBridge
+from rts_gateway.bridge import ConsumerLoop, Future, KafkaBridge, Topic
 from rts_gateway.grants import Grant, Lease, Leases, LimitReached
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
@@ -30,9 +32,12 @@ from rts_gateway.sockets import ALL_CAMERAS_ROOM, Payload, SocketServer
 from rts_gateway.video.directory import CameraDirectory
 from rts_gateway.video.hub import FrameHub
 from rts_gateway.video.replay import Replay
+from rts_gateway.video.request_reads import PartitionReader, ReadSlots
 from rts_gateway.video.wall import CameraWall
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CAMERAS_EVERY_SECONDS = 5.0
 
@@ -76,29 +81,6 @@ class StreamSlot:
         self._on_release()
 
 
-class Held:
-    """A response body that releases its slot when the server closes it, even if the
-    server never started reading it (a generator's `finally` would not run then)."""
-
-    def __init__(self, body: Iterator[bytes], slot: StreamSlot) -> None:
-        self._body = body
-        self._slot = slot
-
-    def __iter__(self) -> Held:
-        return self
-
-    def __next__(self) -> bytes:
-        return next(self._body)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self._body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            self._slot.release()
-
-
 class Video:
     def __init__(
         self,
@@ -114,6 +96,7 @@ class Video:
         self._bridge = bridge
         cameras = bridge.topic(VIDEO_CAMERAS)
         self.frames_topic = bridge.topic(VIDEO_FRAMES)
+        self.detections_topic = bridge.topic(VIDEO_DETECTIONS)
         self.directory = CameraDirectory(cameras.name, metrics, settings.camera_max_age_seconds)
         self._directory_loop = bridge.direct_consumer(
             cameras, self.directory.on_batch, name="directory", poll_timeout=0.5
@@ -143,8 +126,8 @@ class Video:
             max_width=settings.wall_width,
             quality=settings.wall_quality,
         )
-        self._replays = 0
         self._streams = 0
+        self.request_reads = ReadSlots(settings.max_replays, metrics)
         # Housekeeping runs where the frames are handled (the runtime's dispatcher), so the
         # two never touch the hub's state at once, whatever the async mode.
         self._tasks = [PeriodicTask("frame-hub", 1.0, self.runtime.serialized(self.hub.maintain))]
@@ -218,7 +201,7 @@ class Video:
         loaded = self.directory.caught_up
         return loaded, {"cameras_loaded": loaded}
 
-    # -- streams and replays, within the limits
+    # -- streams and requests into the past, within the limits
 
     def open_stream(self, grant: Grant | None) -> StreamSlot:
         """A place for one more MJPEG stream, or LimitReached (per process, per session)."""
@@ -235,29 +218,57 @@ class Video:
     def _stream_closed(self) -> None:
         self._streams -= 1
 
-    def open_replay(self, grant: Grant | None, camera: str, partition: int, from_ms: int) -> Replay:
-        """A started replay (its own consumer), or LimitReached before any Kafka resource
-        is made: per process, and per session."""
-        if self._replays >= self.settings.max_replays:
+    def open_read(
+        self, kind: str, topic: Topic[T], camera: str, grant: Grant | None
+    ) -> PartitionReader[T]:
+        """A consumer for one request about `camera` (a replay, a snapshot at a time, a
+        clip, a timeline), or LimitReached before any Kafka resource is made: per process
+        (replays and recordings together), and per session and kind. The caller closes
+        it when the request ends; a revoked session closes it at once."""
+        if not self.request_reads.acquire(kind):
             self.leases.hit("replays")
-            raise LimitReached("replays", "too many replays on this gateway; try again later")
-        made: list[Replay] = []
-        lease = self.leases.hold(
-            grant, "replay", lambda: made[0].close() if made else None,
-            limit=self.settings.max_replays_per_session,
-        )  # fmt: skip
+            raise LimitReached(
+                "replays", "too many replays and recordings open on this gateway; try again"
+            )
+        opened: list[PartitionReader[T]] = []
+        try:
+            lease = self.leases.hold(
+                grant, kind, lambda: opened[0].close() if opened else None,
+                limit=self.settings.max_replays_per_session,
+            )  # fmt: skip
+        except LimitReached:
+            self.request_reads.release(kind)
+            raise
 
         def closed() -> None:
-            self._replays -= 1
+            self.request_reads.release(kind)
             if lease is not None:
                 lease.release()
 
+        try:
+            reader = PartitionReader(
+                self._bridge, topic, name=f"{kind}-{camera}", key=camera, on_close=closed
+            )
+        except BaseException:
+            closed()
+            raise
+        opened.append(reader)
+        return reader
+
+    def open_replay(self, grant: Grant | None, camera: str, partition: int, from_ms: int) -> Replay:
+        """A replay positioned at `from_ms`; raises LimitReached (see open_read), or
+        OutOfRetention (closing what it opened) when Kafka no longer holds that moment."""
+        reader = self.open_read("replay", self.frames_topic, camera, grant)
         replay = Replay(
-            self._bridge, self.frames_topic, camera, partition, from_ms, on_close=closed
-        )
-        made.append(replay)
-        self._replays += 1
-        replay.start()  # closes itself if it fails
+            reader, camera, partition, from_ms,
+            buffer_bytes=self.settings.replay_buffer_bytes,
+            buffered=self.metrics.replay_buffered_bytes,
+        )  # fmt: skip
+        try:
+            replay.start()
+        except BaseException:
+            replay.close()
+            raise
         return replay
 
     def _await_directory(self, ends: Future[dict[int, int]]) -> None:

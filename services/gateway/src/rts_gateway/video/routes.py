@@ -2,8 +2,11 @@
 
 An unknown camera is a JSON 404 listing the known ones, and never creates a Kafka read.
 A camera the request's sign-in does not cover is unknown to it (the same 404, and the
-listing leaves it out); replaying the past needs an operator's sign-in. Streams count
-against the process's and the session's limits (429 with Retry-After beyond them).
+listing leaves it out); the past (replays, snapshots at a time, clips, the timeline)
+needs an operator's sign-in. Every parameter is checked before any Kafka read is opened:
+a bad one is a 400, a moment Kafka no longer holds a 416, Kafka not answering in time a
+503. Streams and reads count against the process's and the session's limits (429 with
+Retry-After beyond them).
 """
 
 from __future__ import annotations
@@ -20,16 +23,10 @@ from rts_gateway.grants import Grant, LimitReached, current_grant, sees
 from rts_gateway.responses import json_error, limited
 from rts_gateway.video import mjpeg
 from rts_gateway.video.directory import CameraDirectory
-from rts_gateway.video.feature import Held, StreamSlot, Video
-from rts_gateway.video.hub import UnknownCamera, Viewer
-from rts_gateway.video.replay import BadReplayTime, OutOfRetention, iso_ms, parse_from
-
-NO_CACHE = {
-    "Cache-Control": "no-store",
-    "Pragma": "no-cache",
-    # NGINX (the baseline's proxy, and ingress-nginx) must not buffer a live stream.
-    "X-Accel-Buffering": "no",
-}
+from rts_gateway.video.feature import StreamSlot, Video
+from rts_gateway.video.history_routes import History, close_with, jpeg_response, stream_response
+from rts_gateway.video.hub import UnknownCamera
+from rts_gateway.video.times import parse_time
 
 
 def video_routes(video: Video) -> Blueprint:
@@ -41,34 +38,37 @@ def video_routes(video: Video) -> Blueprint:
         known = _visible(directory, current_grant())
         return json_error(404, f"unknown camera {camera!r}", camera=camera, cameras=known)
 
+    past = History(video, unknown)
+    past.register(bp)
+
     def stream(camera: str) -> Response:
         grant = current_grant()
+        since = request.args.get("from")
         try:
             max_fps = _fps_cap(request.args.get("fps"))
+            from_ms = parse_time("from", since) if since else None
         except ValueError as exc:
             return json_error(400, str(exc))
-        status = directory.get(camera)
-        if status is None or status.partition is None or not sees(grant, camera):
+        partition = past.partition_of(camera)
+        if partition is None:
             return unknown(camera)
         # The latency probe says who it is, so dashboards can keep it apart from people.
         kind = "probe" if request.headers.get("X-Viewer-Kind") == "probe" else "browser"
-        since = request.args.get("from")
-        if since and grant is not None and not grant.operates:
-            return json_error(403, "replaying recorded video needs an operator's sign-in")
+        if from_ms is not None and (refused := past.refused(grant)) is not None:
+            return refused
         try:
             slot = video.open_stream(grant)
         except LimitReached as hit:
             return limited(hit)
         slot.connection = _stream_connection(request.environ, settings.stream_send_buffer)
-        if since:
-            body = _replay(video, slot, camera, status.partition, since, max_fps, kind)
+        if from_ms is not None:
+            body = past.replay(camera, partition, from_ms, max_fps, slot, kind)
         else:
             body = _live(video, slot, camera, max_fps, kind) or unknown(camera)
         if isinstance(body, Response):
             slot.release()
             return body
-        return Response(Held(body, slot), mimetype=None, content_type=mjpeg.CONTENT_TYPE,
-                        headers=NO_CACHE, direct_passthrough=True)  # fmt: skip
+        return close_with(stream_response(body), slot.release)
 
     @bp.get("/stream/<camera>")
     def stream_camera(camera: str) -> Response:
@@ -93,6 +93,9 @@ def video_routes(video: Video) -> Blueprint:
     def snapshot(camera: str) -> Response:
         if not sees(current_grant(), camera):
             return unknown(camera)
+        at = request.args.get("at")
+        if at:
+            return past.snapshot_at(camera, at)
         try:
             frame = hub.snapshot(camera, settings.snapshot_wait_seconds, runtime.sleep)
         except UnknownCamera:
@@ -101,12 +104,7 @@ def video_routes(video: Video) -> Blueprint:
             return json_error(
                 404, f"no frame from {camera!r} within {settings.snapshot_wait_seconds:g}s"
             )
-        headers = {
-            **NO_CACHE,
-            "X-Frame-Seq": str(frame.meta.seq),
-            "X-Frame-Timestamp": str(frame.meta.ts_ns),
-        }
-        return Response(frame.jpeg, content_type="image/jpeg", headers=headers)
+        return jpeg_response(frame.meta, frame.jpeg)
 
     @bp.get("/api/cameras")
     def cameras() -> Response:
@@ -127,6 +125,7 @@ def _listing(video: Video, grant: Grant | None) -> list[dict[str, Any]]:
         item["viewers_here"] = local.get(item["camera"], 0)
         item["stream"] = f"/stream/{item['camera']}"
         item["snapshot"] = f"/snapshot/{item['camera']}.jpg"
+        item["timeline"] = f"/api/timeline/{item['camera']}"
         listed.append(item)
     return listed
 
@@ -147,35 +146,6 @@ def _live(
     viewer.connection = slot.connection
     slot.closes(lambda: video.hub.close(viewer))
     return mjpeg.live(video.hub, viewer, video.metrics, video.runtime.sleep)
-
-
-def _replay(
-    video: Video, slot: StreamSlot, camera: str, partition: int, since: str,
-    max_fps: float | None, kind: str,
-) -> Iterator[bytes] | Response:  # fmt: skip
-    try:
-        from_ms = parse_from(since)
-        replay = video.open_replay(current_grant(), camera, partition, from_ms)
-    except BadReplayTime as exc:
-        return json_error(400, str(exc))
-    except OutOfRetention as exc:
-        return json_error(
-            416,
-            "the requested time is outside what Kafka still holds for this camera",
-            requested=iso_ms(exc.requested_ms),
-            earliest=iso_ms(exc.earliest_ms),
-        )
-    except LimitReached as hit:
-        return limited(hit)
-    slot.closes(replay.close)
-
-    def attach(viewer: Viewer) -> None:
-        viewer.connection = slot.connection
-        slot.closes(lambda: video.hub.close(viewer))
-
-    return mjpeg.replay_then_live(
-        replay, video.hub, max_fps, video.metrics, video.runtime.sleep, attach, kind
-    )
 
 
 def _stream_connection(environ: dict[str, Any], send_buffer: int) -> socket.socket | None:
