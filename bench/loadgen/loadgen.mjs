@@ -273,6 +273,8 @@ async function socketio(config) {
     });
     socket.on("connect", () => {
       connected += 1;
+      // As the dashboard's page does: events four times a second in one message.
+      if (config.batch) socket.emit("options", { batch: true });
     });
     socket.on("connect_error", (err) => {
       errors[err.message] = (errors[err.message] || 0) + 1;
@@ -284,7 +286,7 @@ async function socketio(config) {
     socket.onAny(() => {
       messages += 1;
     });
-    socket.on("new_event", (event) => {
+    const onEvent = (event) => {
       const now = nowMs();
       const at = eventTimeMs(event.ts);
       if (at >= window.start && at < window.end) {
@@ -293,7 +295,9 @@ async function socketio(config) {
         latencies.push(now - at);
         lastInWindow = now;
       }
-    });
+    };
+    socket.on("new_event", onEvent);
+    socket.on("batch", ({ events }) => events.forEach(onEvent));
     sockets.push(socket);
   });
   log(`socketio: ${clients} clients opened, waiting for them to connect`);
