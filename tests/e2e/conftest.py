@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from rts_capture.sample import write_face
 from rts_common.contracts import TOPICS
-from rts_gateway.access.auth import Authenticator
+from rts_common.signin import Authenticator
 
 from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import (

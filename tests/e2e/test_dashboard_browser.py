@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page
-from rts_gateway.access.auth import Authenticator
+from rts_common.signin import Authenticator
 
 from tests.e2e.conftest import Stack, local_stack, shot, wait_until
 from tests.fixtures.capture import read_topic

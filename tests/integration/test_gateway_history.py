@@ -26,7 +26,7 @@ from confluent_kafka import Message
 from PIL import Image
 from rts_capture.sample import write_face
 from rts_common.contracts import TOPICS, VIDEO_DETECTIONS, FrameMeta
-from rts_gateway.access.auth import Authenticator
+from rts_common.signin import Authenticator
 
 from tests.fixtures.capture import read_topic
 from tests.fixtures.kafka import KafkaUnderTest

@@ -16,8 +16,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from rts_common.acls import SERVICES, service_acls
 from rts_common.contracts import TOPICS
 from rts_common.net import free_ports
+from rts_common.signin import Authenticator
 from rts_devstack.broker import LocalKafka
-from rts_gateway.access.auth import Authenticator
 
 from tests.fixtures.processes import (
     ServiceGroup,

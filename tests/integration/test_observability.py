@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import socketio
 from rts_common.net import free_ports, port_in_use
-from rts_gateway.access.auth import SESSION_COOKIE, Authenticator
+from rts_common.signin import SESSION_COOKIE, Authenticator
 from rts_observability.dashboards import DASHBOARDS
 from rts_observability.verify import Prometheus, Result, rate_interval, verify
 

@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rts_common.contracts import GATEWAY_SESSIONS, VIDEO_CAMERAS, SessionRecord
-from rts_gateway.access.auth import Authenticator, AuthError
-from rts_gateway.grants import Grant, Leases, LimitReached
+from rts_common.signin import Authenticator, AuthError, Grant
+from rts_gateway.grants import Leases, LimitReached
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.service import Gateway
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from rts_common.contracts import FrameMeta
-from rts_gateway.access.auth import Authenticator
+from rts_common.signin import Authenticator
 from rts_gateway.video import mjpeg
 from rts_gateway.video.hub import Frame
 from rts_probe.metrics import ProbeMetrics

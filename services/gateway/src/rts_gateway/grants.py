@@ -1,10 +1,10 @@
 """What a signed-in request may do, and the connections held under each session.
 
-A `Grant` is what a valid session carries (who, until when, which cameras, viewing or
-operating); the access feature makes one per request or Socket.IO connection, and the
-other features ask it before serving a camera. `Leases` counts what each session holds
-open (streams, replays, sockets) for the per-session limits, and closes all of it when
-the session is revoked or expires, on whichever replica it is.
+A `Grant` (rts_common.signin) is what a valid session carries (who, until when, which
+cameras, viewing or operating); the access feature makes one per request or Socket.IO
+connection, and the other features ask it before serving a camera. `Leases` counts what
+each session holds open (streams, replays, sockets) for the per-session limits, and
+closes all of it when the session is revoked or expires, on whichever replica it is.
 """
 
 from __future__ import annotations
@@ -14,34 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 from flask import g
+from rts_common.signin import Grant
 
 from rts_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
-
-Role = Literal["viewer", "operator"]
-ROLES: tuple[Role, ...] = ("viewer", "operator")
-
-
-@dataclass(frozen=True)
-class Grant:
-    subject: str
-    session: str  # the session's id: what a revocation names
-    role: Role
-    cameras: frozenset[str] | None  # None: every camera
-    issued_at: float  # epoch seconds
-    expires_at: float
-
-    def sees(self, camera: str) -> bool:
-        return self.cameras is None or camera in self.cameras
-
-    @property
-    def operates(self) -> bool:
-        """Operators may also replay recorded video and revoke sessions."""
-        return self.role == "operator"
 
 
 def bind(grant: Grant | None) -> None:

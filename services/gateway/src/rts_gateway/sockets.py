@@ -28,8 +28,9 @@ from typing import Protocol
 
 from flask import request
 from flask_socketio import SocketIO
+from rts_common.signin import Grant
 
-from rts_gateway.grants import Grant, Lease, Leases
+from rts_gateway.grants import Lease, Leases
 from rts_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)

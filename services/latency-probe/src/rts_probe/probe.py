@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from rts_gateway.access.auth import Authenticator
+from rts_common.signin import Authenticator
 
 from rts_probe.metrics import ProbeMetrics
 from rts_probe.mjpeg import StreamError, boundary_of, parts

@@ -10,9 +10,8 @@ import time
 
 from confluent_kafka import KafkaError, Message, Producer
 from rts_common.contracts import CAMERA_ID, GATEWAY_SESSIONS, SessionRecord
+from rts_common.signin import ROLES, Authenticator
 
-from rts_gateway.access.auth import Authenticator
-from rts_gateway.grants import ROLES
 from rts_gateway.settings import GatewaySettings
 
 

@@ -1,4 +1,4 @@
-"""Sign-in: who may watch (auth.py for the tokens), checked for requests and sockets;
+"""Sign-in: who may watch (rts_common.signin for the tokens), checked for requests and sockets;
 sessions that end everywhere (ledger.py); the audit log of sign-ins and sign-outs.
 
 The audit log is the `rts_gateway.audit` logger: one line per sign-in (subject, session
@@ -18,13 +18,13 @@ from flask import request
 from rts_common.contracts import SessionRecord
 from rts_common.ops import Component
 from rts_common.pacing import TokenBucket
+from rts_common.signin import SESSION_COOKIE, Authenticator, AuthError, Grant, Session, bearer
 from rts_common.tasks import PeriodicTask
 from werkzeug.wrappers import Request
 
-from rts_gateway.access.auth import SESSION_COOKIE, Authenticator, AuthError, Session, bearer
 from rts_gateway.access.ledger import LedgerUnavailable, SessionLedger
 from rts_gateway.bridge import KafkaBridge
-from rts_gateway.grants import Grant, Leases, LimitReached
+from rts_gateway.grants import Leases, LimitReached
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
 

@@ -26,9 +26,9 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from rts_common.contracts import GATEWAY_SESSIONS, SessionRecord
+from rts_common.signin import Grant
 
 from rts_gateway.bridge import Batch, ConsumerLoop, Future, KafkaBridge, from_beginning
-from rts_gateway.grants import Grant
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Sign-in routes, the guard in front of every viewing route, and the one in front of
-Socket.IO's handshake (see auth.py for the tokens).
+Socket.IO's handshake (see rts_common.signin for the tokens).
 
 Changing state takes a POST (sign-in, sign-out, revocation), from this gateway's own
 pages: a POST whose Origin names another site is refused, so another site cannot sign a
@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, redirect, render_template, request
+from rts_common.signin import SESSION_COOKIE, AuthError
 
-from rts_gateway.access.auth import SESSION_COOKIE, AuthError
 from rts_gateway.access.feature import Access
 from rts_gateway.access.ledger import LedgerUnavailable
 from rts_gateway.grants import LimitReached, bind, current_grant

@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_DETECTIONS, VIDEO_FRAMES
+from rts_common.signin import Grant
 from rts_common.tasks import PeriodicTask
 
 from rts_gateway.bridge import ConsumerLoop, Future, KafkaBridge, Topic
-from rts_gateway.grants import Grant, Lease, Leases, LimitReached
+from rts_gateway.grants import Lease, Leases, LimitReached
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.sockets import ALL_CAMERAS_ROOM, Payload, SocketServer

@@ -17,9 +17,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from rts_common.contracts import Detection, FrameMeta, VideoFrame
+from rts_common.signin import Grant
 
 from rts_gateway.bridge import Topic
-from rts_gateway.grants import Grant, LimitReached, current_grant, sees
+from rts_gateway.grants import LimitReached, current_grant, sees
 from rts_gateway.responses import json_error, limited
 from rts_gateway.video import clip, history, mjpeg
 from rts_gateway.video.avi import ClipTooLarge

@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from rts_common.signin import Grant
 
-from rts_gateway.grants import Grant, LimitReached, current_grant, sees
+from rts_gateway.grants import LimitReached, current_grant, sees
 from rts_gateway.responses import json_error, limited
 from rts_gateway.video import mjpeg
 from rts_gateway.video.directory import CameraDirectory

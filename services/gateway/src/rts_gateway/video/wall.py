@@ -15,9 +15,9 @@ import logging
 
 from PIL import Image
 from rts_common.contracts import CameraStatus
+from rts_common.signin import Grant
 
 from rts_gateway.bridge import Runtime
-from rts_gateway.grants import Grant
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.sockets import Payload, SocketServer
 from rts_gateway.video.directory import CameraDirectory

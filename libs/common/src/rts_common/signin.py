@@ -1,5 +1,9 @@
 """Who may watch: signed, expiring tokens, traded once for an HttpOnly session cookie.
 
+Shared by the gateway, which checks them, and by what signs in with the gateway's secret
+itself (the latency probe, the chart's helm test), so the two can never disagree on the
+format.
+
 An operator (or `make run`) creates a login link with `gateway login-url`: a token signed
 with the gateway's secret that expires within minutes, optionally limited to some cameras
 and to viewing (the default) or operating. The token travels in the link's fragment
@@ -10,8 +14,8 @@ the dashboard opens. Scripts may POST the token themselves and send the session 
 `Authorization: Bearer ...`.
 
 Every replica shares the secret, so a session made by one is valid on all. What a
-signature cannot say, that a link was already used or a session revoked, every replica
-learns from the `gateway-sessions` topic (ledger.py).
+signature cannot say, that a link was already used or a session revoked, every gateway
+replica learns from the `gateway-sessions` topic (the gateway's access/ledger.py).
 """
 
 from __future__ import annotations
@@ -20,13 +24,32 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from rts_gateway.grants import ROLES, Grant, Role
-
 SESSION_COOKIE = "rts_session"
+
+Role = Literal["viewer", "operator"]
+ROLES: tuple[Role, ...] = ("viewer", "operator")
+
+
+@dataclass(frozen=True)
+class Grant:
+    subject: str
+    session: str  # the session's id: what a revocation names
+    role: Role
+    cameras: frozenset[str] | None  # None: every camera
+    issued_at: float  # epoch seconds
+    expires_at: float
+
+    def sees(self, camera: str) -> bool:
+        return self.cameras is None or camera in self.cameras
+
+    @property
+    def operates(self) -> bool:
+        """Operators may also replay recorded video and revoke sessions."""
+        return self.role == "operator"
 
 
 class AuthError(Exception):
