@@ -10,6 +10,7 @@ import signal
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,22 @@ from rts_devstack.processes import ServiceGroup, ServiceProcess
 SCRAPE = 1.0
 
 
-def port_with_room(after: int) -> int:
-    """A free port whose next `after` ones are free too (the replicas' ports)."""
+def port_with_room(after: int, avoid: Iterable[int] = ()) -> int:
+    """A free port whose next `after` ones are free too (the replicas' ports), none of them
+    in `avoid`."""
+    avoided = set(avoid)
     while True:
         (port,) = free_ports(1)
-        if port + after < 65535 and not any(port_in_use(port + i) for i in range(1, after + 1)):
+        room = range(port, port + after + 1)
+        if (port + after < 65535 and avoided.isdisjoint(room)
+                and not any(port_in_use(port + i) for i in range(1, after + 1))):  # fmt: skip
             return port
 
 
 def answered_by(url: str, count: int = 12) -> collections.Counter[str]:
     """Which replicas answer new browsers (no cookie) through nginx."""
     return collections.Counter(
-        requests.get(f"{url}/healthz", timeout=5).headers["X-Gateway-Replica"] for _ in range(count)
+        requests.get(f"{url}/login", timeout=5).headers["X-Gateway-Replica"] for _ in range(count)
     )
 
 
@@ -66,10 +71,13 @@ def wait_pods(process: ServiceProcess, prometheus: str, pods: set[str]) -> None:
 # busy 2-core machine that alone can take a few minutes.
 @pytest.mark.timeout(900)
 def test_make_run_with_gateways_then_make_scale(tmp_path: Path) -> None:
+    # Ports picked one after another are free only of what is bound now: none of them may
+    # fall in a range another one's replicas will take.
     kafka = port_with_room(1)
-    gateway = port_with_room(3)
-    gateway_ops = port_with_room(3)
-    test_cam, sample_cam, sim, probe, jmx, prom = free_ports(6)
+    block = port_with_room(7, avoid=range(kafka, kafka + 2))
+    gateway, gateway_ops = block, block + 4  # the replicas: gateway + i and gateway_ops + i
+    taken = {*range(kafka, kafka + 2), *range(block, block + 8)}
+    test_cam, sample_cam, sim, probe, jmx, prom = [p for p in free_ports(20) if p not in taken][:6]
     prometheus = f"http://127.0.0.1:{prom}"
     front = f"http://127.0.0.1:{gateway}"
     argv = [

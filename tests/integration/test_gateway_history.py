@@ -26,7 +26,7 @@ from confluent_kafka import Message
 from PIL import Image
 from rts_capture.sample import write_face
 from rts_common.contracts import TOPICS, VIDEO_DETECTIONS, FrameMeta
-from rts_common.signin import Authenticator
+from rts_common.signin import Authenticator, Role
 
 from tests.fixtures.capture import read_topic
 from tests.fixtures.kafka import KafkaUnderTest
@@ -58,8 +58,11 @@ class Stack:
     def base(self) -> str:
         return self.gateway.url
 
-    def get(self, path: str, *, session: bool = True) -> tuple[int, dict[str, str], bytes]:
-        headers = {"Authorization": f"Bearer {self.session}"} if session else {}
+    def get(
+        self, path: str, *, session: bool = True, token: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        token = token or self.session
+        headers = {"Authorization": f"Bearer {token}"} if session else {}
         request = urllib.request.Request(self.base + path, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
@@ -88,9 +91,9 @@ class Stack:
         self.gateway.wait_for(held, seconds + 30, f"{seconds} s of video in Kafka")
 
 
-def session_token() -> str:
+def session_token(role: Role = "operator", cameras: list[str] | None = None) -> str:
     auth = Authenticator(SECRET, login_ttl=600, session_ttl=3600)
-    return auth.redeem(auth.login_token("integration")).token
+    return auth.issue("integration", role=role, cameras=cameras).token
 
 
 def iso(epoch_seconds: float) -> str:
@@ -137,6 +140,22 @@ def test_every_route_into_the_past_needs_the_session(stack: Stack) -> None:
         assert status == 401, path
         assert json.loads(body)["reason"] == "missing"
     assert stack.metric("gateway_kafka_reads_opened_total") == 0
+
+
+def test_the_past_needs_an_operator_and_a_camera_the_sign_in_covers(stack: Stack) -> None:
+    viewer, other_camera = session_token("viewer"), session_token(cameras=[OTHER])
+    opened = stack.metric("gateway_kafka_reads_opened_total")
+    for path in (f"/stream/{FACE_CAMERA}?from=-5s", f"/snapshot/{FACE_CAMERA}.jpg?at=-5s",
+                 f"/clip/{FACE_CAMERA}?from=-10s", f"/api/timeline/{FACE_CAMERA}"):  # fmt: skip
+        status, _headers, body = stack.get(path, token=viewer)
+        assert status == 403, (path, body[:200])
+        status, _headers, body = stack.get(path, token=other_camera)
+        assert status == 404, (path, body[:200])
+        assert FACE_CAMERA not in json.loads(body)["cameras"]
+    assert stack.metric("gateway_kafka_reads_opened_total") == opened
+    # What a viewer may do: the live stream's newest frame.
+    status, _headers, _body = stack.get(f"/snapshot/{FACE_CAMERA}.jpg", token=viewer)
+    assert status == 200
 
 
 def test_a_snapshot_at_a_time_is_the_frame_captured_nearest_it(stack: Stack) -> None:
@@ -267,19 +286,25 @@ def test_the_timeline_gives_the_window_and_the_detections_kafka_holds(stack: Sta
     assert (status, plain["detections"]) == (200, [])
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 def test_replays_clips_and_timelines_share_one_limit_per_process(stack: Stack) -> None:
-    headers = {"Authorization": f"Bearer {stack.session}"}
-    replays = [MjpegClient(f"{stack.base}/stream/{OTHER}?from=-8s", headers=headers)
-               for _ in range(MAX_READS)]  # fmt: skip
+    stack.wait_for_history(10)
+    # A session each, so that the sessions' own limit is not the one reached.
+    replays = [MjpegClient(f"{stack.base}/stream/{OTHER}?from=-8s",
+                           headers=bearer(session_token())) for _ in range(MAX_READS)]  # fmt: skip
     for replay in replays:
         assert replay.status == 200
         replay.part()
     assert stack.metric("gateway_kafka_reads", kind="replay") == MAX_READS
     for path in (f"/api/timeline/{OTHER}", f"/clip/{OTHER}?from=-5s",
                  f"/snapshot/{OTHER}.jpg?at=-3s", f"/stream/{OTHER}?from=-3s"):  # fmt: skip
-        status, answer_headers, _body = stack.get(path)
+        status, answer_headers, body = stack.get(path, token=session_token())
         assert status == 429, path
-        assert answer_headers["Retry-After"] == "5"
+        assert json.loads(body)["limit"] == "replays"
+        assert int(answer_headers["Retry-After"]) > 0
     assert stack.metric("gateway_kafka_reads_refused_total") >= 4
     replays.pop().close()
     stack.gateway.wait_for(
@@ -289,6 +314,35 @@ def test_replays_clips_and_timelines_share_one_limit_per_process(stack: Stack) -
     assert stack.get(f"/api/timeline/{OTHER}")[0] == 200
     for replay in replays:
         replay.close()
+    stack.gateway.wait_for(lambda: stack.metric("gateway_kafka_reads") == 0, 15,
+                           "every read closed")  # fmt: skip
+
+
+def test_one_session_cannot_take_every_replay(stack: Stack) -> None:
+    stack.wait_for_history(10)
+    token = session_token()
+    per_session = 2  # the gateway's default --max-replays-per-session, below MAX_READS
+    replays = [MjpegClient(f"{stack.base}/stream/{OTHER}?from=-8s", headers=bearer(token))
+               for _ in range(per_session)]  # fmt: skip
+    try:
+        for replay in replays:
+            assert replay.status == 200
+            replay.part()
+        status, _headers, body = stack.get(f"/stream/{OTHER}?from=-3s", token=token)
+        assert status == 429
+        assert json.loads(body)["limit"] == "replays_per_session"
+        # Another session still gets the slot that is left; once it is free again, this
+        # session gets its other kinds of reads.
+        other = MjpegClient(f"{stack.base}/stream/{OTHER}?from=-3s",
+                            headers=bearer(session_token()))  # fmt: skip
+        assert other.status == 200
+        other.close()
+        stack.gateway.wait_for(lambda: stack.metric("gateway_kafka_reads") == per_session, 15,
+                               "the other session's replay closed")  # fmt: skip
+        assert stack.get(f"/api/timeline/{OTHER}", token=token)[0] == 200
+    finally:
+        for replay in replays:
+            replay.close()
     stack.gateway.wait_for(lambda: stack.metric("gateway_kafka_reads") == 0, 15,
                            "every read closed")  # fmt: skip
 

@@ -72,7 +72,7 @@ def test_gateways_run_as_replicas_behind_nginx_on_the_gateway_port(tmp_path: Pat
     assert config_file == tmp_path / "nginx" / "nginx.conf"
     assert "listen 127.0.0.1:8000;" in config
     for i in (1, 2, 3):
-        assert f"server 127.0.0.1:{8000 + i};" in config
+        assert f"server 127.0.0.1:{8000 + i} max_fails=0;" in config
 
 
 def test_without_gateways_one_gateway_serves_the_port_itself() -> None:

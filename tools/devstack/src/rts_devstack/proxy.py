@@ -84,7 +84,9 @@ class Proxy:
             f"SameSite={COOKIE_SAMESITE}; HttpOnly"
         )
         routes = "\n".join(f"        {name} replica_{name};" for name in replicas)
-        servers = "\n".join(f"        server {address};" for address in replicas.values())
+        servers = "\n".join(
+            f"        server {address} {SERVER_FLAGS};" for address in replicas.values()
+        )
         upstreams = "\n".join(
             _replica_upstream(name, address, [a for n, a in replicas.items() if n != name])
             for name, address in replicas.items()
@@ -223,6 +225,16 @@ def _accepting(pid: int) -> bool:
     return "worker process" in title and "shutting down" not in title
 
 
+# A refused connection (a replica still starting, or the latency probe asking before any
+# is up) would otherwise set every replica aside for fail_timeout (10 s) and answer 502
+# meanwhile: which replicas take traffic is `make scale`'s decision (a replica joins once
+# ready and leaves before it stops), as Endpoints are the ingress's; nginx still tries the
+# next replica when one refuses.
+SERVER_FLAGS = "max_fails=0"
+
+
 def _replica_upstream(name: str, address: str, others: list[str]) -> str:
-    backups = "".join(f"\n        server {a} backup;" for a in others)
-    return f"    upstream replica_{name} {{\n        server {address};{backups}\n    }}"
+    backups = "".join(f"\n        server {a} {SERVER_FLAGS} backup;" for a in others)
+    return (
+        f"    upstream replica_{name} {{\n        server {address} {SERVER_FLAGS};{backups}\n    }}"
+    )
