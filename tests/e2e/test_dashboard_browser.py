@@ -172,7 +172,7 @@ def test_a_login_link_signs_in_and_signing_out_ends_the_session(
                               ".map(t => t.dataset.camera).sort()")  # fmt: skip
         assert tiles == ["cam-1", "cam-2"]
         assert "#token=" not in page.url
-        shot(page, "7-signed-in")
+        shot(page, "13-signed-in")
         page.locator("header form button").click()
         page.wait_for_load_state()
         assert "Sign in needed" in page.content()

@@ -116,6 +116,7 @@ export class Player {
         if (error.status === 416) this.say(say416(this.camera, error.body));
         else if (error.status === 429) this.say("Too many replays on this gateway right now; try again in a few seconds.");
         else if (error.status === 401) this.say("Your session has ended: open a new sign-in link.");
+        else if (error.status === 403) this.say("Recorded video needs an operator's sign-in link.");
         else this.say(`The stream of ${this.camera} stopped: ${error.message}`);
       },
     );
