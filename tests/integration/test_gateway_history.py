@@ -318,35 +318,6 @@ def test_replays_clips_and_timelines_share_one_limit_per_process(stack: Stack) -
                            "every read closed")  # fmt: skip
 
 
-def test_one_session_cannot_take_every_replay(stack: Stack) -> None:
-    stack.wait_for_history(10)
-    token = session_token()
-    per_session = 2  # the gateway's default --max-replays-per-session, below MAX_READS
-    replays = [MjpegClient(f"{stack.base}/stream/{OTHER}?from=-8s", headers=bearer(token))
-               for _ in range(per_session)]  # fmt: skip
-    try:
-        for replay in replays:
-            assert replay.status == 200
-            replay.part()
-        status, _headers, body = stack.get(f"/stream/{OTHER}?from=-3s", token=token)
-        assert status == 429
-        assert json.loads(body)["limit"] == "replays_per_session"
-        # Another session still gets the slot that is left; once it is free again, this
-        # session gets its other kinds of reads.
-        other = MjpegClient(f"{stack.base}/stream/{OTHER}?from=-3s",
-                            headers=bearer(session_token()))  # fmt: skip
-        assert other.status == 200
-        other.close()
-        stack.gateway.wait_for(lambda: stack.metric("gateway_kafka_reads") == per_session, 15,
-                               "the other session's replay closed")  # fmt: skip
-        assert stack.get(f"/api/timeline/{OTHER}", token=token)[0] == 200
-    finally:
-        for replay in replays:
-            replay.close()
-    stack.gateway.wait_for(lambda: stack.metric("gateway_kafka_reads") == 0, 15,
-                           "every read closed")  # fmt: skip
-
-
 def test_detections_are_found_when_the_two_topics_have_different_partition_counts(
     kafka: KafkaUnderTest, tmp_path: Path
 ) -> None:
