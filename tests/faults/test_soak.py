@@ -50,16 +50,21 @@ def _slope_per_minute(times: list[float], values: list[float]) -> float:
     return cov / var * 60
 
 
-def _churn(url: str, camera: str, stop: threading.Event) -> None:
-    """Viewers and dashboards that come and go, as people do."""
+def _churn(url: str, camera: str, stop: threading.Event, errors: list[str]) -> None:
+    """Viewers and dashboards that come and go, as people do; what breaks goes to
+    `errors` (a thread's exception would otherwise only be a warning)."""
     while not stop.is_set():
-        with_frames = MjpegClient(f"{url}/stream/{camera}", timeout=10)
-        with_frames.parts_for(2.0)
-        with_frames.close()
-        listener = Listener(url)
-        listener.client.emit("wall", {"on": True})
-        stop.wait(2.0)
-        listener.close()
+        try:
+            with_frames = MjpegClient(f"{url}/stream/{camera}", timeout=10)
+            with_frames.parts_for(2.0)
+            with_frames.close()
+            listener = Listener(url)
+            listener.client.emit("wall", {"on": True})
+            stop.wait(2.0)
+            listener.close()
+        except Exception as exc:  # reported by the test
+            errors.append(repr(exc))
+            return
 
 
 @pytest.mark.timeout(int(MINUTES * 60 + 600))
@@ -73,7 +78,10 @@ def test_a_steady_load_for_minutes_grows_nothing(make_stack: MakeStack) -> None:
     steady = [MjpegClient(f"{gateway.url}/stream/cam-soak-{i}") for i in (1, 2)]
     dashboards = [Listener(gateway.url) for _ in range(3)]
     stop = threading.Event()
-    churn = threading.Thread(target=_churn, args=(gateway.url, "cam-soak-2", stop), daemon=True)
+    churn_errors: list[str] = []
+    churn = threading.Thread(
+        target=_churn, args=(gateway.url, "cam-soak-2", stop, churn_errors), daemon=True
+    )
     readers = [threading.Thread(target=c.parts_for, args=(MINUTES * 60 + WARM_UP,), daemon=True)
                for c in steady]  # fmt: skip
     for thread in (churn, *readers):
@@ -93,6 +101,8 @@ def test_a_steady_load_for_minutes_grows_nothing(make_stack: MakeStack) -> None:
                     series[service.name].setdefault(key, []).append(value)
         time.sleep(EVERY)
     stop.set()
+    # Its last round ends before the gateway is stopped under it.
+    churn.join(timeout=30)
     for client in dashboards:
         client.close()
 
@@ -113,3 +123,4 @@ def test_a_steady_load_for_minutes_grows_nothing(make_stack: MakeStack) -> None:
     for service in services:
         assert service.running, f"{service.name} exited:\n{service.log()}"
     assert problems == []
+    assert churn_errors == [], "viewers that come and go were refused or cut off"
