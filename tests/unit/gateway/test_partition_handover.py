@@ -163,6 +163,26 @@ def test_records_an_earlier_owner_counted_rebuild_the_state_but_are_not_counted_
     assert counted == len(messages) - 100
 
 
+def test_a_partition_lost_and_given_back_is_not_counted_twice_by_the_same_process(
+    make_gateway: MakeGateway,
+) -> None:
+    gateway = make_gateway(event_sample_rate=1000)
+    messages = of_partition(simulated(300), 1)
+    playback = gateway.feed.playback
+    playback.partition_assigned(1)
+    deliver(gateway, messages[:200])
+    # Lost without a commit, then assigned again from the group's older committed offset.
+    gateway.feed.release_events([1], "lost")
+    playback.partition_assigned(1, counted_from=messages[50].offset())
+    deliver(gateway, messages[50:])
+    counted = sum(
+        sample(gateway, "gateway_playback_events_total", event_type=t, device=d)
+        for t in ("play", "pause", "stop", "seek", "buffer_start", "buffer_end")
+        for d in ("web", "tv", "mobile")
+    )
+    assert counted == len(messages)
+
+
 def test_snapshots_say_how_far_they_count(
     gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:

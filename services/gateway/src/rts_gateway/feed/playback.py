@@ -72,6 +72,11 @@ class PlaybackFeed:
         self.aggregates: dict[int, PartitionAggregate] = {}
         # Per owned partition: records below this offset were counted by an earlier owner.
         self._counted_from: dict[int, int] = {}
+        # Per partition ever owned here: the offset below which this process's Prometheus
+        # counters already count every record. A partition lost and given back (a broker
+        # failover can do that to a lone replica) must not count those records again,
+        # whatever offset the group had committed.
+        self._counted_to: dict[int, int] = {}
         m = metrics
         self._startup, self._detections = Children(m.startup_seconds), Children(m.detections)
         self._children = {
@@ -105,7 +110,7 @@ class PlaybackFeed:
         self.aggregates[partition] = aggregate or PartitionAggregate(
             partition, time.time_ns(), dedupe_window=self.dedupe_window
         )
-        self._counted_from[partition] = counted_from
+        self._counted_from[partition] = max(counted_from, self._counted_to.get(partition, 0))
 
     def partition_released(self, partition: int) -> PartitionAggregate | None:
         """Stop owning `partition`; returns its aggregate (for a last checkpoint)."""
@@ -134,6 +139,8 @@ class PlaybackFeed:
                 self._metrics.duplicate_events.inc()
                 continue
             counted = record.offset >= self._counted_from.get(record.partition, 0)
+            if counted:
+                self._counted_to[record.partition] = record.offset + 1
             self._on_event(aggregate, event, record.raw or b"", counts, sums, counted=counted)
         for partition, end in batch.ends.items():
             aggregate = self.aggregates.get(partition)
