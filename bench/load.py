@@ -89,15 +89,38 @@ def _unmeasured(count: int, reason: str) -> dict[str, Any]:
     """A step's result when its window never started: nothing arrived, nothing measured."""
     nan = float("nan")
     return {
-        "unmeasured": reason, "viewers": count, "clients": count, "connected": 0, "served": 0,
-        "fps_per_viewer": 0.0, "delivered": 0.0, "bytes_per_second": 0.0, "frames": 0,
-        "messages_per_second": 0.0, "events_in_window": 0, "received": 0, "expected": 0,
-        "errors": {}, "latency_ms": {"count": 0, "p50": None, "p90": None, "p99": None,
-                                     "p999": None, "max": None, "cdf": []},
-        "cpu_percent": nan, "server_cpu_percent": nan, "server_rss_bytes": 0,
-        "workers_restarted": False, "generator_limited": False, "machine_saturated": False,
-        "cores_busy": [], "load_average": nan,
-    }  # fmt: skip
+        "unmeasured": reason,
+        "viewers": count,
+        "clients": count,
+        "connected": 0,
+        "served": 0,
+        "fps_per_viewer": 0.0,
+        "delivered": 0.0,
+        "bytes_per_second": 0.0,
+        "frames": 0,
+        "messages_per_second": 0.0,
+        "events_in_window": 0,
+        "received": 0,
+        "expected": 0,
+        "errors": {},
+        "latency_ms": {
+            "count": 0,
+            "p50": None,
+            "p90": None,
+            "p99": None,
+            "p999": None,
+            "max": None,
+            "cdf": [],
+        },
+        "cpu_percent": nan,
+        "server_cpu_percent": nan,
+        "server_rss_bytes": 0,
+        "workers_restarted": False,
+        "generator_limited": False,
+        "machine_saturated": False,
+        "cores_busy": [],
+        "load_average": nan,
+    }
 
 
 def limit_note(label: str, result: Mapping[str, Any]) -> str | None:

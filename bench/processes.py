@@ -58,8 +58,14 @@ class Proc(ServiceProcess):
         `ops_port`: where its /metrics and /readyz are, when not on its main port."""
         log.parent.mkdir(parents=True, exist_ok=True)
         ops = f"http://127.0.0.1:{ops_port}" if ops_port else None
-        super().__init__(name, argv, {"LOG_FORMAT": "console", **(env or {})},
-                         log_file=log, priority=priority, ops=ops)  # fmt: skip
+        super().__init__(
+            name,
+            argv,
+            {"LOG_FORMAT": "console", **(env or {})},
+            log_file=log,
+            priority=priority,
+            ops=ops,
+        )
         self.ops_port = ops_port
 
     @property
@@ -166,10 +172,26 @@ def gateway(
     env = kafka_env(kafka, prefix) | {
         f"GATEWAY_{key.upper()}": str(value) for key, value in settings.items()
     }
-    argv = [BIN / "gateway", "--port", port, "--host", "127.0.0.1", "--async-mode", mode,
-            "--ops-host", "127.0.0.1", "--ops-port", ops]  # fmt: skip
-    proc = Proc(name or f"gateway-{mode}", argv, logs / f"{name or 'gateway-' + mode}.log", env,
-                ops_port=ops)  # fmt: skip
+    argv = [
+        BIN / "gateway",
+        "--port",
+        port,
+        "--host",
+        "127.0.0.1",
+        "--async-mode",
+        mode,
+        "--ops-host",
+        "127.0.0.1",
+        "--ops-port",
+        ops,
+    ]
+    proc = Proc(
+        name or f"gateway-{mode}",
+        argv,
+        logs / f"{name or 'gateway-' + mode}.log",
+        env,
+        ops_port=ops,
+    )
     if not ready:
         return proc, port
     try:
@@ -427,16 +449,8 @@ def camera_720p(logs: Path, kafka: LocalKafka, prefix: str, camera: str) -> Proc
         kafka,
         prefix,
         camera,
-        "--fps",
-        "15",
-        "--test-width",
-        "1280",
-        "--test-height",
-        "720",
-        "--max-width",
-        "0",
-        "--no-motion",
-        "--no-faces",
+        *"--fps 15 --test-width 1280 --test-height 720 --max-width 0".split(),
+        *"--no-motion --no-faces".split(),
     )
     return proc
 

@@ -74,9 +74,12 @@ class Replicas:
             port = free_ports(1)[0]
             base = f"http://127.0.0.1:{port}"
             self.running[name] = self.group.start(
-                name, ["gateway", "--port", str(port)], {"GATEWAY_REPLICA": name},
-                ops=base, url=base,
-            )  # fmt: skip
+                name,
+                ["gateway", "--port", str(port)],
+                {"GATEWAY_REPLICA": name},
+                ops=base,
+                url=base,
+            )
         for name in names:
             self.running[name].wait_ready(timeout=180)
         return time.monotonic() - started
@@ -116,21 +119,27 @@ class Replicas:
 
 def env_for(kafka: LocalKafka, prefix: str, **settings: str) -> dict[str, str]:
     return {
-        "KAFKA_BOOTSTRAP": kafka.bootstrap, "KAFKA_TOPIC_PREFIX": prefix, "LOG_LEVEL": "warning",
-        "GATEWAY_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}", "GATEWAY_EVENTS_START": "earliest",
+        "KAFKA_BOOTSTRAP": kafka.bootstrap,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "LOG_LEVEL": "warning",
+        "GATEWAY_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+        "GATEWAY_EVENTS_START": "earliest",
         **settings,
-    }  # fmt: skip
+    }
 
 
 def event_sim(group: ServiceGroup, *args: str) -> ServiceProcess:
     port = free_ports(1)[0]
-    return group.start("event-sim", ["event-sim", "--ops-port", str(port), *args],
-                       ops=f"http://127.0.0.1:{port}")  # fmt: skip
+    return group.start(
+        "event-sim", ["event-sim", "--ops-port", str(port), *args], ops=f"http://127.0.0.1:{port}"
+    )
 
 
 def summary(values: list[float]) -> str:
-    return (f"median {statistics.median(values):5.1f} s  (min {min(values):.1f}, "
-            f"max {max(values):.1f}, n={len(values)})")  # fmt: skip
+    return (
+        f"median {statistics.median(values):5.1f} s  (min {min(values):.1f}, "
+        f"max {max(values):.1f}, n={len(values)})"
+    )
 
 
 # -- 1. rebalance
@@ -173,8 +182,10 @@ def rebalance(kafka: LocalKafka, rounds: int) -> None:
     print(f"  kill -9 1 of 3, kill to owned:          {summary(killed)}")
     if status == 200 and takeovers:
         average = takeover_s / takeovers * 1000
-        print(f"  takeover on gateway-1 (checkpoint read, state restored): {average:.0f} ms on "
-              f"average over {takeovers:.0f}")  # fmt: skip
+        print(
+            f"  takeover on gateway-1 (checkpoint read, state restored): {average:.0f} ms on "
+            f"average over {takeovers:.0f}"
+        )
 
 
 # -- 2. ingest
@@ -183,8 +194,9 @@ def rebalance(kafka: LocalKafka, rounds: int) -> None:
 def ingest(kafka: LocalKafka, events: int, window: float) -> None:
     prefix = fresh_topics(kafka)
     with ServiceGroup(env_for(kafka, prefix)) as group:
-        writer = event_sim(group, "--no-realtime", "--count", str(events), "--users", "50000",
-                           "--seed", "3")  # fmt: skip
+        writer = event_sim(
+            group, "--no-realtime", "--count", str(events), "--users", "50000", "--seed", "3"
+        )
         writer.wait_exit(600)
     broker = broker_pid(kafka) or 0
     print(f"ingest of {events:,} events already in the topic ({PARTITIONS} partitions):")
@@ -205,9 +217,12 @@ def ingest(kafka: LocalKafka, events: int, window: float) -> None:
             note = "" if first + counted < events else "  (reached the end: use more --events)"
             total = read_to_the_end(fleet, events)
             verdict = "exact" if total == events else "TWICE" if total > events else "unfinished"
-            print(f"  {count} replica(s): {rate:8,.0f} events/s  x{rate / baseline:4.2f}  "
-                  f"replicas' CPU {cpu:4.0f} %  broker's CPU {broker_cpu:4.0f} %  "
-                  f"counted {total:,.0f} of {events:,} ({verdict}){note}", flush=True)  # fmt: skip
+            print(
+                f"  {count} replica(s): {rate:8,.0f} events/s  x{rate / baseline:4.2f}  "
+                f"replicas' CPU {cpu:4.0f} %  broker's CPU {broker_cpu:4.0f} %  "
+                f"counted {total:,.0f} of {events:,} ({verdict}){note}",
+                flush=True,
+            )
 
 
 def read_to_the_end(fleet: Replicas, events: int) -> float:
@@ -240,9 +255,16 @@ def mjpeg(kafka: LocalKafka, levels: list[int], seconds: float) -> None:
     prefix = fresh_topics(kafka)
     print("MJPEG through nginx, 640x360 at 15 fps:")
     with ServiceGroup(env_for(kafka, prefix)) as group, tempfile.TemporaryDirectory() as tmp:
-        group.start(CAMERA, ["capture", "--source", "test", "--camera-id", CAMERA, "--fps", "15",
-                             "--test-width", "640", "--test-height", "360", "--no-motion",
-                             "--no-faces", "--ops-port", str(free_ports(1)[0])])  # fmt: skip
+        group.start(
+            CAMERA,
+            [
+                *"capture --source test --camera-id".split(),
+                CAMERA,
+                *"--fps 15 --test-width 640 --test-height 360 --no-motion".split(),
+                *"--no-faces --ops-port".split(),
+                str(free_ports(1)[0]),
+            ],
+        )
         for count in (1, 3):
             fleet = Replicas(group, prefix, group.env)
             fleet.start(*[f"gateway-{i}" for i in range(1, count + 1)])
@@ -251,8 +273,11 @@ def mjpeg(kafka: LocalKafka, levels: list[int], seconds: float) -> None:
             with behind_nginx(group, fleet, Path(tmp) / f"nginx-{count}") as front:
                 nginx = group.started[-1]
                 for viewers in levels:
-                    config = {"targets": [f"{front.url}/stream/{CAMERA}"], "viewers": viewers,
-                              "seconds": seconds}  # fmt: skip
+                    config = {
+                        "targets": [f"{front.url}/stream/{CAMERA}"],
+                        "viewers": viewers,
+                        "seconds": seconds,
+                    }
                     name = f"loadgen-{count}-{viewers}"
                     generator = LoadGenerator(Path(tmp), "mjpeg", config, name)
                     generator.phase("measuring", timeout=120 + viewers / 50)
@@ -264,11 +289,14 @@ def mjpeg(kafka: LocalKafka, levels: list[int], seconds: float) -> None:
                     nginx_cpu = (nginx.cpu_seconds() - nginx_cpu) / elapsed * 100
                     result = generator.result(timeout=120)
                     latency = result["latency_ms"]
-                    print(f"  {count} replica(s) {viewers:4} viewers: "
-                          f"{result['fps_per_viewer']:5.1f} fps/viewer  latency p50 "
-                          f"{latency['p50']:6.1f} ms p99 {latency['p99']:7.1f} ms  replicas' CPU "
-                          f"{cpu:4.0f} %  nginx {nginx_cpu:4.0f} %  load generator "
-                          f"{result['cpu_percent']:3.0f} %", flush=True)  # fmt: skip
+                    print(
+                        f"  {count} replica(s) {viewers:4} viewers: "
+                        f"{result['fps_per_viewer']:5.1f} fps/viewer  latency p50 "
+                        f"{latency['p50']:6.1f} ms p99 {latency['p99']:7.1f} ms  replicas' CPU "
+                        f"{cpu:4.0f} %  nginx {nginx_cpu:4.0f} %  load generator "
+                        f"{result['cpu_percent']:3.0f} %",
+                        flush=True,
+                    )
             fleet.stop(*list(fleet.running))
 
 
@@ -282,8 +310,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     parts = args.parts.split(",")
-    print(f"{os.cpu_count()} cores; load average at the start "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)  # fmt: skip
+    print(
+        f"{os.cpu_count()} cores; load average at the start "
+        f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        flush=True,
+    )
     with local_broker() as kafka:
         if "rebalance" in parts:
             rebalance(kafka, args.rounds)

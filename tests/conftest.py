@@ -21,8 +21,11 @@ def _untracked() -> set[str] | None:
         return None
     out = subprocess.run(
         [git, "status", "--porcelain", "--untracked-files=all"],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    ).stdout  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
     return {
         line[3:]
         for line in out.splitlines()

@@ -146,8 +146,9 @@ def sign_in(kube: Kube, release: str, url: str) -> requests.Session:
     """A session signed in with a one-time link from the gateway itself (when sign-in is on)."""
     http = requests.Session()
     try:
-        link = kube.run("exec", f"deploy/{release}-gateway", "--", "gateway", "login-url",
-                        "--base", url).strip()  # fmt: skip
+        link = kube.run(
+            "exec", f"deploy/{release}-gateway", "--", "gateway", "login-url", "--base", url
+        ).strip()
     except SmokeFailure:
         say("--  no sign-in link (GATEWAY_AUTH_SECRET not set): continuing signed out")
         return http

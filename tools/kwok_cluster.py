@@ -161,8 +161,18 @@ class ControlPlane:
         """The admin's bearer token and the service accounts' signing key (made once)."""
         key, pub = self.pki / "sa.key", self.pki / "sa.pub"
         if not key.exists():
-            self._run(["openssl", "genpkey", "-algorithm", "RSA",
-                       "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)])  # fmt: skip
+            self._run(
+                [
+                    "openssl",
+                    "genpkey",
+                    "-algorithm",
+                    "RSA",
+                    "-pkeyopt",
+                    "rsa_keygen_bits:2048",
+                    "-out",
+                    str(key),
+                ]
+            )
             self._run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)])
         tokens = self.pki / "tokens.csv"
         if not tokens.exists():
@@ -176,19 +186,27 @@ class ControlPlane:
         self._start(
             "etcd",
             [
-                "--name", "kwok",
-                "--data-dir", str(self.dir / "etcd"),
-                "--listen-client-urls", f"http://127.0.0.1:{s.etcd_port}",
-                "--advertise-client-urls", f"http://127.0.0.1:{s.etcd_port}",
-                "--listen-peer-urls", f"http://127.0.0.1:{s.etcd_peer_port}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{s.etcd_peer_port}",
-                "--initial-cluster", f"kwok=http://127.0.0.1:{s.etcd_peer_port}",
+                "--name",
+                "kwok",
+                "--data-dir",
+                str(self.dir / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{s.etcd_port}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{s.etcd_port}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{s.etcd_peer_port}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{s.etcd_peer_port}",
+                "--initial-cluster",
+                f"kwok=http://127.0.0.1:{s.etcd_peer_port}",
                 # A throw-away store: no fsync per write, which on a busy 2-core machine
                 # is what makes an API server slow.
                 "--unsafe-no-fsync",
-                "--quota-backend-bytes", str(1 << 30),
+                "--quota-backend-bytes",
+                str(1 << 30),
             ],
-        )  # fmt: skip
+        )
 
     def _start_apiserver(self) -> None:
         assert self.state
@@ -196,51 +214,61 @@ class ControlPlane:
         self._start(
             "kube-apiserver",
             [
-                "--etcd-servers", f"http://127.0.0.1:{s.etcd_port}",
-                "--bind-address", "127.0.0.1",
-                "--advertise-address", "127.0.0.1",
-                "--secure-port", str(s.api_port),
+                "--etcd-servers",
+                f"http://127.0.0.1:{s.etcd_port}",
+                *"--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port".split(),
+                str(s.api_port),
                 # A self-signed serving certificate for 127.0.0.1 and localhost; the
                 # kubeconfig trusts the CA it writes next to it.
-                "--cert-dir", str(self.pki),
-                "--token-auth-file", str(self.pki / "tokens.csv"),
-                "--authorization-mode", "RBAC",
-                "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-                "--service-account-key-file", str(self.pki / "sa.pub"),
-                "--service-account-signing-key-file", str(self.pki / "sa.key"),
-                "--service-cluster-ip-range", SERVICE_CIDR,
-                "--allow-privileged",
-                "--profiling=false",
-                "--endpoint-reconciler-type", "none",
+                "--cert-dir",
+                str(self.pki),
+                "--token-auth-file",
+                str(self.pki / "tokens.csv"),
+                *"--authorization-mode RBAC".split(),
+                *"--service-account-issuer https://kubernetes.default.svc.cluster.local".split(),
+                *"--service-account-key-file".split(),
+                str(self.pki / "sa.pub"),
+                "--service-account-signing-key-file",
+                str(self.pki / "sa.key"),
+                "--service-cluster-ip-range",
+                SERVICE_CIDR,
+                *"--allow-privileged --profiling=false --endpoint-reconciler-type none".split(),
             ],
-        )  # fmt: skip
+        )
 
     def _controller_manager_args(self) -> list[str]:
         return [
-            "--kubeconfig", str(self.kubeconfig),
-            "--leader-elect=false",
-            "--secure-port", "0",
-            "--service-account-private-key-file", str(self.pki / "sa.key"),
-            "--service-cluster-ip-range", SERVICE_CIDR,
-            "--cluster-name", "kwok",
-        ]  # fmt: skip
+            "--kubeconfig",
+            str(self.kubeconfig),
+            *"--leader-elect=false --secure-port 0 --service-account-private-key-file".split(),
+            str(self.pki / "sa.key"),
+            "--service-cluster-ip-range",
+            SERVICE_CIDR,
+            "--cluster-name",
+            "kwok",
+        ]
 
     def _scheduler_args(self) -> list[str]:
-        return ["--kubeconfig", str(self.kubeconfig), "--leader-elect=false",
-                "--secure-port", "0"]  # fmt: skip
+        return ["--kubeconfig", str(self.kubeconfig), "--leader-elect=false", "--secure-port", "0"]
 
     def _kwok_args(self) -> list[str]:
         assert self.state
         return [
-            "--kubeconfig", str(self.kubeconfig),
-            "--config", str(self.bin / "kwok-stages.yaml"),
-            "--manage-nodes-with-annotation-selector", f"{NODE_ANNOTATION}=fake",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--config",
+            str(self.bin / "kwok-stages.yaml"),
+            "--manage-nodes-with-annotation-selector",
+            f"{NODE_ANNOTATION}=fake",
             # Node leases as a kubelet keeps them, so the node lifecycle controller never
             # finds the nodes silent and evicts their pods.
-            "--node-lease-duration-seconds", "40",
-            "--server-address", f"127.0.0.1:{self.state.kwok_port}",
-            "--node-ip", "127.0.0.1",
-        ]  # fmt: skip
+            "--node-lease-duration-seconds",
+            "40",
+            "--server-address",
+            f"127.0.0.1:{self.state.kwok_port}",
+            "--node-ip",
+            "127.0.0.1",
+        ]
 
     def _start(self, name: str, args: list[str]) -> None:
         assert self.state
@@ -276,13 +304,15 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": "kwok", "cluster": {"server": self.state.server,
-                                             "certificate-authority": str(ca)}}
+                {
+                    "name": "kwok",
+                    "cluster": {"server": self.state.server, "certificate-authority": str(ca)},
+                }
             ],
             "users": [{"name": "admin", "user": {"token": token}}],
             "contexts": [{"name": "kwok", "context": {"cluster": "kwok", "user": "admin"}}],
             "current-context": "kwok",
-        }  # fmt: skip
+        }
         self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
         self.kubeconfig.chmod(0o600)
 
@@ -362,16 +392,18 @@ class ControlPlane:
             time.sleep(0.3)
 
     def _wait_for_nodes(self, timeout: float) -> None:
-        self.kubectl("wait", "--for", "condition=Ready", "node", "--all",
-                     f"--timeout={int(timeout)}s")  # fmt: skip
+        self.kubectl(
+            "wait", "--for", "condition=Ready", "node", "--all", f"--timeout={int(timeout)}s"
+        )
 
     def _wait_for_default_service_account(self, timeout: float) -> None:
         """Pods can be created once the controller manager has made `default` accounts."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_running(*COMPONENTS)
-            found = self.kubectl("get", "serviceaccount", "default", "-n", "default",
-                                 "--ignore-not-found", "-o", "name")  # fmt: skip
+            found = self.kubectl(
+                *"get serviceaccount default -n default --ignore-not-found -o name".split(),
+            )
             if found.strip():
                 return
             time.sleep(0.5)
@@ -458,8 +490,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--dir", type=Path, default=Path(".data/kwok"), help="state folder")
     parser.add_argument("--bin", type=Path, help="folder of the built programs (make controlplane)")
-    parser.add_argument("--crds", type=Path, action="append", default=[],
-                        help="folder of CRDs to install (repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--crds",
+        type=Path,
+        action="append",
+        default=[],
+        help="folder of CRDs to install (repeatable)",
+    )
     parser.add_argument("--nodes", type=int, default=NODES, help="fake nodes")
     args = parser.parse_args(argv)
     plane = ControlPlane(args.dir, args.bin or Path("."), args.nodes)
@@ -468,8 +505,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.bin is None:
                 parser.error("up needs --bin")
             state = plane.up(args.crds)
-            nodes = plane.kubectl("get", "nodes", "-o", "custom-columns=NAME:.metadata.name,"
-                                  "STATUS:.status.conditions[?(@.type=='Ready')].type")  # fmt: skip
+            nodes = plane.kubectl(
+                "get",
+                "nodes",
+                "-o",
+                "custom-columns=NAME:.metadata.name,"
+                "STATUS:.status.conditions[?(@.type=='Ready')].type",
+            )
             crds = plane.kubectl("get", "crd", "-o", "name").split()
             print(f"Kubernetes control plane (kwok) at {state.server}; logs in {plane.logs}")
             print(nodes.rstrip())

@@ -26,8 +26,11 @@ from bench.processes import (
 TITLE = "Socket.IO dashboards, event → client"
 RATE = 200  # events/s, what `make run` plays
 # (what the report calls it, the async mode, whether clients ask for batches)
-RUNS = (("eventlet", "eventlet", False), ("eventlet batched", "eventlet", True),
-        ("threading", "threading", False))  # fmt: skip
+RUNS = (
+    ("eventlet", "eventlet", False),
+    ("eventlet batched", "eventlet", True),
+    ("threading", "threading", False),
+)
 
 
 def _line(label: str, r: dict[str, Any]) -> str:

@@ -27,8 +27,13 @@ Render = Callable[[int], Image]
 
 
 def pattern(width: int, height: int, face: Path) -> Render:
-    source = TestPattern(width, height, TEST_PATTERN_FPS, label="cam-test",
-                         face=load_face(face, round(height * FACE_HEIGHT)))  # fmt: skip
+    source = TestPattern(
+        width,
+        height,
+        TEST_PATTERN_FPS,
+        label="cam-test",
+        face=load_face(face, round(height * FACE_HEIGHT)),
+    )
     start = time.time_ns()
     return lambda n: source.render(n, start + round(n * 1e9 / TEST_PATTERN_FPS))
 
@@ -39,10 +44,14 @@ def per_frame_on_disk(
     """Mean JPEG bytes, and what the partition's log grew by per frame, for `count` frames
     written as capture writes them (key, the four headers, one record per batch)."""
     topic = fresh_topics(bench.kafka, [VIDEO_FRAMES]) + VIDEO_FRAMES.name
-    producer = Producer({
-        "bootstrap.servers": bench.kafka.bootstrap, "linger.ms": 0, "compression.type": "none",
-        "message.max.bytes": FRAME_TOPIC_MAX_MESSAGE_BYTES,
-    })  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bench.kafka.bootstrap,
+            "linger.ms": 0,
+            "compression.type": "none",
+            "message.max.bytes": FRAME_TOPIC_MAX_MESSAGE_BYTES,
+        }
+    )
     sizes = []
     for n in range(count):
         encoded = encoder.encode(render(n))
@@ -76,24 +85,40 @@ included. Per camera-hour = fps x 3600 x bytes per frame, for one replica.
     if not write_face(face):
         raise RuntimeError("could not write the test face (scikit-image missing?)")
     sources: list[tuple[str, float, Render]] = [
-        ("test pattern 640x480 with the face (cam-test)", TEST_PATTERN_FPS,
-         pattern(640, 480, face)),
-        ("generated sample video 640x360 (cam-sample)", SAMPLE_FPS,
-         lambda n: sample_frame(n, SAMPLE_FPS, 640, 360)),
+        (
+            "test pattern 640x480 with the face (cam-test)",
+            TEST_PATTERN_FPS,
+            pattern(640, 480, face),
+        ),
+        (
+            "generated sample video 640x360 (cam-sample)",
+            SAMPLE_FPS,
+            lambda n: sample_frame(n, SAMPLE_FPS, 640, 360),
+        ),
         ("test pattern 1280x720 with the face", TEST_PATTERN_FPS, pattern(1280, 720, face)),
-    ]  # fmt: skip
+    ]
     table = section.table(
-        "Per camera, one replica", "source", "fps", "mean JPEG", "on disk per frame",
+        "Per camera, one replica",
+        "source",
+        "fps",
+        "mean JPEG",
+        "on disk per frame",
         "per camera-hour",
-    )  # fmt: skip
+    )
     for name, fps, render in sources:
         with bench.span(name):
             mean, on_disk = per_frame_on_disk(bench, encoder, render, round(seconds * fps))
         hour = on_disk * fps * 3600
-        table.add(name, f"{fps:g}", f"{mean / 1024:.1f} KiB", f"{on_disk / 1024:.1f} KiB",
-                  f"{hour / 2**30:.2f} GiB")  # fmt: skip
-        print(f"  {name}: {mean / 1024:.1f} KiB per JPEG, {hour / 2**30:.2f} GiB per hour",
-              flush=True)  # fmt: skip
+        table.add(
+            name,
+            f"{fps:g}",
+            f"{mean / 1024:.1f} KiB",
+            f"{on_disk / 1024:.1f} KiB",
+            f"{hour / 2**30:.2f} GiB",
+        )
+        print(
+            f"  {name}: {mean / 1024:.1f} KiB per JPEG, {hour / 2**30:.2f} GiB per hour", flush=True
+        )
         section.data[name] = {"fps": fps, "jpeg_bytes": mean, "bytes_per_frame": on_disk}
     section.notes.append(
         "real cameras vary with the scene: a camera's own mean frame size is "

@@ -62,16 +62,24 @@ class Cluster:
         self.plane = plane
         self.kubeconfig = str(plane.kubeconfig)
         self.bin = bin_dir
-        self.env = {**os.environ, "KUBECONFIG": self.kubeconfig,
-                    "HELM_CACHE_HOME": str(plane.dir / "helm-cache"),
-                    "HELM_CONFIG_HOME": str(plane.dir / "helm-config"),
-                    "HELM_DATA_HOME": str(plane.dir / "helm-data")}  # fmt: skip
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "HELM_CACHE_HOME": str(plane.dir / "helm-cache"),
+            "HELM_CONFIG_HOME": str(plane.dir / "helm-config"),
+            "HELM_DATA_HOME": str(plane.dir / "helm-data"),
+        }
 
     def run(self, argv: list[str], stdin: str | None = None, timeout: float = 180) -> Result:
         out = subprocess.run(
-            argv, input=stdin, capture_output=True, text=True, env=self.env,
-            timeout=timeout, check=False,
-        )  # fmt: skip
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
         return Result(out.returncode, out.stdout, out.stderr)
 
     def kubectl(self, *args: str, stdin: str | None = None) -> Result:

@@ -31,10 +31,16 @@ def install(
 def wait_available(cluster: Cluster, namespace: str, release: str = RELEASE) -> None:
     cluster.ok(
         cluster.kubectl(
-            "-n", namespace, "wait", "deployment", "-l", f"app.kubernetes.io/instance={release}",
-            "--for=condition=Available", "--timeout=90s",
+            "-n",
+            namespace,
+            "wait",
+            "deployment",
+            "-l",
+            f"app.kubernetes.io/instance={release}",
+            "--for=condition=Available",
+            "--timeout=90s",
         )
-    )  # fmt: skip
+    )
 
 
 def gateway_replicas(cluster: Cluster, namespace: str) -> tuple[int, int]:
@@ -62,9 +68,18 @@ def release_objects(cluster: Cluster, namespace: str, release: str) -> list[str]
     found = []
     for selector in (f"app.kubernetes.io/instance={release}", f"owner=helm,name={release}"):
         found += cluster.ok(
-            cluster.kubectl("-n", namespace, "get", ",".join(kinds), "-l", selector,
-                            "-o", "name", "--ignore-not-found")
-        ).split()  # fmt: skip
+            cluster.kubectl(
+                "-n",
+                namespace,
+                "get",
+                ",".join(kinds),
+                "-l",
+                selector,
+                "-o",
+                "name",
+                "--ignore-not-found",
+            )
+        ).split()
     return found
 
 
@@ -98,8 +113,11 @@ def test_every_value_set_is_accepted_by_the_api_server(
         assert deployment["spec"]["replicas"] >= 1
         assert deployment["spec"]["revisionHistoryLimit"] == 10
     cluster.ok(cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait"))
-    wait_for(lambda: not release_objects(cluster, namespace, RELEASE), 60,
-             f"{value_set}: the release's objects gone")  # fmt: skip
+    wait_for(
+        lambda: not release_objects(cluster, namespace, RELEASE),
+        60,
+        f"{value_set}: the release's objects gone",
+    )
 
 
 def test_the_broken_value_set_is_refused_by_the_api_server(
@@ -129,19 +147,34 @@ def _sometimes(pod: dict[str, Any]) -> None:
 
 
 REFUSED = {
-    "memory quantity 'lots'": (_lots, ["--set", "gateway.resources.limits.memory=lots"],
-                               "'lots'", "quantities must match"),
-    "request above its limit": (_above, ["--set", "gateway.resources.requests.memory=2Gi"],
-                                "gateway.resources.requests.memory (2Gi) is above",
-                                "must be less than or equal to memory limit"),
-    "nodeSelector key with a space": (_space, ["--set", "gateway.nodeSelector.disk type=ssd"],
-                                      "'disk type'", "name part must consist of"),
-    "toleration operator Sometimes": (_sometimes,
-                                      ["--set", "gateway.tolerations[0].key=dedicated",
-                                       "--set", "gateway.tolerations[0].operator=Sometimes"],
-                                      "/gateway/tolerations/0/operator",
-                                      "Unsupported value: \"Sometimes\""),
-}  # fmt: skip
+    "memory quantity 'lots'": (
+        _lots,
+        ["--set", "gateway.resources.limits.memory=lots"],
+        "'lots'",
+        "quantities must match",
+    ),
+    "request above its limit": (
+        _above,
+        ["--set", "gateway.resources.requests.memory=2Gi"],
+        "gateway.resources.requests.memory (2Gi) is above",
+        "must be less than or equal to memory limit",
+    ),
+    "nodeSelector key with a space": (
+        _space,
+        ["--set", "gateway.nodeSelector.disk type=ssd"],
+        "'disk type'",
+        "name part must consist of",
+    ),
+    "toleration operator Sometimes": (
+        _sometimes,
+        [
+            *"--set gateway.tolerations[0].key=dedicated".split(),
+            *"--set gateway.tolerations[0].operator=Sometimes".split(),
+        ],
+        "/gateway/tolerations/0/operator",
+        'Unsupported value: "Sometimes"',
+    ),
+}
 
 
 @pytest.mark.parametrize("case", REFUSED)
@@ -156,13 +189,17 @@ def test_what_the_api_server_refuses_the_chart_refuses_first(
     deployment = yaml.safe_load(rendered)
     broken = copy.deepcopy(deployment)
     change(broken["spec"]["template"]["spec"])
-    refused = cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-",
-                              stdin=json.dumps(broken))  # fmt: skip
+    refused = cluster.kubectl(
+        "apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=json.dumps(broken)
+    )
     assert refused.returncode != 0
     assert server_says in refused.output, refused.output
     # The unchanged object is accepted: the refusal is the override's.
-    cluster.ok(cluster.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-",
-                               stdin=json.dumps(deployment)))  # fmt: skip
+    cluster.ok(
+        cluster.kubectl(
+            "apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=json.dumps(deployment)
+        )
+    )
     # helm refuses the override before it sends anything.
     result = install(cluster, chart, namespace, *override)
     assert result.returncode != 0
@@ -209,8 +246,9 @@ def test_scale_survives_upgrade_and_keda_takes_the_replicas_and_gives_them_back(
     wait_for(lambda: not release_objects(cluster, namespace, RELEASE), 60, "objects gone")
     wait_for(
         lambda: not cluster.json("-n", namespace, "get", "pods,replicasets")["items"],
-        60, "pods and ReplicaSets collected",
-    )  # fmt: skip
+        60,
+        "pods and ReplicaSets collected",
+    )
 
 
 def test_a_set_replica_count_is_helms_and_the_notes_say_so(
@@ -222,10 +260,15 @@ def test_a_set_replica_count_is_helms_and_the_notes_say_so(
     assert gateway_replicas(cluster, namespace) == (2, 2)
     (pdb,) = cluster.json("-n", namespace, "get", "poddisruptionbudgets")["items"]
     wait_for(
-        lambda: cluster.json("-n", namespace, "get", "pdb", pdb["metadata"]["name"])["status"]
-        .get("disruptionsAllowed") == 1,
-        60, "the budget allows one disruption of two",
-    )  # fmt: skip
+        lambda: (
+            cluster.json("-n", namespace, "get", "pdb", pdb["metadata"]["name"])["status"].get(
+                "disruptionsAllowed"
+            )
+            == 1
+        ),
+        60,
+        "the budget allows one disruption of two",
+    )
 
 
 def test_two_releases_in_one_namespace_do_not_collide(

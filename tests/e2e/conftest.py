@@ -93,10 +93,13 @@ def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync"],
-        )  # fmt: skip
+            args=[
+                *"--no-sandbox --disable-gpu --disable-quic".split(),
+                *"--no-first-run".split(),
+                *"--disable-background-networking".split(),
+                *"--disable-component-update --disable-sync".split(),
+            ],
+        )
         yield browser
         browser.close()
 

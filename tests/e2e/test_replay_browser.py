@@ -42,23 +42,32 @@ def stack(kafka: KafkaUnderTest, tmp_path_factory: pytest.TempPathFactory) -> It
         FACE_CAMERA: [*size, "--test-face", str(face), "--face-every", "3"],
         "cam-2": [*size, "--no-faces"],
     }
-    with local_stack(kafka, face, cameras, secret="e2e-secret-long-enough-to-sign",
-                     gateway_flags=["--wall-fps", "3"]) as stack:  # fmt: skip
+    with local_stack(
+        kafka,
+        face,
+        cameras,
+        secret="e2e-secret-long-enough-to-sign",
+        gateway_flags=["--wall-fps", "3"],
+    ) as stack:
         yield stack
 
 
 @pytest.fixture(scope="module")
 def page(browser: Browser, stack: Stack) -> Iterator[Page]:
     context = browser.new_context(
-        viewport={"width": 1500, "height": 1300}, locale="en-GB", timezone_id=ZONE,
+        viewport={"width": 1500, "height": 1300},
+        locale="en-GB",
+        timezone_id=ZONE,
         accept_downloads=True,
-    )  # fmt: skip
+    )
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     # The gateway's Content-Security-Policy must not block anything the player does.
-    page.on("console", lambda msg: errors.append(msg.text) if "Content Security Policy" in
-            msg.text else None)  # fmt: skip
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
     page.goto(stack.login_url())  # the same sign-in as live streams: a session cookie
     page.wait_for_url(stack.base + "/", timeout=20_000)
     yield page
@@ -74,8 +83,9 @@ def wait_for_player(page: Page, condition: str, timeout: float, arg: object = No
     """Until `condition` (JS, of the player's dataset `p` and `arg`) holds; on a timeout
     the failure shows the player's state."""
     try:
-        wait_until(page, f"(arg) => {{ const p = {PLAYER}.dataset; return {condition}; }}",
-                   timeout, arg)  # fmt: skip
+        wait_until(
+            page, f"(arg) => {{ const p = {PLAYER}.dataset; return {condition}; }}", timeout, arg
+        )
     except PlaywrightTimeout:
         state = page.evaluate(f"() => ({{...{PLAYER}.dataset}})")
         message = page.locator("#player [data-message]").inner_text()
@@ -137,8 +147,11 @@ def test_dragging_the_timeline_sixty_seconds_back_replays_from_then(
     stack: Stack, page: Page
 ) -> None:
     def held_ms() -> int:
-        return int(page.evaluate(f"() => Date.now() - {PLAYER}.querySelector("
-                                 "'[data-timeline]').dataset.start"))  # fmt: skip
+        return int(
+            page.evaluate(
+                f"() => Date.now() - {PLAYER}.querySelector('[data-timeline]').dataset.start"
+            )
+        )
 
     if held_ms() < 75_000:
         page.wait_for_timeout(75_000 - held_ms())
@@ -148,13 +161,16 @@ def test_dragging_the_timeline_sixty_seconds_back_replays_from_then(
     y = canvas["y"] + canvas["height"] / 2
 
     def x_of(ms_back: int) -> float:
-        return float(page.evaluate(
-            """([back, left, width]) => {
+        return float(
+            page.evaluate(
+                """([back, left, width]) => {
                 const el = document.querySelector('#player [data-timeline]');
                 const start = +el.dataset.start, end = Date.now();
                 return left + (end - back - start) / (end - start) * width;
-            }""", [ms_back, canvas["x"], canvas["width"]],
-        ))  # fmt: skip
+            }""",
+                [ms_back, canvas["x"], canvas["width"]],
+            )
+        )
 
     page.mouse.move(x_of(5_000), y)
     page.mouse.down()
@@ -233,8 +249,12 @@ def test_a_moment_kafka_no_longer_holds_is_said_in_words(page: Page) -> None:
 def test_the_wall_shows_time_since_the_last_detection_and_a_face_badge(page: Page) -> None:
     page.locator("#player [data-close]").click()
     tile = page.locator(f'#wall .tile[data-camera="{FACE_CAMERA}"]')
-    wait_until(page, f"() => document.querySelector('#wall .tile[data-camera=\"{FACE_CAMERA}\"]')"
-               ".dataset.face === '1'", 15)  # fmt: skip
+    wait_until(
+        page,
+        f"() => document.querySelector('#wall .tile[data-camera=\"{FACE_CAMERA}\"]')"
+        ".dataset.face === '1'",
+        15,
+    )
     assert tile.locator(".badge.face").is_visible()
     assert "detection" in tile.locator(".since").inner_text()
     assert tile.locator(".since").inner_text().endswith("s ago")
@@ -244,8 +264,9 @@ def test_the_wall_shows_time_since_the_last_detection_and_a_face_badge(page: Pag
 
 
 def _ms(text: str) -> int:
-    return round(datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp()
-                 * 1000)  # fmt: skip
+    return round(
+        datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp() * 1000
+    )
 
 
 def _artifact(name: str) -> Path:

@@ -29,9 +29,16 @@ class FaultStack:
 
     def camera(self, camera: str, *flags: str, fps: int = 10) -> ServiceProcess:
         return start_capture(
-            self.group, camera, "--source", "test", "--fps", str(fps), "--test-width", "320",
-            "--test-height", "240", "--no-faces", *flags, env=self.env(LOG_FORMAT="json"),
-        )  # fmt: skip
+            self.group,
+            camera,
+            "--source",
+            "test",
+            "--fps",
+            str(fps),
+            *"--test-width 320 --test-height 240 --no-faces".split(),
+            *flags,
+            env=self.env(LOG_FORMAT="json"),
+        )
 
     def gateway(self, *flags: str, bootstrap: str | None = None, **env: str) -> ServiceProcess:
         group = {"GATEWAY_GROUP_ID": f"faults-{self.prefix}", "GATEWAY_EVENTS_START": "earliest"}

@@ -31,8 +31,11 @@ def test_video_and_health_come_back_after_the_broker_froze_for_25_seconds(
 ) -> None:
     stack = make_stack()
     camera, gateway = _live(stack)
-    gateway.wait_for(lambda: gateway.metric("gateway_camera_reads") == 0, 30,
-                     "the idle camera's partition let go")  # fmt: skip
+    gateway.wait_for(
+        lambda: gateway.metric("gateway_camera_reads") == 0,
+        30,
+        "the idle camera's partition let go",
+    )
     stack.kafka.pause_node(1)
     started = time.monotonic()
     try:
@@ -53,8 +56,9 @@ def test_video_and_health_come_back_after_the_broker_froze_for_25_seconds(
     received = gateway.metric("gateway_frames_received_total", camera=CAMERA)
     gateway.wait_for(
         lambda: gateway.metric("gateway_frames_received_total", camera=CAMERA) > received + 5,
-        10, "frames flowing",
-    )  # fmt: skip
+        10,
+        "frames flowing",
+    )
     print(f"after the broker resumed: ready in {ready_after:.1f}s, video in {video_after:.1f}s")
     assert gateway.get("/healthz")[0] == 200
     assert gateway.running, gateway.log()
@@ -82,10 +86,13 @@ def test_a_broker_stopped_for_30_seconds_under_load_loses_nothing_silently(
     ready_after = gateway.wait_for(gateway.ready, 60, "gateway readiness")
     video_after = gateway.wait_for(
         lambda: viewer_ages.append(fresh_frame_age(gateway, CAMERA)) or viewer_ages[-1] < 2.0,
-        60, "live video",
-    )  # fmt: skip
-    print(f"after the broker came back: gateway ready in {ready_after:.1f}s, "
-          f"live video in {ready_after + video_after:.1f}s")  # fmt: skip
+        60,
+        "live video",
+    )
+    print(
+        f"after the broker came back: gateway ready in {ready_after:.1f}s, "
+        f"live video in {ready_after + video_after:.1f}s"
+    )
     for service in (camera, gateway, sim):
         assert service.running, f"{service.name} exited:\n{service.log()}"
 
@@ -98,16 +105,17 @@ def test_a_broker_stopped_for_30_seconds_under_load_loses_nothing_silently(
     assert finished["unsent"] == 0
     records = _count(stack, "playback-events")
     assert records == finished["delivered"], (records, finished)
-    print(f"events: sent {finished['sent']}, delivered {finished['delivered']}, "
-          f"failed {finished['failed']}")  # fmt: skip
+    print(
+        f"events: sent {finished['sent']}, delivered {finished['delivered']}, "
+        f"failed {finished['failed']}"
+    )
 
     # Frames: nothing captured while the broker was away for longer than capture's
     # timeout (3 s) was delivered after it came back.
     timeout = 3.0
     late = [
-        ts for ts in _frame_times(stack)
-        if stopped + timeout + 1 < ts < restarted - timeout - 1
-    ]  # fmt: skip
+        ts for ts in _frame_times(stack) if stopped + timeout + 1 < ts < restarted - timeout - 1
+    ]
     assert late == [], f"{len(late)} frames delivered later than capture's timeout"
     failures = camera.metric("capture_kafka_delivery_failures_total")
     assert failures > 0, "capture reported no failed frame while the broker was away"
@@ -123,12 +131,19 @@ def _frame_times(stack: FaultStack) -> list[float]:
 
 def _read_all(stack: FaultStack, name: str) -> list:  # type: ignore[type-arg]
     topic = stack.prefix + name
-    consumer = Consumer({"bootstrap.servers": stack.kafka.bootstrap, "group.id": "faults-read",
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.kafka.bootstrap,
+            "group.id": "faults-read",
+            "enable.auto.commit": False,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in partitions}  # fmt: skip
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         records, done = [], {p for p, end in ends.items() if end == 0}
         deadline = time.monotonic() + 60

@@ -42,8 +42,11 @@ def test_every_acknowledged_event_is_counted_once_through_leader_kills_and_resta
     gateway.wait_for(lambda: fresh_frame_age(gateway, CAMERA) < 2.0, 60, "a live frame")
     # It may finish while the rolling restart has a broker down: it waits for every
     # acknowledgement rather than give up on what is queued after the default 10 s.
-    sim = stack.event_sim("--count", str(EVENTS), "--rate", "400", "--users", "4000",
-                          "--seed", "21", "--flush-timeout", "120")  # fmt: skip
+    sim = stack.event_sim(
+        "--count",
+        str(EVENTS),
+        *"--rate 400 --users 4000 --seed 21 --flush-timeout 120".split(),
+    )
     counted = "gateway_playback_events_total"
     gateway.wait_for(lambda: gateway.metric(counted) > 2000, 60, "events counted")
 

@@ -35,14 +35,19 @@ def test_a_gateway_paused_past_its_session_timeout_rejoins_and_goes_on(
         os.kill(pid, signal.SIGCONT)
     resumed = time.monotonic()
 
-    gateway.wait_for(lambda: gateway.metric("gateway_partitions_assigned", topic=topic) == 3,
-                     90, "its partitions back")  # fmt: skip
+    gateway.wait_for(
+        lambda: gateway.metric("gateway_partitions_assigned", topic=topic) == 3,
+        90,
+        "its partitions back",
+    )
     before = gateway.metric(counted)
     gateway.wait_for(lambda: gateway.metric(counted) > before + 200, 60, "counting again")
     gateway.wait_for(gateway.ready, 60, "readiness")
     lost = gateway.metric("gateway_rebalances_total", kind="lost") - lost_before
-    print(f"partitions back and counting {time.monotonic() - resumed:.1f}s after the pause; "
-          f"assignments lost meanwhile: {lost:.0f}")  # fmt: skip
+    print(
+        f"partitions back and counting {time.monotonic() - resumed:.1f}s after the pause; "
+        f"assignments lost meanwhile: {lost:.0f}"
+    )
     assert gateway.get("/healthz")[0] == 200
     assert sim.running
     assert gateway.running

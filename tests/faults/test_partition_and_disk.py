@@ -24,8 +24,9 @@ def test_a_gateway_partitioned_from_the_brokers_for_60_seconds_heals_by_itself(
         camera = stack.camera(CAMERA)
         sim = stack.event_sim("--rate", "200", "--users", "2000", "--seed", "4")
         # Only the gateway goes through the proxy: capture and event-sim keep producing.
-        gateway = stack.gateway("--release-after-seconds", "2",
-                                bootstrap=stack.kafka.proxied_bootstrap)  # fmt: skip
+        gateway = stack.gateway(
+            "--release-after-seconds", "2", bootstrap=stack.kafka.proxied_bootstrap
+        )
         gateway.wait_ready(timeout=60)
         gateway.wait_for(lambda: fresh_frame_age(gateway, CAMERA) < 2.0, 60, "a live frame")
         counted = "gateway_playback_events_total"
@@ -41,18 +42,20 @@ def test_a_gateway_partitioned_from_the_brokers_for_60_seconds_heals_by_itself(
         healed = time.monotonic()
 
         ready_after = gateway.wait_for(gateway.ready, 90, "readiness after the partition")
-        gateway.wait_for(lambda: fresh_frame_age(gateway, CAMERA) < 2.0, 90,
-                                       "live video")  # fmt: skip
+        gateway.wait_for(lambda: fresh_frame_age(gateway, CAMERA) < 2.0, 90, "live video")
         before = gateway.metric(counted)
         gateway.wait_for(lambda: gateway.metric(counted) > before + 200, 60, "events again")
         # No partition of the group left without an owner.
         topic = stack.prefix + "playback-events"
         gateway.wait_for(
-            lambda: gateway.metric("gateway_partitions_assigned", topic=topic) == 3, 60,
+            lambda: gateway.metric("gateway_partitions_assigned", topic=topic) == 3,
+            60,
             "all three events partitions owned again",
-        )  # fmt: skip
-        print(f"after healing: ready in {ready_after:.1f}s, live video in "
-              f"{time.monotonic() - healed:.1f}s at most")  # fmt: skip
+        )
+        print(
+            f"after healing: ready in {ready_after:.1f}s, live video in "
+            f"{time.monotonic() - healed:.1f}s at most"
+        )
         assert gateway.get("/healthz")[0] == 200
         for service in (camera, sim, gateway):
             assert service.running, f"{service.name} exited:\n{service.log()}"
@@ -76,8 +79,10 @@ def test_a_full_broker_disk_makes_producers_report_failures_and_everything_resum
         camera.wait_for(lambda: camera.metric(failures) > 0, 60, "capture to report failures")
         gateway.wait_for(lambda: not gateway.ready(), 60, "the gateway to turn unready")
         broker_exited = not stack.kafka.running()
-        print(f"disk full: capture failing after {time.monotonic() - filled:.1f}s; "
-              f"the broker {'stopped itself' if broker_exited else 'kept running'}")  # fmt: skip
+        print(
+            f"disk full: capture failing after {time.monotonic() - filled:.1f}s; "
+            f"the broker {'stopped itself' if broker_exited else 'kept running'}"
+        )
         time.sleep(10)
         for service in (camera, sim, gateway):
             assert service.running, f"{service.name} exited:\n{service.log()}"
@@ -91,8 +96,11 @@ def test_a_full_broker_disk_makes_producers_report_failures_and_everything_resum
         gateway.wait_for(lambda: fresh_frame_age(gateway, CAMERA) < 2.0, 60, "live video")
         print(f"space back: gateway ready and video live {time.monotonic() - freed:.1f}s later")
         delivered = sim.metric("eventsim_events_total")
-        sim.wait_for(lambda: sim.metric("eventsim_events_total") > delivered + 200, 60,
-                     "events delivered again")  # fmt: skip
+        sim.wait_for(
+            lambda: sim.metric("eventsim_events_total") > delivered + 200,
+            60,
+            "events delivered again",
+        )
         code = sim.terminate(timeout=60)
         (finished,) = [r for r in sim.log_records() if r.get("msg") == "finished"]
         assert code == (0 if finished["failed"] == 0 else 1), sim.log()

@@ -82,8 +82,10 @@ def test_a_steady_load_for_minutes_grows_nothing(make_stack: MakeStack) -> None:
     churn = threading.Thread(
         target=_churn, args=(gateway.url, "cam-soak-2", stop, churn_errors), daemon=True
     )
-    readers = [threading.Thread(target=c.parts_for, args=(MINUTES * 60 + WARM_UP,), daemon=True)
-               for c in steady]  # fmt: skip
+    readers = [
+        threading.Thread(target=c.parts_for, args=(MINUTES * 60 + WARM_UP,), daemon=True)
+        for c in steady
+    ]
     for thread in (churn, *readers):
         thread.start()
 
@@ -115,8 +117,12 @@ def test_a_steady_load_for_minutes_grows_nothing(make_stack: MakeStack) -> None:
             first, last = sorted(values[:third]), sorted(values[-third:])
             report.append(f"{key} {values[0]:.0f}→{values[-1]:.0f} ({slope:+.2f}/min)")
             # Beyond noise: the last third clearly above the first one.
-            allowance = {"rss_mb": max(8.0, 0.08 * first[-1]), "fds": 3, "threads": 2,
-                         "green_threads": 8}[key]  # fmt: skip
+            allowance = {
+                "rss_mb": max(8.0, 0.08 * first[-1]),
+                "fds": 3,
+                "threads": 2,
+                "green_threads": 8,
+            }[key]
             if last[len(last) // 2] > first[-1] + allowance:
                 problems.append(f"{name} {key} grew: {first[-1]:.0f} → {last[len(last) // 2]:.0f}")
         print(f"{name}: " + ", ".join(report))

@@ -72,9 +72,11 @@ def test_slow_and_stalled_viewers_cost_no_memory_and_never_slow_the_others(
     dropped = gateway.metric("gateway_viewers_dropped_total", reason="stalled")
     shares = [round(r.delivered_share(), 3) for r in fast]
     slow_fps = [round(len(r.parts) / (MINUTES * 60 + 15), 2) for r in slow]
-    print(f"{MINUTES:g} min: RSS {baseline / 1e6:.0f} MB at the start, +{growth:.1f} MB at most;"
-          f" frames ~{frame_kb:.0f} KB; fast viewers got {shares} of the frames; slow viewers "
-          f"{slow_fps} fps; stalled viewers dropped: {dropped:.0f}")  # fmt: skip
+    print(
+        f"{MINUTES:g} min: RSS {baseline / 1e6:.0f} MB at the start, +{growth:.1f} MB at most;"
+        f" frames ~{frame_kb:.0f} KB; fast viewers got {shares} of the frames; slow viewers "
+        f"{slow_fps} fps; stalled viewers dropped: {dropped:.0f}"
+    )
     for reader in (*fast, *slow):
         reader.stop.set()
     assert all(share >= 0.9 for share in shares), shares

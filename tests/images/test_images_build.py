@@ -52,8 +52,11 @@ def podman(
 ) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(
         ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if check and out.returncode != 0:
         raise AssertionError(
             f"podman {' '.join(args)}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
@@ -80,13 +83,22 @@ def standin(name: str, workdir: Path) -> str:
         # mmdebstrap picks the output's format by its extension.
         partial = tarball.with_name(tarball.stem + ".partial.tar")
         subprocess.run(
-            ["mmdebstrap", "--variant=minbase", "--include=" + ",".join(STANDINS[name]),
-             # Like the official python image: pip may install into the system Python.
-             "--customize-hook", 'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED',
-             "--customize-hook", 'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*',
-             SUITE, str(partial)],
-            check=True, capture_output=True, timeout=1200,
-        )  # fmt: skip
+            [
+                "mmdebstrap",
+                "--variant=minbase",
+                "--include=" + ",".join(STANDINS[name]),
+                # Like the official python image: pip may install into the system Python.
+                "--customize-hook",
+                'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED',
+                "--customize-hook",
+                'rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*',
+                SUITE,
+                str(partial),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=1200,
+        )
         partial.rename(tarball)
     base = f"{image}-debian"
     podman("import", str(tarball), base)
@@ -115,17 +127,36 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     built = {}
     for service in SERVICES:
         tag = f"localhost/rts-{service}:{TAG}"
-        podman("build", "--network", "host", *ULIMITS,
-               "--build-arg", f"PYTHON_IMAGE={python}", "--build-arg", f"NODE_IMAGE={node}",
-               "-f", f"docker/{service}.Dockerfile", "-t", tag, str(ROOT))  # fmt: skip
+        podman(
+            "build",
+            "--network",
+            "host",
+            *ULIMITS,
+            "--build-arg",
+            f"PYTHON_IMAGE={python}",
+            "--build-arg",
+            f"NODE_IMAGE={node}",
+            "-f",
+            f"docker/{service}.Dockerfile",
+            "-t",
+            tag,
+            str(ROOT),
+        )
         built[service] = tag
     return built
 
 
 def run(image: str, *args: str, entrypoint: str | None = None) -> subprocess.CompletedProcess[str]:
     entry = ["--entrypoint", entrypoint] if entrypoint else []
-    return podman("run", "--rm", "--read-only", "--user", "10001:10001", "--network", "host",
-                  *ULIMITS, *entry, image, *args, check=False, timeout=120)  # fmt: skip
+    return podman(
+        *"run --rm --read-only --user 10001:10001 --network host".split(),
+        *ULIMITS,
+        *entry,
+        image,
+        *args,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -150,11 +181,25 @@ def gateway_container(images: dict[str, str], kafka: KafkaUnderTest) -> Iterator
     kafka.create_topics(list(TOPICS), prefix)
     port, ops = free_port(), free_port()
     name = f"rts-gateway-{uuid.uuid4().hex[:8]}"
-    podman("run", "--detach", "--name", name, "--read-only", "--tmpfs", "/tmp",
-           "--user", "10001:10001", "--network", "host", *ULIMITS,
-           "-e", f"KAFKA_BOOTSTRAP={kafka.bootstrap}", "-e", f"KAFKA_TOPIC_PREFIX={prefix}",
-           "-e", f"GATEWAY_PORT={port}", "-e", f"GATEWAY_OPS_PORT={ops}",
-           "-e", "LOG_FORMAT=console", images["gateway"])  # fmt: skip
+    podman(
+        "run",
+        "--detach",
+        "--name",
+        name,
+        *"--read-only --tmpfs /tmp --user 10001:10001 --network host".split(),
+        *ULIMITS,
+        "-e",
+        f"KAFKA_BOOTSTRAP={kafka.bootstrap}",
+        "-e",
+        f"KAFKA_TOPIC_PREFIX={prefix}",
+        "-e",
+        f"GATEWAY_PORT={port}",
+        "-e",
+        f"GATEWAY_OPS_PORT={ops}",
+        "-e",
+        "LOG_FORMAT=console",
+        images["gateway"],
+    )
     try:
         # /readyz is on the ops port.
         yield name, f"http://127.0.0.1:{ops}"

@@ -31,25 +31,41 @@ CAMERA = "cam-input"
 def gateway(kafka: KafkaUnderTest) -> Iterator[tuple[ServiceProcess, str]]:
     prefix = f"bad{uuid.uuid4().hex[:8]}."
     kafka.create_topics(list(TOPICS), prefix)
-    env = kafka_env(kafka.bootstrap, prefix, GATEWAY_GROUP_ID=f"bad-{prefix}",
-                    GATEWAY_EVENTS_START="earliest")  # fmt: skip
+    env = kafka_env(
+        kafka.bootstrap, prefix, GATEWAY_GROUP_ID=f"bad-{prefix}", GATEWAY_EVENTS_START="earliest"
+    )
     with ServiceGroup(env) as group:
-        start_capture(group, CAMERA, "--source", "test", "--fps", "5", "--test-width", "160",
-                      "--test-height", "120", "--no-faces")  # fmt: skip
+        start_capture(
+            group,
+            CAMERA,
+            *"--source test --fps 5 --test-width 160 --test-height 120 --no-faces".split(),
+        )
         gateway = start_gateway(group)
         gateway.wait_ready(timeout=60)
-        gateway.wait_for(lambda: "cameras" in http_get(gateway.url + "/api/cameras")[1]
-                         and CAMERA in http_get(gateway.url + "/api/cameras")[1], 30,
-                         "the camera")  # fmt: skip
+        gateway.wait_for(
+            lambda: (
+                "cameras" in http_get(gateway.url + "/api/cameras")[1]
+                and CAMERA in http_get(gateway.url + "/api/cameras")[1]
+            ),
+            30,
+            "the camera",
+        )
         yield gateway, prefix
 
 
 def _event(seq: int, **changes: object) -> bytes:
     event: dict[str, object] = {
-        "event_id": f"good-{seq}-{uuid.uuid4().hex[:6]}", "user_id": "u1", "movie_id": "MOV001",
-        "event_type": "play", "position_seconds": 0, "bitrate_kbps": 3000, "device": "web",
-        "ts": ns_to_ts(time.time_ns()), "session_id": f"s{seq}", "startup_ms": 900,
-    }  # fmt: skip
+        "event_id": f"good-{seq}-{uuid.uuid4().hex[:6]}",
+        "user_id": "u1",
+        "movie_id": "MOV001",
+        "event_type": "play",
+        "position_seconds": 0,
+        "bitrate_kbps": 3000,
+        "device": "web",
+        "ts": ns_to_ts(time.time_ns()),
+        "session_id": f"s{seq}",
+        "startup_ms": 900,
+    }
     event.update(changes)
     return json.dumps(event).encode()
 
@@ -77,15 +93,20 @@ def test_poison_events_and_detections_are_counted_kept_and_the_dashboard_goes_on
             producer.produce(events, _event(100 + seq), key=f"s{seq}")
         # Beyond what the topic accepts (1 MB by default): refused by the broker itself.
         refused: list[object] = []
-        producer.produce(events, _event(3, movie_id="y" * (10 << 20)), key=b"huge",
-                         on_delivery=lambda err, _msg: refused.append(err))  # fmt: skip
+        producer.produce(
+            events,
+            _event(3, movie_id="y" * (10 << 20)),
+            key=b"huge",
+            on_delivery=lambda err, _msg: refused.append(err),
+        )
         assert producer.flush(20) == 0
         assert refused
         assert refused[0] is not None
 
         # The dashboard goes on: the good events after the poison ones are emitted.
-        listener.wait("new_event", lambda got: any(
-            e["event_id"].startswith("good-1") for e in got), 30)  # fmt: skip
+        listener.wait(
+            "new_event", lambda got: any(e["event_id"].startswith("good-1") for e in got), 30
+        )
     finally:
         listener.close()
 
@@ -97,12 +118,18 @@ def test_poison_events_and_detections_are_counted_kept_and_the_dashboard_goes_on
 
         service.wait_for(counted, 20, f"poison events counted as {reason}")
     service.wait_for(
-        lambda: service.metric("gateway_bad_messages_total", topic=detections, reason="invalid")
-        >= 1, 20, "the poison detection counted",
-    )  # fmt: skip
+        lambda: (
+            service.metric("gateway_bad_messages_total", topic=detections, reason="invalid") >= 1
+        ),
+        20,
+        "the poison detection counted",
+    )
     kept = sum(len(v) for v in poison.values()) + 1
-    service.wait_for(lambda: service.metric("gateway_dead_letters_total", result="kept") >= kept,
-                     30, "every poison record kept as a dead letter")  # fmt: skip
+    service.wait_for(
+        lambda: service.metric("gateway_dead_letters_total", result="kept") >= kept,
+        30,
+        "every poison record kept as a dead letter",
+    )
     letters = [
         decode_dead_letter(m.key(), m.value(), m.headers())
         for m in read_topic(kafka, prefix + DEAD_LETTERS.name, count=kept, timeout=30)
@@ -120,9 +147,20 @@ def test_poison_events_and_detections_are_counted_kept_and_the_dashboard_goes_on
 
 
 NASTY_IDS = [
-    "../../etc/passwd", "..%2f..%2fetc%2fpasswd", "%00", "a" * 5000, "cam%0d%0aX-Injected:1",
-    "😀", "con", "-", ".", "%", "%%", "cam-input/../cam-input", "cam-input%2f..",
-]  # fmt: skip
+    "../../etc/passwd",
+    "..%2f..%2fetc%2fpasswd",
+    "%00",
+    "a" * 5000,
+    "cam%0d%0aX-Injected:1",
+    "😀",
+    "con",
+    "-",
+    ".",
+    "%",
+    "%%",
+    "cam-input/../cam-input",
+    "cam-input%2f..",
+]
 
 
 def _random_id(rng: random.Random) -> str:

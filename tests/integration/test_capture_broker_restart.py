@@ -18,9 +18,8 @@ def test_capture_keeps_capturing_through_a_broker_restart(
     try:
         broker.create_topics()
         capture = launcher(
-            "--source", "test", "--camera-id", "cam-restart", "--no-faces",
-            "--message-timeout", "2",
-        )  # fmt: skip
+            *"--source test --camera-id cam-restart --no-faces --message-timeout 2".split(),
+        )
         capture.wait_for(capture.ready, 15, "readiness")
         frames = "capture_kafka_delivered_total"
         capture.wait_for(lambda: capture.metric(frames, topic="video-frames") > 5, 5, "frames")

@@ -15,17 +15,21 @@ def test_the_test_pattern_with_a_face_gives_motion_and_face_boxes(
 ) -> None:
     assert write_face(tmp_path / "face.png")
     capture = launch_capture(
-        "--source", "test", "--camera-id", "cam-det", "--test-face", str(tmp_path / "face.png"),
-        "--face-every", "2",
-    )  # fmt: skip
+        *"--source test --camera-id cam-det --test-face".split(),
+        str(tmp_path / "face.png"),
+        "--face-every",
+        "2",
+    )
 
     def kinds(records: list) -> list[str]:
         return [Detection.model_validate_json(r.value()).kind for r in records]
 
     records = read_topic(
-        kafka, topic_prefix + VIDEO_DETECTIONS.name, timeout=20,
+        kafka,
+        topic_prefix + VIDEO_DETECTIONS.name,
+        timeout=20,
         until=lambda got: min(kinds(got).count("motion"), kinds(got).count("face")) >= 3,
-    )  # fmt: skip
+    )
     assert capture.terminate() == 0
     assert {r.key() for r in records} == {b"cam-det"}
     seen: dict[str, list[Detection]] = {"motion": [], "face": []}
@@ -37,8 +41,9 @@ def test_the_test_pattern_with_a_face_gives_motion_and_face_boxes(
     for detection in seen["motion"] + seen["face"]:
         assert detection.camera == "cam-det"
         assert (detection.width, detection.height) == (640, 480)
-        assert all(min(x, y) >= 0 and x + w <= 640 and y + h <= 480
-                   for x, y, w, h in detection.boxes)  # fmt: skip
+        assert all(
+            min(x, y) >= 0 and x + w <= 640 and y + h <= 480 for x, y, w, h in detection.boxes
+        )
     assert all(d.boxes for d in seen["face"][:3])
 
 

@@ -42,9 +42,11 @@ def test_no_source_and_no_camera_says_what_to_pass(launch_capture: Launcher) -> 
 
 @pytest.mark.parametrize(
     ("flag", "value", "expected"),
-    [("--jpeg-quality", "5", "--jpeg-quality / CAPTURE_JPEG_QUALITY"),
-     ("--camera-id", "a/b", "--camera-id / CAPTURE_CAMERA_ID")],
-)  # fmt: skip
+    [
+        ("--jpeg-quality", "5", "--jpeg-quality / CAPTURE_JPEG_QUALITY"),
+        ("--camera-id", "a/b", "--camera-id / CAPTURE_CAMERA_ID"),
+    ],
+)
 def test_a_bad_setting_exits_with_a_usage_error(
     launch_capture: Launcher, flag: str, value: str, expected: str
 ) -> None:

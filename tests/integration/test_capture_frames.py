@@ -22,11 +22,14 @@ def test_test_pattern_frames_arrive_in_order_per_camera_as_jpegs_of_the_stated_s
     started_ns = time.time_ns()
     cameras = {
         name: launch_capture(
-            "--source", "test", "--camera-id", name, "--fps", "20",
-            "--test-width", "320", "--test-height", "240",
+            "--source",
+            "test",
+            "--camera-id",
+            name,
+            *"--fps 20 --test-width 320 --test-height 240".split(),
         )
         for name in ("cam-a", "cam-b")
-    }  # fmt: skip
+    }
 
     def enough(got: list) -> bool:
         keys = [r.key() for r in got]

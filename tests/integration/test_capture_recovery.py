@@ -31,9 +31,10 @@ def test_a_file_that_goes_away_flips_readiness_and_recovers_when_it_is_back(
     clip = tmp_path / "clip.mp4"
     shutil.copy(original, clip)
     capture = launch_capture(
-        "--source", str(clip), "--camera-id", "cam-gone", "--loop", "--no-faces",
-        "--reconnect-max", "1",
-    )  # fmt: skip
+        "--source",
+        str(clip),
+        *"--camera-id cam-gone --loop --no-faces --reconnect-max 1".split(),
+    )
     capture.wait_for(lambda: _up(capture), 10, "the source to be up")
 
     clip.unlink()  # the next loop cannot reopen it
@@ -103,9 +104,11 @@ def test_a_stream_that_hangs_flips_readiness_recovers_and_still_stops_on_sigterm
     launch_capture: Launcher, mjpeg_camera: _MjpegCamera
 ) -> None:
     capture = launch_capture(
-        "--source", mjpeg_camera.url, "--camera-id", "cam-http", "--no-faces",
-        "--stall-timeout", "1", "--open-timeout", "2", "--reconnect-max", "1",
-    )  # fmt: skip
+        "--source",
+        mjpeg_camera.url,
+        *"--camera-id cam-http --no-faces --stall-timeout 1".split(),
+        *"--open-timeout 2 --reconnect-max 1".split(),
+    )
     capture.wait_for(lambda: _up(capture), 15, "the stream to be up")
     assert capture.metric("capture_frames_total") > 0
 

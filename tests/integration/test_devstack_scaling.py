@@ -29,8 +29,11 @@ def port_with_room(after: int, avoid: Iterable[int] = ()) -> int:
     while True:
         (port,) = free_ports(1)
         room = range(port, port + after + 1)
-        if (port + after < 65535 and avoided.isdisjoint(room)
-                and not any(port_in_use(port + i) for i in range(1, after + 1))):  # fmt: skip
+        if (
+            port + after < 65535
+            and avoided.isdisjoint(room)
+            and not any(port_in_use(port + i) for i in range(1, after + 1))
+        ):
             return port
 
 
@@ -81,14 +84,29 @@ def test_make_run_with_gateways_then_make_scale(tmp_path: Path) -> None:
     prometheus = f"http://127.0.0.1:{prom}"
     front = f"http://127.0.0.1:{gateway}"
     argv = [
-        "rts-devstack", "run", "--gateways", "2", "--no-open-browser",
-        "--data-dir", str(tmp_path), "--kafka-port", str(kafka), "--gateway-port", str(gateway),
-        "--gateway-ops-port", str(gateway_ops),
-        "--test-camera-ops-port", str(test_cam), "--sample-camera-ops-port", str(sample_cam),
-        "--eventsim-ops-port", str(sim), "--probe-ops-port", str(probe),
-        "--kafka-metrics-port", str(jmx),
-        "--prometheus-port", str(prom), "--scrape-interval", f"{SCRAPE:g}",
-    ]  # fmt: skip
+        *"rts-devstack run --gateways 2 --no-open-browser --data-dir".split(),
+        str(tmp_path),
+        "--kafka-port",
+        str(kafka),
+        "--gateway-port",
+        str(gateway),
+        "--gateway-ops-port",
+        str(gateway_ops),
+        "--test-camera-ops-port",
+        str(test_cam),
+        "--sample-camera-ops-port",
+        str(sample_cam),
+        "--eventsim-ops-port",
+        str(sim),
+        "--probe-ops-port",
+        str(probe),
+        "--kafka-metrics-port",
+        str(jmx),
+        "--prometheus-port",
+        str(prom),
+        "--scrape-interval",
+        f"{SCRAPE:g}",
+    ]
     with ServiceGroup({"NO_COLOR": "1"}) as group:
         stack = group.start("devstack", argv)
         stack.wait_line("dashboard ready", timeout=240)

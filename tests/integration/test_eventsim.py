@@ -65,8 +65,14 @@ def test_every_event_of_a_counted_run_arrives_valid_keyed_and_in_session_order(
     kafka: KafkaUnderTest, topic_prefix: str, services: ServiceGroup
 ) -> None:
     count = 20_000
-    sim = _run(services, kafka, topic_prefix, "--count", str(count), "--no-realtime",
-               "--rate", "50", "--users", "2000", "--titles", "300")  # fmt: skip
+    sim = _run(
+        services,
+        kafka,
+        topic_prefix,
+        "--count",
+        str(count),
+        *"--no-realtime --rate 50 --users 2000 --titles 300".split(),
+    )
     assert sim.proc.returncode == 0, sim.log()
     finished = _finished(sim)
     assert (finished["sent"], finished["delivered"], finished["failed"]) == (count, count, 0)
@@ -93,8 +99,10 @@ def test_every_event_of_a_counted_run_arrives_valid_keyed_and_in_session_order(
 def test_the_same_seed_and_start_time_give_the_same_records(
     kafka: KafkaUnderTest, topic_prefix: str, services: ServiceGroup
 ) -> None:
-    flags = ("--count", "3000", "--no-realtime", "--seed", "20261122", "--users", "500",
-             "--start-time", "2027-01-01T00:00:00Z")  # fmt: skip
+    flags = (
+        *"--count 3000 --no-realtime --seed 20261122 --users 500".split(),
+        *"--start-time 2027-01-01T00:00:00Z".split(),
+    )
     second_prefix = f"t{uuid.uuid4().hex[:10]}."
     kafka.create_topics([PLAYBACK_EVENTS], second_prefix)
     runs = []

@@ -62,10 +62,20 @@ def test_green_ticker_keeps_its_period_while_a_consumer_blocks_in_kafka(
     kafka: KafkaUnderTest, topic_prefix: str
 ) -> None:
     result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", TICKER, kafka.bootstrap,
-         topic_prefix + "video-frames"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-c",
+            TICKER,
+            kafka.bootstrap,
+            topic_prefix + "video-frames",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     gaps = json.loads(result.stdout.strip().splitlines()[-1])
     # The control proves the measurement sees a blocked hub: the direct call stalls it ~2 s.
@@ -112,9 +122,10 @@ def test_a_backlog_of_events_never_starves_requests(
     sim = start_event_sim(services, "--no-realtime", "--count", "40000", "--seed", "2", env=env)
     assert sim.wait_exit(120) == 0, sim.log()
     gateway = start_gateway(
-        services, env=env | {"GATEWAY_EVENTS_START": "earliest",
-                             "GATEWAY_GROUP_ID": f"backlog-{topic_prefix}"},
-    )  # fmt: skip
+        services,
+        env=env
+        | {"GATEWAY_EVENTS_START": "earliest", "GATEWAY_GROUP_ID": f"backlog-{topic_prefix}"},
+    )
     base = gateway.url
     gateway.wait_http(gateway.ops + "/healthz", timeout=60)
     timings = []
@@ -145,8 +156,11 @@ def test_sign_in_guards_streams_and_socketio_on_a_real_server(
     assert refused.value.code == 401
     link = subprocess.run(
         [sys.executable, "-m", "rts_gateway", "login-url", "--base", base],
-        env={**os.environ, **env}, capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # What the link's page does: the token from the #fragment, POSTed.
     base_of_link, _, token = link.partition("#token=")
     assert base_of_link == base + "/login"

@@ -20,8 +20,16 @@ from tests.fixtures.processes import (
 )
 from tests.fixtures.socketio import Listener
 
-BASELINE_FIELDS = {"event_id", "user_id", "movie_id", "event_type", "position_seconds",
-                   "bitrate_kbps", "device", "ts"}  # fmt: skip
+BASELINE_FIELDS = {
+    "event_id",
+    "user_id",
+    "movie_id",
+    "event_type",
+    "position_seconds",
+    "bitrate_kbps",
+    "device",
+    "ts",
+}
 
 
 Replicas = tuple[list[ServiceProcess], ServiceProcess, str]
@@ -31,8 +39,9 @@ Replicas = tuple[list[ServiceProcess], ServiceProcess, str]
 def replicas(kafka: KafkaUnderTest) -> Iterator[Replicas]:
     prefix = f"db{uuid.uuid4().hex[:8]}."
     kafka.create_topics(list(TOPICS), prefix)
-    env = kafka_env(kafka.bootstrap, prefix, GATEWAY_GROUP_ID=f"dash-{prefix}",
-                    GATEWAY_EVENTS_START="earliest")  # fmt: skip
+    env = kafka_env(
+        kafka.bootstrap, prefix, GATEWAY_GROUP_ID=f"dash-{prefix}", GATEWAY_EVENTS_START="earliest"
+    )
     with ServiceGroup(env) as group:
         reps = [start_gateway(group, name=name) for name in ("gateway-a", "gateway-b")]
         for rep in reps:
@@ -53,8 +62,14 @@ def test_a_separate_socketio_client_receives_new_event_with_the_baseline_fields(
     for event in events:
         assert set(event) >= BASELINE_FIELDS, event
         assert event["ts"].endswith("Z")
-        assert event["event_type"] in {"play", "pause", "stop", "seek", "buffer_start",
-                                       "buffer_end"}  # fmt: skip
+        assert event["event_type"] in {
+            "play",
+            "pause",
+            "stop",
+            "seek",
+            "buffer_start",
+            "buffer_end",
+        }
 
 
 def test_every_replica_delivers_every_partitions_aggregates_to_its_clients(

@@ -111,15 +111,28 @@ def stack(kafka: KafkaUnderTest, tmp_path_factory: pytest.TempPathFactory) -> It
     env = kafka_env(kafka.bootstrap, prefix, GATEWAY_AUTH_SECRET=SECRET)
     with ServiceGroup(env) as group:
         started = time.time()
-        for camera, flags in ((FACE_CAMERA, ["--test-face", str(face), "--face-every", "2"]),
-                              (OTHER, ["--no-faces"])):  # fmt: skip
-            start_capture(group, camera, "--source", "test", "--fps", str(FPS),
-                          "--test-width", "320", "--test-height", "240", *flags)  # fmt: skip
+        for camera, flags in (
+            (FACE_CAMERA, ["--test-face", str(face), "--face-every", "2"]),
+            (OTHER, ["--no-faces"]),
+        ):
+            start_capture(
+                group,
+                camera,
+                "--source",
+                "test",
+                "--fps",
+                str(FPS),
+                *"--test-width 320 --test-height 240".split(),
+                *flags,
+            )
         gateway = start_gateway(group, "--max-replays", str(MAX_READS))
         gateway.wait_ready(timeout=60)
         stack = Stack(gateway, kafka, prefix, session_token(), started)
-        gateway.wait_for(lambda: len(stack.json("/api/cameras")[1]["cameras"]) == 2, 30,
-                         "both cameras in the directory")  # fmt: skip
+        gateway.wait_for(
+            lambda: len(stack.json("/api/cameras")[1]["cameras"]) == 2,
+            30,
+            "both cameras in the directory",
+        )
         yield stack
 
 
@@ -134,8 +147,12 @@ def capture_ns(message: Message) -> int:
 
 
 def test_every_route_into_the_past_needs_the_session(stack: Stack) -> None:
-    for path in (f"/stream/{FACE_CAMERA}?from=-5s", f"/snapshot/{FACE_CAMERA}.jpg?at=-5s",
-                 f"/clip/{FACE_CAMERA}?from=-10s", f"/api/timeline/{FACE_CAMERA}"):  # fmt: skip
+    for path in (
+        f"/stream/{FACE_CAMERA}?from=-5s",
+        f"/snapshot/{FACE_CAMERA}.jpg?at=-5s",
+        f"/clip/{FACE_CAMERA}?from=-10s",
+        f"/api/timeline/{FACE_CAMERA}",
+    ):
         status, _headers, body = stack.get(path, session=False)
         assert status == 401, path
         assert json.loads(body)["reason"] == "missing"
@@ -145,8 +162,12 @@ def test_every_route_into_the_past_needs_the_session(stack: Stack) -> None:
 def test_the_past_needs_an_operator_and_a_camera_the_sign_in_covers(stack: Stack) -> None:
     viewer, other_camera = session_token("viewer"), session_token(cameras=[OTHER])
     opened = stack.metric("gateway_kafka_reads_opened_total")
-    for path in (f"/stream/{FACE_CAMERA}?from=-5s", f"/snapshot/{FACE_CAMERA}.jpg?at=-5s",
-                 f"/clip/{FACE_CAMERA}?from=-10s", f"/api/timeline/{FACE_CAMERA}"):  # fmt: skip
+    for path in (
+        f"/stream/{FACE_CAMERA}?from=-5s",
+        f"/snapshot/{FACE_CAMERA}.jpg?at=-5s",
+        f"/clip/{FACE_CAMERA}?from=-10s",
+        f"/api/timeline/{FACE_CAMERA}",
+    ):
         status, _headers, body = stack.get(path, token=viewer)
         assert status == 403, (path, body[:200])
         status, _headers, body = stack.get(path, token=other_camera)
@@ -216,8 +237,10 @@ def test_a_ten_second_clip_decodes_to_the_frames_kafka_holds_for_that_range(
     assert {image.shape for image in decoded} == {(240, 320, 3)}
     # The frames are the ones Kafka holds, in order: each decodes closer to its own
     # original than to its neighbour's (decoders differ by a level here and there).
-    for image, own, neighbour in ((decoded[0], expected[0], expected[1]),
-                                  (decoded[-1], expected[-1], expected[-2])):  # fmt: skip
+    for image, own, neighbour in (
+        (decoded[0], expected[0], expected[1]),
+        (decoded[-1], expected[-1], expected[-2]),
+    ):
         assert _difference(image, own) < 4
         assert _difference(image, own) < _difference(image, neighbour)
 
@@ -244,8 +267,9 @@ def test_the_timeline_gives_the_window_and_the_detections_kafka_holds(stack: Sta
             later.add(detection.kind)
         return later == {"face", "motion"}
 
-    records = read_topic(stack.kafka, stack.prefix + "video-detections", until=past_the_range,
-                         timeout=60)  # fmt: skip
+    records = read_topic(
+        stack.kafka, stack.prefix + "video-detections", until=past_the_range, timeout=60
+    )
     assert later == {"face", "motion"}
     detections = [VIDEO_DETECTIONS.decode(m.key(), m.value(), m.headers()) for m in records]
     status, timeline = stack.json(f"/api/timeline/{FACE_CAMERA}?from={iso(start)}&to={iso(end)}")
@@ -293,14 +317,20 @@ def bearer(token: str) -> dict[str, str]:
 def test_replays_clips_and_timelines_share_one_limit_per_process(stack: Stack) -> None:
     stack.wait_for_history(10)
     # A session each, so that the sessions' own limit is not the one reached.
-    replays = [MjpegClient(f"{stack.base}/stream/{OTHER}?from=-8s",
-                           headers=bearer(session_token())) for _ in range(MAX_READS)]  # fmt: skip
+    replays = [
+        MjpegClient(f"{stack.base}/stream/{OTHER}?from=-8s", headers=bearer(session_token()))
+        for _ in range(MAX_READS)
+    ]
     for replay in replays:
         assert replay.status == 200
         replay.part()
     assert stack.metric("gateway_kafka_reads", kind="replay") == MAX_READS
-    for path in (f"/api/timeline/{OTHER}", f"/clip/{OTHER}?from=-5s",
-                 f"/snapshot/{OTHER}.jpg?at=-3s", f"/stream/{OTHER}?from=-3s"):  # fmt: skip
+    for path in (
+        f"/api/timeline/{OTHER}",
+        f"/clip/{OTHER}?from=-5s",
+        f"/snapshot/{OTHER}.jpg?at=-3s",
+        f"/stream/{OTHER}?from=-3s",
+    ):
         status, answer_headers, body = stack.get(path, token=session_token())
         assert status == 429, path
         assert json.loads(body)["limit"] == "replays"
@@ -308,14 +338,16 @@ def test_replays_clips_and_timelines_share_one_limit_per_process(stack: Stack) -
     assert stack.metric("gateway_kafka_reads_refused_total") >= 4
     replays.pop().close()
     stack.gateway.wait_for(
-        lambda: stack.metric("gateway_kafka_reads", kind="replay") == MAX_READS - 1, 15,
+        lambda: stack.metric("gateway_kafka_reads", kind="replay") == MAX_READS - 1,
+        15,
         "a replay's read closed when its viewer left",
-    )  # fmt: skip
+    )
     assert stack.get(f"/api/timeline/{OTHER}")[0] == 200
     for replay in replays:
         replay.close()
-    stack.gateway.wait_for(lambda: stack.metric("gateway_kafka_reads") == 0, 15,
-                           "every read closed")  # fmt: skip
+    stack.gateway.wait_for(
+        lambda: stack.metric("gateway_kafka_reads") == 0, 15, "every read closed"
+    )
 
 
 def test_detections_are_found_when_the_two_topics_have_different_partition_counts(
@@ -329,9 +361,17 @@ def test_detections_are_found_when_the_two_topics_have_different_partition_count
     face = tmp_path / "face.png"
     assert write_face(face)
     with ServiceGroup(kafka_env(kafka.bootstrap, prefix)) as group:
-        start_capture(group, FACE_CAMERA, "--source", "test", "--fps", str(FPS), "--test-face",
-                      str(face), "--face-every", "2", "--test-width", "320",
-                      "--test-height", "240")  # fmt: skip
+        start_capture(
+            group,
+            FACE_CAMERA,
+            "--source",
+            "test",
+            "--fps",
+            str(FPS),
+            "--test-face",
+            str(face),
+            *"--face-every 2 --test-width 320 --test-height 240".split(),
+        )
         gateway = start_gateway(group)
         gateway.wait_ready(timeout=60)
         url = f"{gateway.url}/api/timeline/{FACE_CAMERA}?kinds=face&to=-2s"

@@ -54,18 +54,31 @@ def stack(kafka: KafkaUnderTest) -> Iterator[Stack]:
     for seq in range(FRAMES):
         ts = start_ns + seq * 10**9
         producer.produce(
-            prefix + "video-frames", large_jpeg(), key=CAMERA, partition=PARTITION,
-            headers=FrameMeta(CAMERA, seq, ts, 3840, 2160).headers(), timestamp=ts // 10**6,
-        )  # fmt: skip
+            prefix + "video-frames",
+            large_jpeg(),
+            key=CAMERA,
+            partition=PARTITION,
+            headers=FrameMeta(CAMERA, seq, ts, 3840, 2160).headers(),
+            timestamp=ts // 10**6,
+        )
         producer.poll(0)
-    status = CameraStatus(camera=CAMERA, ts=time.time_ns(), source="test", source_up=True,
-                          fps=1.0, width=3840, height=2160, partition=PARTITION)  # fmt: skip
+    status = CameraStatus(
+        camera=CAMERA,
+        ts=time.time_ns(),
+        source="test",
+        source_up=True,
+        fps=1.0,
+        width=3840,
+        height=2160,
+        partition=PARTITION,
+    )
     producer.produce(prefix + "video-cameras", status.model_dump_json(), key=CAMERA)
     assert producer.flush(30) == 0
     with ServiceGroup(kafka_env(kafka.bootstrap, prefix)) as group:
         gateway = start_gateway(
-            group, env={"GATEWAY_REPLAY_BUFFER_BYTES": str(BUFFER_BYTES)},
-        )  # fmt: skip
+            group,
+            env={"GATEWAY_REPLAY_BUFFER_BYTES": str(BUFFER_BYTES)},
+        )
         gateway.wait_ready(timeout=60)
         gateway.wait_for(lambda: _known(gateway.url), 30, "the camera in the directory")
         yield Stack(gateway, prefix)
@@ -126,6 +139,9 @@ def test_a_replay_holds_a_bounded_number_of_bytes_while_its_viewer_does_not_read
     # One read's worth of frames, plus the one frame that may cross the bound.
     assert 0 < max(held) <= BUFFER_BYTES + FRAME_BYTES, held
     assert replays_open == 1
-    stack.gateway.wait_for(lambda: stack.metric("gateway_kafka_reads") == 0, 15,
-                           "the replay's read closed once its viewer left")  # fmt: skip
+    stack.gateway.wait_for(
+        lambda: stack.metric("gateway_kafka_reads") == 0,
+        15,
+        "the replay's read closed once its viewer left",
+    )
     assert stack.metric("gateway_replay_buffered_bytes") == 0

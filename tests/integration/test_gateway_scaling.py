@@ -45,8 +45,13 @@ EVENT_TYPES = ("play", "pause", "stop", "seek", "buffer_start", "buffer_end")
 ACTIVE = ("playing", "paused", "buffering", "seeking")
 # What a session is doing after its last event (a stop ends it): an oracle written apart
 # from the gateway's own state machine.
-STATE_AFTER = {"play": "playing", "buffer_end": "playing", "pause": "paused",
-               "seek": "seeking", "buffer_start": "buffering"}  # fmt: skip
+STATE_AFTER = {
+    "play": "playing",
+    "buffer_end": "playing",
+    "pause": "paused",
+    "seek": "seeking",
+    "buffer_start": "buffering",
+}
 EVENTS_PARTITIONS = PLAYBACK_EVENTS.local_partitions
 PART = b"Content-Type: image/jpeg"
 
@@ -130,10 +135,12 @@ def make_fleet(
     specs = [replace(s, local_partitions=partitions) if partitions else s for s in TOPICS]
     kafka.create_topics(specs, prefix)
     env = kafka_env(
-        kafka.bootstrap, prefix,
-        GATEWAY_GROUP_ID=f"scale-{prefix}", GATEWAY_EVENTS_START="earliest",
+        kafka.bootstrap,
+        prefix,
+        GATEWAY_GROUP_ID=f"scale-{prefix}",
+        GATEWAY_EVENTS_START="earliest",
         GATEWAY_RELEASE_AFTER_SECONDS="1",
-    )  # fmt: skip
+    )
     return Fleet(group, env, Proxy(free_port(), tmp_path / "nginx"), prefix)
 
 
@@ -149,9 +156,11 @@ class Browser:
         if replica:
             self.http.cookies.set(AFFINITY_COOKIE, replica, domain="127.0.0.1", path="/")
         self.client = socketio.Client(
-            reconnection=reconnection, reconnection_delay=0.5, reconnection_delay_max=1,
+            reconnection=reconnection,
+            reconnection_delay=0.5,
+            reconnection_delay_max=1,
             http_session=self.http,
-        )  # fmt: skip
+        )
         self.received: dict[str, list[tuple[float, Any]]] = collections.defaultdict(list)
         self.connects = 0
         self.lock = threading.Lock()
@@ -208,8 +217,11 @@ class Topic:
 
     def read(self) -> dict[int, int]:
         """Read everything; returns each partition's end offset."""
-        consumer = Consumer(self.kafka.config(**{"group.id": f"oracle-{uuid.uuid4().hex[:6]}",
-                                                 "enable.auto.commit": False}))  # fmt: skip
+        consumer = Consumer(
+            self.kafka.config(
+                **{"group.id": f"oracle-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False}
+            )
+        )
         try:
             ends = {}
             for p in range(EVENTS_PARTITIONS):
@@ -252,8 +264,11 @@ def assert_every_snapshot_is_exact(topic: Topic, snapshots: list[dict[str, Any]]
     assert snapshots
     for snapshot in snapshots:
         expected = topic.at(snapshot["partition"], snapshot["offset"])
-        assert shown(snapshot) == expected, (snapshot["owner"], snapshot["partition"],
-                                             snapshot["offset"])  # fmt: skip
+        assert shown(snapshot) == expected, (
+            snapshot["owner"],
+            snapshot["partition"],
+            snapshot["offset"],
+        )
 
 
 def totals(latest: dict[int, dict[str, Any]]) -> dict[str, int]:
@@ -300,9 +315,10 @@ def test_scaling_1_3_1_keeps_every_count_exact(
         fleet.wait_settled("playback-events", EVENTS_PARTITIONS)
         browser = Browser(fleet.url)
         sim = start_event_sim(
-            group, "--rate", "120", "--users", "1500", "--count", "7200", "--seed", "13",
+            group,
+            *"--rate 120 --users 1500 --count 7200 --seed 13".split(),
             env={**fleet.env, "LOG_FORMAT": "json"},
-        )  # fmt: skip
+        )
         browser.wait("qoe", 6, 30)
         time.sleep(12)
         steps = {}
@@ -363,9 +379,10 @@ def test_a_killed_replica_loses_nothing_and_its_browsers_come_back_through_nginx
             assert len(browsers) < 12, [b.replica for b in browsers]
             browsers.append(Browser(fleet.url, reconnection=True))
         sim = start_event_sim(
-            group, "--rate", "150", "--users", "1500", "--count", "6000", "--seed", "17",
+            group,
+            *"--rate 150 --users 1500 --count 6000 --seed 17".split(),
             env={**fleet.env, "LOG_FORMAT": "json"},
-        )  # fmt: skip
+        )
         time.sleep(12)
         victim = "gateway-2"
         orphans = [b for b in browsers if b.replica == victim]
@@ -389,8 +406,9 @@ def test_a_killed_replica_loses_nothing_and_its_browsers_come_back_through_nginx
         assert len(during) > 10, browser.replica
         gaps = [b - a for a, b in itertools.pairwise(during)]
         assert max(gaps) < 4.0, (browser.replica, max(gaps))
-    snapshots = {(s["partition"], s["offset"], s["owner"]): s for b in browsers
-                 for s in b.get("qoe")}  # fmt: skip
+    snapshots = {
+        (s["partition"], s["offset"], s["owner"]): s for b in browsers for s in b.get("qoe")
+    }
     assert_every_snapshot_is_exact(topic, list(snapshots.values()))
     assert totals(latest) == totals_of(topic)
     assert sum(totals(latest).values()) == count == 6000
@@ -430,8 +448,12 @@ def test_a_browser_on_one_replica_gets_the_data_of_partitions_another_owns(
     with ServiceGroup() as group:
         # One partition per topic: whoever owns it owns all of it.
         fleet = make_fleet(kafka, group, tmp_path, partitions=1)
-        start_capture(group, "cam-scale", "--source", "test", "--fps", "5", "--test-width",
-                      "320", "--test-height", "240", "--no-faces", env=fleet.env)  # fmt: skip
+        start_capture(
+            group,
+            *"cam-scale --source test --fps 5 --test-width 320".split(),
+            *"--test-height 240 --no-faces".split(),
+            env=fleet.env,
+        )
         fleet.start("gateway-b")
         fleet.wait_settled("playback-events", 1)
         fleet.wait_settled("video-detections", 1)
@@ -467,8 +489,11 @@ def watch_one_camera_from_two_replicas(fleet: Fleet, camera: str) -> None:
 
 
 def wait_no_reads(process: ServiceProcess) -> None:
-    process.wait_for(lambda: process.metric("gateway_camera_reads") == 0, 15,
-                     "the camera's read released after its last viewer")  # fmt: skip
+    process.wait_for(
+        lambda: process.metric("gateway_camera_reads") == 0,
+        15,
+        "the camera's read released after its last viewer",
+    )
 
 
 class Viewer:
@@ -515,8 +540,9 @@ def test_each_consumer_group_restores_its_own_newest_checkpoint(
     assert producer.flush(30) == 0
 
     def writer(group: str, offset: int, times: int) -> None:
-        checkpoints = Checkpoints(bridge, events, group=group, owner=group, dedupe_window=10,
-                                  interval=0)  # fmt: skip
+        checkpoints = Checkpoints(
+            bridge, events, group=group, owner=group, dedupe_window=10, interval=0
+        )
         checkpoints.start()
         aggregate = PartitionAggregate(1, 0)
         for i in range(times):
@@ -528,8 +554,7 @@ def test_each_consumer_group_restores_its_own_newest_checkpoint(
     writer("theirs", 50, 20)  # well past the first records read back
     for group, restored_at in (("mine", 10), ("theirs", 69), ("nobody", None)):
         consumer = Consumer(kafka.config(**{"group.id": f"{topic_prefix}{group}"}))
-        reader = Checkpoints(bridge, events, group=group, owner="t", dedupe_window=10,
-                             interval=0)  # fmt: skip
+        reader = Checkpoints(bridge, events, group=group, owner="t", dedupe_window=10, interval=0)
         try:
             (takeover,) = reader.take_over(consumer, [1])
         finally:

@@ -76,15 +76,23 @@ class FakeCameras:
             partition=partition,
             last_frame_ts=now,
         )
-        self.producer.produce(self.prefix + "video-cameras", status.model_dump_json().encode(),
-                              key=key if key is not None else camera.encode())  # fmt: skip
+        self.producer.produce(
+            self.prefix + "video-cameras",
+            status.model_dump_json().encode(),
+            key=key if key is not None else camera.encode(),
+        )
 
     def frame(self, key: bytes, partition: int) -> None:
         self._seq += 1
         meta = FrameMeta("unused", self._seq, time.time_ns(), 32, 24)
-        self.producer.produce(self.prefix + "video-frames", self.jpeg, key=key,
-                              partition=partition, headers=meta.headers(),
-                              timestamp=meta.ts_ns // 1_000_000)  # fmt: skip
+        self.producer.produce(
+            self.prefix + "video-frames",
+            self.jpeg,
+            key=key,
+            partition=partition,
+            headers=meta.headers(),
+            timestamp=meta.ts_ns // 1_000_000,
+        )
 
     def detection(self, camera: str) -> None:
         detection = Detection(
@@ -138,17 +146,17 @@ class Stack:
 
 def sign_in(http: requests.Session, base: str, token: str, **headers: str) -> requests.Response:
     """The trade a login link's page makes: the token from the URL's fragment, POSTed."""
-    return http.post(f"{base}/login", data={"token": token}, headers=headers,
-                     allow_redirects=False, timeout=10)  # fmt: skip
+    return http.post(
+        f"{base}/login", data={"token": token}, headers=headers, allow_redirects=False, timeout=10
+    )
 
 
 GATEWAY_FLAGS = (
-    "--trusted-proxies", "127.0.0.1/32",
-    "--max-streams-per-session", "2", "--max-streams", "4", "--max-replays-per-session", "1",
-    "--socketio-max-message-bytes", "4096",
-    "--release-after-seconds", "0.5",
-    "--login-attempts-per-minute", "60",
-)  # fmt: skip
+    *"--trusted-proxies 127.0.0.1/32 --max-streams-per-session 2".split(),
+    *"--max-streams 4 --max-replays-per-session 1".split(),
+    *"--socketio-max-message-bytes 4096".split(),
+    *"--release-after-seconds 0.5 --login-attempts-per-minute 60".split(),
+)
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +164,13 @@ def stack(kafka: KafkaUnderTest) -> Iterator[Stack]:
     prefix = f"sec{uuid.uuid4().hex[:8]}."
     kafka.create_topics(list(TOPICS), prefix)
     cameras = FakeCameras(kafka, prefix).start()
-    env = kafka_env(kafka.bootstrap, prefix, GATEWAY_AUTH_SECRET=SECRET, LOG_FORMAT="json",
-                    GATEWAY_GROUP_ID=f"sec-{prefix}")  # fmt: skip
+    env = kafka_env(
+        kafka.bootstrap,
+        prefix,
+        GATEWAY_AUTH_SECRET=SECRET,
+        LOG_FORMAT="json",
+        GATEWAY_GROUP_ID=f"sec-{prefix}",
+    )
     try:
         with ServiceGroup(env) as group:
             gateway = start_gateway(group, *GATEWAY_FLAGS)
@@ -168,8 +181,13 @@ def stack(kafka: KafkaUnderTest) -> Iterator[Stack]:
             stack = Stack(prefix, kafka, cameras, gateway, replica, auth)
             http = stack.sign_in()
             gateway.wait_for(
-                lambda: {c["camera"] for c in http.get(gateway.url + "/api/cameras").json()[
-                    "cameras"]} >= set(CAMERAS), 30, "both cameras listed")  # fmt: skip
+                lambda: (
+                    {c["camera"] for c in http.get(gateway.url + "/api/cameras").json()["cameras"]}
+                    >= set(CAMERAS)
+                ),
+                30,
+                "both cameras listed",
+            )
             yield stack
     finally:
         cameras.stop()
@@ -179,13 +197,20 @@ def stack(kafka: KafkaUnderTest) -> Iterator[Stack]:
 def lone(stack: Stack) -> Iterator[ServiceProcess]:
     """Another gateway on the same topics, started later (a restarted replica): no trusted
     proxy, short sessions, a tight login rate, the access log on."""
-    env = kafka_env(stack.kafka.bootstrap, stack.prefix, GATEWAY_AUTH_SECRET=SECRET,
-                    LOG_FORMAT="json", GATEWAY_GROUP_ID=f"sec-{stack.prefix}")  # fmt: skip
+    env = kafka_env(
+        stack.kafka.bootstrap,
+        stack.prefix,
+        GATEWAY_AUTH_SECRET=SECRET,
+        LOG_FORMAT="json",
+        GATEWAY_GROUP_ID=f"sec-{stack.prefix}",
+    )
     with ServiceGroup(env) as group:
         gateway = start_gateway(
-            group, "--session-ttl-seconds", "10", "--login-attempts-per-minute", "5",
-            "--access-log", "--release-after-seconds", "0.5", name="lone",
-        )  # fmt: skip
+            group,
+            *"--session-ttl-seconds 10 --login-attempts-per-minute 5".split(),
+            *"--access-log --release-after-seconds 0.5".split(),
+            name="lone",
+        )
         gateway.wait_ready(timeout=90)
         yield gateway
 
@@ -198,8 +223,10 @@ class Stream:
         self.sock = socket.create_connection((parsed.hostname, parsed.port), timeout=10)
         path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
         cookie_line = f"Cookie: {SESSION_COOKIE}={cookie}\r\n" if cookie else ""
-        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n{cookie_line}"
-                          "Connection: close\r\n\r\n".encode())  # fmt: skip
+        self.sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: {parsed.netloc}\r\n{cookie_line}"
+            "Connection: close\r\n\r\n".encode()
+        )
         self.data = b""
         while b"\r\n\r\n" not in self.data:
             self._recv()
@@ -257,8 +284,12 @@ def metrics(process: ServiceProcess) -> str:
 
 def socket_client(base: str, cookie: str) -> socketio.Client:
     client = socketio.Client(reconnection=False)
-    client.connect(base, headers={"Cookie": f"{SESSION_COOKIE}={cookie}"},
-                   transports=["websocket"], wait_timeout=10)  # fmt: skip
+    client.connect(
+        base,
+        headers={"Cookie": f"{SESSION_COOKIE}={cookie}"},
+        transports=["websocket"],
+        wait_timeout=10,
+    )
     return client
 
 
@@ -277,8 +308,9 @@ def test_metrics_and_probes_are_only_on_the_ops_port(stack: Stack) -> None:
 
 
 def test_the_session_cookie_is_secure_when_a_trusted_proxy_says_tls(stack: Stack) -> None:
-    secure = sign_in(requests.Session(), stack.gateway.url, stack.link_token(),
-                     **{"X-Forwarded-Proto": "https"})  # fmt: skip
+    secure = sign_in(
+        requests.Session(), stack.gateway.url, stack.link_token(), **{"X-Forwarded-Proto": "https"}
+    )
     assert secure.status_code == 200, secure.text
     assert "Secure" in secure.headers["Set-Cookie"]
     plain = sign_in(requests.Session(), stack.gateway.url, stack.link_token())
@@ -288,8 +320,9 @@ def test_the_session_cookie_is_secure_when_a_trusted_proxy_says_tls(stack: Stack
 
 def test_forwarded_headers_from_an_untrusted_peer_are_ignored(lone: ServiceProcess) -> None:
     auth = Authenticator(SECRET, login_ttl=600, session_ttl=3600)
-    response = sign_in(requests.Session(), lone.url, auth.login_token("x"),
-                       **{"X-Forwarded-Proto": "https"})  # fmt: skip
+    response = sign_in(
+        requests.Session(), lone.url, auth.login_token("x"), **{"X-Forwarded-Proto": "https"}
+    )
     assert response.status_code == 200, response.text
     assert "Secure" not in response.headers["Set-Cookie"]
 
@@ -299,8 +332,12 @@ def test_responses_carry_security_headers(stack: Stack) -> None:
     page = http.get(stack.gateway.url + "/", timeout=5)
     assert page.status_code == 200
     csp = page.headers["Content-Security-Policy"]
-    for directive in ("default-src 'self'", "frame-ancestors 'none'", "object-src 'none'",
-                      "base-uri 'none'"):  # fmt: skip
+    for directive in (
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ):
         assert directive in csp, csp
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert page.headers["Referrer-Policy"] == "no-referrer"
@@ -329,8 +366,9 @@ def test_logout_is_a_post_that_revokes_the_session(stack: Stack) -> None:
     for process in (stack.gateway, stack.replica):
 
         def refused(base: str = process.url) -> bool:
-            response = requests.get(base + "/api/cameras", timeout=5,
-                                    headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+            response = requests.get(
+                base + "/api/cameras", timeout=5, headers={"Authorization": f"Bearer {token}"}
+            )
             return response.status_code == 401 and response.json()["reason"] == "revoked"
 
         process.wait_for(refused, 5, "the revoked token refused")
@@ -387,8 +425,11 @@ def test_login_tokens_stay_out_of_urls_and_logs(stack: Stack, lone: ServiceProce
     link = subprocess.run(
         [str(BIN / "gateway"), "login-url", "--base", "https://dash.example"],
         env={"GATEWAY_AUTH_SECRET": SECRET, "PATH": str(BIN)},
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout.strip()  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
     assert link.startswith("https://dash.example/login#token="), link
     token = link.split("#token=", 1)[1]
     page = requests.get(f"{lone.url}/login", timeout=5)
@@ -409,8 +450,13 @@ def test_sign_ins_and_sign_outs_are_audited(stack: Stack) -> None:
     assert sign_in(http, stack.gateway.url, token).status_code == 200
     assert http.post(stack.gateway.url + "/logout", allow_redirects=False).status_code == 303
     stack.gateway.wait_for(
-        lambda: any(r.get("msg") == "signed out" and r.get("subject") == "audited-user"
-                    for r in stack.gateway.log_records()), 5, "the sign-out audited")  # fmt: skip
+        lambda: any(
+            r.get("msg") == "signed out" and r.get("subject") == "audited-user"
+            for r in stack.gateway.log_records()
+        ),
+        5,
+        "the sign-out audited",
+    )
     signed_in = [
         r
         for r in stack.gateway.log_records()
@@ -440,8 +486,12 @@ def test_a_scoped_viewer_sees_only_its_cameras_and_cannot_replay(stack: Stack) -
     client.on("cameras", lambda data: seen["cameras"].update(c["camera"] for c in data))
     client.on("wall_frame", lambda data: seen["wall"].add(data["camera"]))
     client.on("detection", lambda data: seen["detection"].add(data["camera"]))
-    client.connect(base, headers={"Cookie": f"{SESSION_COOKIE}={cookie_of(http)}"},
-                   transports=["websocket"], wait_timeout=10)  # fmt: skip
+    client.connect(
+        base,
+        headers={"Cookie": f"{SESSION_COOKIE}={cookie_of(http)}"},
+        transports=["websocket"],
+        wait_timeout=10,
+    )
     try:
         client.call("wall", {"on": True}, timeout=10)
         for _ in range(10):
@@ -514,13 +564,15 @@ def test_login_attempts_per_client_are_limited(lone: ServiceProcess) -> None:
 
 def test_the_engineio_handshake_needs_a_session(stack: Stack) -> None:
     base = stack.gateway.url
-    before = metric_value(metrics(stack.gateway), "gateway_limit_hits_total",
-                          limit="socketio_unauthenticated")  # fmt: skip
+    before = metric_value(
+        metrics(stack.gateway), "gateway_limit_hits_total", limit="socketio_unauthenticated"
+    )
     refused = requests.get(f"{base}/socket.io/?EIO=4&transport=polling", timeout=5)
     assert refused.status_code == 401
     assert '"sid"' not in refused.text
-    after = metric_value(metrics(stack.gateway), "gateway_limit_hits_total",
-                         limit="socketio_unauthenticated")  # fmt: skip
+    after = metric_value(
+        metrics(stack.gateway), "gateway_limit_hits_total", limit="socketio_unauthenticated"
+    )
     assert after == before + 1
     http = stack.sign_in()
     accepted = http.get(f"{base}/socket.io/?EIO=4&transport=polling", timeout=5)
@@ -540,8 +592,9 @@ def test_an_engineio_session_closes_after_a_refused_connect(stack: Stack) -> Non
     assert http.post(url, data="40", timeout=5).status_code == 200
     answer = http.get(url, timeout=10).text
     assert answer.startswith("44"), answer  # CONNECT_ERROR
-    stack.gateway.wait_for(lambda: http.get(url, timeout=5).status_code == 400, 10,
-                           "the Engine.IO session closed")  # fmt: skip
+    stack.gateway.wait_for(
+        lambda: http.get(url, timeout=5).status_code == 400, 10, "the Engine.IO session closed"
+    )
 
 
 def test_socketio_messages_over_the_size_limit_are_refused(stack: Stack) -> None:
@@ -553,8 +606,9 @@ def test_socketio_messages_over_the_size_limit_are_refused(stack: Stack) -> None
     assert http.post(url, data="40", timeout=5).status_code == 200
     big = '42["wall",{"pad":"' + "x" * 100_000 + '"}]'
     assert http.post(url, data=big, timeout=5).status_code in (400, 413)
-    assert metric_value(metrics(stack.gateway), "gateway_limit_hits_total",
-                        limit="message_size") >= 1  # fmt: skip
+    assert (
+        metric_value(metrics(stack.gateway), "gateway_limit_hits_total", limit="message_size") >= 1
+    )
 
 
 # --- records from Kafka --------------------------------------------------------------------
@@ -571,11 +625,16 @@ def test_toggling_the_wall_leaves_no_camera_read_behind(stack: Stack) -> None:
         client.disconnect()
     # Partitions are let go half a second after their last viewer (plus a maintenance tick).
     stack.gateway.wait_for(
-        lambda: stack.gateway.metric("gateway_camera_reads") == 0
-        and stack.gateway.metric("gateway_partitions_assigned",
-                                 topic=stack.prefix + "video-frames") == 0,
-        15, "every camera read released",
-    )  # fmt: skip
+        lambda: (
+            stack.gateway.metric("gateway_camera_reads") == 0
+            and stack.gateway.metric(
+                "gateway_partitions_assigned", topic=stack.prefix + "video-frames"
+            )
+            == 0
+        ),
+        15,
+        "every camera read released",
+    )
 
 
 @pytest.mark.parametrize(
@@ -591,8 +650,9 @@ def test_camera_ids_from_kafka_are_checked_against_the_contract(stack: Stack, ca
     http = stack.sign_in()
     listed = [c["camera"] for c in http.get(stack.gateway.url + "/api/cameras").json()["cameras"]]
     assert camera not in listed
-    response = http.get(f"{stack.gateway.url}/stream/{urllib.parse.quote(camera, safe='')}",
-                        timeout=5, stream=True)  # fmt: skip
+    response = http.get(
+        f"{stack.gateway.url}/stream/{urllib.parse.quote(camera, safe='')}", timeout=5, stream=True
+    )
     assert response.status_code == 404
     assert "X-Injected" not in response.headers
 
@@ -615,8 +675,10 @@ def test_bad_frame_keys_reach_no_stream_header_and_no_metric(stack: Stack) -> No
             assert "X-Injected" not in headers
             assert "X-Camera: cam-a\r\n" in headers + "\r\n"
         text = metrics(stack.gateway)
-        series = {m.group(1) for m in re.finditer(
-            r'gateway_frames_received_total\{camera="([^"]*)"', text)}  # fmt: skip
+        series = {
+            m.group(1)
+            for m in re.finditer(r'gateway_frames_received_total\{camera="([^"]*)"', text)
+        }
         assert series <= set(CAMERAS), series
     finally:
         stream.close()

@@ -51,18 +51,32 @@ def stack(request: pytest.FixtureRequest, kafka: KafkaUnderTest) -> Iterator[Sta
     kafka.create_topics(list(TOPICS), prefix)
     with ServiceGroup(kafka_env(kafka.bootstrap, prefix)) as group:
         for camera in (CAMERA, OTHER):
-            start_capture(group, camera, "--source", "test", "--fps", str(FPS),
-                          "--test-width", "320", "--test-height", "240", "--no-faces")  # fmt: skip
+            start_capture(
+                group,
+                camera,
+                "--source",
+                "test",
+                "--fps",
+                str(FPS),
+                *"--test-width 320 --test-height 240 --no-faces".split(),
+            )
         gateway = start_gateway(
-            group, "--async-mode", mode, "--stall-timeout-seconds", "4",
-            "--release-after-seconds", "1", "--default-camera", CAMERA,
+            group,
+            "--async-mode",
+            mode,
+            *"--stall-timeout-seconds 4 --release-after-seconds 1 --default-camera".split(),
+            CAMERA,
             # The test pattern's frames are small (~12 KB): a buffer of about one frame, as
             # the default is for 720p, so a slow reader feels backpressure within a second.
-            "--stream-send-buffer", "16384",
-        )  # fmt: skip
+            "--stream-send-buffer",
+            "16384",
+        )
         gateway.wait_ready(timeout=60)
-        gateway.wait_for(lambda: len(_get_json(gateway.url + "/api/cameras")["cameras"]) == 2,
-                         30, "both cameras in the directory")  # fmt: skip
+        gateway.wait_for(
+            lambda: len(_get_json(gateway.url + "/api/cameras")["cameras"]) == 2,
+            30,
+            "both cameras in the directory",
+        )
         yield Stack(gateway.url, prefix, gateway, kafka, time.time())
 
 
@@ -146,9 +160,10 @@ def test_a_viewer_that_stops_reading_is_dropped(stack: Stack) -> None:
     # Stop reading: the socket buffers fill, the gateway's write blocks, the stall
     # timeout (4 s here) drops the viewer.
     stack.gateway.wait_for(
-        lambda: stack.metric("gateway_viewers_dropped_total", reason="stalled") > before, 40,
+        lambda: stack.metric("gateway_viewers_dropped_total", reason="stalled") > before,
+        40,
         "stalled viewer dropped",
-    )  # fmt: skip
+    )
     stalled.close()
 
 
@@ -210,8 +225,12 @@ def test_corrupt_records_are_skipped_and_counted_and_the_stream_goes_on(stack: S
     assert producer.flush(10) == 0
     # Bigger than the topic takes: the broker itself refuses it; the producer says so.
     refused: list[object] = []
-    producer.produce(topic, b"\0" * (5 * 1024 * 1024), key=CAMERA,
-                     on_delivery=lambda err, _msg: refused.append(err))  # fmt: skip
+    producer.produce(
+        topic,
+        b"\0" * (5 * 1024 * 1024),
+        key=CAMERA,
+        on_delivery=lambda err, _msg: refused.append(err),
+    )
     producer.flush(10)
     assert refused
     assert refused[0] is not None

@@ -52,9 +52,11 @@ class Secured:
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     ports = free_ports(2)
     broker = LocalKafka(
-        tmp_path_factory.mktemp("secured"), ports=ports[:1], controller_ports=ports[1:],
+        tmp_path_factory.mktemp("secured"),
+        ports=ports[:1],
+        controller_ports=ports[1:],
         admin_password=secrets.token_urlsafe(16),
-    )  # fmt: skip
+    )
     broker.start()
     try:
         prefix, group = f"s{uuid.uuid4().hex[:8]}.", f"gw-{uuid.uuid4().hex[:6]}"
@@ -71,28 +73,45 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
 
 def test_each_service_does_its_job_with_its_own_user(secured: Secured) -> None:
     with ServiceGroup() as group:
-        capture = start_capture(group, CAMERA, "--source", "test", "--fps", "5",
-                                "--test-width", "320", "--test-height", "240",
-                                env=secured.env("capture"))  # fmt: skip
-        sim = start_event_sim(group, "--rate", "50", "--users", "500",
-                              env=secured.env("event-sim"))  # fmt: skip
-        gateway = start_gateway(group, env=secured.env("gateway") | {
-            "GATEWAY_AUTH_SECRET": SECRET, "GATEWAY_EVENTS_START": "earliest"})  # fmt: skip
+        capture = start_capture(
+            group,
+            CAMERA,
+            *"--source test --fps 5 --test-width 320 --test-height 240".split(),
+            env=secured.env("capture"),
+        )
+        sim = start_event_sim(group, "--rate", "50", "--users", "500", env=secured.env("event-sim"))
+        gateway = start_gateway(
+            group,
+            env=secured.env("gateway")
+            | {"GATEWAY_AUTH_SECRET": SECRET, "GATEWAY_EVENTS_START": "earliest"},
+        )
         for service in (capture, sim, gateway):
             service.wait_ready(timeout=90)
         http = requests.Session()
         auth = Authenticator(SECRET, login_ttl=60, session_ttl=600)
         # The sign-in ledger: the gateway writes its topic and reads it back.
-        signed_in = http.post(gateway.url + "/login", data={"token": auth.login_token()},
-                              timeout=15)  # fmt: skip
+        signed_in = http.post(
+            gateway.url + "/login", data={"token": auth.login_token()}, timeout=15
+        )
         assert signed_in.status_code == 200, signed_in.text
-        gateway.wait_for(lambda: http.get(f"{gateway.url}/snapshot/{CAMERA}.jpg",
-                                          timeout=10).content[:2] == b"\xff\xd8",
-                         30, "a frame through Kafka, read by the gateway's user")  # fmt: skip
-        gateway.wait_for(lambda: gateway.metric("gateway_playback_events_total") > 0, 30,
-                         "events consumed in the gateway's group")  # fmt: skip
-        gateway.wait_for(lambda: gateway.metric("gateway_broadcast_published_total") > 0, 30,
-                         "dashboard broadcasts published")  # fmt: skip
+        gateway.wait_for(
+            lambda: (
+                http.get(f"{gateway.url}/snapshot/{CAMERA}.jpg", timeout=10).content[:2]
+                == b"\xff\xd8"
+            ),
+            30,
+            "a frame through Kafka, read by the gateway's user",
+        )
+        gateway.wait_for(
+            lambda: gateway.metric("gateway_playback_events_total") > 0,
+            30,
+            "events consumed in the gateway's group",
+        )
+        gateway.wait_for(
+            lambda: gateway.metric("gateway_broadcast_published_total") > 0,
+            30,
+            "dashboard broadcasts published",
+        )
         assert gateway.metric("gateway_broadcast_dropped_total") == 0
         errors = gateway.metric("gateway_kafka_errors_total")
         assert errors == 0, gateway.log()
@@ -118,8 +137,12 @@ def _write_error(config: dict[str, object], topic: str) -> KafkaError | None:
     """The delivery error of one record written to `topic` (None if delivered)."""
     reports: list[KafkaError | None] = []
     producer = Producer(config | {"message.timeout.ms": 10000})
-    producer.produce(topic, b"\xff\xd8probe\xff\xd9", key=b"intruder",
-                     on_delivery=lambda err, _msg: reports.append(err))  # fmt: skip
+    producer.produce(
+        topic,
+        b"\xff\xd8probe\xff\xd9",
+        key=b"intruder",
+        on_delivery=lambda err, _msg: reports.append(err),
+    )
     producer.flush(15)
     assert reports, "no delivery report"
     return reports[0]
@@ -160,10 +183,12 @@ def test_a_wrong_password_fails_fast_with_a_clear_log_line_and_readiness_false(
         started = time.monotonic()
         says = "Kafka authentication failed: check KAFKA_USERNAME, KAFKA_PASSWORD"
         process.wait_for(
-            lambda: any(says in r.get("msg", "") and r["level"] == "error"
-                        for r in process.log_records()),
-            20, "a log line saying the Kafka credentials were refused",
-        )  # fmt: skip
+            lambda: any(
+                says in r.get("msg", "") and r["level"] == "error" for r in process.log_records()
+            ),
+            20,
+            "a log line saying the Kafka credentials were refused",
+        )
         assert time.monotonic() - started < 20
         process.wait_for(lambda: process.get("/readyz")[0] == 503, 10, "readiness false")
         assert "authentication failed" in process.readiness()["kafka_error"]

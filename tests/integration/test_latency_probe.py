@@ -44,17 +44,30 @@ def stack(kafka: KafkaUnderTest) -> Iterator[ProbeStack]:
     kafka.create_topics(list(TOPICS), prefix)
     with ServiceGroup(kafka_env(kafka.bootstrap, prefix)) as group:
         for camera in CAMERAS:
-            start_capture(group, camera, "--source", "test", "--fps", "10", "--test-width", "320",
-                          "--test-height", "240", "--no-faces")  # fmt: skip
+            start_capture(
+                group,
+                camera,
+                *"--source test --fps 10 --test-width 320 --test-height 240 --no-faces".split(),
+            )
         gateway = start_gateway(group, env={"GATEWAY_AUTH_SECRET": SECRET})
         gateway.wait_ready(timeout=60)
         port = free_port()
         probe = group.start(
             "latency-probe",
-            ["latency-probe", "--gateway-url", gateway.url, "--fps", str(PROBE_FPS),
-             "--cameras-interval", "2", "--ops-port", str(port)],
-            {"PROBE_AUTH_SECRET": SECRET}, ops=f"http://127.0.0.1:{port}",
-        )  # fmt: skip
+            [
+                "latency-probe",
+                "--gateway-url",
+                gateway.url,
+                "--fps",
+                str(PROBE_FPS),
+                "--cameras-interval",
+                "2",
+                "--ops-port",
+                str(port),
+            ],
+            {"PROBE_AUTH_SECRET": SECRET},
+            ops=f"http://127.0.0.1:{port}",
+        )
         probe.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
         yield ProbeStack(gateway, probe)
 

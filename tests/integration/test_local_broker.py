@@ -74,9 +74,11 @@ def test_three_node_cluster_keeps_accepting_writes_when_a_node_dies(tmp_path: Pa
         failures = []
         for i in range(30):
             producer.produce(
-                VIDEO_FRAMES.name, b"x", key=f"k{i}",
+                VIDEO_FRAMES.name,
+                b"x",
+                key=f"k{i}",
                 on_delivery=lambda err, _msg: failures.append(err) if err else None,
-            )  # fmt: skip
+            )
         assert producer.flush(30) == 0
         assert failures == []
         cluster.start_node(3)
@@ -92,10 +94,17 @@ def test_run_command_brings_up_topics_and_ctrl_c_stops_everything(
         port = free_ports(1)[0]
     run = services.start(
         "devstack",
-        ["rts-devstack", "run", "--kafka-port", str(port), "--data-dir", str(tmp_path),
-         "--no-services"],
+        [
+            "rts-devstack",
+            "run",
+            "--kafka-port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+            "--no-services",
+        ],
         {"NO_COLOR": "1", "VIDEO_RETENTION_MINUTES": "45"},
-    )  # fmt: skip
+    )
     run.wait_line("Ctrl-C stops everything", timeout=120)
     admin = admin_client({"bootstrap.servers": f"127.0.0.1:{port}"})
     topics = admin.list_topics(timeout=10)

@@ -65,15 +65,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     gateway, gateway_ops, test_cam, sample_cam, sim, jmx, prom, probe = free_ports(8)
     data_dir = tmp_path_factory.mktemp("stack")
     argv = [
-        "rts-devstack", "run", "--no-open-browser", "--data-dir",
-        str(data_dir), "--kafka-port", str(kafka),
-        "--gateway-port", str(gateway), "--gateway-ops-port", str(gateway_ops),
-        "--test-camera-ops-port", str(test_cam),
-        "--sample-camera-ops-port", str(sample_cam), "--eventsim-ops-port", str(sim),
-        "--probe-ops-port", str(probe),
-        "--kafka-metrics-port", str(jmx), "--prometheus-port", str(prom),
-        "--scrape-interval", f"{SCRAPE:g}",
-    ]  # fmt: skip
+        *"rts-devstack run --no-open-browser --data-dir".split(),
+        str(data_dir),
+        "--kafka-port",
+        str(kafka),
+        "--gateway-port",
+        str(gateway),
+        "--gateway-ops-port",
+        str(gateway_ops),
+        "--test-camera-ops-port",
+        str(test_cam),
+        "--sample-camera-ops-port",
+        str(sample_cam),
+        "--eventsim-ops-port",
+        str(sim),
+        "--probe-ops-port",
+        str(probe),
+        "--kafka-metrics-port",
+        str(jmx),
+        "--prometheus-port",
+        str(prom),
+        "--scrape-interval",
+        f"{SCRAPE:g}",
+    ]
     process = ServiceProcess("devstack", argv, {})
     try:
         prometheus = f"http://127.0.0.1:{prom}"
@@ -155,9 +169,12 @@ def test_every_dashboard_panel_shows_in_range_data_from_the_local_stack(stack: S
         deadline = time.monotonic() + 60
         while True:
             results = verify(
-                dashboards, stack.prometheus, scrape_interval=SCRAPE, window=window,
+                dashboards,
+                stack.prometheus,
+                scrape_interval=SCRAPE,
+                window=window,
                 prefer={"namespace": "local"},
-            )  # fmt: skip
+            )
             empty = [r for r in results if r.problems == ("no series",)]
             if not empty or time.monotonic() > deadline:
                 break
@@ -175,8 +192,13 @@ def test_every_dashboard_panel_shows_in_range_data_from_the_local_stack(stack: S
 def test_local_prometheus_evaluates_the_charts_alert_rules_and_none_fires(stack: Stack) -> None:
     groups = stack.prometheus.get("/api/v1/rules")["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert {g["name"] for g in groups} >= {"rts-latency", "rts-kafka", "rts-capture",
-                                           "rts-playback", "rts-gateway"}  # fmt: skip
+    assert {g["name"] for g in groups} >= {
+        "rts-latency",
+        "rts-kafka",
+        "rts-capture",
+        "rts-playback",
+        "rts-gateway",
+    }
     assert len(rules) >= 7
     time.sleep(2 * SCRAPE)  # at least one evaluation of each group
     for rule in stack.prometheus.get("/api/v1/rules")["groups"]:
@@ -190,6 +212,8 @@ def _report(results: list[Result]) -> str:
     for r in results:
         sample = "-" if r.sample is None else f"{r.sample:.4g}"
         verdict = "ok" if r.ok else "; ".join(r.problems)
-        lines.append(f"{r.query.dashboard} | {r.query.panel} [{r.query.ref_id}] | "
-                     f"{r.series} series | {sample} {r.query.unit} | {verdict}")  # fmt: skip
+        lines.append(
+            f"{r.query.dashboard} | {r.query.panel} [{r.query.ref_id}] | "
+            f"{r.series} series | {sample} {r.query.unit} | {verdict}"
+        )
     return "\n".join(lines)

@@ -104,9 +104,13 @@ def test_services_write_only_to_their_temp_dir(kafka: KafkaUnderTest, tmp_path: 
     home = tmp_path / "home"  # the images' user has no home directory
     audits = {name: tmp_path / f"{name}.audit" for name in ("capture", "event-sim", "gateway")}
     common = kafka_env(
-        kafka.bootstrap, prefix,
-        PYTHONPATH=str(hook_dir), PYTHONDONTWRITEBYTECODE="1", TMPDIR=str(scratch), HOME=str(home),
-    )  # fmt: skip
+        kafka.bootstrap,
+        prefix,
+        PYTHONPATH=str(hook_dir),
+        PYTHONDONTWRITEBYTECODE="1",
+        TMPDIR=str(scratch),
+        HOME=str(home),
+    )
 
     def audited(name: str) -> dict[str, str]:
         return {"RTS_WRITE_AUDIT": str(audits[name])}
@@ -121,8 +125,11 @@ def test_services_write_only_to_their_temp_dir(kafka: KafkaUnderTest, tmp_path: 
             service.wait_ready(timeout=60)
         gateway = started[2]
         # the full path: a frame through Kafka and the gateway
-        gateway.wait_for(lambda: _jpeg(f"{gateway.url}/snapshot/ro.jpg"), 30,
-                         "a snapshot through Kafka and the gateway")  # fmt: skip
+        gateway.wait_for(
+            lambda: _jpeg(f"{gateway.url}/snapshot/ro.jpg"),
+            30,
+            "a snapshot through Kafka and the gateway",
+        )
         for service in started:
             assert service.terminate() == 0, service.log()
     for name, audit in audits.items():

@@ -65,10 +65,16 @@ def test_events_keyed_by_session_stay_in_order_per_session(
     for step in range(5):
         for session in sessions:
             event = PlaybackEvent(
-                event_id=f"{session}-{step}", user_id="u", movie_id="MOV001",
-                event_type="play", position_seconds=step * 10.0, bitrate_kbps=2400,
-                device="web", ts="2026-11-22T03:00:00Z", session_id=session,
-            )  # fmt: skip
+                event_id=f"{session}-{step}",
+                user_id="u",
+                movie_id="MOV001",
+                event_type="play",
+                position_seconds=step * 10.0,
+                bitrate_kbps=2400,
+                device="web",
+                ts="2026-11-22T03:00:00Z",
+                session_id=session,
+            )
             producer.produce(
                 topic, event.model_dump_json(), key=session, on_delivery=reports.on_delivery
             )

@@ -137,8 +137,9 @@ def test_network_policies_open_only_ports_the_pods_have(rendered: dict[str, list
             # Every pod is covered, both ways: none accepts or sends traffic the chart did
             # not mean.
             for owner, _spec in pod_specs(objects):
-                covering = [p for p in policies if matches(p["spec"]["podSelector"],
-                                                          pod_labels(owner))]  # fmt: skip
+                covering = [
+                    p for p in policies if matches(p["spec"]["podSelector"], pod_labels(owner))
+                ]
                 where = (value_set, owner["metadata"]["name"])
                 assert covering, where
                 assert {"Ingress", "Egress"} <= {
@@ -148,39 +149,57 @@ def test_network_policies_open_only_ports_the_pods_have(rendered: dict[str, list
 
 def _egress(objects: list[Obj], component: str) -> list[Obj]:
     (policy,) = [
-        p for p in of_kind(objects, "NetworkPolicy")
+        p
+        for p in of_kind(objects, "NetworkPolicy")
         if p["metadata"]["labels"].get("app.kubernetes.io/component") == component
-    ]  # fmt: skip
+    ]
     return list(policy["spec"]["egress"])
 
 
 def test_services_reach_only_kafka_and_dns_and_the_test_only_the_gateway(
     rendered: dict[str, list[Obj]],
 ) -> None:
-    dns = {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
-                                                           "kube-system"}},
-                   "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-           "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}  # fmt: skip
+    dns = {
+        "to": [
+            {
+                "namespaceSelector": {
+                    "matchLabels": {"kubernetes.io/metadata.name": "kube-system"}
+                },
+                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            }
+        ],
+        "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    }
 
     def brokers(cluster: str, port: int) -> Obj:
         labels = {"strimzi.io/cluster": cluster, "strimzi.io/broker-role": "true"}
-        return {"to": [{"podSelector": {"matchLabels": labels}}],
-                "ports": [{"port": port, "protocol": "TCP"}]}  # fmt: skip
+        return {
+            "to": [{"podSelector": {"matchLabels": labels}}],
+            "ports": [{"port": port, "protocol": "TCP"}],
+        }
 
     default = rendered["default"]
     for component in ("capture", "event-sim", "gateway"):
         assert _egress(default, component) == [dns, brokers("streaming", 9093)], component
     production = rendered["production"]
-    cameras = {"to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}],
-               "ports": [{"port": 554, "protocol": "TCP"}]}  # fmt: skip
+    cameras = {
+        "to": [{"ipBlock": {"cidr": "10.20.0.0/24"}}],
+        "ports": [{"port": 554, "protocol": "TCP"}],
+    }
     assert _egress(production, "capture") == [dns, brokers("events", 9093), cameras]
     assert _egress(production, "gateway") == [dns, brokers("events", 9093)]
-    gateway_pods = {"app.kubernetes.io/name": "streaming", "app.kubernetes.io/instance":
-                    "streaming", "app.kubernetes.io/component": "gateway"}  # fmt: skip
+    gateway_pods = {
+        "app.kubernetes.io/name": "streaming",
+        "app.kubernetes.io/instance": "streaming",
+        "app.kubernetes.io/component": "gateway",
+    }
     assert _egress(default, "test") == [
-        dns, {"to": [{"podSelector": {"matchLabels": gateway_pods}}],
-              "ports": [{"port": 8000, "protocol": "TCP"}]},
-    ]  # fmt: skip
+        dns,
+        {
+            "to": [{"podSelector": {"matchLabels": gateway_pods}}],
+            "ports": [{"port": 8000, "protocol": "TCP"}],
+        },
+    ]
 
 
 def test_the_gateway_ops_port_is_probed_and_scraped_but_never_routed(
@@ -195,8 +214,11 @@ def test_the_gateway_ops_port_is_probed_and_scraped_but_never_routed(
         for monitor in of_kind(objects, "ServiceMonitor"):
             assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["ops"]
         for ingress in of_kind(objects, "Ingress"):
-            ports = {p["backend"]["service"]["port"]["name"]
-                     for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}  # fmt: skip
+            ports = {
+                p["backend"]["service"]["port"]["name"]
+                for r in ingress["spec"]["rules"]
+                for p in r["http"]["paths"]
+            }
             assert ports == {"http"}, value_set
         for policy in of_kind(objects, "NetworkPolicy"):
             if policy["metadata"]["name"] == "streaming-gateway":
@@ -237,15 +259,19 @@ def test_a_new_sign_in_secret_rolls_the_gateway(
 ) -> None:
     def checksum(objects: list[Obj]) -> str:
         gateway = named(objects, "Deployment", "streaming-gateway")
-        return str(gateway["spec"]["template"]["metadata"]["annotations"][
-            "rts/auth-secret-checksum"])  # fmt: skip
+        return str(
+            gateway["spec"]["template"]["metadata"]["annotations"]["rts/auth-secret-checksum"]
+        )
 
     secret = named(rendered["default"], "Secret", "streaming-gateway-auth")
-    assert checksum(rendered["default"]) == hashlib.sha256(
-        secret["data"]["secret"].encode()).hexdigest()  # fmt: skip
+    assert (
+        checksum(rendered["default"])
+        == hashlib.sha256(secret["data"]["secret"].encode()).hexdigest()
+    )
     # Supplied from outside (GitOps): the checksum follows the value given for it.
-    assert not [s for s in of_kind(rendered["production"], "Secret") if "auth" in
-                s["metadata"]["name"]]  # fmt: skip
+    assert not [
+        s for s in of_kind(rendered["production"], "Secret") if "auth" in s["metadata"]["name"]
+    ]
     chart = prepare_chart(tmp_path)
     production = values_args("production")
     changed = render(chart, *production, "--set", "gateway.auth.checksum=2026-12-01")
@@ -479,9 +505,9 @@ def test_kafka_acls_grant_each_service_exactly_what_it_does(
         | {("group", "gateway-direct-", "prefix", op) for op in ("Read", "Describe")}
     )
     assert grants(named(objects, "KafkaUser", "streaming-autoscaler")) == (
-        topic("playback-events", "Describe") | {("group", "gateway-dashboard", "literal",
-                                                 "Describe")}
-    )  # fmt: skip
+        topic("playback-events", "Describe")
+        | {("group", "gateway-dashboard", "literal", "Describe")}
+    )
     event_sim = named(rendered["default"], "KafkaUser", "streaming-event-sim")
     assert grants(event_sim) == {
         ("topic", "playback-events", "literal", "Write"),

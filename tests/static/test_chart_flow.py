@@ -98,10 +98,21 @@ def test_custom_resources_wait_for_their_crds_and_the_notes_say_so(
     full = render(chart, "--set", "gateway.keda.enabled=true")
     assert CUSTOM_KINDS - {o["kind"] for o in full} == set()
     out = subprocess.run(
-        [helm(), "install", "streaming", str(chart), "--dry-run=client", "-n", NAMESPACE,
-         "--set", "gateway.keda.enabled=true"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            helm(),
+            "install",
+            "streaming",
+            str(chart),
+            "--dry-run=client",
+            "-n",
+            NAMESPACE,
+            "--set",
+            "gateway.keda.enabled=true",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     notes = out.split("NOTES:", 1)[1]
     assert "SKIPPED" in notes
     assert "kafka.strimzi.io/v1" in notes
@@ -112,10 +123,20 @@ def test_custom_resources_wait_for_their_crds_and_the_notes_say_so(
 
 def release_objects(chart: Path, release: str) -> list[Obj]:
     out = subprocess.run(
-        [helm(), "template", release, str(chart), "-n", NAMESPACE, *served_kinds(),
-         "--set", "gateway.keda.enabled=true", "--set", "gateway.replicas=3"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            helm(),
+            "template",
+            release,
+            str(chart),
+            "-n",
+            NAMESPACE,
+            *served_kinds(),
+            *"--set gateway.keda.enabled=true --set gateway.replicas=3".split(),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -155,10 +176,15 @@ SOMETIMES = r"/eventSim/tolerations/0/operator'?: value must be one of"
         (["--set", "gateway.resources.limits.memory=lots"], LOTS),
         (["--set", "capture.resources.requests.memory=1Gi"], ABOVE),
         (["--set", "gateway.nodeSelector.disk type=ssd"], r"'disk type'"),
-        (["--set", "eventSim.tolerations[0].operator=Sometimes",
-          "--set", "eventSim.tolerations[0].key=dedicated"], SOMETIMES),
+        (
+            [
+                *"--set eventSim.tolerations[0].operator=Sometimes".split(),
+                *"--set eventSim.tolerations[0].key=dedicated".split(),
+            ],
+            SOMETIMES,
+        ),
     ],
-)  # fmt: skip
+)
 def test_what_kubernetes_refuses_the_chart_refuses_first_naming_the_value(
     chart: Path, override: list[str], message: str
 ) -> None:
@@ -183,6 +209,10 @@ def test_the_latency_probe_watches_the_gateway_signed_in(chart: Path) -> None:
     assert env["PROBE_AUTH_SECRET"]["secretKeyRef"]["name"] == "streaming-gateway-auth"
     assert probe["spec"]["replicas"] == 1
     assert not of_kind(
-        [o for o in render(chart, "--set", "probe.enabled=false") if o["kind"] == "Deployment"
-         and o["metadata"]["name"].endswith("latency-probe")], "Deployment"
-    )  # fmt: skip
+        [
+            o
+            for o in render(chart, "--set", "probe.enabled=false")
+            if o["kind"] == "Deployment" and o["metadata"]["name"].endswith("latency-probe")
+        ],
+        "Deployment",
+    )

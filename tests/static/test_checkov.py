@@ -27,8 +27,12 @@ def checkov(*args: str) -> list[dict[str, Any]]:
         pytest.fail("checkov is not installed: run `make static` (it builds its environment)")
     out = subprocess.run(
         [binary, "--quiet", "--compact", "--skip-download", "--output", "json", *args],
-        capture_output=True, text=True, check=False, timeout=600, env={**os.environ, **OFFLINE},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={**os.environ, **OFFLINE},
+    )
     if out.returncode not in (0, 1):
         raise AssertionError(f"checkov failed ({out.returncode}):\n{out.stderr[-3000:]}")
     reports = json.loads(out.stdout) if out.stdout.strip() else []
@@ -70,10 +74,15 @@ def test_checkov_finds_nothing_in_the_dockerfiles() -> None:
 
 def test_checkov_catches_a_privileged_root_pod(tmp_path: Path) -> None:
     pod = {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bad", "namespace": "rts"},
-        "spec": {"containers": [{"name": "c", "image": "busybox:1.37.0",
-                                 "securityContext": {"privileged": True}}]},
-    }  # fmt: skip
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "bad", "namespace": "rts"},
+        "spec": {
+            "containers": [
+                {"name": "c", "image": "busybox:1.37.0", "securityContext": {"privileged": True}}
+            ]
+        },
+    }
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(pod))
     found = {check["check_id"] for check in checkov("--framework", "kubernetes", "-f", str(path))}

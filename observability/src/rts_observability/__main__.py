@@ -64,14 +64,19 @@ def check(out: Path) -> int:
 def verify(out: Path, url: str, namespace: str, scrape_interval: float, window: float) -> int:
     dashboards: list[dict[str, Any]] = [json.loads((out / n).read_text()) for n in DASHBOARDS]
     results = checks.verify(
-        dashboards, checks.Prometheus(url), scrape_interval=scrape_interval, window=window,
+        dashboards,
+        checks.Prometheus(url),
+        scrape_interval=scrape_interval,
+        window=window,
         prefer={"namespace": namespace},
-    )  # fmt: skip
+    )
     for r in results:
         sample = "-" if r.sample is None else f"{r.sample:.4g}"
         verdict = "ok" if r.ok else "; ".join(r.problems)
-        print(f"{r.query.dashboard} | {r.query.panel} | {r.query.ref_id} | "
-              f"{r.series} series | {sample} {r.query.unit} | {verdict}")  # fmt: skip
+        print(
+            f"{r.query.dashboard} | {r.query.panel} | {r.query.ref_id} | "
+            f"{r.series} series | {sample} {r.query.unit} | {verdict}"
+        )
     failed = [r for r in results if not r.ok]
     print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
@@ -81,24 +86,38 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="rts-dashboards", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("command", nargs="?", choices=["write", "check", "verify"],
-                        default="write")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help=f"folder of the dashboards' JSON (default {DEFAULT_OUT})")  # fmt: skip
-    parser.add_argument("--prometheus", default="http://127.0.0.1:9090",
-                        help="verify: the Prometheus to query")  # fmt: skip
-    parser.add_argument("--namespace", default=LOCAL_NAMESPACE,
-                        help="verify: the namespace to select (`local` for make run)")  # fmt: skip
-    parser.add_argument("--scrape-interval", type=float, default=5.0,
-                        help="verify: Prometheus's scrape interval, seconds")  # fmt: skip
-    parser.add_argument("--window", type=float, default=60.0,
-                        help="verify: seconds of history every value must pass")  # fmt: skip
+    parser.add_argument("command", nargs="?", choices=["write", "check", "verify"], default="write")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        help=f"folder of the dashboards' JSON (default {DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--prometheus", default="http://127.0.0.1:9090", help="verify: the Prometheus to query"
+    )
+    parser.add_argument(
+        "--namespace",
+        default=LOCAL_NAMESPACE,
+        help="verify: the namespace to select (`local` for make run)",
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=5.0,
+        help="verify: Prometheus's scrape interval, seconds",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=60.0,
+        help="verify: seconds of history every value must pass",
+    )
     args = parser.parse_args(argv)
     if args.command == "check":
         return check(args.out)
     if args.command == "verify":
-        return verify(args.out, args.prometheus, args.namespace, args.scrape_interval,
-                      args.window)  # fmt: skip
+        return verify(args.out, args.prometheus, args.namespace, args.scrape_interval, args.window)
     return write(args.out)
 
 

@@ -60,9 +60,12 @@ class Prometheus:
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[Any]:
         data = self.get(
-            "/api/v1/query_range", query=expr, start=f"{start:.3f}", end=f"{end:.3f}",
+            "/api/v1/query_range",
+            query=expr,
+            start=f"{start:.3f}",
+            end=f"{end:.3f}",
             step=f"{step:g}",
-        )  # fmt: skip
+        )
         return list(data["result"])
 
     def query(self, expr: str, at: float) -> list[Any]:
@@ -74,8 +77,9 @@ class Prometheus:
     def label_values(self, label: str, selector: str | None, start: float, end: float) -> list[str]:
         if selector is None:
             return sorted(self.get(f"/api/v1/label/{label}/values"))
-        series = self.get("/api/v1/series", **{"match[]": [selector]},
-                          start=f"{start:.3f}", end=f"{end:.3f}")  # fmt: skip
+        series = self.get(
+            "/api/v1/series", **{"match[]": [selector]}, start=f"{start:.3f}", end=f"{end:.3f}"
+        )
         return sorted({s[label] for s in series if label in s})
 
 

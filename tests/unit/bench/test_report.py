@@ -22,9 +22,12 @@ def test_profile_summary_counts_self_and_inclusive_shares(tmp_path: Path) -> Non
     summary = summarize(raw)
     assert summary["samples"] == 100
     assert dict(summary["self"]) == pytest.approx(
-        {"emit (socketio.server)": 0.6, "part (rts_gateway.mjpeg)": 0.3,
-         "handle (rts_gateway.mjpeg)": 0.1}
-    )  # fmt: skip
+        {
+            "emit (socketio.server)": 0.6,
+            "part (rts_gateway.mjpeg)": 0.3,
+            "handle (rts_gateway.mjpeg)": 0.1,
+        }
+    )
     inclusive = dict(summary["inclusive"])
     assert inclusive["handle (rts_gateway.mjpeg)"] == pytest.approx(0.4)
     assert "run (gunicorn.arbiter)" not in inclusive  # on every stack: says nothing
@@ -36,8 +39,15 @@ def test_the_report_has_the_summary_and_says_which_scenario_failed(tmp_path: Pat
     ok.stand("1000 viewers", "97 %", "ceiling", "0.6x", "≥ 95 %", "met")
     ok.table("levels", "viewers", "fps").add(1000, "14.6")
     failed = Section("ingest", "Ingest", "What ran.", error="Traceback ...\nRuntimeError: boom")
-    path = write(tmp_path, {"cores": "2"}, [ok, failed], quick=True, started="today",
-                 load=(0.5, 1.0), profile=False)  # fmt: skip
+    path = write(
+        tmp_path,
+        {"cores": "2"},
+        [ok, failed],
+        quick=True,
+        started="today",
+        load=(0.5, 1.0),
+        profile=False,
+    )
     text = path.read_text()
     assert "| MJPEG fan-out | 1000 viewers | 97 % | ceiling | 0.6x | ≥ 95 % | met |" in text
     assert "| 1000 | 14.6 |" in text

@@ -16,9 +16,13 @@ class FakeSource(Source):
     kind = "fake"
 
     def __init__(
-        self, count: int, *, finite: bool = True, fps: float | None = 500.0,
+        self,
+        count: int,
+        *,
+        finite: bool = True,
+        fps: float | None = 500.0,
         hang_after: int | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.count = count
         self.finite = finite
         self.paced = fps is not None

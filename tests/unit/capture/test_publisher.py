@@ -65,9 +65,12 @@ def test_a_frame_is_sent_keyed_by_camera_with_headers_and_capture_timestamp(
     assert record["key"] == "cam"
     assert record["timestamp"] == 1_790_000_000_123
     assert dict(record["headers"]) == {
-        "seq": b"3", "ts": b"1790000000123456789", "w": b"640", "h": b"480",
+        "seq": b"3",
+        "ts": b"1790000000123456789",
+        "w": b"640",
+        "h": b"480",
         "crc": str(zlib.crc32(b"\xff\xd8jpeg\xff\xd9")).encode(),
-    }  # fmt: skip
+    }
     assert sample(metrics, "capture_frames_total") == 1
 
 
@@ -82,9 +85,15 @@ def test_a_full_producer_queue_drops_the_frame_and_counts_it(metrics: CaptureMet
 def test_detections_go_to_their_topic_as_json(metrics: CaptureMetrics) -> None:
     producer = FakeProducer()
     detection = Detection(
-        camera="cam", seq=3, ts=META.ts_ns, kind="face", boxes=[(1, 2, 3, 4)], score=1.5,
-        width=640, height=480,
-    )  # fmt: skip
+        camera="cam",
+        seq=3,
+        ts=META.ts_ns,
+        kind="face",
+        boxes=[(1, 2, 3, 4)],
+        score=1.5,
+        width=640,
+        height=480,
+    )
     assert _publisher(producer, metrics).send_detection(detection)
     record = producer.records[0]
     assert record["topic"] == "p.video-detections"

@@ -94,9 +94,14 @@ def _reader(
 ) -> tuple[SourceReader, SourceHealth]:
     health = SourceHealth(metrics, "cam", "fake")
     reader = SourceReader(
-        source_factory, out, health, metrics, sequence(),
-        backoff=Backoff(0.01, 0.05), **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
+        source_factory,
+        out,
+        health,
+        metrics,
+        sequence(),
+        backoff=Backoff(0.01, 0.05),
+        **kwargs,  # type: ignore[arg-type]
+    )
     return reader, health
 
 

@@ -27,9 +27,15 @@ from rts_common.contracts import (
 def test_topics_match_the_design_table() -> None:
     names = [t.name for t in TOPICS]
     assert names == [
-        "video-frames", "video-detections", "playback-events", "video-cameras",
-        "dashboard-broadcast", "qoe-checkpoints", "dead-letters", "gateway-sessions",
-    ]  # fmt: skip
+        "video-frames",
+        "video-detections",
+        "playback-events",
+        "video-cameras",
+        "dashboard-broadcast",
+        "qoe-checkpoints",
+        "dead-letters",
+        "gateway-sessions",
+    ]
     for spec in TOPICS[:3]:
         assert (spec.partitions, spec.local_partitions) == (6, 3)
     assert VIDEO_CAMERAS.config["cleanup.policy"] == "compact"
@@ -43,8 +49,9 @@ def test_topics_match_the_design_table() -> None:
     assert int(GATEWAY_SESSIONS.config["retention.ms"]) > 30 * 24 * 3600 * 1000
     # The state of events partition p lives in checkpoint partition p.
     assert (QOE_CHECKPOINTS.partitions, QOE_CHECKPOINTS.local_partitions) == (
-        PLAYBACK_EVENTS.partitions, PLAYBACK_EVENTS.local_partitions,
-    )  # fmt: skip
+        PLAYBACK_EVENTS.partitions,
+        PLAYBACK_EVENTS.local_partitions,
+    )
     assert QOE_CHECKPOINTS.config["cleanup.policy"] == "compact"
 
 
@@ -68,9 +75,17 @@ def test_checkpoint_records_carry_their_group_partition_and_offset() -> None:
 
 @pytest.mark.parametrize(
     "key",
-    [b"cam-x\r\nX-Injected: 1", "cäm".encode(), b"\xff\xfe", b"a" * 65, b"cam\n", b"-cam",
-     b"../x", b"a b"],
-)  # fmt: skip
+    [
+        b"cam-x\r\nX-Injected: 1",
+        "cäm".encode(),
+        b"\xff\xfe",
+        b"a" * 65,
+        b"cam\n",
+        b"-cam",
+        b"../x",
+        b"a b",
+    ],
+)
 def test_camera_ids_that_could_break_a_url_header_or_label_are_bad_records(key: bytes) -> None:
     with pytest.raises(BadMessage) as info:
         camera_id(key)

@@ -78,12 +78,16 @@ def test_session_id_is_required() -> None:
         {"event_type": "play", "seq": 9, "prev_bitrate_kbps": 1200},
         {"event_type": "buffer_start", "buffer_reason": "rebuffer"},
         {"event_type": "buffer_end", "buffer_reason": "seek", "buffer_ms": 420},
-        {"event_type": "buffer_end", "buffer_reason": "rebuffer", "buffer_ms": 3100,
-         "prev_bitrate_kbps": 4800},
+        {
+            "event_type": "buffer_end",
+            "buffer_reason": "rebuffer",
+            "buffer_ms": 3100,
+            "prev_bitrate_kbps": 4800,
+        },
         {"event_type": "stop", "reason": "abandoned", "buffer_ms": 5000},
         {"event_type": "stop", "reason": "startup_failure"},
     ],
-)  # fmt: skip
+)
 def test_the_qoe_fields_are_accepted_on_their_event_types(event: dict[str, Any]) -> None:
     PlaybackEvent.model_validate({**BASELINE, **event})
     assert VALIDATOR.is_valid({**BASELINE, **event})

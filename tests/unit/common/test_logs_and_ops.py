@@ -41,9 +41,11 @@ def ops() -> tuple[OpsServer, dict[str, bool]]:
     registry = service_registry("demo")
     Counter("demo_things", "Things", registry=registry).inc(3)
     server = OpsServer(
-        registry, lambda: (state["ready"], {"source": "up" if state["ready"] else "down"}),
-        host="127.0.0.1", port=0,
-    ).start()  # fmt: skip
+        registry,
+        lambda: (state["ready"], {"source": "up" if state["ready"] else "down"}),
+        host="127.0.0.1",
+        port=0,
+    ).start()
     yield server, state
     server.stop()
 
@@ -79,8 +81,9 @@ def test_throttle_lets_one_line_per_key_through_per_interval() -> None:
 
 def test_health_fails_with_the_reason_when_a_loop_stops_beating() -> None:
     loop = Heartbeat("main-loop", max_silence=0.2)
-    server = OpsServer(service_registry("demo"), port=0, host="127.0.0.1",
-                       components=lambda: [loop]).start()  # fmt: skip
+    server = OpsServer(
+        service_registry("demo"), port=0, host="127.0.0.1", components=lambda: [loop]
+    ).start()
     base = f"http://127.0.0.1:{server.port}"
     try:
         assert _get(base + "/healthz")[0] == 200  # not started beating: nothing to say

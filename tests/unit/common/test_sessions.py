@@ -14,16 +14,22 @@ def session(*steps: tuple[str, float, float, dict[str, Any]]) -> list[PlaybackEv
         out.append(
             PlaybackEvent.model_validate(
                 {
-                    "event_id": f"e{seq}", "user_id": "user_1", "movie_id": "MOV001",
-                    "event_type": event_type, "position_seconds": position,
-                    "bitrate_kbps": extra.pop("bitrate", 2400), "device": "tv",
+                    "event_id": f"e{seq}",
+                    "user_id": "user_1",
+                    "movie_id": "MOV001",
+                    "event_type": event_type,
+                    "position_seconds": position,
+                    "bitrate_kbps": extra.pop("bitrate", 2400),
+                    "device": "tv",
                     "ts": f"2027-01-01T00:{int(whole) // 60:02d}:{int(whole) % 60:02d}"
-                          f".{round(frac * 1e6):06d}Z",
-                    "session_id": "s-1", "seq": seq, "title_duration_seconds": 600,
+                    f".{round(frac * 1e6):06d}Z",
+                    "session_id": "s-1",
+                    "seq": seq,
+                    "title_duration_seconds": 600,
                     **extra,
                 }
             )
-        )  # fmt: skip
+        )
     return out
 
 
@@ -36,10 +42,19 @@ VALID = [
     ("buffer_start", 60.1, 30, {"bitrate": 4800, "buffer_reason": "seek"}),
     ("buffer_end", 60.6, 30, {"bitrate": 4800, "buffer_reason": "seek", "buffer_ms": 500}),
     ("buffer_start", 70.6, 40, {"bitrate": 4800, "buffer_reason": "rebuffer"}),
-    ("buffer_end", 73.6, 40, {"bitrate": 2400, "prev_bitrate_kbps": 4800,
-                              "buffer_reason": "rebuffer", "buffer_ms": 3000}),
+    (
+        "buffer_end",
+        73.6,
+        40,
+        {
+            "bitrate": 2400,
+            "prev_bitrate_kbps": 4800,
+            "buffer_reason": "rebuffer",
+            "buffer_ms": 3000,
+        },
+    ),
     ("stop", 633.6, 600, {"reason": "completed"}),
-]  # fmt: skip
+]
 
 
 def test_a_lifelike_session_satisfies_the_contract() -> None:
@@ -54,23 +69,36 @@ def test_a_startup_failure_is_a_lone_stop() -> None:
     ("steps", "problem"),
     [
         ([("pause", 0, 0, {})], "pause is not allowed when starting"),
-        ([*VALID[:1], ("buffer_end", 5, 105, {"buffer_reason": "rebuffer", "buffer_ms": 1})],
-         "buffer_end is not allowed when playing"),
+        (
+            [*VALID[:1], ("buffer_end", 5, 105, {"buffer_reason": "rebuffer", "buffer_ms": 1})],
+            "buffer_end is not allowed when playing",
+        ),
         ([*VALID[:1], ("pause", 5, 99, {})], "position moved -1.000s while playing 5.000s"),
         ([*VALID[:3], ("play", 30, 125, {"bitrate": 4800})], "position moved 5.000s while paused"),
         ([*VALID, ("play", 700, 600, {})], "play is not allowed when stopped"),
         ([*VALID[:1], ("play", 5, 105, {})], "a play while playing must be a bitrate switch"),
         ([*VALID[:1], ("pause", 5, 105, {"bitrate": 1200})], "without prev_bitrate_kbps"),
-        ([*VALID[:7], ("buffer_start", 61, 30.4, {"bitrate": 4800, "buffer_reason": "seek"})],
-         "buffering after playing has buffer_reason rebuffer"),
-        ([*VALID[:8], ("buffer_end", 72, 40, {"bitrate": 4800, "buffer_reason": "rebuffer",
-                                             "buffer_ms": 3000})],
-         "buffer_ms 3000 but buffering lasted 1400 ms"),
+        (
+            [*VALID[:7], ("buffer_start", 61, 30.4, {"bitrate": 4800, "buffer_reason": "seek"})],
+            "buffering after playing has buffer_reason rebuffer",
+        ),
+        (
+            [
+                *VALID[:8],
+                (
+                    "buffer_end",
+                    72,
+                    40,
+                    {"bitrate": 4800, "buffer_reason": "rebuffer", "buffer_ms": 3000},
+                ),
+            ],
+            "buffer_ms 3000 but buffering lasted 1400 ms",
+        ),
         ([*VALID[:1], ("stop", 5, 105, {"reason": "completed"})], "completed stops at the title"),
         ([*VALID[:1], ("stop", 5, 105, {"reason": "startup_failure"})], "startup_failure is"),
         ([("play", 0, 0, {})], "startup_ms belongs on the first play"),
     ],
-)  # fmt: skip
+)
 def test_broken_sessions_are_caught(steps: list[Any], problem: str) -> None:
     violations = SessionCheck().feed_all(session(*steps))
     assert any(problem in v for v in violations), violations

@@ -60,8 +60,11 @@ def test_help_lists_every_flag_with_its_environment_variable(
         DemoSettings.load(["--help"], environ={})
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for flag, env in [("--fps", "DEMO_FPS"), ("--camera-id", "DEMO_CAMERA_ID"),
-                      ("--kafka-bootstrap", "KAFKA_BOOTSTRAP")]:  # fmt: skip
+    for flag, env in [
+        ("--fps", "DEMO_FPS"),
+        ("--camera-id", "DEMO_CAMERA_ID"),
+        ("--kafka-bootstrap", "KAFKA_BOOTSTRAP"),
+    ]:
         assert flag in out
         assert env in out
 

@@ -28,8 +28,9 @@ def test_a_task_runs_periodically_survives_failures_and_stops_at_once() -> None:
 
 def test_a_task_stuck_in_its_action_is_reported_overdue() -> None:
     release = threading.Event()
-    task = PeriodicTask("stuck", 0.01, lambda: release.wait(10), first_delay=0,
-                        overdue_after=0.2).start()  # fmt: skip
+    task = PeriodicTask(
+        "stuck", 0.01, lambda: release.wait(10), first_delay=0, overdue_after=0.2
+    ).start()
     time.sleep(0.5)
     problem = task.problem(time.monotonic())
     assert problem is not None

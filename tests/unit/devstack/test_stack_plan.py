@@ -61,9 +61,15 @@ def test_gateways_run_as_replicas_behind_nginx_on_the_gateway_port(tmp_path: Pat
         assert replica.env["GATEWAY_REPLICA"] == f"gateway-{i}"
         assert replica.env["GATEWAY_AUTH_SECRET"] == "s3"
         assert replica.argv[-8:] == [
-            "--port", str(8000 + i), "--host", "127.0.0.1",
-            "--ops-port", str(9130 + i), "--ops-host", "127.0.0.1",
-        ]  # fmt: skip
+            "--port",
+            str(8000 + i),
+            "--host",
+            "127.0.0.1",
+            "--ops-port",
+            str(9130 + i),
+            "--ops-host",
+            "127.0.0.1",
+        ]
         assert replica.metrics == f"http://127.0.0.1:{9130 + i}/metrics"  # one target each
         assert replica.job == "gateway"
     nginx = services["nginx"]

@@ -44,8 +44,12 @@ class ListSink:
         return 0
 
 
-def run(limits: Limits, rate: float = 1000.0, sink: ListSink | None = None,
-        stop: threading.Event | None = None) -> tuple[ListSink, Runner]:  # fmt: skip
+def run(
+    limits: Limits,
+    rate: float = 1000.0,
+    sink: ListSink | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[ListSink, Runner]:
     sink = sink or ListSink()
     sim = Simulator(SimConfig(3, rate, 500, 50, 1_798_761_600 * 10**9))
     runner = Runner(sim, sink, EventSimMetrics.create(), limits, stop or threading.Event())

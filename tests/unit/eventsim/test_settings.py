@@ -11,8 +11,12 @@ def test_defaults_are_a_paced_service_on_its_own_ops_port() -> None:
 
 
 def test_eventsim_variables_and_flags_configure_the_run() -> None:
-    env = {"EVENTSIM_RATE": "250", "EVENTSIM_SEED": "42", "EVENTSIM_OPS_PORT": "0",
-           "KAFKA_TOPIC_PREFIX": "t."}  # fmt: skip
+    env = {
+        "EVENTSIM_RATE": "250",
+        "EVENTSIM_SEED": "42",
+        "EVENTSIM_OPS_PORT": "0",
+        "KAFKA_TOPIC_PREFIX": "t.",
+    }
     s = EventSimSettings.load(["--no-realtime", "--count", "10"], environ=env)
     assert (s.rate, s.seed, s.ops_port, s.realtime, s.count) == (250.0, 42, 0, False, 10)
     assert s.kafka_topic_prefix == "t."
@@ -35,6 +39,12 @@ def test_help_lists_every_flag_with_its_variable(capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit):
         EventSimSettings.load(["--help"], environ={})
     out = capsys.readouterr().out
-    for variable in ("EVENTSIM_RATE", "EVENTSIM_USERS", "EVENTSIM_SEED", "EVENTSIM_OPS_PORT",
-                     "KAFKA_BOOTSTRAP", "LOG_FORMAT"):  # fmt: skip
+    for variable in (
+        "EVENTSIM_RATE",
+        "EVENTSIM_USERS",
+        "EVENTSIM_SEED",
+        "EVENTSIM_OPS_PORT",
+        "KAFKA_BOOTSTRAP",
+        "LOG_FORMAT",
+    ):
         assert variable in out

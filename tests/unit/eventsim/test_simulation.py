@@ -40,8 +40,12 @@ TURBULENT = Behaviour(
 
 def simulate(count: int, **config: object) -> list[Emitted]:
     values: dict[str, object] = {
-        "seed": 1, "rate": 100.0, "users": 200, "titles": 50, "start_ns": START_NS,
-    }  # fmt: skip
+        "seed": 1,
+        "rate": 100.0,
+        "users": 200,
+        "titles": 50,
+        "start_ns": START_NS,
+    }
     values.update(config)
     sim = Simulator(SimConfig(**values))  # type: ignore[arg-type]
     return [sim.next_event() for _ in range(count)]
@@ -126,14 +130,23 @@ def test_a_long_run_covers_every_behaviour_and_stays_valid() -> None:
     events = parse(simulate(60_000, users=3000, rate=30.0, titles=400))
     assert check_sessions(events) == {}
     assert set(Counter(e.event_type for e in events)) == {
-        "play", "pause", "stop", "seek", "buffer_start", "buffer_end",
-    }  # fmt: skip
+        "play",
+        "pause",
+        "stop",
+        "seek",
+        "buffer_start",
+        "buffer_end",
+    }
     assert set(Counter(e.reason for e in events if e.event_type == "stop")) == {
-        "completed", "abandoned", "startup_failure", "error",
-    }  # fmt: skip
+        "completed",
+        "abandoned",
+        "startup_failure",
+        "error",
+    }
     assert {e.buffer_reason for e in events if e.event_type == "buffer_start"} == {
-        "rebuffer", "seek",
-    }  # fmt: skip
+        "rebuffer",
+        "seek",
+    }
     switches = [(e.prev_bitrate_kbps, e.bitrate_kbps) for e in events if e.prev_bitrate_kbps]
     assert any(old < new for old, new in switches)
     assert any(old > new for old, new in switches)
@@ -158,8 +171,9 @@ def test_a_rebuffer_steps_the_bitrate_down_and_a_step_up_happens_while_playing()
 
 def test_rebuffering_is_more_likely_at_a_high_bitrate_on_the_same_network() -> None:
     # One device, every session on a 7 Mbps network: only the bitrate differs.
-    network = Behaviour(devices=(DeviceProfile("tv", 1.0, 4, 7000.0, 900.0, 0.0),),
-                        capacity_sigma=0.0)  # fmt: skip
+    network = Behaviour(
+        devices=(DeviceProfile("tv", 1.0, 4, 7000.0, 900.0, 0.0),), capacity_sigma=0.0
+    )
     events = parse(simulate(40_000, users=2000, rate=20.0, behaviour=network))
     playing_s: Counter[int] = Counter()
     rebuffers: Counter[int] = Counter()

@@ -17,27 +17,47 @@ JPEG = b"\xff\xd8" + b"\x10" * 500 + b"\xff\xd9"
 
 
 def frame_message(
-    camera: str, seq: int, *, partition: int = 0, offset: int | None = None,
-    ts_ns: int | None = None, value: bytes = JPEG, topic: str = "video-frames",
+    camera: str,
+    seq: int,
+    *,
+    partition: int = 0,
+    offset: int | None = None,
+    ts_ns: int | None = None,
+    value: bytes = JPEG,
+    topic: str = "video-frames",
     crc: bool = True,
-) -> Message:  # fmt: skip
+) -> Message:
     meta = FrameMeta(camera, seq, ts_ns or time.time_ns(), 64, 48)
     return Message(
-        topic=topic, partition=partition, offset=seq if offset is None else offset,
-        key=camera.encode(), value=value, headers=meta.headers(value if crc else None),
-    )  # fmt: skip
+        topic=topic,
+        partition=partition,
+        offset=seq if offset is None else offset,
+        key=camera.encode(),
+        value=value,
+        headers=meta.headers(value if crc else None),
+    )
 
 
 def status_message(camera: str, partition: int = 0, *, offset: int = 0) -> Message:
     now = time.time_ns()
     status = CameraStatus(
-        camera=camera, ts=now, source="test", source_up=True, fps=15.0,
-        width=64, height=48, partition=partition, last_frame_ts=now,
-    )  # fmt: skip
+        camera=camera,
+        ts=now,
+        source="test",
+        source_up=True,
+        fps=15.0,
+        width=64,
+        height=48,
+        partition=partition,
+        last_frame_ts=now,
+    )
     return Message(
-        topic="video-cameras", partition=0, offset=offset, key=camera.encode(),
+        topic="video-cameras",
+        partition=0,
+        offset=offset,
+        key=camera.encode(),
         value=status.model_dump_json().encode(),
-    )  # fmt: skip
+    )
 
 
 def batch_of(spec: TopicSpec[T], messages: list[Message], metrics: GatewayMetrics) -> Batch[T]:

@@ -27,9 +27,13 @@ def test_a_login_token_opens_a_session_with_its_scope() -> None:
     session = auth.session(link)
     grant = auth.check_session(session.token)
     assert grant == session.grant.__class__(
-        "ops", session.grant.session, "operator", frozenset({"a", "b"}), grant.issued_at,
+        "ops",
+        session.grant.session,
+        "operator",
+        frozenset({"a", "b"}),
+        grant.issued_at,
         grant.issued_at + 3600,
-    )  # fmt: skip
+    )
     assert grant.sees("a")
     assert not grant.sees("c")
     assert grant.operates
@@ -74,8 +78,13 @@ def fact(offset: int, kind: str, ident: str, **fields: object) -> Message:
     record = SessionRecord.model_validate(
         {"kind": kind, "id": ident, "ts": now, "until": now + 10**12, **fields}
     )
-    return Message(topic="gateway-sessions", partition=0, offset=offset,
-                   key=record.key.encode(), value=record.model_dump_json().encode())  # fmt: skip
+    return Message(
+        topic="gateway-sessions",
+        partition=0,
+        offset=offset,
+        key=record.key.encode(),
+        value=record.model_dump_json().encode(),
+    )
 
 
 @pytest.fixture
@@ -85,9 +94,13 @@ def gateway(make_gateway: MakeGateway) -> Gateway:
     assert gateway.access.ledger is not None
     gateway.access.ledger.assigned({0: 0})
     directory = gateway.video.directory
-    directory.on_batch(batch_of(VIDEO_CAMERAS, [status_message("front", 0),
-                                                status_message("back", 1, offset=1)],
-                                gateway.metrics))  # fmt: skip
+    directory.on_batch(
+        batch_of(
+            VIDEO_CAMERAS,
+            [status_message("front", 0), status_message("back", 1, offset=1)],
+            gateway.metrics,
+        )
+    )
     directory.assigned({0: 2})
     return gateway
 
@@ -136,10 +149,16 @@ def test_revoked_sessions_and_subjects_are_refused(client: FlaskClient, gateway:
     )
     auth = gateway.access.auth
     assert auth is not None
-    ledger.on_batch(batch_of(GATEWAY_SESSIONS, [
-        fact(0, "session_revoked", auth.check_session(first).session),
-        fact(1, "subject_revoked", "alice"),
-    ], gateway.metrics))  # fmt: skip
+    ledger.on_batch(
+        batch_of(
+            GATEWAY_SESSIONS,
+            [
+                fact(0, "session_revoked", auth.check_session(first).session),
+                fact(1, "subject_revoked", "alice"),
+            ],
+            gateway.metrics,
+        )
+    )
     for token in (first, alices):
         response = client.get("/api/cameras", headers=bearer(token))
         assert (response.status_code, response.json["reason"]) == (401, "revoked")
@@ -155,10 +174,16 @@ def test_revoked_sessions_and_subjects_are_refused(client: FlaskClient, gateway:
 def test_the_first_trade_of_a_link_wins(gateway: Gateway) -> None:
     ledger = gateway.access.ledger
     assert ledger is not None
-    ledger.on_batch(batch_of(GATEWAY_SESSIONS, [
-        fact(0, "link_used", "nonce-1", claim="mine"),
-        fact(1, "link_used", "nonce-1", claim="theirs"),
-    ], gateway.metrics))  # fmt: skip
+    ledger.on_batch(
+        batch_of(
+            GATEWAY_SESSIONS,
+            [
+                fact(0, "link_used", "nonce-1", claim="mine"),
+                fact(1, "link_used", "nonce-1", claim="theirs"),
+            ],
+            gateway.metrics,
+        )
+    )
     assert ledger._links["nonce-1"][0] == "mine"  # the decision's input
     assert ledger.caught_up
 

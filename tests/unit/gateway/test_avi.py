@@ -36,8 +36,9 @@ def decode(path: Path, backend: int) -> tuple[int, float, list[tuple[int, int]]]
 @pytest.mark.parametrize("backend", [cv2.CAP_FFMPEG, cv2.CAP_OPENCV_MJPEG])
 def test_a_clip_decodes_with_its_frame_count_and_capture_pace(tmp_path: Path, backend: int) -> None:
     images = jpegs(31)  # odd sizes too: chunks are padded to even lengths
-    frames = [PlannedFrame(100 + 2 * i, len(j), 10**18 + i * 200_000_000) for i, j in
-              enumerate(images)]  # fmt: skip
+    frames = [
+        PlannedFrame(100 + 2 * i, len(j), 10**18 + i * 200_000_000) for i, j in enumerate(images)
+    ]
     layout = AviLayout(frames, 160, 120, span_ns=6 * 10**9)
     data = layout.header() + b"".join(layout.frame(j) for j in images)
     data += layout.index(list(range(len(images))))
@@ -58,8 +59,10 @@ def test_a_frame_missing_on_the_second_pass_keeps_the_file_length_and_frame_coun
     frames = [PlannedFrame(i, len(j), 10**18 + i * 10**8) for i, j in enumerate(images)]
     layout = AviLayout(frames, 160, 120, span_ns=10**9)
     found = [i not in (0, 4) for i in range(10)]
-    body = b"".join(layout.frame(j) if ok else layout.filler(len(j))
-                    for j, ok in zip(images, found, strict=True))  # fmt: skip
+    body = b"".join(
+        layout.frame(j) if ok else layout.filler(len(j))
+        for j, ok in zip(images, found, strict=True)
+    )
     data = layout.header() + body + layout.index(_shown(found))
     assert len(data) == layout.total_bytes
     assert _shown(found) == [1, 1, 2, 3, 3, 5, 6, 7, 8, 9]

@@ -15,8 +15,15 @@ def feed(directory: CameraDirectory, metrics: GatewayMetrics, messages: list[Mes
 def test_directory_keeps_the_newest_status_per_camera_and_lists_recent_ones() -> None:
     metrics = GatewayMetrics()
     directory = CameraDirectory("video-cameras", metrics, max_age=300)
-    feed(directory, metrics, [status_message("b", 1), status_message("a", 2, offset=1),
-                              status_message("b", 0, offset=2)])  # fmt: skip
+    feed(
+        directory,
+        metrics,
+        [
+            status_message("b", 1),
+            status_message("a", 2, offset=1),
+            status_message("b", 0, offset=2),
+        ],
+    )
     status = directory.get("b")
     assert status is not None
     assert status.partition == 0
@@ -42,11 +49,15 @@ def test_directory_is_caught_up_once_it_read_to_the_starting_end() -> None:
 def test_tombstones_remove_cameras_and_invalid_statuses_are_counted() -> None:
     metrics = GatewayMetrics()
     directory = CameraDirectory("video-cameras", metrics, max_age=300)
-    feed(directory, metrics, [
-        status_message("a"),
-        Message(topic="video-cameras", partition=0, offset=1, key=b"a", value=None),
-        Message(topic="video-cameras", partition=0, offset=2, key=b"x", value=b"{not json"),
-    ])  # fmt: skip
+    feed(
+        directory,
+        metrics,
+        [
+            status_message("a"),
+            Message(topic="video-cameras", partition=0, offset=1, key=b"a", value=None),
+            Message(topic="video-cameras", partition=0, offset=2, key=b"x", value=b"{not json"),
+        ],
+    )
     assert directory.get("a") is None
     assert (
         metrics.registry.get_sample_value(

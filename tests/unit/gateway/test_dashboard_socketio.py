@@ -25,13 +25,26 @@ from tests.unit.gateway.helpers import batch_of, frame_message, status_message
 
 def playback(seq: int, *, session: str = "s1", partition: int = 0, **fields: Any) -> Message:
     event = {
-        "event_id": f"e{seq}", "user_id": "user_7", "movie_id": "MOV003", "event_type": "play",
-        "position_seconds": 0, "bitrate_kbps": 2400, "device": "tv",
-        "ts": ns_to_ts(time.time_ns()), "session_id": session, "seq": seq, "startup_ms": 700,
+        "event_id": f"e{seq}",
+        "user_id": "user_7",
+        "movie_id": "MOV003",
+        "event_type": "play",
+        "position_seconds": 0,
+        "bitrate_kbps": 2400,
+        "device": "tv",
+        "ts": ns_to_ts(time.time_ns()),
+        "session_id": session,
+        "seq": seq,
+        "startup_ms": 700,
         **fields,
-    }  # fmt: skip
-    return Message(topic="playback-events", partition=partition, offset=seq,
-                   key=session.encode(), value=json.dumps(event).encode())  # fmt: skip
+    }
+    return Message(
+        topic="playback-events",
+        partition=partition,
+        offset=seq,
+        key=session.encode(),
+        value=json.dumps(event).encode(),
+    )
 
 
 def events(gateway: Gateway, messages: list[Message]) -> None:
@@ -47,8 +60,16 @@ def test_a_valid_event_is_emitted_as_new_event_with_the_baseline_fields(
 ) -> None:
     events(gateway, [playback(1)])
     (event,) = received(socket_client, "new_event")
-    for field in ("event_id", "user_id", "movie_id", "event_type", "position_seconds",
-                  "bitrate_kbps", "device", "ts"):  # fmt: skip
+    for field in (
+        "event_id",
+        "user_id",
+        "movie_id",
+        "event_type",
+        "position_seconds",
+        "bitrate_kbps",
+        "device",
+        "ts",
+    ):
         assert field in event
     assert event["session_id"] == "s1"
     latency = gateway.metrics.registry.get_sample_value("gateway_event_latency_seconds_count")
@@ -88,8 +109,7 @@ def test_emits_beyond_the_sample_rate_only_feed_the_aggregates(
 def test_qoe_snapshots_are_emitted_per_partition_every_tick(
     gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
-    events(gateway, [playback(1, session="a", partition=0),
-                     playback(2, session="b", partition=2)])  # fmt: skip
+    events(gateway, [playback(1, session="a", partition=0), playback(2, session="b", partition=2)])
     socket_client.get_received()
     gateway.feed.playback.tick(time.time_ns())
     snapshots = {s["partition"]: s for s in received(socket_client, "qoe")}
@@ -111,13 +131,26 @@ def test_revoked_partitions_are_released_to_the_dashboards(
 def test_detections_are_relayed_as_they_arrive(
     gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
-    det = Detection(camera="cam-1", seq=3, ts=time.time_ns(), kind="face",
-                    boxes=[(10, 20, 30, 40)], score=0.9, width=640, height=480)  # fmt: skip
+    det = Detection(
+        camera="cam-1",
+        seq=3,
+        ts=time.time_ns(),
+        kind="face",
+        boxes=[(10, 20, 30, 40)],
+        score=0.9,
+        width=640,
+        height=480,
+    )
     messages = [
-        Message(topic="video-detections", partition=0, offset=1, key=b"cam-1",
-                value=det.model_dump_json().encode()),
+        Message(
+            topic="video-detections",
+            partition=0,
+            offset=1,
+            key=b"cam-1",
+            value=det.model_dump_json().encode(),
+        ),
         Message(topic="video-detections", partition=0, offset=2, key=b"cam-1", value=b"[]"),
-    ]  # fmt: skip
+    ]
     gateway.feed.playback.on_detections(batch_of(VIDEO_DETECTIONS, messages, gateway.metrics))
     (relayed,) = received(socket_client, "detection")
     assert relayed["boxes"] == [[10, 20, 30, 40]]
@@ -169,10 +202,16 @@ def test_a_client_that_asks_for_batches_gets_events_together_and_detections_one_
     assert batched.emit("options", {"batch": True}, callback=True) == {"batch": True}
     batched.get_received()
     events(gateway, [playback(1), playback(2, session="s2")])
-    det = Detection(camera="cam-1", seq=3, ts=time.time_ns(), kind="motion",
-                    boxes=[(1, 2, 3, 4)], score=0.5)  # fmt: skip
-    message = Message(topic="video-detections", partition=0, offset=1, key=b"cam-1",
-                      value=det.model_dump_json().encode())  # fmt: skip
+    det = Detection(
+        camera="cam-1", seq=3, ts=time.time_ns(), kind="motion", boxes=[(1, 2, 3, 4)], score=0.5
+    )
+    message = Message(
+        topic="video-detections",
+        partition=0,
+        offset=1,
+        key=b"cam-1",
+        value=det.model_dump_json().encode(),
+    )
     gateway.feed.playback.on_detections(batch_of(VIDEO_DETECTIONS, [message], gateway.metrics))
     gateway.feed.playback.flush()
     got = batched.get_received()

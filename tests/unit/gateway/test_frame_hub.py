@@ -40,13 +40,21 @@ def loop() -> RecordingLoop:
 @pytest.fixture
 def hub(metrics: GatewayMetrics, loop: RecordingLoop) -> FrameHub:
     directory = CameraDirectory("video-cameras", metrics, max_age=300)
-    statuses = [status_message("front", 0), status_message("back", 0, offset=1),
-                status_message("yard", 2, offset=2)]  # fmt: skip
+    statuses = [
+        status_message("front", 0),
+        status_message("back", 0, offset=1),
+        status_message("yard", 2, offset=2),
+    ]
     directory.on_batch(batch_of(VIDEO_CAMERAS, statuses, metrics))
     return FrameHub(
-        "video-frames", loop, directory, metrics,  # type: ignore[arg-type]
-        start_seconds=1.0, release_after=0.0, stall_timeout=0.05,
-    )  # fmt: skip
+        "video-frames",
+        loop,
+        directory,
+        metrics,  # type: ignore[arg-type]
+        start_seconds=1.0,
+        release_after=0.0,
+        stall_timeout=0.05,
+    )
 
 
 Deliver = Callable[[list[Message]], None]
@@ -56,8 +64,14 @@ def flipped(message: Message) -> Message:
     """The same record with one bit of its JPEG flipped (markers intact, CRC stale)."""
     jpeg = bytearray(message.value())
     jpeg[len(jpeg) // 2] ^= 0x10
-    return Message(topic=message.topic(), partition=message.partition(), offset=message.offset(),
-                   key=message.key(), value=bytes(jpeg), headers=message.headers())  # fmt: skip
+    return Message(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        key=message.key(),
+        value=bytes(jpeg),
+        headers=message.headers(),
+    )
 
 
 @pytest.fixture
@@ -181,8 +195,7 @@ def test_bad_frames_are_counted_and_skipped(
 def test_records_without_headers_are_counted(
     hub: FrameHub, metrics: GatewayMetrics, deliver: Deliver
 ) -> None:
-    deliver([Message(topic="video-frames", partition=0, offset=1, key=b"front",
-                             value=JPEG)])  # fmt: skip
+    deliver([Message(topic="video-frames", partition=0, offset=1, key=b"front", value=JPEG)])
     assert (
         sample(metrics, "gateway_bad_messages_total", topic="video-frames", reason="missing_header")
         == 1
@@ -308,9 +321,13 @@ def test_a_viewer_whose_client_left_before_any_frame_is_let_go(
     directory.on_batch(batch_of(VIDEO_CAMERAS, [status_message("front", 0)], metrics))
     closed: set[int] = set()
     hub = FrameHub(
-        "video-frames", loop, directory, metrics,  # type: ignore[arg-type]
-        release_after=0.0, peer_closed=lambda sock: sock.fileno() in closed,
-    )  # fmt: skip
+        "video-frames",
+        loop,
+        directory,
+        metrics,  # type: ignore[arg-type]
+        release_after=0.0,
+        peer_closed=lambda sock: sock.fileno() in closed,
+    )
     server_side, client_side = socket.socketpair()
     viewer = hub.open("front")
     viewer.connection = server_side

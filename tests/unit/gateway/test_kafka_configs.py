@@ -31,5 +31,10 @@ def test_direct_readers_never_commit() -> None:
 def test_group_consumers_keep_dead_letters_and_direct_readers_do_not() -> None:
     gateway = Gateway(GatewaySettings(async_mode="threading", broadcast=False))
     kept = {loop.name: loop.keeps_dead_letters for loop in gateway.bridge.loops}
-    assert kept == {"events": True, "detections": True, "directory": False, "frames": False,
-                    "probe": False}  # fmt: skip
+    assert kept == {
+        "events": True,
+        "detections": True,
+        "directory": False,
+        "frames": False,
+        "probe": False,
+    }

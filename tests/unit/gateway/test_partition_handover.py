@@ -38,9 +38,14 @@ def simulated(count: int, *, partitions: int = 3, seed: int = 5) -> list[Message
         emitted = sim.next_event()
         partition = zlib.crc32(emitted.key.encode()) % partitions
         messages.append(
-            Message(topic="playback-events", partition=partition, offset=offsets[partition],
-                    key=emitted.key.encode(), value=emitted.value)
-        )  # fmt: skip
+            Message(
+                topic="playback-events",
+                partition=partition,
+                offset=offsets[partition],
+                key=emitted.key.encode(),
+                value=emitted.value,
+            )
+        )
         offsets[partition] += 1
     return messages
 
@@ -259,8 +264,10 @@ def test_a_partition_starts_from_its_newest_checkpoint_when_it_can(
     consumer: Any = Watermarks(*watermarks)
     takeover = checkpoints._take_over(consumer, reader=consumer, partition=1, committed=committed)
     assert (takeover.restored, takeover.start, takeover.counted_from) == (
-        restored, start, counted_from,
-    )  # fmt: skip
+        restored,
+        start,
+        counted_from,
+    )
     assert problem in takeover.problem
     assert takeover.aggregate.partition == 1
 
@@ -301,8 +308,15 @@ def test_records_fetched_for_a_partition_the_same_poll_revoked_are_never_deliver
     done = threading.Event()
     revoked: list[list[int]] = []
     topic = Topic(PLAYBACK_EVENTS, "playback-events")
-    loop = ConsumerLoop(runtime, {"group.id": "g"}, topic, batches.append, BadRecords(metrics),
-                        name="events", max_pending_batches=100)  # fmt: skip
+    loop = ConsumerLoop(
+        runtime,
+        {"group.id": "g"},
+        topic,
+        batches.append,
+        BadRecords(metrics),
+        name="events",
+        max_pending_batches=100,
+    )
     loop.subscribe(on_revoke=lambda _c, tps: revoked.append([tp.partition for tp in tps]))
     messages = [m for m in simulated(60) if m.partition() in (1, 2)][:10]
     consumer = RebalancingConsumer(loop, messages)
@@ -347,10 +361,15 @@ def test_a_failed_commit_is_counted_and_nothing_to_commit_is_not(gateway: Gatewa
     bridge._committed("events", KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [])
     bridge._committed("events", KafkaError(KafkaError._NO_OFFSET), [])
     bridge._committed("events", None, [TopicPartition("playback-events", 0, 10)])
-    assert sample(
-        gateway, "gateway_offset_commit_failures_total",
-        consumer="events", error="REBALANCE_IN_PROGRESS",
-    ) == 1  # fmt: skip
+    assert (
+        sample(
+            gateway,
+            "gateway_offset_commit_failures_total",
+            consumer="events",
+            error="REBALANCE_IN_PROGRESS",
+        )
+        == 1
+    )
     assert (
         sum(
             s.value

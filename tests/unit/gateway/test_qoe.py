@@ -13,10 +13,16 @@ S = 1_000_000_000
 def event(session: str, seq: int, at: float, kind: str, **fields: Any) -> tuple[PlaybackEvent, int]:
     ts_ns = T0 + int(at * S)
     base = {
-        "event_id": f"{session}-{seq}", "user_id": f"u-{session}", "session_id": session,
-        "seq": seq, "event_type": kind, "ts": ns_to_ts(ts_ns), "bitrate_kbps": 2400,
-        "position_seconds": 0.0, "title_duration_seconds": 100.0,
-    }  # fmt: skip
+        "event_id": f"{session}-{seq}",
+        "user_id": f"u-{session}",
+        "session_id": session,
+        "seq": seq,
+        "event_type": kind,
+        "ts": ns_to_ts(ts_ns),
+        "bitrate_kbps": 2400,
+        "position_seconds": 0.0,
+        "title_duration_seconds": 100.0,
+    }
     return PlaybackEvent.model_validate({**base, **fields}), ts_ns
 
 
@@ -27,21 +33,47 @@ PARTITION_0 = [
     event("s1", 1, 0, "play", startup_ms=800, **WEB),
     event("s2", 1, 5, "stop", reason="startup_failure", device="tv", movie_id="MOV2"),
     event("s1", 2, 10, "buffer_start", position_seconds=10, buffer_reason="rebuffer", **WEB),
-    event("s1", 3, 12, "buffer_end", position_seconds=10, buffer_reason="rebuffer",
-          buffer_ms=2000, bitrate_kbps=1200, prev_bitrate_kbps=2400, **WEB),
+    event(
+        "s1",
+        3,
+        12,
+        "buffer_end",
+        position_seconds=10,
+        buffer_reason="rebuffer",
+        buffer_ms=2000,
+        bitrate_kbps=1200,
+        prev_bitrate_kbps=2400,
+        **WEB,
+    ),
     event("s1", 4, 20, "pause", position_seconds=18, bitrate_kbps=1200, **WEB),
     event("s1", 5, 30, "play", position_seconds=18, bitrate_kbps=1200, **WEB),
     event("s1", 6, 40, "seek", position_seconds=50, bitrate_kbps=1200, **WEB),
-    event("s1", 7, 40.5, "buffer_start", position_seconds=50, buffer_reason="seek",
-          bitrate_kbps=1200, **WEB),
-    event("s1", 8, 41, "buffer_end", position_seconds=50, buffer_reason="seek", buffer_ms=500,
-          bitrate_kbps=1200, **WEB),
+    event(
+        "s1",
+        7,
+        40.5,
+        "buffer_start",
+        position_seconds=50,
+        buffer_reason="seek",
+        bitrate_kbps=1200,
+        **WEB,
+    ),
+    event(
+        "s1",
+        8,
+        41,
+        "buffer_end",
+        position_seconds=50,
+        buffer_reason="seek",
+        buffer_ms=500,
+        bitrate_kbps=1200,
+        **WEB,
+    ),
     event("s1", 9, 51, "stop", position_seconds=60, reason="abandoned", bitrate_kbps=1200, **WEB),
-]  # fmt: skip
+]
 PARTITION_1 = [
-    event("s3", 1, 3, "play", startup_ms=1500, bitrate_kbps=4800, device="mobile",
-          movie_id="MOV1"),
-]  # fmt: skip
+    event("s3", 1, 3, "play", startup_ms=1500, bitrate_kbps=4800, device="mobile", movie_id="MOV1"),
+]
 
 
 def aggregate(partition: int, events: list[tuple[PlaybackEvent, int]]) -> PartitionAggregate:
@@ -53,8 +85,14 @@ def aggregate(partition: int, events: list[tuple[PlaybackEvent, int]]) -> Partit
 
 def test_counts_per_device_are_exact() -> None:
     web = aggregate(0, PARTITION_0).devices["web"]
-    assert web.events == {"play": 2, "pause": 1, "stop": 1, "seek": 1,
-                          "buffer_start": 2, "buffer_end": 2}  # fmt: skip
+    assert web.events == {
+        "play": 2,
+        "pause": 1,
+        "stop": 1,
+        "seek": 1,
+        "buffer_start": 2,
+        "buffer_end": 2,
+    }
     assert web.starts == 1
     assert web.startup_failures == 0
     # playing 0-10, 12-20, 30-40 and 41-51: 38 s; buffering, pause and seek don't count
@@ -95,17 +133,29 @@ def test_sessions_are_tracked_through_every_state() -> None:
     for ev, ts_ns in PARTITION_0[:9]:
         agg.apply(ev, ts_ns)
         web = agg.concurrent()["web"]
-        states.append(next((s for s in ("playing", "paused", "buffering", "seeking") if web[s]),
-                           None))  # fmt: skip
-    assert states == ["playing", "playing", "buffering", "playing", "paused", "playing",
-                      "seeking", "buffering", "playing"]  # fmt: skip
+        states.append(
+            next((s for s in ("playing", "paused", "buffering", "seeking") if web[s]), None)
+        )
+    assert states == [
+        "playing",
+        "playing",
+        "buffering",
+        "playing",
+        "paused",
+        "playing",
+        "seeking",
+        "buffering",
+        "playing",
+    ]
     agg.apply(*PARTITION_0[9])
     assert agg.concurrent()["web"]["playing"] == 0
 
 
 def test_partitions_merge_by_addition() -> None:
-    snapshots = [aggregate(0, PARTITION_0).snapshot(T0 + 60 * S, "a"),
-                 aggregate(1, PARTITION_1).snapshot(T0 + 60 * S, "b")]  # fmt: skip
+    snapshots = [
+        aggregate(0, PARTITION_0).snapshot(T0 + 60 * S, "a"),
+        aggregate(1, PARTITION_1).snapshot(T0 + 60 * S, "b"),
+    ]
     total = merge(snapshots)
     assert total["events"]["play"] == 3
     assert sum(total["events"].values()) == 11

@@ -25,8 +25,9 @@ class Reader:
     topic = Topic(VIDEO_FRAMES, "video-frames")
 
     def __init__(self, capture_ns: list[int], held: Callable[[], float]) -> None:
-        self.messages = [frame_message("cam", i, ts_ns=ts, value=JPEG)
-                         for i, ts in enumerate(capture_ns)]  # fmt: skip
+        self.messages = [
+            frame_message("cam", i, ts_ns=ts, value=JPEG) for i, ts in enumerate(capture_ns)
+        ]
         self.calls: list[dict[str, Any]] = []
         self.held = held
         self.closed = False

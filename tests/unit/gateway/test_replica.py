@@ -15,8 +15,13 @@ def test_every_response_names_the_replica_socketio_polling_included(
     make_gateway: MakeGateway,
 ) -> None:
     client = make_gateway(replica="gateway-7").app.test_client()
-    for path in ("/healthz", "/", "/api/cameras", "/stream/nowhere",
-                 "/socket.io/?EIO=4&transport=polling"):  # fmt: skip
+    for path in (
+        "/healthz",
+        "/",
+        "/api/cameras",
+        "/stream/nowhere",
+        "/socket.io/?EIO=4&transport=polling",
+    ):
         response = client.get(path)
         assert response.headers.get("X-Gateway-Replica") == "gateway-7", (path, response.status)
     handshake = client.get("/socket.io/?EIO=4&transport=polling")

@@ -172,8 +172,12 @@ def test_reads_into_the_past_are_refused_with_retry_after_past_the_process_limit
     directory = gateway.video.directory
     directory.on_batch(batch_of(VIDEO_CAMERAS, [status_message("front", 0)], gateway.metrics))
     client = gateway.app.test_client()
-    for path in ("/stream/front?from=-5s", "/snapshot/front.jpg?at=-5s",
-                 "/clip/front?from=-10s", "/api/timeline/front"):  # fmt: skip
+    for path in (
+        "/stream/front?from=-5s",
+        "/snapshot/front.jpg?at=-5s",
+        "/clip/front?from=-10s",
+        "/api/timeline/front",
+    ):
         response = client.get(path)
         assert response.status_code == 429, path
         assert response.headers["Retry-After"] == "5"

@@ -97,8 +97,11 @@ print("ok")
 def test_eventlet_runtime_answers_a_waiting_native_thread_without_blocking_the_hub() -> None:
     result = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", EVENTLET_WAIT],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 
@@ -127,8 +130,11 @@ print("ok")
 def test_eventlet_runtime_hands_native_thread_calls_to_green_threads() -> None:
     result = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", EVENTLET_HANDOFF],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
 

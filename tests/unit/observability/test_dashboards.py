@@ -109,9 +109,11 @@ def test_panels_fit_the_grid_without_overlapping(path: Path) -> None:
         assert box["x"] + box["w"] <= 24
     for a, b in combinations(boxes, 2):
         apart = (
-            a["x"] + a["w"] <= b["x"] or b["x"] + b["w"] <= a["x"]
-            or a["y"] + a["h"] <= b["y"] or b["y"] + b["h"] <= a["y"]
-        )  # fmt: skip
+            a["x"] + a["w"] <= b["x"]
+            or b["x"] + b["w"] <= a["x"]
+            or a["y"] + a["h"] <= b["y"]
+            or b["y"] + b["h"] <= a["y"]
+        )
         assert apart, (a, b)
 
 

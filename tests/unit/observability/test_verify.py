@@ -84,18 +84,31 @@ DASHBOARD = {
         "list": [
             {"type": "datasource", "name": "datasource"},
             {"type": "query", "name": "namespace", "query": "label_values(up, namespace)"},
-            {"type": "query", "name": "camera", "includeAll": True, "allValue": ".+",
-             "query": 'label_values(x{namespace="$namespace"}, camera)'},
+            {
+                "type": "query",
+                "name": "camera",
+                "includeAll": True,
+                "allValue": ".+",
+                "query": 'label_values(x{namespace="$namespace"}, camera)',
+            },
         ]
     },
     "panels": [
-        {"type": "row", "title": "r", "panels": [
-            {"type": "timeseries", "title": "inner", "targets": [{"refId": "A", "expr": "a"}]},
-        ]},
-        {"type": "stat", "title": "outer", "fieldConfig": {"defaults": {"unit": "s"}},
-         "targets": [{"refId": "B", "expr": "b", "instant": True, "range": False}]},
+        {
+            "type": "row",
+            "title": "r",
+            "panels": [
+                {"type": "timeseries", "title": "inner", "targets": [{"refId": "A", "expr": "a"}]},
+            ],
+        },
+        {
+            "type": "stat",
+            "title": "outer",
+            "fieldConfig": {"defaults": {"unit": "s"}},
+            "targets": [{"refId": "B", "expr": "b", "instant": True, "range": False}],
+        },
     ],
-}  # fmt: skip
+}
 
 
 def test_variables_take_the_preferred_value_or_all_in_dependency_order() -> None:

@@ -123,8 +123,9 @@ def sample(metrics: ProbeMetrics, name: str, **labels: str) -> float:
 def test_the_probe_signs_in_says_it_is_a_probe_and_measures_each_new_frame_once(
     gateway: FakeGateway,
 ) -> None:
-    settings = ProbeSettings(gateway_url=gateway.url, auth_secret=SECRET, fps=1.5,
-                             cameras_interval=1, reconnect_max=1)  # fmt: skip
+    settings = ProbeSettings(
+        gateway_url=gateway.url, auth_secret=SECRET, fps=1.5, cameras_interval=1, reconnect_max=1
+    )
     metrics = ProbeMetrics.create()
     stop = threading.Event()
     probe = Probe(settings, metrics, stop, clock=lambda: gateway.now)

@@ -355,9 +355,14 @@ def decode_dead_letter(
     found = decode_headers(headers)
     try:
         return DeadLetter(
-            found["dlq.reason"], found.get("dlq.detail", ""), found["dlq.topic"],
-            int(found["dlq.partition"]), int(found["dlq.offset"]), key, value,
-        )  # fmt: skip
+            found["dlq.reason"],
+            found.get("dlq.detail", ""),
+            found["dlq.topic"],
+            int(found["dlq.partition"]),
+            int(found["dlq.offset"]),
+            key,
+            value,
+        )
     except KeyError as missing:
         raise BadMessage("missing_header", str(missing)) from None
     except ValueError as bad:

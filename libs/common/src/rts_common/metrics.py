@@ -19,8 +19,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # Latencies from 1 ms to 10 s: local hops are milliseconds, a struggling cluster seconds.
 LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075,
-    0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+    0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75,
+    1.0, 2.5, 5.0, 7.5, 10.0,
 )  # fmt: skip
 # Short CPU-bound steps (encode, detect): 100 µs to 1 s.
 DURATION_BUCKETS = (

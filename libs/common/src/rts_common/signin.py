@@ -89,9 +89,12 @@ class Authenticator:
         self.session_ttl = session_ttl
 
     def login_token(
-        self, subject: str = "viewer", *, cameras: Iterable[str] | None = None,
+        self,
+        subject: str = "viewer",
+        *,
+        cameras: Iterable[str] | None = None,
         role: Role = "viewer",
-    ) -> str:  # fmt: skip
+    ) -> str:
         """A login link's token; `cameras` limits what its session may see (None: all)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
@@ -142,9 +145,13 @@ class Authenticator:
             raise AuthError("invalid", "the session is not valid")
         role, cameras = _scope(payload)
         return Grant(
-            str(payload.get("sub", "viewer")), session_id, role, cameras, issued,
+            str(payload.get("sub", "viewer")),
+            session_id,
+            role,
+            cameras,
+            issued,
             issued + self.session_ttl,
-        )  # fmt: skip
+        )
 
     @staticmethod
     def _loads(

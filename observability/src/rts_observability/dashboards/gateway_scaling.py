@@ -50,21 +50,36 @@ def _now() -> Row:
     return (
         "Now",
         [
-            stat_panel("Replicas", f"count(count by (pod) ({REPLICA}))",
-                       "Gateway pods Prometheus scrapes (one gunicorn worker each).", width=6),
-            stat_panel("Playback-events partitions owned", owned,
-                       "Partitions of playback-events the consumer group has assigned, over "
-                       "all replicas: the topic's partition count when the group is settled. "
-                       "Replicas beyond it idle.", width=6),
-            stat_panel("Consumer lag", f"sum(gateway_consumer_lag{{{NS}}})",
-                       "Records behind the end of every partition the replicas own.",
-                       steps=((None, "green"), (1000, "orange"), (10000, "red")), width=6),
-            stat_panel("Rebalances in the last hour",
-                       f"sum(increase(gateway_rebalances_total{{{NS}}}[1h]))",
-                       "Partition assignments, revocations and losses over all replicas: "
-                       "each scale up or down causes a few.", width=6),
+            stat_panel(
+                "Replicas",
+                f"count(count by (pod) ({REPLICA}))",
+                "Gateway pods Prometheus scrapes (one gunicorn worker each).",
+                width=6,
+            ),
+            stat_panel(
+                "Playback-events partitions owned",
+                owned,
+                "Partitions of playback-events the consumer group has assigned, over "
+                "all replicas: the topic's partition count when the group is settled. "
+                "Replicas beyond it idle.",
+                width=6,
+            ),
+            stat_panel(
+                "Consumer lag",
+                f"sum(gateway_consumer_lag{{{NS}}})",
+                "Records behind the end of every partition the replicas own.",
+                steps=((None, "green"), (1000, "orange"), (10000, "red")),
+                width=6,
+            ),
+            stat_panel(
+                "Rebalances in the last hour",
+                f"sum(increase(gateway_rebalances_total{{{NS}}}[1h]))",
+                "Partition assignments, revocations and losses over all replicas: "
+                "each scale up or down causes a few.",
+                width=6,
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 def _partitions() -> Row:

@@ -58,27 +58,43 @@ def _now() -> Row:
     return (
         "Now",
         [
-            stat_panel("Brokers", f"count(kafka_server_replicamanager_leadercount{{{NS}}})",
-                       "Broker nodes exporting metrics."),
-            stat_panel("Active controllers",
-                       f"sum(kafka_controller_kafkacontroller_activecontrollercount{{{NS}}})",
-                       "Exactly one in a healthy KRaft quorum.",
-                       steps=((None, "red"), (1, "green"), (2, "red"))),
-            stat_panel("Under-replicated partitions",
-                       f"sum(kafka_server_replicamanager_underreplicatedpartitions{{{NS}}})",
-                       "Partitions with fewer in-sync replicas than replicas, summed over "
-                       "their leaders.", steps=bad),
-            stat_panel("Offline partitions",
-                       f"max(kafka_controller_kafkacontroller_offlinepartitionscount{{{NS}}})",
-                       "Partitions without a leader: nobody can produce to or consume from "
-                       "them.", steps=bad),
-            stat_panel("Messages in", f"sum({messages_in})",
-                       "Records appended per second, all topics.", PER_SECOND),
-            stat_panel("Consumer lag", f"sum(gateway_consumer_lag{{{NS}}})",
-                       "Records the gateway's consumer groups are behind, over all partitions.",
-                       steps=((None, "green"), (1000, "orange"), (10000, "red"))),
+            stat_panel(
+                "Brokers",
+                f"count(kafka_server_replicamanager_leadercount{{{NS}}})",
+                "Broker nodes exporting metrics.",
+            ),
+            stat_panel(
+                "Active controllers",
+                f"sum(kafka_controller_kafkacontroller_activecontrollercount{{{NS}}})",
+                "Exactly one in a healthy KRaft quorum.",
+                steps=((None, "red"), (1, "green"), (2, "red")),
+            ),
+            stat_panel(
+                "Under-replicated partitions",
+                f"sum(kafka_server_replicamanager_underreplicatedpartitions{{{NS}}})",
+                "Partitions with fewer in-sync replicas than replicas, summed over their leaders.",
+                steps=bad,
+            ),
+            stat_panel(
+                "Offline partitions",
+                f"max(kafka_controller_kafkacontroller_offlinepartitionscount{{{NS}}})",
+                "Partitions without a leader: nobody can produce to or consume from them.",
+                steps=bad,
+            ),
+            stat_panel(
+                "Messages in",
+                f"sum({messages_in})",
+                "Records appended per second, all topics.",
+                PER_SECOND,
+            ),
+            stat_panel(
+                "Consumer lag",
+                f"sum(gateway_consumer_lag{{{NS}}})",
+                "Records the gateway's consumer groups are behind, over all partitions.",
+                steps=((None, "green"), (1000, "orange"), (10000, "red")),
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 def _topics() -> Row:

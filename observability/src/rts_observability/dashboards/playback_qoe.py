@@ -75,9 +75,11 @@ BITRATE = (
 
 def dashboard() -> Dashboard:
     device = query_variable(
-        "device", "Device", f"label_values(gateway_playback_events_total{{{NS}}}, device)",
+        "device",
+        "Device",
+        f"label_values(gateway_playback_events_total{{{NS}}}, device)",
         multi=True,
-    )  # fmt: skip
+    )
     return platform_dashboard(
         "rts-playback-qoe",
         "Playback QoE",
@@ -94,20 +96,41 @@ def _now() -> Row:
     return (
         "Now",
         [
-            stat_panel("Sessions playing", f'sum(gateway_sessions{{{DEV}, state="playing"}})',
-                       "Sessions whose last event left them playing."),
-            stat_panel("Stream starts", _sum("gateway_stream_starts_total"),
-                       "Sessions that started playing (a play with startup_ms).", PER_SECOND),
-            stat_panel("Startup time p95", _startup_ms(0.95),
-                       "Request to first frame, as the players report it.", "ms",
-                       ((None, "green"), (2000, "orange"), (5000, "red"))),
-            stat_panel("Startup failures", _startup_failures(), STARTUP_FAILURES,
-                       "percentunit", ((None, "green"), (0.02, "orange"), (0.05, "red"))),
-            stat_panel("Rebuffering ratio", _rebuffering(), REBUFFERING, "percentunit",
-                       ((None, "green"), (0.01, "orange"), (0.02, "red"))),
+            stat_panel(
+                "Sessions playing",
+                f'sum(gateway_sessions{{{DEV}, state="playing"}})',
+                "Sessions whose last event left them playing.",
+            ),
+            stat_panel(
+                "Stream starts",
+                _sum("gateway_stream_starts_total"),
+                "Sessions that started playing (a play with startup_ms).",
+                PER_SECOND,
+            ),
+            stat_panel(
+                "Startup time p95",
+                _startup_ms(0.95),
+                "Request to first frame, as the players report it.",
+                "ms",
+                ((None, "green"), (2000, "orange"), (5000, "red")),
+            ),
+            stat_panel(
+                "Startup failures",
+                _startup_failures(),
+                STARTUP_FAILURES,
+                "percentunit",
+                ((None, "green"), (0.02, "orange"), (0.05, "red")),
+            ),
+            stat_panel(
+                "Rebuffering ratio",
+                _rebuffering(),
+                REBUFFERING,
+                "percentunit",
+                ((None, "green"), (0.01, "orange"), (0.02, "red")),
+            ),
             stat_panel("Average bitrate", _bitrate(), BITRATE, "bps"),
         ],
-    )  # fmt: skip
+    )
 
 
 def _events() -> Row:

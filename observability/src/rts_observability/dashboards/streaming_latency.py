@@ -53,22 +53,39 @@ def _now() -> Row:
     return (
         "Now",
         [
-            stat_panel("Frame latency p99", frame_p99,
-                       "Capture to viewer, all selected cameras. " + CLOCK_NOTE, "s",
-                       LATENCY_STEPS),
-            stat_panel("Event latency p99", event_p99,
-                       "Playback event time to its emit on Socket.IO. " + CLOCK_NOTE, "s",
-                       LATENCY_STEPS),
-            stat_panel("Cameras delivering", f"sum(capture_source_up{{{CAM}}})",
-                       "Capture processes whose source delivers frames."),
-            stat_panel("MJPEG viewers", f"sum(gateway_mjpeg_viewers{{{VIEWERS}}})",
-                       "Open /stream connections of people (not the latency probe), over "
-                       "every gateway replica."),
-            stat_panel("Socket.IO clients", f"sum(gateway_socketio_clients{{{NS}}})",
-                       "Dashboard browsers connected, over every gateway replica."),
+            stat_panel(
+                "Frame latency p99",
+                frame_p99,
+                "Capture to viewer, all selected cameras. " + CLOCK_NOTE,
+                "s",
+                LATENCY_STEPS,
+            ),
+            stat_panel(
+                "Event latency p99",
+                event_p99,
+                "Playback event time to its emit on Socket.IO. " + CLOCK_NOTE,
+                "s",
+                LATENCY_STEPS,
+            ),
+            stat_panel(
+                "Cameras delivering",
+                f"sum(capture_source_up{{{CAM}}})",
+                "Capture processes whose source delivers frames.",
+            ),
+            stat_panel(
+                "MJPEG viewers",
+                f"sum(gateway_mjpeg_viewers{{{VIEWERS}}})",
+                "Open /stream connections of people (not the latency probe), over "
+                "every gateway replica.",
+            ),
+            stat_panel(
+                "Socket.IO clients",
+                f"sum(gateway_socketio_clients{{{NS}}})",
+                "Dashboard browsers connected, over every gateway replica.",
+            ),
             stat_panel("Gateway replicas", replicas, "Gateway pods Prometheus scrapes."),
         ],
-    )  # fmt: skip
+    )
 
 
 def _frames() -> Row:
@@ -127,16 +144,23 @@ def _probe() -> Row:
             .description("Frames the probe received per camera (it asks for a low rate)."),
             graph(
                 "Probe stream errors",
-                query(zero_when_absent(errors, "camera", f"probe_frames_total{{{CAM}}}"),
-                      "{{camera}}"),
+                query(
+                    zero_when_absent(errors, "camera", f"probe_frames_total{{{CAM}}}"), "{{camera}}"
+                ),
             ).description(
                 "Streams the probe had to reopen per camera (the gateway refused or closed "
                 "them, or they went silent)."
             ),
-            stat_panel("Probe latency p99", quantile(0.99, latency, CAM),
-                       "All selected cameras. " + CLOCK_NOTE, "s", LATENCY_STEPS, width=12),
+            stat_panel(
+                "Probe latency p99",
+                quantile(0.99, latency, CAM),
+                "All selected cameras. " + CLOCK_NOTE,
+                "s",
+                LATENCY_STEPS,
+                width=12,
+            ),
         ],
-    )  # fmt: skip
+    )
 
 
 def _frame_rates() -> Row:

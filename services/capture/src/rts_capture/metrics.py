@@ -35,23 +35,30 @@ class CaptureMetrics:
         self.registry = registry or service_registry("capture")
         r, cam = self.registry, {"camera": camera}
         self.source_info = Info(
-            "capture_source", "What this process captures (kind of source)", ["camera"],
+            "capture_source",
+            "What this process captures (kind of source)",
+            ["camera"],
             registry=r,
-        )  # fmt: skip
+        )
         self.source_up = Gauge(
-            "capture_source_up", "1 while the source delivers frames, 0 while it is lost",
-            ["camera"], registry=r,
-        ).labels(**cam)  # fmt: skip
+            "capture_source_up",
+            "1 while the source delivers frames, 0 while it is lost",
+            ["camera"],
+            registry=r,
+        ).labels(**cam)
         self.source_frames = Counter(
-            "capture_source_frames", "Frames read from the source (before the --fps cap)",
-            ["camera"], registry=r,
-        ).labels(**cam)  # fmt: skip
+            "capture_source_frames",
+            "Frames read from the source (before the --fps cap)",
+            ["camera"],
+            registry=r,
+        ).labels(**cam)
         self._source_failures = Counter(
             "capture_source_failures",
             "Source failures by reason: open_failed, read_failed (stream ended or broke), "
             "stalled (no frame within --stall-timeout)",
-            ["camera", "reason"], registry=r,
-        )  # fmt: skip
+            ["camera", "reason"],
+            registry=r,
+        )
         self.source_reopens = Counter(
             "capture_source_reopens", "Attempts to reopen a lost source", ["camera"], registry=r
         ).labels(**cam)
@@ -63,67 +70,90 @@ class CaptureMetrics:
             "Captured frames not sent, by reason: behind (the next frame arrived before this "
             "one was encoded), queue_full (producer queue), too_large, encode_error, "
             "produce_error",
-            ["camera", "reason"], registry=r,
-        )  # fmt: skip
+            ["camera", "reason"],
+            registry=r,
+        )
         self._reduced = Counter(
             "capture_frames_reduced",
             "Frames re-encoded to fit the topic's message size: at lower quality or smaller",
-            ["camera", "how"], registry=r,
-        )  # fmt: skip
+            ["camera", "how"],
+            registry=r,
+        )
         self.encode_seconds = Histogram(
-            "capture_encode_seconds", "Time to scale and JPEG-encode one frame",
-            ["camera"], buckets=DURATION_BUCKETS, registry=r,
-        ).labels(**cam)  # fmt: skip
+            "capture_encode_seconds",
+            "Time to scale and JPEG-encode one frame",
+            ["camera"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        ).labels(**cam)
         self.frame_bytes = Histogram(
-            "capture_frame_bytes", "Size of the JPEG frames sent",
-            ["camera"], buckets=SIZE_BUCKETS, registry=r,
-        ).labels(**cam)  # fmt: skip
+            "capture_frame_bytes",
+            "Size of the JPEG frames sent",
+            ["camera"],
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        ).labels(**cam)
         self.frame_width = Gauge(
             "capture_frame_width_pixels", "Width of the last frame sent", ["camera"], registry=r
         ).labels(**cam)
         self.frame_height = Gauge(
-            "capture_frame_height_pixels", "Height of the last frame sent", ["camera"],
+            "capture_frame_height_pixels",
+            "Height of the last frame sent",
+            ["camera"],
             registry=r,
-        ).labels(**cam)  # fmt: skip
+        ).labels(**cam)
         self.delivery_seconds = Histogram(
             "capture_delivery_seconds",
             "Capture time to the broker's acknowledgement of the frame",
-            ["camera"], buckets=LATENCY_BUCKETS, registry=r,
-        ).labels(**cam)  # fmt: skip
-        delivered = Counter(
-            "capture_kafka_delivered", "Records the broker acknowledged", ["camera", "topic"],
+            ["camera"],
+            buckets=LATENCY_BUCKETS,
             registry=r,
-        )  # fmt: skip
+        ).labels(**cam)
+        delivered = Counter(
+            "capture_kafka_delivered",
+            "Records the broker acknowledged",
+            ["camera", "topic"],
+            registry=r,
+        )
         failed = Counter(
             "capture_kafka_delivery_failures",
             "Records that failed delivery (timed out or rejected)",
-            ["camera", "topic"], registry=r,
-        )  # fmt: skip
+            ["camera", "topic"],
+            registry=r,
+        )
         self.delivered = _ByTopic(delivered, camera)
         self.delivery_failures = _ByTopic(failed, camera)
         self.producer_queue = Gauge(
-            "capture_producer_queue_records", "Records waiting in the producer's queue",
-            ["camera"], registry=r,
-        ).labels(**cam)  # fmt: skip
+            "capture_producer_queue_records",
+            "Records waiting in the producer's queue",
+            ["camera"],
+            registry=r,
+        ).labels(**cam)
         self._detections = Counter(
             "capture_detections",
             "Detection results published, by kind (an empty result clears boxes once)",
-            ["camera", "kind"], registry=r,
-        )  # fmt: skip
+            ["camera", "kind"],
+            registry=r,
+        )
         self._detect_seconds = Histogram(
-            "capture_detect_seconds", "Time one detector takes on one frame",
-            ["camera", "kind"], buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
+            "capture_detect_seconds",
+            "Time one detector takes on one frame",
+            ["camera", "kind"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
         self.detect_skipped = Counter(
             "capture_detect_skipped",
             "Frames the detectors skipped because they were still busy with an earlier one",
-            ["camera"], registry=r,
-        ).labels(**cam)  # fmt: skip
+            ["camera"],
+            registry=r,
+        ).labels(**cam)
         self.detections_dropped = Counter(
             "capture_detections_dropped",
             "Detection results not sent (producer queue full, or produce failed)",
-            ["camera"], registry=r,
-        ).labels(**cam)  # fmt: skip
+            ["camera"],
+            registry=r,
+        ).labels(**cam)
         self.detect_errors = Counter(
             "capture_detect_errors", "Detector runs that raised an error", ["camera"], registry=r
         ).labels(**cam)

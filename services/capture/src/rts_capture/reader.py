@@ -294,9 +294,11 @@ class SourceReader:
         else:
             self._schedule = None
         cap_fps = self._fps_cap
-        cap = RateCap(cap_fps, self._clock) if cap_fps and not (
-            source.paced and source.fps and source.fps <= cap_fps
-        ) else None  # fmt: skip
+        cap = (
+            RateCap(cap_fps, self._clock)
+            if cap_fps and not (source.paced and source.fps and source.fps <= cap_fps)
+            else None
+        )
         read = 0
         image: Image | None
         while not self._retired.is_set():

@@ -45,8 +45,16 @@ def sample_frame(n: int, fps: float, width: int, height: int) -> Image:
         cv2.circle(image, (x + length, y + tall // 2), max(2, tall // 5), (200, 255, 255), -1)
     if int(t * 2) % 2 == 0:
         cv2.circle(image, (width - 40, 40), 12, (0, 200, 255), -1)
-    cv2.putText(image, f"sample  {n:05d}", (12, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.7,
-                (255, 255, 255), 2, cv2.LINE_AA)  # fmt: skip
+    cv2.putText(
+        image,
+        f"sample  {n:05d}",
+        (12, 28),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.7,
+        (255, 255, 255),
+        2,
+        cv2.LINE_AA,
+    )
     return image
 
 

@@ -69,9 +69,17 @@ def run(settings: CaptureSettings) -> int:
 
     def reader(opened: Opened | None, delay: float) -> SourceReader:
         return SourceReader(
-            open_source, frames, health, metrics, seq, backoff=backoff,
-            fps_cap=settings.fps, loop=settings.loop, first=opened, delay=delay,
-        )  # fmt: skip
+            open_source,
+            frames,
+            health,
+            metrics,
+            seq,
+            backoff=backoff,
+            fps_cap=settings.fps,
+            loop=settings.loop,
+            first=opened,
+            delay=delay,
+        )
 
     publisher = Publisher.create(settings, metrics).start()
     detection = DetectionWorker(detectors, publisher.send_detection, metrics, camera)
@@ -79,9 +87,14 @@ def run(settings: CaptureSettings) -> int:
         settings.jpeg_quality, settings.max_width, on_reduced=lambda how: metrics.reduced(how).inc()
     )
     feed = Feed(
-        reader, frames, health, backoff,
-        stall_timeout=settings.stall_timeout, open_timeout=settings.open_timeout, first=first,
-    )  # fmt: skip
+        reader,
+        frames,
+        health,
+        backoff,
+        stall_timeout=settings.stall_timeout,
+        open_timeout=settings.open_timeout,
+        first=first,
+    )
     capture = CaptureLoop(
         feed, encoder, publisher, detection.start(), health=health, metrics=metrics, camera=camera
     )

@@ -126,9 +126,11 @@ class CaptureSettings(KafkaSettings, LoggingSettings, OpsSettings):
     )
 
     stall_timeout: float = setting(
-        5.0, "Seconds without a frame before the source counts as lost and is reopened",
-        ge=0.5, le=300,
-    )  # fmt: skip
+        5.0,
+        "Seconds without a frame before the source counts as lost and is reopened",
+        ge=0.5,
+        le=300,
+    )
     open_timeout: float = setting(
         10.0, "Seconds a stream URL may take to open (FFmpeg backend)", ge=0.5, le=300
     )
@@ -142,9 +144,11 @@ class CaptureSettings(KafkaSettings, LoggingSettings, OpsSettings):
         le=100_000,
     )
     message_timeout: float = setting(
-        3.0, "Seconds an undelivered frame may wait in the producer before it is dropped",
-        ge=0.5, le=300,
-    )  # fmt: skip
+        3.0,
+        "Seconds an undelivered frame may wait in the producer before it is dropped",
+        ge=0.5,
+        le=300,
+    )
     shutdown_timeout: float = setting(5.0, "Seconds to flush the producer on shutdown", ge=0, le=60)
     status_interval: float = setting(
         1.0, "Seconds between camera status messages on video-cameras", ge=0.1, le=60

@@ -89,9 +89,11 @@ class Publisher:
         elif self.brokers_down:
             details["waiting"] = "for a broker"
         ready = (
-            self.fatal is None and self.refused is None and self.topic_found
+            self.fatal is None
+            and self.refused is None
+            and self.topic_found
             and not self.brokers_down
-        )  # fmt: skip
+        )
         return ready, details
 
     def wait_for_topic(self, stop: threading.Event, timeout: float = 5.0) -> bool:

@@ -27,9 +27,11 @@ class EventSimMetrics:
     def create(cls) -> EventSimMetrics:
         registry = service_registry("event-sim")
         events = Counter(
-            "eventsim_events", "Events the broker acknowledged, by type", ["event_type"],
+            "eventsim_events",
+            "Events the broker acknowledged, by type",
+            ["event_type"],
             registry=registry,
-        )  # fmt: skip
+        )
         for event_type in EVENT_TYPES:
             events.labels(event_type=event_type)  # export zeros, so rate() works from start
         return cls(

@@ -44,9 +44,12 @@ def run(settings: EventSimSettings) -> int:
     gc.set_threshold(700, 10, 1_000_000)
     publisher = Publisher(settings, metrics)
     ops = OpsServer(
-        metrics.registry, publisher.readiness, settings.ops_host, settings.ops_port,
+        metrics.registry,
+        publisher.readiness,
+        settings.ops_host,
+        settings.ops_port,
         components=lambda: [publisher.heartbeat],
-    )  # fmt: skip
+    )
     ops.start()
     try:
         if not publisher.wait_for_topic(stop):

@@ -38,8 +38,9 @@ class EventSimSettings(KafkaSettings, LoggingSettings, OpsSettings):
         ge=1,
         le=10_000_000,
     )
-    titles: int = setting(1000, "Titles in the catalogue (popularity is Zipf-skewed)",
-                          ge=1, le=1_000_000)  # fmt: skip
+    titles: int = setting(
+        1000, "Titles in the catalogue (popularity is Zipf-skewed)", ge=1, le=1_000_000
+    )
     seed: int | None = setting(
         None,
         "Seed of the one random generator (default: a random one, logged so the run can be "
@@ -58,25 +59,35 @@ class EventSimSettings(KafkaSettings, LoggingSettings, OpsSettings):
     )
     linger_ms: int = setting(20, "How long the producer waits to fill a batch (ms)", ge=0, le=1000)
     batch_bytes: int = setting(
-        512 * 1024, "Largest batch the producer sends to one partition (bytes)",
-        ge=1024, le=16 * 1024 * 1024,
-    )  # fmt: skip
+        512 * 1024,
+        "Largest batch the producer sends to one partition (bytes)",
+        ge=1024,
+        le=16 * 1024 * 1024,
+    )
     queue_messages: int = setting(
-        200_000, "Events the producer may hold before the simulation waits for the broker",
-        ge=1000, le=10_000_000,
-    )  # fmt: skip
+        200_000,
+        "Events the producer may hold before the simulation waits for the broker",
+        ge=1000,
+        le=10_000_000,
+    )
     delivery_timeout_ms: int = setting(
-        120_000, "Give up on an event the broker has not acknowledged after this long (ms)",
-        ge=1000, le=3_600_000,
-    )  # fmt: skip
+        120_000,
+        "Give up on an event the broker has not acknowledged after this long (ms)",
+        ge=1000,
+        le=3_600_000,
+    )
     flush_timeout: float = setting(
-        10.0, "On shutdown, wait this long for the broker to acknowledge what is queued (s)",
-        ge=0, le=300,
-    )  # fmt: skip
+        10.0,
+        "On shutdown, wait this long for the broker to acknowledge what is queued (s)",
+        ge=0,
+        le=300,
+    )
     ops_port: int = setting(
-        9110, "Port of the /metrics, /healthz, /readyz server (0: pick a free one)",
-        ge=0, le=65535,
-    )  # fmt: skip
+        9110,
+        "Port of the /metrics, /healthz, /readyz server (0: pick a free one)",
+        ge=0,
+        le=65535,
+    )
 
     @field_validator("start_time")
     @classmethod

@@ -379,10 +379,14 @@ class Simulator:
         state = s.state
         if state == PLAYING:
             rate = (
-                b.pause_rate + b.seek_rate + b.abandon_rate + b.error_rate
-                + self._rebuffer_rate(s) + self._step_up_rate(s)
+                b.pause_rate
+                + b.seek_rate
+                + b.abandon_rate
+                + b.error_rate
+                + self._rebuffer_rate(s)
+                + self._step_up_rate(s)
                 + (b.early_abandon_rate if s.played_ns < b.early_window_s * NS else 0.0)
-            )  # fmt: skip
+            )
             # Planned no later than the end of the title, where the session completes
             # (if it comes on time: see _playing).
             delay = min(int(self._exp(rate) * NS), s.duration_ns - s.position_ns)

@@ -66,9 +66,11 @@ def create_app(
     # In front of Socket.IO's own middleware: the handshake is checked before Engine.IO
     # opens a session for it.
     app.wsgi_app = guard_handshakes(  # type: ignore[method-assign,assignment]
-        app.wsgi_app, access, path=SOCKETIO_PATH,
+        app.wsgi_app,
+        access,
+        path=SOCKETIO_PATH,
         max_message_bytes=settings.socketio_max_message_bytes,
-    )  # fmt: skip
+    )
     # Outermost, so every response carries it, the handshake guard's refusals too.
     app.wsgi_app = ReplicaHeader(app.wsgi_app, settings.replica_name)  # type: ignore[method-assign]
     return app, socketio

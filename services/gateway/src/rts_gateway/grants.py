@@ -118,8 +118,9 @@ class Leases:
 
     def _close(self, doomed: Callable[[Lease], bool], reason: str) -> int:
         with self._lock:
-            leases = [lease for held in self._by_session.values() for lease in held
-                      if doomed(lease)]  # fmt: skip
+            leases = [
+                lease for held in self._by_session.values() for lease in held if doomed(lease)
+            ]
             for lease in leases:
                 self._forget(lease)
         closed = 0
@@ -131,6 +132,7 @@ class Leases:
             self._metrics.sessions_ended.labels(reason=reason, kind=lease.kind).inc()
             closed += 1
         if closed:
-            log.info("closed what an ended session held", extra={"reason": reason,
-                                                                 "closed": closed})  # fmt: skip
+            log.info(
+                "closed what an ended session held", extra={"reason": reason, "closed": closed}
+            )
         return closed

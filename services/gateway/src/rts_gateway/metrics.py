@@ -18,9 +18,14 @@ STARTUP_BUCKETS = (
 FRAME_SKIP_REASONS = ("slow_client", "fps_cap")
 # Every limit that answers 429 (or refuses a connection), as `gateway_limit_hits_total` says.
 LIMITS = (
-    "streams", "streams_per_session", "replays", "replays_per_session", "login_attempts",
-    "socketio_unauthenticated", "message_size",
-)  # fmt: skip
+    "streams",
+    "streams_per_session",
+    "replays",
+    "replays_per_session",
+    "login_attempts",
+    "socketio_unauthenticated",
+    "message_size",
+)
 
 
 class GatewayMetrics:
@@ -35,15 +40,19 @@ class GatewayMetrics:
         self.frame_latency = Histogram(
             "gateway_frame_latency_seconds",
             "Capture time (frame header ts) to the frame being written to a viewer",
-            ["camera", "viewer_kind"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            ["camera", "viewer_kind"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.frames_received = Counter(
             "gateway_frames_received_total", "Frames read from Kafka", ["camera"], registry=r
         )
         self.frames_sent = Counter(
-            "gateway_frames_sent_total", "Frames written to MJPEG viewers",
-            ["camera", "viewer_kind"], registry=r,
-        )  # fmt: skip
+            "gateway_frames_sent_total",
+            "Frames written to MJPEG viewers",
+            ["camera", "viewer_kind"],
+            registry=r,
+        )
         self.frame_bytes_sent = Counter(
             "gateway_frame_bytes_sent_total", "JPEG bytes written to MJPEG viewers", registry=r
         )
@@ -51,12 +60,15 @@ class GatewayMetrics:
             "gateway_frames_skipped_total",
             "Frames a viewer did not get: slow_client (a newer frame replaced it), "
             "fps_cap (the viewer asked for fewer)",
-            ["camera", "reason"], registry=r,
-        )  # fmt: skip
-        self.frame_size = Histogram(
-            "gateway_frame_bytes", "Size of frames read from Kafka", buckets=SIZE_BUCKETS,
+            ["camera", "reason"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.frame_size = Histogram(
+            "gateway_frame_bytes",
+            "Size of frames read from Kafka",
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
         self.viewers = Gauge(
             "gateway_mjpeg_viewers", "Open MJPEG streams", ["camera", "viewer_kind"], registry=r
         )
@@ -64,15 +76,17 @@ class GatewayMetrics:
             "gateway_frames_ignored_total",
             "Frames read but shown to nobody: unknown_camera (their key names no camera of the "
             "directory), wrong_partition (not the partition the camera announced)",
-            ["reason"], registry=r,
-        )  # fmt: skip
+            ["reason"],
+            registry=r,
+        )
         self._reads_into_the_past(r)
         self.viewers_dropped = Counter(
             "gateway_viewers_dropped_total",
             "MJPEG viewers closed by the gateway: stalled (took no frame for too long), gone "
             "(the client closed its connection while no frame was being written)",
-            ["reason"], registry=r,
-        )  # fmt: skip
+            ["reason"],
+            registry=r,
+        )
         self.camera_reads = Gauge(
             "gateway_camera_reads",
             "Cameras this pod reads from Kafka right now (at least one local viewer)",
@@ -81,14 +95,16 @@ class GatewayMetrics:
         self.assignments = Counter(
             "gateway_partition_assignments_total",
             "Partitions this pod started reading on demand",
-            ["topic"], registry=r,
-        )  # fmt: skip
+            ["topic"],
+            registry=r,
+        )
         self.read_repositions = Counter(
             "gateway_frame_read_repositions_total",
             "Frames reads moved to the newest frames: retry (an assignment had failed), "
             "stalled (the camera published frames the read did not deliver)",
-            ["reason"], registry=r,
-        )  # fmt: skip
+            ["reason"],
+            registry=r,
+        )
         self.read_failures = Counter(
             "gateway_frame_read_failures_total",
             "Frames reads that could not be assigned (retried with backoff)",
@@ -99,24 +115,30 @@ class GatewayMetrics:
             "gateway_partitions_assigned", "Partitions assigned to this pod", ["topic"], registry=r
         )
         self.consumer_lag = Gauge(
-            "gateway_consumer_lag", "Messages behind the partition's end", ["topic", "partition"],
+            "gateway_consumer_lag",
+            "Messages behind the partition's end",
+            ["topic", "partition"],
             registry=r,
-        )  # fmt: skip
+        )
         self.bad_messages = Counter(
             "gateway_bad_messages_total",
             "Records skipped for breaking their topic's contract",
-            ["topic", "reason"], registry=r,
-        )  # fmt: skip
+            ["topic", "reason"],
+            registry=r,
+        )
         self.dead_letters = Counter(
             "gateway_dead_letters_total",
             "Refused records of a topic sent to the dead-letter topic: kept (acknowledged), "
             "failed (delivery failed), dropped (the producer's queue was full)",
-            ["topic", "result"], registry=r,
-        )  # fmt: skip
-        self.kafka_errors = Counter(
-            "gateway_kafka_errors_total", "Errors reported by the Kafka client", ["code"],
+            ["topic", "result"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.kafka_errors = Counter(
+            "gateway_kafka_errors_total",
+            "Errors reported by the Kafka client",
+            ["code"],
+            registry=r,
+        )
         # The dashboard: Socket.IO and the playback events this replica's partitions carry
         self.socketio_clients = Gauge(
             "gateway_socketio_clients", "Connected Socket.IO clients (browsers)", registry=r
@@ -124,13 +146,15 @@ class GatewayMetrics:
         self.event_latency = Histogram(
             "gateway_event_latency_seconds",
             "Playback event time (its ts) to the event being emitted to Socket.IO clients",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.events = Counter(
             "gateway_playback_events_total",
             "Valid playback events consumed, by type and device",
-            ["event_type", "device"], registry=r,
-        )  # fmt: skip
+            ["event_type", "device"],
+            registry=r,
+        )
         self.events_emitted = Counter(
             "gateway_events_emitted_total",
             "Playback events emitted as new_event (a sample: see GATEWAY_EVENT_SAMPLE_RATE)",
@@ -142,41 +166,55 @@ class GatewayMetrics:
             registry=r,
         )
         self.stream_starts = Counter(
-            "gateway_stream_starts_total", "Sessions that started playing", ["device"],
+            "gateway_stream_starts_total",
+            "Sessions that started playing",
+            ["device"],
             registry=r,
-        )  # fmt: skip
+        )
         self.startup_seconds = Histogram(
-            "gateway_startup_seconds", "Startup time of stream starts (request to first frame)",
-            ["device"], buckets=STARTUP_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.startup_failures = Counter(
-            "gateway_startup_failures_total", "Sessions that ended before playing", ["device"],
+            "gateway_startup_seconds",
+            "Startup time of stream starts (request to first frame)",
+            ["device"],
+            buckets=STARTUP_BUCKETS,
             registry=r,
-        )  # fmt: skip
+        )
+        self.startup_failures = Counter(
+            "gateway_startup_failures_total",
+            "Sessions that ended before playing",
+            ["device"],
+            registry=r,
+        )
         self.rebuffer_seconds = Counter(
             "gateway_rebuffer_seconds_total",
             "Seconds viewers spent rebuffering (stalls, not seeks)",
-            ["device"], registry=r,
-        )  # fmt: skip
-        self.watched_seconds = Counter(
-            "gateway_watched_seconds_total", "Seconds viewers spent playing", ["device"],
+            ["device"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.watched_seconds = Counter(
+            "gateway_watched_seconds_total",
+            "Seconds viewers spent playing",
+            ["device"],
+            registry=r,
+        )
         self.watched_bytes = Counter(
             "gateway_watched_bytes_total",
             "Video bytes viewers played: bitrate times playing time. Over "
             "gateway_watched_seconds_total it is the time-weighted average bitrate",
-            ["device"], registry=r,
-        )  # fmt: skip
-        self.bitrate_switches = Counter(
-            "gateway_bitrate_switches_total", "Rendition changes", ["device", "direction"],
+            ["device"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.bitrate_switches = Counter(
+            "gateway_bitrate_switches_total",
+            "Rendition changes",
+            ["device", "direction"],
+            registry=r,
+        )
         self.sessions = Gauge(
             "gateway_sessions",
             "Sessions in this replica's partitions, by player state",
-            ["state", "device"], registry=r,
-        )  # fmt: skip
+            ["state", "device"],
+            registry=r,
+        )
         self.detections = Counter(
             "gateway_detections_total", "Detections relayed to dashboards", ["kind"], registry=r
         )
@@ -193,31 +231,35 @@ class GatewayMetrics:
         self.broadcast_dropped = Counter(
             "gateway_broadcast_dropped_total",
             "Socket.IO pub/sub messages that could not be published",
-            ["reason"], registry=r,
-        )  # fmt: skip
+            ["reason"],
+            registry=r,
+        )
         self._partition_handover(r)
         self.rebalances = Counter(
             "gateway_rebalances_total",
             "Consumer-group partition changes of this replica (assigned, revoked, lost)",
-            ["kind"], registry=r,
-        )  # fmt: skip
+            ["kind"],
+            registry=r,
+        )
         self.auth_failures = Counter(
             "gateway_auth_failures_total",
-            "Requests and connections refused for a missing, invalid, expired or reused "
-            "credential",
-            ["reason"], registry=r,
-        )  # fmt: skip
+            "Requests and connections refused for a missing, invalid, expired or reused credential",
+            ["reason"],
+            registry=r,
+        )
         self.limit_hits = Counter(
             "gateway_limit_hits_total",
             "Requests and connections refused by a limit (see GATEWAY_MAX_* and "
             "GATEWAY_LOGIN_ATTEMPTS_PER_MINUTE); most answer 429 with Retry-After",
-            ["limit"], registry=r,
-        )  # fmt: skip
+            ["limit"],
+            registry=r,
+        )
         self.sessions_ended = Counter(
             "gateway_session_closes_total",
             "Streams, replays and sockets closed because their session was revoked or expired",
-            ["reason", "kind"], registry=r,
-        )  # fmt: skip
+            ["reason", "kind"],
+            registry=r,
+        )
         self.sign_ins = Counter(
             "gateway_sign_ins_total", "Login links traded for a session", registry=r
         )
@@ -226,14 +268,16 @@ class GatewayMetrics:
             "gateway_component_up",
             "1 while a consumer loop or background task runs as it should, 0 when it died "
             "or is stuck (then /healthz fails)",
-            ["component"], registry=r,
-        )  # fmt: skip
+            ["component"],
+            registry=r,
+        )
         self.loop_lag = Histogram(
             "gateway_event_loop_lag_seconds",
             "How late a 100 ms timer fires in the app context: how long something blocked "
             "every green thread (eventlet) or starved the dispatcher",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.green_threads = Gauge(
             "gateway_green_threads",
             "Green threads alive (eventlet mode; counted at most every 10 s): one per open "
@@ -261,8 +305,13 @@ class GatewayMetrics:
         for device in DEVICES:
             for event_type in EVENT_TYPES:
                 self.events.labels(event_type=event_type, device=device)
-            for counter in (self.stream_starts, self.startup_failures, self.watched_seconds,
-                            self.watched_bytes, self.rebuffer_seconds):  # fmt: skip
+            for counter in (
+                self.stream_starts,
+                self.startup_failures,
+                self.watched_seconds,
+                self.watched_bytes,
+                self.rebuffer_seconds,
+            ):
                 counter.labels(device=device)
             for direction in ("up", "down"):
                 self.bitrate_switches.labels(device=device, direction=direction)
@@ -275,13 +324,15 @@ class GatewayMetrics:
             "gateway_revoked_records_dropped_total",
             "Records a poll returned for a partition that the same poll's rebalance took "
             "away: dropped, the partition's next owner reads them",
-            ["topic"], registry=r,
-        )  # fmt: skip
+            ["topic"],
+            registry=r,
+        )
         self.commit_failures = Counter(
             "gateway_offset_commit_failures_total",
             "Offset commits of a consumer group that failed (retried with the next commit)",
-            ["consumer", "error"], registry=r,
-        )  # fmt: skip
+            ["consumer", "error"],
+            registry=r,
+        )
         self.duplicate_events = Counter(
             "gateway_duplicate_events_total",
             "Playback events dropped because the partition already had their event_id",
@@ -292,14 +343,16 @@ class GatewayMetrics:
             "QoE state checkpoints of playback-events partitions: written, failed (not "
             "acknowledged), restored (read when taking a partition over), none (taken over "
             "without one: a new partition or an unreadable checkpoint)",
-            ["result"], registry=r,
-        )  # fmt: skip
+            ["result"],
+            registry=r,
+        )
         self.takeover_seconds = Histogram(
             "gateway_partition_takeover_seconds",
             "Time to take a playback-events partition over: read its checkpoint and "
             "committed offset, restore its state",
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def _reads_into_the_past(self, r: CollectorRegistry) -> None:
         """Replays, timelines, snapshots at a time and clips: each reads Kafka for itself."""
@@ -313,18 +366,21 @@ class GatewayMetrics:
             "gateway_kafka_reads",
             "Open Kafka reads made for one request (replay, timeline, snapshot at a time, "
             "clip); together limited by GATEWAY_MAX_REPLAYS",
-            ["kind"], registry=r,
-        )  # fmt: skip
+            ["kind"],
+            registry=r,
+        )
         self.kafka_reads_opened = Counter(
             "gateway_kafka_reads_opened_total",
             "Kafka reads opened for one request (each its own consumer), by kind",
-            ["kind"], registry=r,
-        )  # fmt: skip
+            ["kind"],
+            registry=r,
+        )
         self.kafka_reads_refused = Counter(
             "gateway_kafka_reads_refused_total",
             "Requests refused (429) because the process had GATEWAY_MAX_REPLAYS reads open",
-            ["kind"], registry=r,
-        )  # fmt: skip
+            ["kind"],
+            registry=r,
+        )
         self.clip_bytes_sent = Counter(
             "gateway_clip_bytes_sent_total", "Bytes of AVI clips written to clients", registry=r
         )

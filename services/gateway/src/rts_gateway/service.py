@@ -72,21 +72,29 @@ class Gateway:
     def components(self) -> list[Component]:
         """The parts that must keep running (liveness)."""
         return [
-            *self.bridge.components(), *self.video.components(), *self.feed.components(),
+            *self.bridge.components(),
+            *self.video.components(),
+            *self.feed.components(),
             *self.access.components(),
-        ]  # fmt: skip
+        ]
 
     def serve_ops(self) -> OpsServer:
         """/metrics, /healthz and /readyz on the ops port (started first: probes see a
         process that is up and not yet ready)."""
         try:
             self.ops = OpsServer(
-                self.metrics.registry, self.health.readiness, self.settings.ops_host,
-                self.settings.ops_port, components=self.components,
-            ).start()  # fmt: skip
+                self.metrics.registry,
+                self.health.readiness,
+                self.settings.ops_host,
+                self.settings.ops_port,
+                components=self.components,
+            ).start()
         except OSError as exc:
-            log.error("cannot serve /metrics, /healthz, /readyz on port %s: %s",
-                      self.settings.ops_port, exc)  # fmt: skip
+            log.error(
+                "cannot serve /metrics, /healthz, /readyz on port %s: %s",
+                self.settings.ops_port,
+                exc,
+            )
             raise
         return self.ops
 

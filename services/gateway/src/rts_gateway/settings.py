@@ -114,9 +114,11 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         le=120,
     )
     timeline_max_detections: int = setting(
-        5000, "Most detections one /api/timeline answer carries (then truncated)", ge=1,
+        5000,
+        "Most detections one /api/timeline answer carries (then truncated)",
+        ge=1,
         le=1_000_000,
-    )  # fmt: skip
+    )
     clip_max_seconds: float = setting(
         120.0, "Longest clip /clip serves, in seconds of capture time", gt=0, le=3600
     )
@@ -185,9 +187,11 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         le=30 * 86_400,
     )
     login_attempts_per_minute: float = setting(
-        10.0, "Sign-in attempts allowed per client address and minute (bursts of as many)",
-        gt=0, le=10_000,
-    )  # fmt: skip
+        10.0,
+        "Sign-in attempts allowed per client address and minute (bursts of as many)",
+        gt=0,
+        le=10_000,
+    )
     socketio_max_message_bytes: int = setting(
         16 * 1024,
         "Largest Socket.IO message a browser may send (it only sends small commands)",

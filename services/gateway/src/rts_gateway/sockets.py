@@ -52,9 +52,14 @@ def camera_room(camera: str) -> str:
 
 class Emit(Protocol):
     def __call__(
-        self, event: str, data: Payload, *, to: str | None = None, local: bool = False,
+        self,
+        event: str,
+        data: Payload,
+        *,
+        to: str | None = None,
+        local: bool = False,
         camera: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Send to every dashboard (or room `to`) on every replica; `local`: this one
         only; `camera`: only to dashboards whose sign-in covers that camera."""
 
@@ -97,9 +102,14 @@ class SocketServer:
         }
 
     def emit(
-        self, event: str, data: Payload, *, to: str | None = None, local: bool = False,
+        self,
+        event: str,
+        data: Payload,
+        *,
+        to: str | None = None,
+        local: bool = False,
         camera: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         rooms: str | list[str] | None = to
         if camera is not None:
             rooms = [ALL_CAMERAS_ROOM, camera_room(camera)]

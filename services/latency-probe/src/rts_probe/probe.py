@@ -48,9 +48,7 @@ class Credentials:
     """
 
     def __init__(self, secret: str) -> None:
-        self._auth = (
-            Authenticator(secret, login_ttl=60, session_ttl=3600) if secret else None
-        )  # fmt: skip
+        self._auth = Authenticator(secret, login_ttl=60, session_ttl=3600) if secret else None
 
     def headers(self) -> dict[str, str]:
         if self._auth is None:

@@ -15,9 +15,10 @@ class ProbeSettings(LoggingSettings, OpsSettings):
     program = "latency-probe"
 
     gateway_url: str = setting(
-        "http://127.0.0.1:8000", "Base URL of the gateway (in a cluster: its Service)",
+        "http://127.0.0.1:8000",
+        "Base URL of the gateway (in a cluster: its Service)",
         pattern=r"^https?://[^/\s]+/?$",
-    )  # fmt: skip
+    )
     auth_secret: SecretStr = setting(
         SecretStr(""),
         "The gateway's signing secret (its GATEWAY_AUTH_SECRET), to open a session; empty: "
@@ -33,12 +34,15 @@ class ProbeSettings(LoggingSettings, OpsSettings):
         30.0,
         "A stream that sends nothing for this long is reopened (s); the gateway re-sends "
         "the last frame every 10 s when a camera is quiet",
-        ge=1, le=600,
-    )  # fmt: skip
+        ge=1,
+        le=600,
+    )
     reconnect_max: float = setting(
         30.0, "Longest wait between attempts to reopen a failed stream (s)", ge=1, le=600
     )
     ops_port: int = setting(
-        9120, "Port of the /metrics, /healthz, /readyz server (0: pick a free one)",
-        ge=0, le=65535,
-    )  # fmt: skip
+        9120,
+        "Port of the /metrics, /healthz, /readyz server (0: pick a free one)",
+        ge=0,
+        le=65535,
+    )

@@ -146,10 +146,20 @@ def _maven_copy(mvn: str, pom: Path, scope: str, folder: Path, version: str) -> 
     """Copy the pom's dependencies of one scope into `folder` (replacing it whole)."""
     staging = Path(tempfile.mkdtemp(prefix=f"{folder.name}-", dir=folder.parent))
     result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={staging}", f"-DincludeScope={scope}"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            f"-DincludeScope={scope}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         raise BrokerError(f"Maven could not fetch Kafka {version}:\n{result.stdout[-3000:]}")
@@ -410,12 +420,17 @@ class LocalKafka:
         self._require_secured()
         bindings = [
             AclBinding(
-                _RESOURCE_TYPES[acl.resource], acl.name, _PATTERN_TYPES[acl.pattern],
-                f"User:{user}", "*", _OPERATIONS[operation], AclPermissionType.ALLOW,
+                _RESOURCE_TYPES[acl.resource],
+                acl.name,
+                _PATTERN_TYPES[acl.pattern],
+                f"User:{user}",
+                "*",
+                _OPERATIONS[operation],
+                AclPermissionType.ALLOW,
             )
             for acl in acls
             for operation in acl.operations
-        ]  # fmt: skip
+        ]
         admin = admin_client(self.client_config())
         for future in admin.create_acls(bindings, request_timeout=timeout).values():
             future.result(timeout)
@@ -539,18 +554,26 @@ class LocalKafka:
             # The super user's SCRAM credential must exist before any broker can sign in to
             # another, so it goes into the metadata at format time (KIP-900).
             scram = (
-                ["--add-scram",
-                 f"{SCRAM_MECHANISM}=[name={ADMIN_USER},password={self.admin_password}]"]
+                [
+                    "--add-scram",
+                    f"{SCRAM_MECHANISM}=[name={ADMIN_USER},password={self.admin_password}]",
+                ]
                 if self.admin_password is not None
                 else []
-            )  # fmt: skip
+            )
             result = subprocess.run(
                 self.dist.java(
-                    "kafka.tools.StorageTool", "format", "--ignore-formatted",
-                    "-t", cluster_id, "-c", str(node.properties_file), *scram, heap="256m",
+                    *"kafka.tools.StorageTool format --ignore-formatted -t".split(),
+                    cluster_id,
+                    "-c",
+                    str(node.properties_file),
+                    *scram,
+                    heap="256m",
                 ),
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if result.returncode != 0:
                 raise BrokerError(f"formatting node {node.node_id} failed:\n{result.stdout}")
 
@@ -605,15 +628,17 @@ class LocalKafka:
             return {}
         login = _jaas(
             "org.apache.kafka.common.security.scram.ScramLoginModule",
-            username=ADMIN_USER, password=self.admin_password,
-        )  # fmt: skip
+            username=ADMIN_USER,
+            password=self.admin_password,
+        )
         # Controllers read SCRAM credentials from the metadata they serve, so their own
         # listener authenticates with PLAIN against this one static user instead.
         controller = _jaas(
             "org.apache.kafka.common.security.plain.PlainLoginModule",
-            username=ADMIN_USER, password=self.admin_password,
+            username=ADMIN_USER,
+            password=self.admin_password,
             **{f"user_{ADMIN_USER}": self.admin_password},
-        )  # fmt: skip
+        )
         return {
             "listener.name.clients.sasl.enabled.mechanisms": SCRAM_MECHANISM,
             f"listener.name.clients.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": login,

@@ -50,13 +50,19 @@ class StackSettings(LoggingSettings):
     """Run the whole platform locally on a real single-node Kafka broker."""
 
     program = "rts-devstack run"
-    kafka_port: int = setting(9092, "Broker port on 127.0.0.1 (the controller uses the next one)",
-                              env="KAFKA_PORT", ge=1024, le=65534)  # fmt: skip
+    kafka_port: int = setting(
+        9092,
+        "Broker port on 127.0.0.1 (the controller uses the next one)",
+        env="KAFKA_PORT",
+        ge=1024,
+        le=65534,
+    )
     data_dir: Path = setting(
         Path(".data"), "Folder for broker data and generated samples", env="RTS_DATA_DIR"
     )
-    gateway_port: int = setting(8000, "Port of the gateway (dashboard and streams)",
-                                env="GATEWAY_PORT", ge=1, le=65535)  # fmt: skip
+    gateway_port: int = setting(
+        8000, "Port of the gateway (dashboard and streams)", env="GATEWAY_PORT", ge=1, le=65535
+    )
     gateway_ops_port: int = setting(
         9130, "Port of the gateway's /metrics, /healthz, /readyz", ge=1, le=65535
     )
@@ -65,8 +71,10 @@ class StackSettings(LoggingSettings):
         "Gateway replicas behind nginx on the gateway's port, replica i on the gateway's "
         "port + i and ops port + i (`make scale GATEWAYS=N` changes how many); 0: one "
         "gateway on the port itself, no nginx",
-        env="GATEWAYS", ge=0, le=50,
-    )  # fmt: skip
+        env="GATEWAYS",
+        ge=0,
+        le=50,
+    )
     test_camera_ops_port: int = setting(
         9101, "Port of the test-pattern camera's /metrics, /healthz, /readyz", ge=1, le=65535
     )
@@ -80,14 +88,17 @@ class StackSettings(LoggingSettings):
         9120, "Port of the latency probe's /metrics, /healthz, /readyz", ge=1, le=65535
     )
     kafka_metrics_port: int = setting(
-        9404, "Port of the broker's JMX exporter /metrics (Strimzi's port; 0: no exporter)",
-        ge=0, le=65535,
-    )  # fmt: skip
+        9404,
+        "Port of the broker's JMX exporter /metrics (Strimzi's port; 0: no exporter)",
+        ge=0,
+        le=65535,
+    )
     prometheus: bool = setting(
         True, "Start Prometheus when it is installed (--no-prometheus: don't)"
     )
-    prometheus_port: int = setting(9090, "Port of Prometheus's web UI and API",
-                                   env="PROMETHEUS_PORT", ge=1, le=65535)  # fmt: skip
+    prometheus_port: int = setting(
+        9090, "Port of Prometheus's web UI and API", env="PROMETHEUS_PORT", ge=1, le=65535
+    )
     scrape_interval: float = setting(5.0, "Seconds between Prometheus's scrapes", ge=1, le=60)
     video_retention_minutes: float = setting(
         10.0,
@@ -131,8 +142,10 @@ def plan(
         services.append(_event_sim(settings))
     if installed("rts_gateway"):
         if settings.gateways:
-            replicas = [gateway_replica(settings, gateway_secret, i)
-                        for i in range(1, settings.gateways + 1)]  # fmt: skip
+            replicas = [
+                gateway_replica(settings, gateway_secret, i)
+                for i in range(1, settings.gateways + 1)
+            ]
             services += [*replicas, _nginx(settings, replicas)]
         else:
             services.append(_gateway(settings, gateway_secret))
@@ -163,11 +176,18 @@ def _capture(settings: StackSettings) -> list[Service]:
     test_metrics = f"http://127.0.0.1:{test_port}/metrics"
     sample_metrics = f"http://127.0.0.1:{sample_port}/metrics"
     return [
-        Service("cam-test", test, url=test_metrics, setup=generate, metrics=test_metrics,
-                job="capture"),
-        Service("cam-sample", sample, url=sample_metrics, setup=generate,
-                metrics=sample_metrics, job="capture"),
-    ]  # fmt: skip
+        Service(
+            "cam-test", test, url=test_metrics, setup=generate, metrics=test_metrics, job="capture"
+        ),
+        Service(
+            "cam-sample",
+            sample,
+            url=sample_metrics,
+            setup=generate,
+            metrics=sample_metrics,
+            job="capture",
+        ),
+    ]
 
 
 def _event_sim(settings: StackSettings) -> Service:
@@ -234,8 +254,9 @@ def gateway_proxy(settings: StackSettings) -> proxy.Proxy:
 def _nginx(settings: StackSettings, replicas: list[Service]) -> Service:
     """nginx on the gateway's port in front of the replicas, like the chart's ingress."""
     front = gateway_proxy(settings)
-    config = front.render({s.name: s.url.removeprefix("http://").rstrip("/") for s in replicas
-                           if s.url})  # fmt: skip
+    config = front.render(
+        {s.name: s.url.removeprefix("http://").rstrip("/") for s in replicas if s.url}
+    )
     return Service(
         NGINX,
         front.command(proxy.binary() or "nginx"),
@@ -249,13 +270,20 @@ def _probe(settings: StackSettings, secret: str) -> Service:
     port = settings.probe_ops_port
     return Service(
         "latency-probe",
-        [sys.executable, "-m", "rts_probe", "--gateway-url",
-         f"http://127.0.0.1:{settings.gateway_port}", "--ops-port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "rts_probe",
+            "--gateway-url",
+            f"http://127.0.0.1:{settings.gateway_port}",
+            "--ops-port",
+            str(port),
+        ],
         {"PROBE_AUTH_SECRET": secret},
         url=f"http://127.0.0.1:{port}/metrics",
         metrics=f"http://127.0.0.1:{port}/metrics",
         job="latency-probe",
-    )  # fmt: skip
+    )
 
 
 def _prometheus(
@@ -302,15 +330,9 @@ def login_link(base: str, secret: str) -> str:
     result = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "rts_gateway",
-            "login-url",
-            "--base",
+            *"-m rts_gateway login-url --base".split(),
             base,
-            "--subject",
-            "make-run",
-            "--role",
-            "operator",
+            *"--subject make-run --role operator".split(),
         ],
         env={**os.environ, "GATEWAY_AUTH_SECRET": secret},
         capture_output=True,
@@ -327,8 +349,11 @@ def run(settings: StackSettings) -> int:
     root = repo_root()
     data = data_path(settings)
     if settings.services and settings.gateways and proxy.binary() is None:
-        output.line("devstack", "GATEWAYS needs nginx (Debian/Ubuntu: apt-get install nginx, "
-                    "or `sudo make system-deps`)")  # fmt: skip
+        output.line(
+            "devstack",
+            "GATEWAYS needs nginx (Debian/Ubuntu: apt-get install nginx, "
+            "or `sudo make system-deps`)",
+        )
         return 1
     metrics_ports = [settings.kafka_metrics_port] if settings.kafka_metrics_port else None
     kafka = LocalKafka(data / "kafka", port=settings.kafka_port, metrics_ports=metrics_ports)
@@ -363,10 +388,16 @@ def run(settings: StackSettings) -> int:
     if front is not None and front.url and gateway is not None and gateway.metrics:
         threading.Thread(
             target=_announce_dashboard,
-            args=(front.url, ready_url(gateway.metrics), gateway_secret(data), output,
-                  settings.open_browser, stop),
+            args=(
+                front.url,
+                ready_url(gateway.metrics),
+                gateway_secret(data),
+                output,
+                settings.open_browser,
+                stop,
+            ),
             daemon=True,
-        ).start()  # fmt: skip
+        ).start()
     threading.Thread(
         target=serve, args=(control_socket(data), fleet, output, stop), daemon=True
     ).start()
@@ -375,8 +406,10 @@ def run(settings: StackSettings) -> int:
             for name, code in supervisor.exited().items():
                 output.line("devstack", f"{name} exited with code {code}")
                 if fleet is not None and fleet.exited(name):
-                    output.line("devstack", f"{name} is out of nginx until `make scale "
-                                "GATEWAYS=N` starts it again")  # fmt: skip
+                    output.line(
+                        "devstack",
+                        f"{name} is out of nginx until `make scale GATEWAYS=N` starts it again",
+                    )
     finally:
         output.line("devstack", "stopping services")
         supervisor.stop_all()
@@ -397,8 +430,10 @@ def _prepare_topics(
     elapsed = time.monotonic() - started
     created_text = ", ".join(created) or "none (all existed)"
     output.line("devstack", f"Kafka ready in {elapsed:.1f}s; topics created: {created_text}")
-    output.line("devstack", f"{VIDEO_FRAMES.name} keeps {retention:g} minutes of video "
-                "(VIDEO_RETENTION_MINUTES)")  # fmt: skip
+    output.line(
+        "devstack",
+        f"{VIDEO_FRAMES.name} keeps {retention:g} minutes of video (VIDEO_RETENTION_MINUTES)",
+    )
 
 
 def _fleet(
@@ -469,8 +504,10 @@ def _announce_dashboard(
     if secret:
         url = login_link(url, secret)
         output.line("devstack", f"dashboard ready: {url}")
-        output.line("devstack", "(a one-time sign-in link, valid 10 minutes; `make login-url` "
-                    "prints another)")  # fmt: skip
+        output.line(
+            "devstack",
+            "(a one-time sign-in link, valid 10 minutes; `make login-url` prints another)",
+        )
     else:
         output.line("devstack", f"dashboard ready: {url}")
     has_display = sys.platform == "darwin" or any(

@@ -88,9 +88,14 @@ class Supervisor:
         self.write_files(service)
         for command in service.setup:
             done = subprocess.run(
-                list(command), env=env, cwd=self.cwd, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False,
-            )  # fmt: skip
+                list(command),
+                env=env,
+                cwd=self.cwd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
             for line in done.stdout.decode("utf-8", "replace").splitlines():
                 self.output.line(service.name, line)
             if done.returncode != 0:

@@ -36,8 +36,13 @@ class MotionDetector(Detector):
     def detect(self, image: Image) -> Found:
         height, width = image.shape[:2]
         scale = min(1.0, self.width / width)
-        small = cv2.resize(image, (round(width * scale), round(height * scale)),
-                           interpolation=cv2.INTER_AREA) if scale < 1 else image  # fmt: skip
+        small = (
+            cv2.resize(
+                image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+            )
+            if scale < 1
+            else image
+        )
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
         # Blurring first keeps sensor noise and JPEG artefacts from counting as motion.
         grey = cv2.GaussianBlur(grey, (5, 5), 0)

@@ -83,9 +83,11 @@ def open_url(url: str, open_timeout: float, read_timeout: float) -> Source:
     # FFmpeg's own timeouts turn a dead or silent stream into a failed read the reader
     # can act on, instead of a read() that blocks for minutes.
     params = [
-        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
-        cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000),
-    ]  # fmt: skip
+        cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+        int(open_timeout * 1000),
+        cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+        int(read_timeout * 1000),
+    ]
     capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
     if not capture.isOpened():
         capture.release()

@@ -19,8 +19,15 @@ from rts_capture.sources import Image, Source, SourceError
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 # SMPTE-like bars along the bottom: something static that shows colour and scaling errors.
-_BARS = ((192, 192, 192), (0, 192, 192), (192, 192, 0), (0, 192, 0),
-         (192, 0, 192), (0, 0, 192), (192, 0, 0))  # fmt: skip
+_BARS = (
+    (192, 192, 192),
+    (0, 192, 192),
+    (192, 192, 0),
+    (0, 192, 0),
+    (192, 0, 192),
+    (0, 0, 192),
+    (192, 0, 0),
+)
 
 
 def _triangle(t: float) -> float:

@@ -25,14 +25,19 @@ def login_url(argv: list[str]) -> int:
     parser.add_argument("--base", default="", help="the gateway's URL as browsers reach it")
     parser.add_argument("--subject", default="viewer", help="who the session is for (logged)")
     parser.add_argument(
-        "--camera", action="append", default=None, metavar="ID",
+        "--camera",
+        action="append",
+        default=None,
+        metavar="ID",
         help="limit the session to this camera (repeat for more; default: every camera)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--role", choices=ROLES, default="viewer",
+        "--role",
+        choices=ROLES,
+        default="viewer",
         help="viewer: live video and the dashboard; operator: also replays of recorded "
         "video and revoking sessions",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     settings = GatewaySettings.load([])
     secret = settings.auth_secret.get_secret_value()
@@ -79,8 +84,12 @@ def revoke(argv: list[str]) -> int:
         if error is not None:
             failures.append(error)
 
-    producer.produce(settings.topic_name(GATEWAY_SESSIONS), fact.model_dump_json().encode(),
-                     key=fact.key.encode(), on_delivery=delivered)  # fmt: skip
+    producer.produce(
+        settings.topic_name(GATEWAY_SESSIONS),
+        fact.model_dump_json().encode(),
+        key=fact.key.encode(),
+        on_delivery=delivered,
+    )
     if producer.flush(15) or failures:
         reason = failures[0].str() if failures else "Kafka did not answer within 15 s"
         print(f"not revoked: {reason}", file=sys.stderr)  # noqa: T201 - its output

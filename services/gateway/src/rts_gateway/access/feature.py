@@ -54,8 +54,9 @@ class Access:
         )
         self.ledger = SessionLedger(bridge, self._revoked) if self.auth else None
         self.proxies = TrustedProxies(settings.trusted_proxies)
-        self._login_rate = ClientRate(settings.login_attempts_per_minute / 60.0,
-                                      max(1.0, settings.login_attempts_per_minute))  # fmt: skip
+        self._login_rate = ClientRate(
+            settings.login_attempts_per_minute / 60.0, max(1.0, settings.login_attempts_per_minute)
+        )
         # Closing streams and sockets touches the hub and the socket server: on the
         # dispatcher, like the rest of their housekeeping.
         self._tasks = [
@@ -97,8 +98,9 @@ class Access:
         try:
             grant = self.auth.check_session(token)
             if not self.ledger.caught_up:
-                raise AuthError("unavailable", "sign-in is starting; try again in a moment",
-                                status=503)  # fmt: skip
+                raise AuthError(
+                    "unavailable", "sign-in is starting; try again in a moment", status=503
+                )
             if self.ledger.revoked(grant):
                 raise AuthError("revoked", "this session was ended; ask for a new login link")
         except AuthError as error:
@@ -146,14 +148,16 @@ class Access:
         try:
             link = self.auth.open_link(token)
             if not self.ledger.caught_up:
-                raise AuthError("unavailable", "sign-in is starting; try again in a moment",
-                                status=503)  # fmt: skip
+                raise AuthError(
+                    "unavailable", "sign-in is starting; try again in a moment", status=503
+                )
             try:
                 first = self.ledger.claim_link(link.nonce, link.expires_at)
             except LedgerUnavailable as exc:
                 log.error("cannot record a sign-in", extra={"error": str(exc)})
-                raise AuthError("unavailable", "sign-in is unavailable; try again in a moment",
-                                status=503) from None  # fmt: skip
+                raise AuthError(
+                    "unavailable", "sign-in is unavailable; try again in a moment", status=503
+                ) from None
             if not first:
                 raise AuthError("reused", "this login link was already used; ask for a new one")
         except AuthError as error:
@@ -163,32 +167,44 @@ class Access:
         session = self.auth.session(link)
         self._metrics.sign_ins.inc()
         grant = session.grant
-        audit.info("signed in", extra={
-            "subject": grant.subject, "session": grant.session, "role": grant.role,
-            "cameras": sorted(grant.cameras) if grant.cameras is not None else "all",
-            "client": client,
-        })  # fmt: skip
+        audit.info(
+            "signed in",
+            extra={
+                "subject": grant.subject,
+                "session": grant.session,
+                "role": grant.role,
+                "cameras": sorted(grant.cameras) if grant.cameras is not None else "all",
+                "client": client,
+            },
+        )
         return session
 
     def sign_out(self, grant: Grant, client: str) -> None:
         """End `grant`'s session on every replica (LedgerUnavailable if Kafka is away)."""
         assert self.ledger is not None
         self.ledger.revoke_session(grant)
-        audit.info("signed out", extra={"subject": grant.subject, "session": grant.session,
-                                        "client": client})  # fmt: skip
+        audit.info(
+            "signed out",
+            extra={"subject": grant.subject, "session": grant.session, "client": client},
+        )
 
     def revoke(self, by: Grant, *, session: str | None = None, subject: str | None = None) -> None:
         """An operator ends another session, or every session of a subject."""
         assert self.ledger is not None
         if session:
-            self.ledger.record(SessionRecord(
-                kind="session_revoked", id=session, ts=time.time_ns(),
-                until=time.time_ns() + self._settings.session_ttl_seconds * 10**9,
-            ))  # fmt: skip
+            self.ledger.record(
+                SessionRecord(
+                    kind="session_revoked",
+                    id=session,
+                    ts=time.time_ns(),
+                    until=time.time_ns() + self._settings.session_ttl_seconds * 10**9,
+                )
+            )
         if subject:
             self.ledger.revoke_subject(subject, self._settings.session_ttl_seconds)
-        audit.info("revoked", extra={"by": by.subject, "session": session or "",
-                                     "subject": subject or ""})  # fmt: skip
+        audit.info(
+            "revoked", extra={"by": by.subject, "session": session or "", "subject": subject or ""}
+        )
 
     def _revoked(self, fact: SessionRecord) -> None:
         """A revocation read from Kafka (any replica's): end what it names here."""

@@ -98,20 +98,32 @@ class SessionLedger:
     def claim_link(self, nonce: str, until: float) -> bool:
         """Record that the link `nonce` is traded; True if this trade is its first."""
         claim = secrets.token_hex(8)
-        self.record(SessionRecord(kind="link_used", id=nonce, ts=time.time_ns(),
-                                  until=int(until * 1e9), claim=claim))  # fmt: skip
+        self.record(
+            SessionRecord(
+                kind="link_used", id=nonce, ts=time.time_ns(), until=int(until * 1e9), claim=claim
+            )
+        )
         first = self._links.get(nonce)
         return first is not None and first[0] == claim
 
     def revoke_session(self, grant: Grant) -> None:
-        self.record(SessionRecord(kind="session_revoked", id=grant.session, ts=time.time_ns(),
-                                  until=int(grant.expires_at * 1e9)))  # fmt: skip
+        self.record(
+            SessionRecord(
+                kind="session_revoked",
+                id=grant.session,
+                ts=time.time_ns(),
+                until=int(grant.expires_at * 1e9),
+            )
+        )
 
     def revoke_subject(self, subject: str, session_ttl: float) -> None:
         """End every session of `subject` opened until now."""
         now = time.time_ns()
-        self.record(SessionRecord(kind="subject_revoked", id=subject, ts=now,
-                                  until=now + int(session_ttl * 1e9)))  # fmt: skip
+        self.record(
+            SessionRecord(
+                kind="subject_revoked", id=subject, ts=now, until=now + int(session_ttl * 1e9)
+            )
+        )
 
     def record(self, fact: SessionRecord, timeout: float = RECORD_TIMEOUT) -> None:
         """Append `fact` and wait until this replica has read it back."""
@@ -123,8 +135,12 @@ class SessionLedger:
             delivered["error"], delivered["message"] = error, message
 
         try:
-            producer.produce(self._topic.name, fact.model_dump_json().encode(),
-                             key=fact.key.encode(), on_delivery=on_delivery)  # fmt: skip
+            producer.produce(
+                self._topic.name,
+                fact.model_dump_json().encode(),
+                key=fact.key.encode(),
+                on_delivery=on_delivery,
+            )
         except (BufferError, ValueError) as exc:
             raise LedgerUnavailable(f"cannot record the sign-in fact: {exc}") from exc
         while not delivered:
@@ -146,9 +162,13 @@ class SessionLedger:
             # Made on first use: a gateway that never signs anyone in opens no producer.
             self._producer = self._bridge.producer(
                 "sessions",
-                **{"acks": "all", "enable.idempotence": True, "linger.ms": 0,
-                   "message.timeout.ms": int(RECORD_TIMEOUT * 1000)},
-            )  # fmt: skip
+                **{
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "linger.ms": 0,
+                    "message.timeout.ms": int(RECORD_TIMEOUT * 1000),
+                },
+            )
         return self._producer
 
     # -- fed from Kafka

@@ -102,10 +102,13 @@ def access_routes(access: Access, allowed_origins: Iterable[str]) -> Blueprint:
             # A token in the query string is in every log it passed through: refuse it,
             # so nobody gets used to links of that shape.
             return Response(
-                SIGN_IN_PAGE.format(message="This link carries its token where proxies log "
-                                    "it. Ask for a new link (they end in #token=...)."),
-                status=400, content_type="text/html",
-            )  # fmt: skip
+                SIGN_IN_PAGE.format(
+                    message="This link carries its token where proxies log "
+                    "it. Ask for a new link (they end in #token=...)."
+                ),
+                status=400,
+                content_type="text/html",
+            )
         return Response(render_template("login.html"), content_type="text/html")
 
     @bp.post("/login")
@@ -122,13 +125,17 @@ def access_routes(access: Access, allowed_origins: Iterable[str]) -> Blueprint:
             return refusal(error, html=False)
         grant = session.grant
         response = Response(
-            json.dumps({
-                "subject": grant.subject, "session": grant.session, "role": grant.role,
-                "cameras": sorted(grant.cameras) if grant.cameras is not None else None,
-                "expires": int(grant.expires_at),
-            }),
+            json.dumps(
+                {
+                    "subject": grant.subject,
+                    "session": grant.session,
+                    "role": grant.role,
+                    "cameras": sorted(grant.cameras) if grant.cameras is not None else None,
+                    "expires": int(grant.expires_at),
+                }
+            ),
             content_type="application/json",
-        )  # fmt: skip
+        )
         response.set_cookie(
             SESSION_COOKIE,
             session.token,
@@ -202,8 +209,9 @@ def guard_handshakes(app: WSGIApp, access: Access, *, path: str, max_message_byt
                 access.check_environ(environ)
             except AuthError as error:
                 access.leases.hit("socketio_unauthenticated")
-                return _answer(start_response, error.status,
-                               {"error": str(error), "reason": error.reason})  # fmt: skip
+                return _answer(
+                    start_response, error.status, {"error": str(error), "reason": error.reason}
+                )
         return app(environ, start_response)
 
     return middleware
@@ -212,8 +220,12 @@ def guard_handshakes(app: WSGIApp, access: Access, *, path: str, max_message_byt
 def _answer(start_response: Callable[..., Any], status: int, body: dict[str, str]) -> list[bytes]:
     data = json.dumps(body).encode()
     reasons = {401: "UNAUTHORIZED", 413: "CONTENT TOO LARGE", 503: "SERVICE UNAVAILABLE"}
-    start_response(f"{status} {reasons.get(status, 'ERROR')}", [
-        ("Content-Type", "application/json"), ("Content-Length", str(len(data))),
-        ("Cache-Control", "no-store"),
-    ])  # fmt: skip
+    start_response(
+        f"{status} {reasons.get(status, 'ERROR')}",
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(data))),
+            ("Cache-Control", "no-store"),
+        ],
+    )
     return [data]

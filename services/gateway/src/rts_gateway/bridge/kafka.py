@@ -53,15 +53,23 @@ class DeadLetterProducer:
         if self._producer is None:
             self._producer = self._bridge.producer(
                 "dead-letters",
-                **{"acks": "all", "enable.idempotence": True, "linger.ms": 50,
-                   "queue.buffering.max.kbytes": 32 * 1024},
-            )  # fmt: skip
+                **{
+                    "acks": "all",
+                    "enable.idempotence": True,
+                    "linger.ms": 50,
+                    "queue.buffering.max.kbytes": 32 * 1024,
+                },
+            )
         try:
             self._producer.produce(
-                self._topic, value=letter.value, key=letter.key, headers=letter.headers(),
+                self._topic,
+                value=letter.value,
+                key=letter.key,
+                headers=letter.headers(),
                 on_delivery=lambda err, _msg: self._counts.labels(
-                    topic=letter.topic, result="failed" if err else "kept").inc(),
-            )  # fmt: skip
+                    topic=letter.topic, result="failed" if err else "kept"
+                ).inc(),
+            )
         except BufferError:
             self._counts.labels(topic=letter.topic, result="dropped").inc()
         self._producer.poll(0)

@@ -81,9 +81,15 @@ class BadRecords:
         if self._throttle.allow((topic, error.reason)):
             log.warning(
                 "bad record skipped",
-                extra={"topic": topic, "partition": partition, "offset": offset,
-                       "reason": error.reason, "detail": error.detail[:300], "kept": keep},
-            )  # fmt: skip
+                extra={
+                    "topic": topic,
+                    "partition": partition,
+                    "offset": offset,
+                    "reason": error.reason,
+                    "detail": error.detail[:300],
+                    "kept": keep,
+                },
+            )
         if keep and self._dead_letters is not None:
             letter = DeadLetter(
                 error.reason, error.detail, topic, partition, offset, msg.key(), msg.value()

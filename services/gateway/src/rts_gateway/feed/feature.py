@@ -70,19 +70,32 @@ class Feed:
             dedupe_window=settings.dedupe_window,
         )
         self.checkpoints = Checkpoints(
-            bridge, events.name, group=settings.group_id, owner=owner,
-            dedupe_window=settings.dedupe_window, interval=settings.checkpoint_seconds,
-        )  # fmt: skip
+            bridge,
+            events.name,
+            group=settings.group_id,
+            owner=owner,
+            dedupe_window=settings.dedupe_window,
+            interval=settings.checkpoint_seconds,
+        )
         group, session_timeout = settings.group_id, settings.group_session_timeout_seconds
         self.events = bridge.group_consumer(
-            events, self.playback.on_events, name="events", group_id=group,
-            start=settings.events_start, session_timeout=session_timeout, poll_timeout=0.2,
-        )  # fmt: skip
+            events,
+            self.playback.on_events,
+            name="events",
+            group_id=group,
+            start=settings.events_start,
+            session_timeout=session_timeout,
+            poll_timeout=0.2,
+        )
         self.detections = bridge.group_consumer(
-            detections, self.playback.on_detections, name="detections",
-            group_id=f"{group}-detections", start=settings.events_start,
-            session_timeout=session_timeout, poll_timeout=0.2,
-        )  # fmt: skip
+            detections,
+            self.playback.on_detections,
+            name="detections",
+            group_id=f"{group}-detections",
+            start=settings.events_start,
+            session_timeout=session_timeout,
+            poll_timeout=0.2,
+        )
         self.loops: list[ConsumerLoop[Any]] = [self.events, self.detections]
         self._owned: set[tuple[str, int]] = set()
         self.broadcast = (
@@ -185,10 +198,11 @@ class Feed:
         except Exception as exc:  # noqa: BLE001 - raising here would stop the consumer
             self._runtime.call_soon_threadsafe(
                 functools.partial(
-                    log.warning, "partitions revoked without a last checkpoint",
+                    log.warning,
+                    "partitions revoked without a last checkpoint",
                     extra={"partitions": numbers, "error": str(exc)},
                 )
-            )  # fmt: skip
+            )
 
     def _lose(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not partitions:

@@ -41,9 +41,13 @@ BATCH_SECONDS = 0.25
 
 
 def _nowhere(
-    event: str, data: Payload, *, to: str | None = None, local: bool = False,
+    event: str,
+    data: Payload,
+    *,
+    to: str | None = None,
+    local: bool = False,
     camera: str | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Where emits go until the feed is attached to the Socket.IO server."""
 
 

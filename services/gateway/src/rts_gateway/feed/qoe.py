@@ -291,10 +291,18 @@ class PartitionAggregate:
     def checkpoint(self, now_ns: int, owner: str) -> bytes:
         """The whole state as JSON: what `restore` needs to carry on exactly."""
         sessions = [
-            [sid, s.state, s.device, s.movie_id, s.bitrate_kbps, s.last_ns, s.ends_ns,
-             s.buffer_reason]
+            [
+                sid,
+                s.state,
+                s.device,
+                s.movie_id,
+                s.bitrate_kbps,
+                s.last_ns,
+                s.ends_ns,
+                s.buffer_reason,
+            ]
             for sid, s in self._sessions.items()
-        ]  # fmt: skip
+        ]
         state = {
             "version": CHECKPOINT_VERSION,
             "partition": self.partition,
@@ -324,18 +332,30 @@ class PartitionAggregate:
                 aggregate.devices[device] = DeviceTotals.from_json(totals)
         for sid, st, device, movie, kbps, last_ns, ends_ns, reason in state["sessions"]:
             aggregate._sessions[sid] = _Session(
-                state=cast(PlayerState, st), device=device, movie_id=movie,
-                bitrate_kbps=kbps, last_ns=last_ns, ends_ns=ends_ns, buffer_reason=reason,
-            )  # fmt: skip
+                state=cast(PlayerState, st),
+                device=device,
+                movie_id=movie,
+                bitrate_kbps=kbps,
+                last_ns=last_ns,
+                ends_ns=ends_ns,
+                buffer_reason=reason,
+            )
         aggregate._startups.extend((ts, device, ms) for ts, device, ms in state["startups"])
         aggregate.recent = RecentIds.load(dedupe_window, state["recent_ids"])
         return aggregate
 
 
 _SUMMED = (
-    "starts", "startup_failures", "rebuffer_ms", "watched_ms",
-    "playing", "paused", "buffering", "seeking", "bitrate_sum_kbps",
-)  # fmt: skip
+    "starts",
+    "startup_failures",
+    "rebuffer_ms",
+    "watched_ms",
+    "playing",
+    "paused",
+    "buffering",
+    "seeking",
+    "bitrate_sum_kbps",
+)
 
 
 def merge(snapshots: list[dict[str, Any]]) -> dict[str, Any]:

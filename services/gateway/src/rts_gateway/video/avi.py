@@ -73,17 +73,56 @@ class AviLayout:
         us = self.microseconds_per_frame
         bytes_per_second = round(largest * 1e6 / us)
         avih = struct.pack(
-            "<14I", us, bytes_per_second, 0, _AVIF_HASINDEX, count, 0, 1, largest,
-            self.width, self.height, 0, 0, 0, 0,
-        )  # fmt: skip
+            "<14I",
+            us,
+            bytes_per_second,
+            0,
+            _AVIF_HASINDEX,
+            count,
+            0,
+            1,
+            largest,
+            self.width,
+            self.height,
+            0,
+            0,
+            0,
+            0,
+        )
         strh = struct.pack(
-            "<4s4sIHHIIIIIIII4h", b"vids", b"MJPG", 0, 0, 0, 0, us, 1_000_000, 0, count,
-            largest, 0xFFFFFFFF, 0, 0, 0, self.width, self.height,
-        )  # fmt: skip
+            "<4s4sIHHIIIIIIII4h",
+            b"vids",
+            b"MJPG",
+            0,
+            0,
+            0,
+            0,
+            us,
+            1_000_000,
+            0,
+            count,
+            largest,
+            0xFFFFFFFF,
+            0,
+            0,
+            0,
+            self.width,
+            self.height,
+        )
         strf = struct.pack(
-            "<IiiHH4sIiiII", 40, self.width, self.height, 1, 24, b"MJPG",
-            self.width * self.height * 3, 0, 0, 0, 0,
-        )  # fmt: skip
+            "<IiiHH4sIiiII",
+            40,
+            self.width,
+            self.height,
+            1,
+            24,
+            b"MJPG",
+            self.width * self.height * 3,
+            0,
+            0,
+            0,
+            0,
+        )
         strl = _list(b"strl", _chunk(b"strh", strh) + _chunk(b"strf", strf))
         hdrl = _list(b"hdrl", _chunk(b"avih", avih) + strl)
         riff = b"RIFF" + struct.pack("<I", self.total_bytes - 8) + b"AVI "

@@ -58,9 +58,13 @@ def plan(
         if left <= 0:
             raise KafkaUnavailable("Kafka did not deliver the clip's frames in time")
         chunk = reader.read(
-            partition, position, end, max_bytes=read_bytes, max_records=_RECORDS_PER_READ,
+            partition,
+            position,
+            end,
+            max_bytes=read_bytes,
+            max_records=_RECORDS_PER_READ,
             timeout=left,
-        )  # fmt: skip
+        )
         for record in chunk.records:
             meta = record.value.meta
             if not span.start_ms * 1_000_000 <= meta.ts_ns < span.end_ms * 1_000_000:
@@ -92,9 +96,13 @@ def write(
             return
         try:
             chunk = reader.read(
-                partition, position, end, max_bytes=read_bytes,
-                max_records=_RECORDS_PER_READ, timeout=2.0,
-            )  # fmt: skip
+                partition,
+                position,
+                end,
+                max_bytes=read_bytes,
+                max_records=_RECORDS_PER_READ,
+                timeout=2.0,
+            )
         except KafkaUnavailable:
             continue
         if chunk.position > position:

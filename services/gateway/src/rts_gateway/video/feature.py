@@ -234,9 +234,11 @@ class Video:
         opened: list[PartitionReader[T]] = []
         try:
             lease = self.leases.hold(
-                grant, kind, lambda: opened[0].close() if opened else None,
+                grant,
+                kind,
+                lambda: opened[0].close() if opened else None,
                 limit=self.settings.max_replays_per_session,
-            )  # fmt: skip
+            )
         except LimitReached:
             self.request_reads.release(kind)
             raise
@@ -261,10 +263,13 @@ class Video:
         OutOfRetention (closing what it opened) when Kafka no longer holds that moment."""
         reader = self.open_read("replay", self.frames_topic, camera, grant)
         replay = Replay(
-            reader, camera, partition, from_ms,
+            reader,
+            camera,
+            partition,
+            from_ms,
             buffer_bytes=self.settings.replay_buffer_bytes,
             buffered=self.metrics.replay_buffered_bytes,
-        )  # fmt: skip
+        )
         try:
             replay.start()
         except BaseException:

@@ -102,9 +102,13 @@ def nearest_frame(
     position = start
     while position < end and time.monotonic() < deadline:
         chunk = reader.read(
-            win.partition, position, end, max_bytes=max_bytes, max_records=10_000,
+            win.partition,
+            position,
+            end,
+            max_bytes=max_bytes,
+            max_records=10_000,
             timeout=max(0.1, deadline - time.monotonic()),
-        )  # fmt: skip
+        )
         for record in chunk.records:
             frame = record.value
             if best is None or _distance(frame, moment_ms) < _distance(best, moment_ms):
@@ -173,9 +177,13 @@ def scan_detections(
             if time.monotonic() >= deadline:
                 return False
             chunk = reader.read(
-                partition, position, end, max_bytes=max_bytes, max_records=10_000,
+                partition,
+                position,
+                end,
+                max_bytes=max_bytes,
+                max_records=10_000,
                 timeout=max(0.1, deadline - time.monotonic()),
-            )  # fmt: skip
+            )
             for record in chunk.records:
                 detection = record.value
                 wanted = detection.kind in kinds and first_ns <= detection.ts < end_ns

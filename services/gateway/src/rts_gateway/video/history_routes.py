@@ -52,9 +52,12 @@ def out_of_retention(exc: OutOfRetention) -> Response:
     else:
         message = "the requested time is older than what Kafka still holds for this camera"
     return json_error(
-        416, message, requested=iso_ms(exc.requested_ms), earliest=iso_ms(exc.earliest_ms),
+        416,
+        message,
+        requested=iso_ms(exc.requested_ms),
+        earliest=iso_ms(exc.earliest_ms),
         latest=iso_ms(exc.latest_ms),
-    )  # fmt: skip
+    )
 
 
 def unavailable(exc: KafkaUnavailable) -> Response:
@@ -62,8 +65,13 @@ def unavailable(exc: KafkaUnavailable) -> Response:
 
 
 def stream_response(body: Iterator[bytes]) -> Response:
-    return Response(body, mimetype=None, content_type=mjpeg.CONTENT_TYPE, headers=NO_CACHE,
-                    direct_passthrough=True)  # fmt: skip
+    return Response(
+        body,
+        mimetype=None,
+        content_type=mjpeg.CONTENT_TYPE,
+        headers=NO_CACHE,
+        direct_passthrough=True,
+    )
 
 
 def close_with(response: Response, close: Callable[[], None]) -> Response:
@@ -195,15 +203,19 @@ class History:
         def answer(reader: PartitionReader[VideoFrame]) -> Response:
             win = history.window(reader, reader.topic.name, partition)
             frame = history.nearest_frame(
-                reader, win, at_ms, max_bytes=self.settings.replay_buffer_bytes,
+                reader,
+                win,
+                at_ms,
+                max_bytes=self.settings.replay_buffer_bytes,
                 timeout=self.settings.read_timeout_seconds,
-            )  # fmt: skip
+            )
             if frame is None:
                 seconds = history.NEAREST_WINDOW_MS // 1000
                 return json_error(
-                    404, f"no frame from {camera!r} within {seconds}s of {iso_ms(at_ms)}",
+                    404,
+                    f"no frame from {camera!r} within {seconds}s of {iso_ms(at_ms)}",
                     requested=iso_ms(at_ms),
-                )  # fmt: skip
+                )
             return jpeg_response(frame.meta, frame.jpeg)
 
         return self.with_read("snapshot", self.video.frames_topic, camera, answer)
@@ -212,9 +224,10 @@ class History:
         """The frames of [from, to) as a Motion JPEG AVI file, streamed."""
         try:
             span = parse_range(
-                request.args.get("from"), request.args.get("to"),
+                request.args.get("from"),
+                request.args.get("to"),
                 max_seconds=self.settings.clip_max_seconds,
-            )  # fmt: skip
+            )
         except BadTime as exc:
             return json_error(400, str(exc))
         partition = self.partition_of(camera)
@@ -226,16 +239,20 @@ class History:
         def answer(reader: PartitionReader[VideoFrame]) -> Response:
             try:
                 layout = clip.plan(
-                    reader, partition, span, read_bytes=read_bytes,
+                    reader,
+                    partition,
+                    span,
+                    read_bytes=read_bytes,
                     timeout=self.settings.read_timeout_seconds,
-                )  # fmt: skip
+                )
             except ClipTooLarge as exc:
                 return json_error(413, str(exc))
             if layout is None:
                 return json_error(
-                    404, f"no frame from {camera!r} between {iso_ms(span.start_ms)} and "
+                    404,
+                    f"no frame from {camera!r} between {iso_ms(span.start_ms)} and "
                     f"{iso_ms(span.end_ms)}",
-                )  # fmt: skip
+                )
             body = _counted(clip.write(reader, partition, layout, read_bytes=read_bytes), sent.inc)
             started = time.strftime("%Y%m%d-%H%M%S", time.gmtime(span.start_ms / 1000))
             name = f"{_file_safe(camera)}_{started}Z.avi"
@@ -246,8 +263,9 @@ class History:
                 "X-Clip-Frames": str(len(layout.frames)),
                 "X-Clip-Duration": f"{layout.duration_seconds:.3f}",
             }
-            return Response(body, content_type="video/x-msvideo", headers=headers,
-                            direct_passthrough=True)  # fmt: skip
+            return Response(
+                body, content_type="video/x-msvideo", headers=headers, direct_passthrough=True
+            )
 
         return self.with_read("clip", self.video.frames_topic, camera, answer)
 
@@ -295,15 +313,25 @@ class History:
             if step_ms is not None:
                 step = max(step_ms, -(-(span.end_ms - span.start_ms) // MAX_BUCKETS))
                 marks = history.detection_marks(
-                    reader, partitions, span, step, kinds=kinds, max_bytes=read_bytes,
+                    reader,
+                    partitions,
+                    span,
+                    step,
+                    kinds=kinds,
+                    max_bytes=read_bytes,
                     timeout=timeout,
-                )  # fmt: skip
+                )
                 body |= {"step_ms": step, "marks": marks.as_json(), "truncated": marks.truncated}
             else:
                 found = history.detections_between(
-                    reader, partitions, span, kinds=kinds, max_bytes=read_bytes, timeout=timeout,
+                    reader,
+                    partitions,
+                    span,
+                    kinds=kinds,
+                    max_bytes=read_bytes,
+                    timeout=timeout,
                     max_items=settings.timeline_max_detections,
-                )  # fmt: skip
+                )
                 body |= {
                     "detections": [d.model_dump() for d in found.items],
                     "truncated": found.truncated,

@@ -147,9 +147,13 @@ class FrameHub:
         self._viewers: dict[str, set[Viewer]] = {}
         self._latest: dict[str, Frame] = {}
         self.reads = PartitionReads(
-            topic, consumer, directory, metrics,
-            start_seconds=start_seconds, release_after=release_after,
-        )  # fmt: skip
+            topic,
+            consumer,
+            directory,
+            metrics,
+            start_seconds=start_seconds,
+            release_after=release_after,
+        )
         self._lock = threading.Lock()
         self._ignored = {
             reason: metrics.frames_ignored.labels(reason=reason)

@@ -145,8 +145,10 @@ class PartitionReads:
         future.add_done_callback(lambda error: self._positioned(read, error))
         if reason != "new":
             self._metrics.read_repositions.labels(reason=reason).inc()
-            log.info("re-positioning a frames read", extra={"partition": read.partition,
-                                                            "reason": reason})  # fmt: skip
+            log.info(
+                "re-positioning a frames read",
+                extra={"partition": read.partition, "reason": reason},
+            )
 
     def _positioned(self, read: PartitionRead, error: BaseException | None) -> None:
         if self._reads.get(read.partition) is not read:

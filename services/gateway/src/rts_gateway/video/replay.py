@@ -114,9 +114,13 @@ class Replay:
         while time.monotonic() - stalled_since < _STALLED_SECONDS:
             try:
                 chunk = self._reader.read(
-                    self._partition, self._position, self._live_edge,
-                    max_bytes=self._buffer_bytes, max_records=_RECORDS_PER_READ, timeout=2.0,
-                )  # fmt: skip
+                    self._partition,
+                    self._position,
+                    self._live_edge,
+                    max_bytes=self._buffer_bytes,
+                    max_records=_RECORDS_PER_READ,
+                    timeout=2.0,
+                )
             except KafkaUnavailable:
                 continue
             for record in chunk.records:

@@ -144,11 +144,15 @@ class CameraWall:
         )
         meta = frame.meta
         tile: Payload = {
-            "camera": meta.camera, "seq": meta.seq, "ts": meta.ts_ns,
-            "width": width, "height": height,
-            "source_width": meta.width, "source_height": meta.height,
+            "camera": meta.camera,
+            "seq": meta.seq,
+            "ts": meta.ts_ns,
+            "width": width,
+            "height": height,
+            "source_width": meta.width,
+            "source_height": meta.height,
             "jpeg": jpeg,
-        }  # fmt: skip
+        }
         # Each replica serves its own wall clients from its own reads: never relayed.
         self._sockets.emit("wall_frame", tile, to=wall_room(meta.camera), local=True)
         self._metrics.wall_frames.inc()
