@@ -80,7 +80,7 @@ class Replicas(Fleet):
     def wait_spread(self, timeout: float = 120.0) -> float:
         """Seconds until the running replicas own every events partition, evenly."""
         try:
-            return self.wait_settled(self.prefix + EVENTS, PARTITIONS, timeout)
+            return self.wait_settled(self.prefix + EVENTS, PARTITIONS, timeout, poll=0.05)
         except AssertionError as failed:
             raise SystemExit(str(failed)) from None
 

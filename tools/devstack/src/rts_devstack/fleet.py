@@ -192,7 +192,9 @@ class Fleet:
             for name, p in self.replicas.items()
         }
 
-    def wait_settled(self, topic: str, partitions: int, timeout: float = 90.0) -> float:
+    def wait_settled(
+        self, topic: str, partitions: int, timeout: float = 90.0, poll: float = 0.2
+    ) -> float:
         """Wait until the running replicas own all partitions, spread evenly; seconds."""
         started = time.monotonic()
         owned: dict[str, float] = {}
@@ -201,7 +203,7 @@ class Fleet:
             counts = list(owned.values())
             if counts and sum(counts) == partitions and max(counts) - min(counts) <= 1:
                 return time.monotonic() - started
-            time.sleep(0.05)
+            time.sleep(poll)
         raise AssertionError(f"{topic} not settled in {timeout}s: {owned}")
 
     # -- nginx
