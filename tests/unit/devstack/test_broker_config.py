@@ -26,6 +26,8 @@ def test_single_node_uses_the_next_port_for_its_controller(tmp_path: Path) -> No
     assert props["process.roles"] == "broker,controller"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["auto.create.topics.enable"] == "false"
+    # Its only broker is never fenced for a few seconds of a starved CPU.
+    assert props["broker.session.timeout.ms"] == "9000"
 
 
 def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: Path) -> None:
@@ -41,6 +43,7 @@ def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: P
     assert props["min.insync.replicas"] == "2"
     assert props["offsets.topic.replication.factor"] == "3"
     assert props["log.dirs"] == str(tmp_path / "node-3" / "logs")
+    assert props["broker.session.timeout.ms"] == "3000"  # a dead node noticed in seconds
 
 
 def test_cluster_id_is_kafka_shaped_and_stable(tmp_path: Path) -> None:

@@ -254,10 +254,18 @@ class BrokerLayout:
             # Tests and `make run` start consumer groups right away; don't wait 3 s.
             "group.initial.rebalance.delay.ms": 0,
             "log.retention.check.interval.ms": 30000,
-            # Notice a dead node in seconds: fault tests kill nodes on purpose.
-            "broker.heartbeat.interval.ms": 500,
-            "broker.session.timeout.ms": 3000,
+            **self._liveness_properties(),
         }
+
+    def _liveness_properties(self) -> dict[str, Any]:
+        """How soon the controllers fence a node that stops heartbeating."""
+        if len(self.nodes) == 1:
+            # Nobody to fail over to: fencing its only broker makes the cluster
+            # unavailable, which a starved CPU (a loaded machine, a paused JVM) would
+            # otherwise do within 3 s. Kafka's defaults.
+            return {"broker.heartbeat.interval.ms": 2000, "broker.session.timeout.ms": 9000}
+        # Notice a dead node in seconds: fault tests kill nodes on purpose.
+        return {"broker.heartbeat.interval.ms": 500, "broker.session.timeout.ms": 3000}
 
     def _security_properties(self) -> dict[str, Any]:
         """Listener settings: plaintext, or SASL/SCRAM with ACLs in the secured mode."""
