@@ -152,7 +152,8 @@ class ServiceProcess:
         self.wait_http(self.launch.ready, timeout)
 
     def wait_line(self, text: str, timeout: float) -> None:
-        self.wait_for(lambda: any(text in line for line in self.output), timeout, repr(text))
+        # A copy: the reader thread appends while this looks (list() takes it in one go).
+        self.wait_for(lambda: any(text in line for line in list(self.output)), timeout, repr(text))
 
     # -- the ops endpoints
 
