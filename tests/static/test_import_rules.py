@@ -139,3 +139,18 @@ def test_video_live_path_and_past_meet_only_in_shared_modules_and_the_feature() 
                 what = "shared module" if own is None else "path"
                 problems.append(f"the {what} {module} imports {name}")
     assert problems == []
+
+
+def test_the_contracts_are_imported_from_one_place() -> None:
+    """`rts_common.contracts` is the import surface; its modules are its own layout."""
+    problems = []
+    for package in PACKAGES:
+        for module, imported in modules(package).items():
+            if module.startswith("rts_common.contracts"):
+                continue
+            problems += [
+                f"{module} imports {name}"
+                for name in imported
+                if name.startswith("rts_common.contracts.")
+            ]
+    assert problems == []
