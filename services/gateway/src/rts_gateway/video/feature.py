@@ -36,7 +36,7 @@ from rts_gateway.video.live.hub import FrameHub
 from rts_gateway.video.live.routes import LiveRoutes
 from rts_gateway.video.live.streams import Streams
 from rts_gateway.video.live.wall import CameraWall
-from rts_gateway.video.past.reads import ReadSlots, RequestReads
+from rts_gateway.video.past.reads import RequestReads
 from rts_gateway.video.past.routes import PastRoutes
 
 log = logging.getLogger(__name__)
@@ -91,9 +91,12 @@ class Video:
             leases, limit=settings.max_streams, per_session=settings.max_streams_per_session
         )
         # The past
-        self.request_reads = ReadSlots(settings.max_replays, metrics)
-        self.reads = RequestReads(
-            bridge, self.request_reads, leases, per_session=settings.max_replays_per_session
+        self.request_reads = RequestReads(
+            bridge,
+            leases,
+            metrics,
+            limit=settings.max_replays,
+            per_session=settings.max_replays_per_session,
         )
         # Housekeeping runs where the frames are handled (the runtime's dispatcher), so the
         # two never touch the hub's state at once, whatever the async mode.
@@ -108,7 +111,7 @@ class Video:
         sleep = self._runtime.sleep
         past = PastRoutes(
             cameras,
-            self.reads,
+            self.request_reads,
             self._frames,
             self._detections,
             self._settings,

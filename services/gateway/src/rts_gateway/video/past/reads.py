@@ -87,18 +87,29 @@ class ReadSlots:
 
 
 class RequestReads:
-    """Opens a request's reader within the limits: the process's slots, and per session
-    and kind its leases (a revoked session closes its readers at once)."""
+    """The reads into the past open on this process, each opened within the limits: the
+    process's slots, and per session and kind its leases (a revoked session closes its
+    readers at once)."""
 
     def __init__(
-        self, bridge: KafkaBridge, slots: ReadSlots, leases: Leases, *, per_session: int
+        self,
+        bridge: KafkaBridge,
+        leases: Leases,
+        metrics: GatewayMetrics,
+        *,
+        limit: int,
+        per_session: int,
     ) -> None:
         self._bridge = bridge
-        self._slots = slots
+        self._slots = ReadSlots(limit, metrics)
         self._leases = leases
         self._per_session = per_session
 
-    def open(
+    @property
+    def open(self) -> int:
+        return self._slots.open
+
+    def reader(
         self, kind: str, topic: Topic[T], camera: str, grant: Grant | None
     ) -> RequestReader[T]:
         """A consumer for one request about `camera` (a replay, a snapshot at a time, a

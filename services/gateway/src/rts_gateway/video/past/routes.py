@@ -93,7 +93,7 @@ class PastRoutes:
         if (refused := refuse_past(grant)) is not None:
             return refused
         try:
-            reader = self.reads.open(kind, topic, camera, grant)
+            reader = self.reads.reader(kind, topic, camera, grant)
         except LimitReached as hit:
             return limited(hit)
         try:
@@ -121,7 +121,7 @@ class PastRoutes:
         captured (`closes` registers what to close when the stream ends); or why not.
         Whether the sign-in may replay is the caller's to ask first (`refuse_past`)."""
         try:
-            reader = self.reads.open("replay", self.frames, camera, current_grant())
+            reader = self.reads.reader("replay", self.frames, camera, current_grant())
         except LimitReached as hit:
             return limited(hit)
         replay = Replay(
