@@ -59,6 +59,16 @@ def unavailable(exc: KafkaUnavailable) -> Response:
     return json_error(503, f"{exc}; try again")
 
 
+def refusal(exc: BaseException) -> Response | None:
+    """The answer to what the past refused (a moment Kafka no longer holds, Kafka not
+    answering in time); None for anything else."""
+    if isinstance(exc, OutOfRetention):
+        return out_of_retention(exc)
+    if isinstance(exc, KafkaUnavailable):
+        return unavailable(exc)
+    return None
+
+
 class PastRoutes:
     """The handlers of the past, each with a Kafka read of its own."""
 
@@ -98,15 +108,11 @@ class PastRoutes:
             return limited(hit)
         try:
             response = answer(reader)
-        except OutOfRetention as exc:
+        except BaseException as exc:
             reader.close()
-            return out_of_retention(exc)
-        except KafkaUnavailable as exc:
-            reader.close()
-            return unavailable(exc)
-        except BaseException:
-            reader.close()
-            raise
+            if (answered := refusal(exc)) is None:
+                raise
+            return answered
         return close_with(response, reader.close)
 
     def replay(
@@ -134,15 +140,11 @@ class PastRoutes:
         )
         try:
             replay.start()
-        except OutOfRetention as exc:
+        except BaseException as exc:
             replay.close()
-            return out_of_retention(exc)
-        except KafkaUnavailable as exc:
-            replay.close()
-            return unavailable(exc)
-        except BaseException:
-            replay.close()
-            raise
+            if (answered := refusal(exc)) is None:
+                raise
+            return answered
         closes(replay.close)
         return replay_parts(replay, max_fps, self.metrics, self.sleep)
 
