@@ -47,7 +47,7 @@ class SessionLedger:
         self._topic = bridge.topic(GATEWAY_SESSIONS)
         self._on_revoked = on_revoked
         self._loop = bridge.direct_consumer(
-            self._topic, self.on_batch, name="sessions", poll_timeout=0.1
+            self._topic, self.on_batch, name="sessions", poll_timeout=0.1, expect_assignment=True
         )
         self._producer: Producer | None = None
         self._revoked_sessions: dict[str, int] = {}  # session id -> until (ns)
