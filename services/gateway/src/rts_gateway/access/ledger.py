@@ -33,6 +33,7 @@ from rts_gateway.bridge import Batch, ConsumerLoop, Future, KafkaBridge, from_be
 log = logging.getLogger(__name__)
 
 RECORD_TIMEOUT = 5.0
+ASSIGN_RETRY_MIN_SECONDS, ASSIGN_RETRY_MAX_SECONDS = 1.0, 30.0
 PRUNE_EVERY_SECONDS = 60.0
 
 
@@ -61,8 +62,7 @@ class SessionLedger:
 
     def start(self) -> None:
         self._loop.start()
-        ends = self._loop.submit(from_beginning(self._topic.name))
-        self._runtime.spawn(self._await_assignment, ends)
+        self._runtime.spawn(self._read_whole_topic)
 
     def request_stop(self) -> None:
         self._loop.request_stop()
@@ -211,8 +211,19 @@ class SessionLedger:
         self._revoked_sessions = {s: u for s, u in self._revoked_sessions.items() if u >= now}
         self._revoked_subjects = {s: v for s, v in self._revoked_subjects.items() if v[1] >= now}
 
-    def _await_assignment(self, ends: Future[dict[int, int]]) -> None:
-        try:
-            self.assigned(ends.result(60.0))
-        except Exception as exc:  # noqa: BLE001 - sign-in stays closed and says why
-            log.error("cannot read the sign-in ledger", extra={"error": repr(exc)})
+    def _read_whole_topic(self) -> None:
+        """Assign every partition from its beginning; until that succeeds (a broker that
+        does not answer yet), sign-in stays closed, says why, and it is tried again."""
+        delay = ASSIGN_RETRY_MIN_SECONDS
+        while not self._loop.stopping:
+            ends: Future[dict[int, int]] = self._loop.submit(from_beginning(self._topic.name))
+            try:
+                self.assigned(ends.result(60.0))
+                return
+            except Exception as exc:  # noqa: BLE001 - sign-in stays closed and says why
+                log.warning(
+                    "cannot read the sign-in ledger yet",
+                    extra={"error": repr(exc), "retry_in": delay},
+                )
+            self._runtime.sleep(delay)
+            delay = min(ASSIGN_RETRY_MAX_SECONDS, delay * 2)

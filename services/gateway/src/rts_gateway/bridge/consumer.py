@@ -311,6 +311,10 @@ class ConsumerLoop(Generic[T]):
         """Ask the thread to stop polling and close the consumer; returns at once."""
         self._stop = True
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop
+
     def wait_stopped(self, timeout: float) -> None:
         """Wait until the consumer is closed (a group member has left its group)."""
         if not self._started:
@@ -493,9 +497,9 @@ class ConsumerLoop(Generic[T]):
         )
         if self._subscription is not None:
             if lost and "on_lost" in self._subscription:
-                # The old client's partitions are gone with it: tell the owner as the
-                # group would have (after this, callbacks of the old client are ignored).
-                # (the callback goes through with the new client, the current one).
+                # The old client's partitions are gone with it: tell their owner as the
+                # group would have. Callbacks only pass for the current client, the new
+                # one; the old one's are ignored from now on.
                 gone = [TopicPartition(self.topic.name, p) for p in lost]
                 self._subscription["on_lost"](new, gone)
             self._owned.clear()
