@@ -150,7 +150,7 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         "A Kafka consumer outside its consumer group, or not reading the partitions it was "
         "assigned, for this long while Kafka answers has failed: /healthz answers 503 "
         "naming it (a group member whose client finds no coordinator gets a new client "
-        "after two thirds of it)",
+        "after a third of it)",
         ge=3,
         le=3600,
     )

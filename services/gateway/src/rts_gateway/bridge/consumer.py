@@ -142,7 +142,7 @@ class ConsumerLoop(Generic[T]):
     its group, or a direct reader that has not been reading what it was assigned, for
     `liveness_seconds` while the brokers answer (`kafka_since`) has failed, whatever the
     cause. librdkafka's statistics (client_state.py) say where the client stands. A group
-    member whose client cannot even find its coordinator for two thirds of that time is
+    member whose client cannot even find its coordinator for a third of that time is
     given a new client: librdkafka 2.16 can lose every broker it knows to a metadata
     answer that lists none (a KRaft broker briefly fenced, as after a freeze) and then
     never look for one again while a commit waits for the coordinator.
@@ -466,7 +466,7 @@ class ConsumerLoop(Generic[T]):
         reason = self._renew_requested
         if reason is None and self._subscription is not None and self._callback_since is None:
             stalled = self.stalled_seconds(now)
-            renew_after = self.liveness_seconds * 2 / 3
+            renew_after = self.liveness_seconds / 3
             state = self.state
             lost = state is None or not state.coordinator_up
             if lost and stalled >= renew_after and now - self._renewed_at >= renew_after:
