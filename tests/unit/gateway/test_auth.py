@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rts_common.contracts import GATEWAY_SESSIONS, VIDEO_CAMERAS, SessionRecord
 from rts_common.signin import Authenticator, AuthError, Grant
-from rts_gateway.bridge import Future
 from rts_gateway.grants import Leases, LimitReached
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.service import Gateway
@@ -138,35 +137,6 @@ def test_sign_in_fails_closed_until_the_ledger_is_read(
     response = gateway.app.test_client().get("/api/cameras", headers=bearer(token_for(gateway)))
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
-
-
-def test_the_ledger_is_assigned_again_until_kafka_answers(
-    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A gateway started while Kafka does not answer must still read the ledger once it
-    does, not keep sign-in closed for good."""
-    ledger = make_gateway(auth_secret=SECRET).access.ledger
-    assert ledger is not None
-    answers: list[BaseException | dict[int, int]] = [
-        RuntimeError("Failed to get metadata: Local: Broker transport failure"),
-        {0: 0},
-    ]
-
-    def submit(_command: object) -> Future[dict[int, int]]:
-        future: Future[dict[int, int]] = Future()
-        answer = answers.pop(0)
-        if isinstance(answer, BaseException):
-            future.resolve(None, answer)
-        else:
-            future.resolve(answer, None)
-        return future
-
-    monkeypatch.setattr(ledger._loop, "submit", submit)
-    monkeypatch.setattr(ledger._runtime, "sleep", lambda _seconds: None)
-    assert not ledger.caught_up
-    ledger._read_whole_topic()
-    assert ledger.caught_up
-    assert answers == []
 
 
 def test_revoked_sessions_and_subjects_are_refused(client: FlaskClient, gateway: Gateway) -> None:

@@ -18,7 +18,7 @@ from confluent_kafka import TopicPartition
 from rts_common.contracts import PLAYBACK_EVENTS, VIDEO_CAMERAS
 from rts_common.kafka import KafkaSettings
 from rts_common.net import free_ports
-from rts_gateway.bridge import BadRecords, ConsumerLoop, KafkaBridge, Topic
+from rts_gateway.bridge import BadRecords, ConsumerLoop, Future, KafkaBridge, Topic
 from rts_gateway.bridge import consumer as consumer_module
 from rts_gateway.bridge.client_state import read_statistics
 from rts_gateway.bridge.runtime import ThreadingRuntime
@@ -266,6 +266,34 @@ def test_a_direct_reader_not_reading_its_assignment_fails_liveness() -> None:
     # Statistics of a client the loop replaced say nothing of the current one.
     loop._observe(loop._generation - 1, statistics(partitions={0: "active"}))
     assert loop.problem(time.monotonic() + 6) is not None
+
+
+def test_a_reader_is_assigned_again_until_kafka_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway started while Kafka does not answer must still read the camera directory,
+    the sign-in ledger, the broadcast channel once it does."""
+    loop = group_loop(kafka_since=lambda: 0.0)
+    answers: list[BaseException | dict[int, int]] = [
+        RuntimeError("Failed to get metadata: Local: Broker transport failure"),
+        RuntimeError("Failed to get metadata: Local: Timed out"),
+        {0: 0},
+    ]
+    waits: list[float] = []
+
+    def submit(_command: object) -> Future[dict[int, int]]:
+        future: Future[dict[int, int]] = Future()
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            future.resolve(None, answer)
+        else:
+            future.resolve(answer, None)
+        return future
+
+    monkeypatch.setattr(loop, "submit", submit)
+    monkeypatch.setattr(loop._runtime, "sleep", waits.append)
+    assigned: list[dict[int, int]] = []
+    loop._assign_until_done(lambda _consumer: {}, assigned.append, "the ledger")
+    assert assigned == [{0: 0}]
+    assert waits == [1.0, 2.0]  # backing off between attempts
 
 
 def test_librdkafka_logs_of_clients_polled_on_native_threads_are_written_in_the_app_context() -> (

@@ -28,12 +28,11 @@ from confluent_kafka import KafkaError, Message, Producer
 from rts_common.contracts import GATEWAY_SESSIONS, SessionRecord
 from rts_common.signin import Grant
 
-from rts_gateway.bridge import Batch, ConsumerLoop, Future, KafkaBridge, from_beginning
+from rts_gateway.bridge import Batch, ConsumerLoop, KafkaBridge, from_beginning
 
 log = logging.getLogger(__name__)
 
 RECORD_TIMEOUT = 5.0
-ASSIGN_RETRY_MIN_SECONDS, ASSIGN_RETRY_MAX_SECONDS = 1.0, 30.0
 PRUNE_EVERY_SECONDS = 60.0
 
 
@@ -62,7 +61,9 @@ class SessionLedger:
 
     def start(self) -> None:
         self._loop.start()
-        self._runtime.spawn(self._read_whole_topic)
+        self._loop.assign_until_done(
+            from_beginning(self._topic.name), self.assigned, what="the sign-in ledger"
+        )
 
     def request_stop(self) -> None:
         self._loop.request_stop()
@@ -210,20 +211,3 @@ class SessionLedger:
         self._links = {n: v for n, v in self._links.items() if v[1] >= now}
         self._revoked_sessions = {s: u for s, u in self._revoked_sessions.items() if u >= now}
         self._revoked_subjects = {s: v for s, v in self._revoked_subjects.items() if v[1] >= now}
-
-    def _read_whole_topic(self) -> None:
-        """Assign every partition from its beginning; until that succeeds (a broker that
-        does not answer yet), sign-in stays closed, says why, and it is tried again."""
-        delay = ASSIGN_RETRY_MIN_SECONDS
-        while not self._loop.stopping:
-            ends: Future[dict[int, int]] = self._loop.submit(from_beginning(self._topic.name))
-            try:
-                self.assigned(ends.result(60.0))
-                return
-            except Exception as exc:  # noqa: BLE001 - sign-in stays closed and says why
-                log.warning(
-                    "cannot read the sign-in ledger yet",
-                    extra={"error": repr(exc), "retry_in": delay},
-                )
-            self._runtime.sleep(delay)
-            delay = min(ASSIGN_RETRY_MAX_SECONDS, delay * 2)

@@ -35,6 +35,8 @@ R = TypeVar("R")
 # A rebalance callback: runs on the consumer's native thread, inside a poll.
 Rebalance = Callable[[Consumer, list[TopicPartition]], None]
 WEDGED_SECONDS = 60.0
+ASSIGN_TIMEOUT_SECONDS = 60.0
+ASSIGN_RETRY_MIN_SECONDS, ASSIGN_RETRY_MAX_SECONDS = 1.0, 30.0
 
 # librdkafka logs at syslog levels; map them onto Python's.
 _SYSLOG_TO_LOGGING = {0: 50, 1: 50, 2: 50, 3: 40, 4: 30, 5: 20, 6: 20, 7: 10}
@@ -301,6 +303,32 @@ class ConsumerLoop(Generic[T]):
             consumer.subscribe([self.topic.name], **callbacks)
 
         self.submit(join)
+
+    def assign_until_done(
+        self, command: Callable[[Consumer], R], on_assigned: Callable[[R], None], *, what: str
+    ) -> None:
+        """Run the assignment `command` (a direct reader's partitions), and again, with
+        backoff, until it succeeds: a broker that does not answer yet (the gateway started
+        during an outage) must not leave the reader without partitions for good. Then
+        `on_assigned(result)` in the app context."""
+        self._runtime.spawn(self._assign_until_done, command, on_assigned, what)
+
+    def _assign_until_done(
+        self, command: Callable[[Consumer], R], on_assigned: Callable[[R], None], what: str
+    ) -> None:
+        delay = ASSIGN_RETRY_MIN_SECONDS
+        while not self._stop:
+            try:
+                result = self.submit(command).result(ASSIGN_TIMEOUT_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - said, and tried again
+                log.warning(
+                    f"cannot read {what} yet", extra={"error": repr(exc), "retry_in": delay}
+                )
+                self._runtime.sleep(delay)
+                delay = min(ASSIGN_RETRY_MAX_SECONDS, delay * 2)
+                continue
+            on_assigned(result)
+            return
 
     def renew(self, reason: str) -> None:
         """Replace the Kafka client with a new one before the next poll (a group member

@@ -85,7 +85,9 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
         (until then, nobody here could receive what other replicas publish)."""
         super().initialize()
         self._loop.start()
-        self._loop.submit(self._assign_from_end)
+        self._loop.assign_until_done(
+            self._assign_from_end, lambda _none: None, what="the broadcast channel"
+        )
 
     def components(self) -> list[ConsumerLoop[list[PubSubMessage]] | PeriodicTask]:
         return [self._loop, self._flusher]
