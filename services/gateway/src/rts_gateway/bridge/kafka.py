@@ -308,6 +308,8 @@ class KafkaBridge:
         now = time.monotonic()
         m = self.metrics
         for loop in self.loops:
+            if loop.state is None and loop.in_group is None and loop.last_record_at is None:
+                continue  # not polling (a request's own read, paused between its commands)
             name = loop.name
             m.consumer_stalled.labels(consumer=name).set(round(loop.stalled_seconds(now), 1))
             if (in_group := loop.in_group) is not None:
