@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import TopicPartition
 from rts_common.contracts import PLAYBACK_EVENTS, VIDEO_CAMERAS
 from rts_common.kafka import KafkaSettings
-from rts_common.net import free_ports
+from rts_devstack import ports
 from rts_gateway.bridge import BadRecords, ConsumerLoop, Future, KafkaBridge, Topic
 from rts_gateway.bridge import consumer as consumer_module
 from rts_gateway.bridge.client_state import read_statistics
@@ -301,7 +301,8 @@ def test_librdkafka_logs_of_clients_polled_on_native_threads_are_written_in_the_
 ):
     """Under eventlet, logging's locks are green: a native thread that logs while a green
     thread holds one waits forever (and holds every later log line up)."""
-    (port,) = free_ports(1)  # nothing listens there: librdkafka logs its failed connects
+    reserved = ports.reserve(1)  # nothing listens there: librdkafka logs its failed connects
+    port = reserved[0]
     runtime = ThreadingRuntime()
     bridge = KafkaBridge(
         KafkaSettings(kafka_bootstrap=f"127.0.0.1:{port}"), runtime, GatewayMetrics()
@@ -335,3 +336,4 @@ def test_librdkafka_logs_of_clients_polled_on_native_threads_are_written_in_the_
         assert set(threads) == {"runtime-dispatch"}
     finally:
         logging.getLogger("librdkafka").removeHandler(handler)
+        reserved.release()
