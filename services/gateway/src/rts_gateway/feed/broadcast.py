@@ -66,7 +66,7 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
         self._errors = Throttle(60.0)
         # Every replica must see every message: no group, every partition from its end.
         self._loop = bridge.direct_consumer(
-            topic, self._on_batch, name="broadcast", poll_timeout=0.1
+            topic, self._on_batch, name="broadcast", poll_timeout=0.1, expect_assignment=True
         )
         self._flusher = PeriodicTask("broadcast-flush", flush_interval, self._flush)
 
@@ -85,7 +85,9 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
         (until then, nobody here could receive what other replicas publish)."""
         super().initialize()
         self._loop.start()
-        self._loop.submit(self._assign_from_end)
+        self._loop.assign_until_done(
+            self._assign_from_end, lambda _none: None, what="the broadcast channel"
+        )
 
     def components(self) -> list[ConsumerLoop[list[PubSubMessage]] | PeriodicTask]:
         return [self._loop, self._flusher]
