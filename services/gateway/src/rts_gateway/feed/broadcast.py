@@ -29,13 +29,16 @@ from rts_common.logs import Throttle
 from rts_common.tasks import PeriodicTask
 
 from rts_gateway.bridge import Batch, ConsumerLoop, KafkaBridge, Topic
+from rts_gateway.fanout import FanoutManager
 
 log = logging.getLogger(__name__)
 
 PubSubMessage = dict[str, Any]
 
 
-class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
+# Published through Kafka by PubSubManager; delivered to this replica's own clients by
+# the fan-out (FanoutManager.emit, next in line after PubSubManager).
+class KafkaBroadcastManager(socketio.PubSubManager, FanoutManager):  # type: ignore[misc]
     name = "kafka"
 
     def __init__(
