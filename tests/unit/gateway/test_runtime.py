@@ -170,3 +170,35 @@ def test_a_consumer_loop_that_died_says_so() -> None:
     assert problem is not None
     assert problem.startswith("exited")
     assert "no.such.setting" in problem
+
+
+EVENTLET_GREEN_THREADS = """
+import eventlet
+eventlet.monkey_patch()
+from rts_gateway.bridge.runtime import EventletRuntime
+runtime = EventletRuntime()
+eventlet.sleep(0)
+before = runtime.green_threads()
+stop = eventlet.event.Event()
+sleepers = [eventlet.spawn(stop.wait) for _ in range(50)]
+eventlet.sleep(0)
+during = runtime.green_threads()
+stop.send()
+for sleeper in sleepers:
+    sleeper.wait()
+after = runtime.green_threads()
+assert (during - before, after) == (50, before), (before, during, after)
+print("ok")
+"""
+
+
+def test_eventlet_runtime_counts_its_green_threads() -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", EVENTLET_GREEN_THREADS],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -241,9 +241,17 @@ class EventletRuntime(Runtime):
     def green_threads(self) -> int:
         import gc
 
+        from eventlet import hubs
         from greenlet import greenlet
 
-        return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and not obj.dead)
+        # Green threads are the greenlets whose parent is the hub's: the collector finds
+        # what refers to it in C, several times faster than listing every object.
+        hub = hubs.get_hub().greenlet
+        return sum(
+            1
+            for g in gc.get_referrers(hub)
+            if isinstance(g, greenlet) and g is not hub and not g.dead
+        )
 
     def _dispatch(self) -> None:
         from eventlet.hubs import trampoline
