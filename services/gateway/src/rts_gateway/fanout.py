@@ -47,6 +47,7 @@ import errno
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterable
 from itertools import islice
 from typing import Any
@@ -259,6 +260,7 @@ class Fanout:
         self._due: list[Outbox] = []
         self._flush_scheduled = False
         self._writers = 0
+        self._gauges_due = 0.0
         # Counted on the hub as plain ints, published to Prometheus once per flush.
         self.units_written = 0
         self.units_dropped = 0
@@ -281,9 +283,13 @@ class Fanout:
 
     def publish_counts(self) -> None:
         """Counts to Prometheus (from a green thread: never from the hub's own, where a
-        metric's lock must not be waited for)."""
+        metric's lock must not be waited for); the gauges once a second."""
         m = self._metrics
-        m.socketio_clients_behind.set(self._writers)
+        now = time.monotonic()
+        if now >= self._gauges_due:
+            self._gauges_due = now + 1.0
+            m.socketio_clients_behind.set(self._writers)
+            m.socketio_backlog_bytes.set(sum(o.queued_bytes for o in self.outboxes.values()))
         if self.units_written:
             m.socketio_messages_written.inc(self.units_written)
             self.units_written = 0
@@ -361,8 +367,17 @@ class FanoutManager(socketio.Manager):  # type: ignore[misc]
         # As Manager.emit: a tuple is several arguments, anything else one.
         args = list(data) if isinstance(data, tuple) else [] if data is None else [data]
         skip = set(skip_sid) if isinstance(skip_sid, list) else {skip_sid}
-        pkt = self.server.packet_class(sio_packet.EVENT, namespace=namespace, data=[event, *args])
-        encoded = pkt.encode()
+        make_packet = self.server.packet_class
+        try:
+            # Text, as nearly every message is: python-socketio would otherwise walk the
+            # whole payload looking for bytes first. Bytes fail the JSON encoding.
+            encoded = make_packet(
+                sio_packet.EVENT, namespace=namespace, data=[event, *args], binary=False
+            ).encode()
+        except TypeError:
+            encoded = make_packet(
+                sio_packet.EVENT, namespace=namespace, data=[event, *args]
+            ).encode()
         parts = encoded if isinstance(encoded, list) else [encoded]
         eio_packets = [eio_packet.Packet(eio_packet.MESSAGE, p) for p in parts]
         unit = b""

@@ -343,6 +343,12 @@ class GatewayMetrics:
             "Socket.IO clients whose connection cannot take what is sent to them as fast",
             registry=r,
         )
+        self.socketio_backlog_bytes = Gauge(
+            "gateway_socketio_backlog_bytes",
+            "Bytes waiting for Socket.IO clients' connections to take them, all clients "
+            "together (each bounded by GATEWAY_SOCKETIO_CLIENT_BACKLOG_BYTES)",
+            registry=r,
+        )
 
     def _partition_handover(self, r: CollectorRegistry) -> None:
         """How playback-events partitions move between replicas (feed/checkpoints.py)."""
