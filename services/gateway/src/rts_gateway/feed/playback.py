@@ -28,7 +28,7 @@ import logging
 import time
 
 from rts_common.contracts import Detection
-from rts_common.events import PlaybackEvent, ts_to_ns
+from rts_common.events import PlaybackEventStruct, ts_to_ns
 from rts_common.metrics import Children
 from rts_common.pacing import TokenBucket
 
@@ -139,7 +139,7 @@ class PlaybackFeed:
 
     # -- records
 
-    def on_events(self, batch: Batch[PlaybackEvent]) -> None:
+    def on_events(self, batch: Batch[PlaybackEventStruct]) -> None:
         # Counters are added up here and updated once per batch: prometheus_client takes
         # a lock per increment, which per event was a fifth of the ingest's cost.
         counts: collections.Counter[tuple[str, ...]] = collections.Counter()
@@ -176,7 +176,7 @@ class PlaybackFeed:
     def _on_event(
         self,
         aggregate: PartitionAggregate,
-        event: PlaybackEvent,
+        event: PlaybackEventStruct,
         raw: bytes,
         counts: collections.Counter[tuple[str, ...]],
         sums: collections.defaultdict[tuple[str, str], float],

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from rts_common.events import DEVICES, EVENT_TYPES, STOP_REASONS, PlaybackEvent
+from rts_common.events import DEVICES, EVENT_TYPES, STOP_REASONS, PlaybackEventStruct
 from rts_common.sessions import PlayerState, next_state
 
 WINDOW_NS = 60 * 1_000_000_000
@@ -194,7 +194,7 @@ class PartitionAggregate:
         # The partition's offset after the last record applied (0: none yet).
         self.offset = 0
 
-    def apply(self, event: PlaybackEvent, ts_ns: int) -> Applied:
+    def apply(self, event: PlaybackEventStruct, ts_ns: int) -> Applied:
         totals = self.devices[event.device]
         totals.events[event.event_type] += 1
         self.events_seen += 1
