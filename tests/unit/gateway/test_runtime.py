@@ -202,3 +202,49 @@ def test_eventlet_runtime_counts_its_green_threads() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+EVENTLET_FLAGS = """
+import eventlet
+eventlet.monkey_patch()
+from rts_gateway.bridge.runtime import EventletRuntime
+runtime = EventletRuntime()
+flags = [runtime.flag() for _ in range(100)]
+woke, timed_out = [], []
+def waiter(i):
+    assert flags[i].wait() is True
+    woke.append(i)
+    flags[i].clear()
+    timed_out.append(flags[i].wait(0.05))
+    flags[i].wait(5)  # set again below, before its timeout
+    woke.append(-i - 1)
+threads = [eventlet.spawn(waiter, i) for i in range(100)]
+eventlet.sleep(0)
+for flag in flags:
+    flag.set()
+eventlet.sleep(0.2)
+assert sorted(woke) == list(range(100)), woke
+assert timed_out == [False] * 100, timed_out
+for flag in flags:
+    flag.set()
+    flag.set()  # twice in one turn: one wake
+for thread in threads:
+    thread.wait()
+assert sorted(woke) == sorted([*range(100), *range(-100, 0)])
+already = runtime.flag()
+already.set()
+assert already.wait() and already.wait(0)
+print("ok")
+"""
+
+
+def test_eventlet_runtime_flags_wake_their_waiters_once_and_time_out() -> None:
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", EVENTLET_FLAGS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

@@ -117,6 +117,7 @@ class Video:
             release_after=settings.release_after_seconds,
             stall_timeout=settings.stall_timeout_seconds,
             peer_closed=self.runtime.peer_closed,
+            flag=self.runtime.flag,
         )
         self.wall = CameraWall(
             self.runtime,
