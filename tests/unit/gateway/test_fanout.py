@@ -49,9 +49,6 @@ class Flusher:
         self.writers.append(outbox)
         return object()
 
-    def writer_done(self) -> None:
-        pass
-
 
 @pytest.fixture
 def pair() -> Any:

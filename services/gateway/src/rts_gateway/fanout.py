@@ -140,6 +140,7 @@ class Outbox:
 
     @property
     def behind(self) -> bool:
+        """Its socket took less than it was given: a writer waits for it to take more."""
         return self._writer is not None
 
     def push(self, unit: bytes) -> None:
@@ -210,7 +211,6 @@ class Outbox:
             self._gone()
         finally:
             self._writer = None
-            self._fanout.writer_done()
 
     def _drop_waiting(self) -> None:
         """Forget the messages not yet started (the client is behind: they are stale)."""
@@ -236,8 +236,8 @@ class Outbox:
     def finish(self) -> None:
         """The connection ends: write what the socket takes now, keep nothing."""
         if not self.closed and self._writer is None:
-            self.write_now()
-        writer = self._writer
+            self._write_some()
+        writer, self._writer = self._writer, None
         self._gone()
         if writer is not None:
             writer.kill()
@@ -259,9 +259,8 @@ class Fanout:
         self.outboxes: dict[str, Outbox] = {}
         self._due: list[Outbox] = []
         self._flush_scheduled = False
-        self._writers = 0
         self._gauges_due = 0.0
-        # Counted on the hub as plain ints, published to Prometheus once per flush.
+        # Counted on the hub as plain ints, published to Prometheus by the next emit.
         self.units_written = 0
         self.units_dropped = 0
         self.messages_framed = 0
@@ -288,8 +287,9 @@ class Fanout:
         now = time.monotonic()
         if now >= self._gauges_due:
             self._gauges_due = now + 1.0
-            m.socketio_clients_behind.set(self._writers)
-            m.socketio_backlog_bytes.set(sum(o.queued_bytes for o in self.outboxes.values()))
+            outboxes = list(self.outboxes.values())
+            m.socketio_clients_behind.set(sum(o.behind for o in outboxes))
+            m.socketio_backlog_bytes.set(sum(o.queued_bytes for o in outboxes))
         if self.units_written:
             m.socketio_messages_written.inc(self.units_written)
             self.units_written = 0
@@ -303,11 +303,7 @@ class Fanout:
     # -- slow clients
 
     def spawn_writer(self, outbox: Outbox) -> Any:
-        self._writers += 1
         return self._eventlet.spawn(outbox.drain, self._wait_writable)
-
-    def writer_done(self) -> None:
-        self._writers -= 1
 
     def _wait_writable(self, sock: socket.socket) -> None:
         self._hubs.trampoline(sock.fileno(), write=True)
