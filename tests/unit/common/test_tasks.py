@@ -1,6 +1,7 @@
 import threading
 import time
 
+import pytest
 from rts_common.tasks import PeriodicTask
 
 
@@ -39,3 +40,20 @@ def test_a_task_stuck_in_its_action_is_reported_overdue() -> None:
     time.sleep(0.1)
     assert task.problem(time.monotonic()) is None
     task.stop()
+
+
+def test_a_task_being_started_is_not_reported_exited(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under eventlet, starting a thread yields to other green threads: a health check that
+    runs meanwhile must not see a task that is not running yet as one that died."""
+    task = PeriodicTask("starting", 1.0, lambda: None)
+    seen: list[str | None] = []
+    start = threading.Thread.start
+
+    def start_seen_by_a_health_check(thread: threading.Thread) -> None:
+        seen.append(task.problem(time.monotonic()))
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_seen_by_a_health_check)
+    task.start()
+    task.stop()
+    assert seen == [None]

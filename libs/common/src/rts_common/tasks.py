@@ -55,8 +55,11 @@ class PeriodicTask:
 
     def start(self) -> PeriodicTask:
         self._first_due = time.monotonic() + self._first_delay
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        thread.start()
+        # Known only once started: a health check running meanwhile (start() may yield
+        # under eventlet) would see a thread not alive yet and call the task exited.
+        self._thread = thread
         return self
 
     def stop(self, timeout: float = 2.0) -> None:

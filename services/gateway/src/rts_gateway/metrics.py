@@ -262,13 +262,7 @@ class GatewayMetrics:
             "gateway_sign_ins_total", "Login links traded for a session", registry=r
         )
         # The process
-        self.component_up = Gauge(
-            "gateway_component_up",
-            "1 while a consumer loop or background task runs as it should, 0 when it died "
-            "or is stuck (then /healthz fails)",
-            ["component"],
-            registry=r,
-        )
+        self._health(r)
         self.loop_lag = Histogram(
             "gateway_event_loop_lag_seconds",
             "How late a 100 ms timer fires in the app context: how long something blocked "
@@ -347,6 +341,50 @@ class GatewayMetrics:
             "gateway_socketio_backlog_bytes",
             "Bytes waiting for Socket.IO clients' connections to take them, all clients "
             "together (each bounded by GATEWAY_SOCKETIO_CLIENT_BACKLOG_BYTES)",
+            registry=r,
+        )
+
+    def _health(self, r: CollectorRegistry) -> None:
+        """The parts of the process (health.py), and each Kafka consumer (`consumer` is its
+        name: events, detections, frames, directory, sessions, broadcast, probe): is it
+        doing its job, and when did it last read (bridge/consumer.py)."""
+        self.component_up = Gauge(
+            "gateway_component_up",
+            "1 while a consumer loop or background task runs as it should, 0 when it died, "
+            "is stuck, or a consumer has been outside its group or not reading for the "
+            "liveness setting while Kafka answers (then /healthz fails)",
+            ["component"],
+            registry=r,
+        )
+        self.consumer_stalled = Gauge(
+            "gateway_consumer_stalled_seconds",
+            "How long this consumer has been outside its consumer group (group members) or "
+            "not reading the partitions assigned to it (direct readers) while Kafka "
+            "answers; 0 while it does its job. Past the liveness setting (30 s) /healthz "
+            "fails naming it",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_in_group = Gauge(
+            "gateway_consumer_in_group",
+            "1 while a group member is in its group (it has a member id and a coordinator, "
+            "and no rebalance callback is stuck), 0 while it is not (during a broker "
+            "outage too)",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_last_record = Gauge(
+            "gateway_consumer_last_record_timestamp_seconds",
+            "When this consumer last handed records to the gateway (Unix time)",
+            ["consumer"],
+            registry=r,
+        )
+        self.client_renewals = Counter(
+            "gateway_kafka_client_renewals_total",
+            "Kafka clients replaced by a new one: a group member whose client found no "
+            "coordinator for long while Kafka answered, the broker check's client after "
+            "failing checks",
+            ["consumer"],
             registry=r,
         )
 

@@ -145,6 +145,15 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         ge=1,
         le=300,
     )
+    consumer_liveness_seconds: float = setting(
+        30.0,
+        "A Kafka consumer outside its consumer group, or not reading the partitions it was "
+        "assigned, for this long while Kafka answers has failed: /healthz answers 503 "
+        "naming it (a group member whose client finds no coordinator gets a new client "
+        "after a third of it)",
+        ge=3,
+        le=3600,
+    )
     checkpoint_seconds: float = setting(
         5.0,
         "How often each owned playback-events partition's QoE state is written to "

@@ -75,7 +75,7 @@ class KafkaBroadcastManager(socketio.PubSubManager, FanoutManager):  # type: ign
         self._spec_decode = topic.spec.decode
         mine = Topic(dataclasses.replace(topic.spec, decode=self._decode), topic.name)
         self._loop = bridge.direct_consumer(
-            mine, self._on_batch, name="broadcast", poll_timeout=0.1
+            mine, self._on_batch, name="broadcast", poll_timeout=0.1, expect_assignment=True
         )
         self._flusher = PeriodicTask("broadcast-flush", flush_interval, self._flush)
 
@@ -94,7 +94,9 @@ class KafkaBroadcastManager(socketio.PubSubManager, FanoutManager):  # type: ign
         (until then, nobody here could receive what other replicas publish)."""
         super().initialize()
         self._loop.start()
-        self._loop.submit(self._assign_from_end)
+        self._loop.assign_until_done(
+            self._assign_from_end, lambda _none: None, what="the broadcast channel"
+        )
 
     def components(self) -> list[ConsumerLoop[list[PubSubMessage]] | PeriodicTask]:
         return [self._loop, self._flusher]
