@@ -95,15 +95,7 @@ print("ok")
 
 
 def test_eventlet_runtime_answers_a_waiting_native_thread_without_blocking_the_hub() -> None:
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", EVENTLET_WAIT],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_eventlet_script(EVENTLET_WAIT)
 
 
 EVENTLET_HANDOFF = """
@@ -128,15 +120,7 @@ print("ok")
 
 
 def test_eventlet_runtime_hands_native_thread_calls_to_green_threads() -> None:
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", EVENTLET_HANDOFF],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_eventlet_script(EVENTLET_HANDOFF)
 
 
 def test_async_mode_is_known_before_anything_is_imported() -> None:
@@ -193,15 +177,7 @@ print("ok")
 
 
 def test_eventlet_runtime_counts_its_green_threads() -> None:
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", EVENTLET_GREEN_THREADS],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_eventlet_script(EVENTLET_GREEN_THREADS)
 
 
 EVENTLET_FLAGS = """
@@ -239,11 +215,17 @@ print("ok")
 
 
 def test_eventlet_runtime_flags_wake_their_waiters_once_and_time_out() -> None:
+    run_eventlet_script(EVENTLET_FLAGS, timeout=60)
+
+
+def run_eventlet_script(script: str, timeout: float = 30) -> None:
+    """Run `script` in a fresh interpreter (eventlet patches a process for good) and
+    expect it to print "ok"."""
     result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", EVENTLET_FLAGS],
+        [sys.executable, "-W", "ignore", "-c", script],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stderr
