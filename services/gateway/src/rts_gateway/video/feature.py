@@ -58,7 +58,11 @@ class Video:
         self._detections = bridge.topic(VIDEO_DETECTIONS)
         self.directory = CameraDirectory(cameras.name, metrics, settings.camera_max_age_seconds)
         self._directory_loop = bridge.direct_consumer(
-            cameras, self.directory.on_batch, name="directory", poll_timeout=0.5
+            cameras,
+            self.directory.on_batch,
+            name="directory",
+            poll_timeout=0.5,
+            expect_assignment=True,
         )
         self._frames_loop = bridge.direct_consumer(
             self._frames,
