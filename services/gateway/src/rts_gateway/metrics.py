@@ -140,9 +140,7 @@ class GatewayMetrics:
             registry=r,
         )
         # The dashboard: Socket.IO and the playback events this replica's partitions carry
-        self.socketio_clients = Gauge(
-            "gateway_socketio_clients", "Connected Socket.IO clients (browsers)", registry=r
-        )
+        self._socketio(r)
         self.event_latency = Histogram(
             "gateway_event_latency_seconds",
             "Playback event time (its ts) to the event being emitted to Socket.IO clients",
@@ -311,6 +309,40 @@ class GatewayMetrics:
                 self.bitrate_switches.labels(device=device, direction=direction)
         for result in ("written", "failed", "restored", "none"):
             self.checkpoints.labels(result=result)
+
+    def _socketio(self, r: CollectorRegistry) -> None:
+        """Socket.IO clients and what the fan-out writes to them (fanout.py)."""
+        self.socketio_clients = Gauge(
+            "gateway_socketio_clients", "Connected Socket.IO clients (browsers)", registry=r
+        )
+        self.socketio_messages_framed = Counter(
+            "gateway_socketio_messages_framed_total",
+            "Socket.IO messages the fan-out framed (once per message, for all its clients)",
+            registry=r,
+        )
+        self.socketio_messages_written = Counter(
+            "gateway_socketio_messages_written_total",
+            "WebSocket messages the fan-out wrote to clients (each client counts once; "
+            "engine.io's own packets included)",
+            registry=r,
+        )
+        self.socketio_messages_dropped = Counter(
+            "gateway_socketio_messages_dropped_total",
+            "Socket.IO messages dropped for a client that was behind by more than "
+            "GATEWAY_SOCKETIO_CLIENT_BACKLOG_BYTES (it gets the next ones)",
+            registry=r,
+        )
+        self.socketio_clients_behind = Gauge(
+            "gateway_socketio_clients_behind",
+            "Socket.IO clients whose connection cannot take what is sent to them as fast",
+            registry=r,
+        )
+        self.socketio_backlog_bytes = Gauge(
+            "gateway_socketio_backlog_bytes",
+            "Bytes waiting for Socket.IO clients' connections to take them, all clients "
+            "together (each bounded by GATEWAY_SOCKETIO_CLIENT_BACKLOG_BYTES)",
+            registry=r,
+        )
 
     def _health(self, r: CollectorRegistry) -> None:
         """The parts of the process (health.py), and each Kafka consumer (`consumer` is its

@@ -17,6 +17,7 @@ from rts_common.tasks import PeriodicTask
 from rts_gateway.access import Access
 from rts_gateway.app import create_app
 from rts_gateway.bridge import KafkaBridge, Runtime, create_runtime
+from rts_gateway.fanout import Fanout, FanoutManager, install
 from rts_gateway.feed import Feed
 from rts_gateway.health import Health
 from rts_gateway.metrics import GatewayMetrics
@@ -47,9 +48,18 @@ class Gateway:
         self.health = Health(
             [self.bridge.readiness, self.video.readiness], self.components, self.metrics
         )
+        # Without the Kafka broadcast, a manager of this process's clients only.
+        manager = self.feed.broadcast or FanoutManager()
         self.app, self.socketio = create_app(
-            settings, access=self.access, video=self.video, client_manager=self.feed.broadcast
+            settings, access=self.access, video=self.video, client_manager=manager
         )
+        if self.runtime.mode == "eventlet":
+            fanout = Fanout(
+                self.metrics,
+                backlog_bytes=settings.socketio_client_backlog_bytes,
+                send_buffer=settings.socketio_send_buffer,
+            )
+            install(self.socketio.server, manager, fanout)
         self.sockets = SocketServer(
             self.socketio, self.metrics, self.access.authorize_socket, self.access.leases
         )

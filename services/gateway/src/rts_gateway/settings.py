@@ -207,6 +207,27 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         ge=1024,
         le=16 * 1024 * 1024,
     )
+    socketio_compression: bool = setting(
+        False,
+        "Accept WebSocket compression (permessage-deflate) when a browser offers it: each "
+        "message is then compressed for every dashboard on its own, which costs CPU per "
+        "client and about 300 KiB of memory per dashboard; off, dashboards get plain frames",
+    )
+    socketio_client_backlog_bytes: int = setting(
+        64 * 1024,
+        "How far a dashboard may fall behind (bytes waiting for its connection, past the "
+        "kernel's send buffer) before the messages waiting for it are dropped and counted: "
+        "a slow dashboard then sees a gap and the present, never seconds of backlog "
+        "(eventlet mode)",
+        ge=1024,
+        le=64 * 1024 * 1024,
+    )
+    socketio_send_buffer: int = setting(
+        64 * 1024,
+        "Kernel send buffer of each Socket.IO WebSocket, in bytes (0: the OS default, which "
+        "grows to megabytes of late messages for a slow dashboard; eventlet mode)",
+        ge=0,
+    )
     allowed_origins: str = setting(
         "",
         "Origins (scheme://host[:port], comma-separated) whose pages may open Socket.IO "

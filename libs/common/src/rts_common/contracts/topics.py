@@ -34,7 +34,7 @@ from rts_common.contracts.messages import (
     SessionRecord,
     VideoFrame,
 )
-from rts_common.events import PlaybackEvent
+from rts_common.events import PlaybackEventStruct
 
 T = TypeVar("T")
 
@@ -91,7 +91,7 @@ VIDEO_DETECTIONS: TopicSpec[Detection] = TopicSpec(
     ),
 )
 
-PLAYBACK_EVENTS: TopicSpec[PlaybackEvent] = TopicSpec(
+PLAYBACK_EVENTS: TopicSpec[PlaybackEventStruct] = TopicSpec(
     name="playback-events",
     partitions=6,
     local_partitions=3,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from rts_gateway.bridge.client_state import STATISTICS_INTERVAL_MS, ClientState, read_statistics
 from rts_gateway.bridge.records import BadRecords, Batch, Topic, decode_batch
@@ -35,6 +35,9 @@ R = TypeVar("R")
 # A rebalance callback: runs on the consumer's native thread, inside a poll.
 Rebalance = Callable[[Consumer, list[TopicPartition]], None]
 WEDGED_SECONDS = 60.0
+# How long a native thread waits for the app context to take a batch before it looks at
+# its commands and stop flag again (either also wakes it at once).
+WAKE_SECONDS = 0.1
 ASSIGN_TIMEOUT_SECONDS = 60.0
 # A reader that must read (expect_assignment) fails liveness 30 s after Kafka answers
 # without its partitions: the retries stay well within that.
@@ -185,6 +188,12 @@ class ConsumerLoop(Generic[T]):
         self._commands: collections.deque[tuple[Callable[[Consumer], Any], Future[Any]]] = (
             collections.deque()
         )
+        # The end offsets of the batches applied, for the native thread to store (each
+        # append and popleft is atomic: no lock between the threads).
+        self._applied: collections.deque[dict[int, int]] = collections.deque()
+        # Set by the app context when it took a batch or submitted a command: the native
+        # thread waits on it while the app context is behind, instead of sleeping.
+        self._wake = runtime.native_event()
         # Counts are touched by both threads; plain ints are atomic enough under the GIL
         # for a backlog heuristic.
         self._posted = 0
@@ -251,6 +260,7 @@ class ConsumerLoop(Generic[T]):
         """Run `command(consumer)` on the consumer's thread before its next poll."""
         future: Future[R] = Future()
         self._commands.append((command, future))
+        self._wake.set()
         return future
 
     def subscribe(
@@ -340,6 +350,7 @@ class ConsumerLoop(Generic[T]):
     def request_stop(self) -> None:
         """Ask the thread to stop polling and close the consumer; returns at once."""
         self._stop = True
+        self._wake.set()
 
     @property
     def stopping(self) -> bool:
@@ -451,10 +462,14 @@ class ConsumerLoop(Generic[T]):
                 except Exception as exc:  # noqa: BLE001 - the awaiting side re-raises it
                     result, failure = None, exc
                 self._runtime.call_soon_threadsafe(future.resolve, result, failure)
+            if self._applied:
+                self._store_applied(consumer)
             if self.backlog >= self._max_pending:
-                # The app context is behind: stop fetching rather than queueing unboundedly.
+                # The app context is behind: stop fetching rather than queueing unboundedly,
+                # and fetch again the moment it takes a batch.
                 self._blocked_since = self._blocked_since or self._beat
-                self._runtime.native_sleep(0.01)
+                self._wake.wait(WAKE_SECONDS)
+                self._wake.clear()
                 continue
             self._blocked_since = None
             if self._paused_when and self._paused_when():
@@ -473,6 +488,16 @@ class ConsumerLoop(Generic[T]):
                     continue
             self._posted += 1
             self._runtime.call_soon_threadsafe(self._deliver, messages)
+
+    def _store_applied(self, consumer: Consumer) -> None:
+        """Store the offsets after what the app context applied (the group's next commit
+        takes them); a partition given up meanwhile is its next owner's."""
+        ends: dict[int, int] = {}
+        while self._applied:
+            ends.update(self._applied.popleft())
+        offsets = [TopicPartition(self.topic.name, p, o) for p, o in ends.items()]
+        with contextlib.suppress(KafkaException):
+            consumer.store_offsets(offsets=offsets)
 
     def _observe(self, generation: int, raw: str) -> None:
         """librdkafka's statistics callback (inside a poll of this thread)."""
@@ -557,10 +582,10 @@ class ConsumerLoop(Generic[T]):
             )
             self._on_batch(batch)
             if self._store_offsets and batch.ends:
-                offsets = [TopicPartition(self.topic.name, p, o) for p, o in batch.ends.items()]
-                self.submit(lambda consumer: consumer.store_offsets(offsets=offsets))
+                self._applied.append(batch.ends)
         finally:
             self._handled += 1
+            self._wake.set()
 
 
 def _close_quietly(consumer: Consumer) -> None:

@@ -32,6 +32,9 @@ T = TypeVar("T")
 
 LOOP_TICK = 0.1
 BROKER_CHECK_SECONDS = 5.0
+GREEN_THREADS_SECONDS = 10.0
+# The heap walk that counts green threads may take this share of the event loop's time.
+GREEN_THREADS_SHARE = 0.005
 # The broker check's own client is replaced after this many failed checks in a row: a
 # client that lost every broker it knew (see consumer.py) must not be taken for an outage.
 PROBE_RENEW_AFTER_FAILURES = 3
@@ -119,11 +122,15 @@ class KafkaBridge:
         self._tasks = [
             PeriodicTask("kafka-check", BROKER_CHECK_SECONDS, self._check_brokers, first_delay=0),
             PeriodicTask("loop-lag", LOOP_TICK, self._measure_loop_lag),
-            # Walks every object of the process: cheap once in a while, not per scrape.
-            PeriodicTask("green-threads", 10.0, self._count_green_threads, first_delay=0),
+            # Walks every object of the process, holding up everything else meanwhile:
+            # at most every GREEN_THREADS_SECONDS, and less often the longer it takes.
+            PeriodicTask(
+                "green-threads", GREEN_THREADS_SECONDS, self._count_green_threads, first_delay=0
+            ),
             PeriodicTask("consumer-metrics", CONSUMER_METRICS_SECONDS, self._measure_consumers),
         ]
         self._last_tick = time.monotonic()
+        self._next_count = 0.0
         self._commit_errors = Throttle(60.0)
         self._reachability: list[Callable[[bool], None]] = []
 
@@ -322,7 +329,12 @@ class KafkaBridge:
             self._renewals[name] = loop.renewals
 
     def _count_green_threads(self) -> None:
+        started = time.monotonic()
+        if started < self._next_count:
+            return
         self.metrics.green_threads.set(self.runtime.green_threads())
+        took = time.monotonic() - started
+        self._next_count = started + took / GREEN_THREADS_SHARE
 
     def _committed(
         self, consumer: str, error: KafkaError | None, partitions: list[TopicPartition]

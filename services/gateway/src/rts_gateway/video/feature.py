@@ -80,6 +80,7 @@ class Video:
             release_after=settings.release_after_seconds,
             stall_timeout=settings.stall_timeout_seconds,
             peer_closed=self._runtime.peer_closed,
+            flag=self._runtime.flag,
         )
         self.wall = CameraWall(
             self._runtime,
