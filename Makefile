@@ -173,8 +173,9 @@ bench: kafka-fetch $(LOADGEN)/node_modules/.package-lock.json ## every benchmark
 SOAK_MINUTES ?= 60
 
 .PHONY: soak
-soak: kafka-fetch ## the soak of the fault stage for an hour (SOAK_MINUTES=...): does any service grow?
-	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/pytest tests/faults/test_soak.py -s $(PYTEST_ARGS)
+soak: kafka-fetch ## the fault stage's soak and random-fault schedule for an hour each, side by side (SOAK_MINUTES=..., FAULT_SCHEDULE_SEED=...)
+	SOAK_MINUTES=$(SOAK_MINUTES) FAULT_SCHEDULE_MINUTES=$(SOAK_MINUTES) $(BIN)/pytest -n 2 -rP \
+	  tests/faults/test_soak.py tests/faults/test_fault_schedule.py $(PYTEST_ARGS)
 
 .PHONY: bench-quick
 bench-quick: ## the benchmarks at small scale, a few minutes (a stage of `make test`: figures printed, never asserted)

@@ -76,6 +76,12 @@ class KafkaSettings(Settings):
             "logger": logging.getLogger("librdkafka"),
             # A broker restart should be a few seconds of reconnects, not minutes of backoff.
             "reconnect.backoff.max.ms": 2000,
+            # A broker in controlled shutdown answers metadata without itself; a client
+            # that knew only it then has no broker left and, without this, waits
+            # librdkafka's 5 minutes before it goes back to bootstrap.servers (event-sim
+            # delivered nothing for minutes after a broker restart in the fault schedule).
+            "metadata.recovery.strategy": "rebootstrap",
+            "metadata.recovery.rebootstrap.trigger.ms": 10_000,
         }
         if self.kafka_security_protocol.startswith("SASL"):
             config["sasl.mechanism"] = self.kafka_sasl_mechanism
