@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -178,11 +178,20 @@ def decode_frame(key: bytes | None, value: bytes | None, headers: Headers | None
 # ---------------------------------------------------------------------------------------
 # Detections
 
-DetectionKind = Literal["motion", "face"]
+# What capture finds (motion, face, person), and its source going away and coming back
+# (offline, online: no boxes), which the timeline draws as a gap and the notifier pushes.
+DetectionKind = Literal["motion", "face", "person", "offline", "online"]
+DETECTION_KINDS: tuple[DetectionKind, ...] = ("motion", "face", "person", "offline", "online")
+SOURCE_KINDS: tuple[DetectionKind, ...] = ("offline", "online")
+# A zone's name: a label on detections, a key of the notifier's rules, an MQTT topic level.
+ZONE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+ZONE_NAME = re.compile(ZONE_NAME_PATTERN)
+ZoneName = Annotated[str, Field(pattern=ZONE_NAME_PATTERN)]
 
 
 class Detection(BaseModel):
-    """One detector's result for one frame, published to `video-detections`."""
+    """One detector's result for one frame, published to `video-detections`; or the
+    camera's source going offline (ts: its last frame) or online (ts: its first frame)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -194,6 +203,11 @@ class Detection(BaseModel):
     score: float = Field(ge=0)
     width: int | None = Field(default=None, gt=0, description="frame width the boxes refer to")
     height: int | None = Field(default=None, gt=0, description="frame height the boxes refer to")
+    zones: list[ZoneName] = Field(
+        default_factory=list,
+        max_length=32,
+        description="the camera's zones a box falls in (its bottom centre inside the zone)",
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -400,7 +414,8 @@ VIDEO_DETECTIONS: TopicSpec[Detection] = TopicSpec(
     partitions=6,
     local_partitions=3,
     key="camera id",
-    value='JSON {camera, seq, ts, kind: "motion"|"face", boxes: [[x,y,w,h]...], score}',
+    value='JSON {camera, seq, ts, kind: "motion"|"face"|"person"|"offline"|"online", '
+    "boxes: [[x,y,w,h]...], score, width, height, zones}",
     decode=decode_detection,
     config=MappingProxyType(
         {

@@ -15,7 +15,8 @@ from rts_common.metrics import DURATION_BUCKETS, LATENCY_BUCKETS, SIZE_BUCKETS, 
 # series is no series, and alerts on it never fire).
 DROP_REASONS = ("behind", "queue_full", "too_large", "encode_error", "produce_error")
 SOURCE_FAILURES = ("open_failed", "read_failed", "stalled")
-DETECTION_KINDS = ("motion", "face")
+DETECTION_KINDS = ("motion", "face", "person", "offline", "online")
+DETECTORS = ("motion", "face", "person")
 REDUCTIONS = ("quality", "size")
 
 
@@ -166,6 +167,7 @@ class CaptureMetrics:
             self.reduced(how)
         for kind in DETECTION_KINDS:
             self.detections(kind)
+        for kind in DETECTORS:
             self.detect_seconds(kind)
 
     def dropped(self, reason: str) -> Counter:

@@ -10,6 +10,7 @@ from typing import Any
 import cv2
 
 from rts_capture.sources import Image, Source, SourceError
+from rts_capture.sources.network import diagnose
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,13 @@ def open_file(path: Path) -> Source:
     return VideoCaptureSource(capture, "file", finite=True, paced=True, fps=fps)
 
 
-def open_url(url: str, open_timeout: float, read_timeout: float) -> Source:
+def open_url(
+    url: str, open_timeout: float, read_timeout: float, rtsp_transport: str = "tcp"
+) -> Source:
+    # OpenCV hands this variable's options to FFmpeg's demuxer at every open (one process
+    # captures one camera, so a process-wide setting is the camera's). FFmpeg's default
+    # tries UDP first and falls back to TCP only after a timeout.
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{rtsp_transport}"
     # FFmpeg's own timeouts turn a dead or silent stream into a failed read the reader
     # can act on, instead of a read() that blocks for minutes.
     params = [
@@ -91,7 +98,7 @@ def open_url(url: str, open_timeout: float, read_timeout: float) -> Source:
     capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
     if not capture.isOpened():
         capture.release()
-        raise SourceError("the stream did not open (unreachable, refused, or not a video)")
+        raise SourceError(f"the stream did not open: {diagnose(url, open_timeout)}")
     return VideoCaptureSource(capture, "url", finite=False, paced=False, fps=None)
 
 
