@@ -66,8 +66,8 @@ def run(settings: CaptureSettings) -> int:
     publisher = Publisher.create(settings, metrics).start()
 
     def source_changed(up: bool, ts_ns: int, frames: int) -> None:
-        if publisher.send_detection(source_event(camera, up, ts_ns, frames)):
-            metrics.detections("online" if up else "offline").inc()
+        publisher.send_event(source_event(camera, up, ts_ns, frames))
+        metrics.detections("online" if up else "offline").inc()
 
     health = SourceHealth(metrics, camera, spec.describe(), on_change=source_changed)
     frames: Mailbox[Captured] = Mailbox()
