@@ -83,12 +83,11 @@ def _points(name: str, body: str, what: str) -> tuple[Point, ...]:
         points.append((x, y))
     if len(points) < 3:
         raise ZoneError(f"{what} {name!r}: a polygon needs at least 3 points, got {len(points)}")
-    polygon = np.array(points, np.float32)
-    if abs(cv2.contourArea(polygon)) < 1e-6:
-        raise ZoneError(f"{what} {name!r}: its points enclose no area (a line or a point)")
     crossing = _self_crossing(points)
     if crossing:
         raise ZoneError(f"{what} {name!r}: its edges cross ({crossing}); list the points in order")
+    if abs(cv2.contourArea(np.array(points, np.float32))) < 1e-6:
+        raise ZoneError(f"{what} {name!r}: its points enclose no area (a line or a point)")
     return tuple(points)
 
 

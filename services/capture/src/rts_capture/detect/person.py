@@ -22,8 +22,8 @@ class PersonDetector(Detector):
 
     def __init__(
         self,
-        every: int = 5,
-        width: int = 480,
+        every: int = 10,
+        width: int = 800,
         min_score: float = 0.5,
         scale: float = 1.05,
     ) -> None:
