@@ -97,7 +97,7 @@ checkov-lock: $(UV) ## re-pin checkov's environment after changing tools/checkov
 # --- tests ------------------------------------------------------------------------------
 
 .PHONY: test
-test: unit integration faults e2e static cluster-test bench-quick ## everything CI runs: unit, integration (real broker), faults, browser, static checks, control plane, the benchmarks at small scale
+test: unit integration cameras faults e2e static cluster-test bench-quick ## everything CI runs: unit, integration (real broker), cameras, faults, browser, static checks, control plane, the benchmarks at small scale
 
 .PHONY: unit
 unit: venv ## fast tests, no broker
@@ -106,6 +106,10 @@ unit: venv ## fast tests, no broker
 .PHONY: integration
 integration: kafka-fetch ## tests against a real broker started on free ports (or KAFKA_BOOTSTRAP)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: cameras
+cameras: kafka-fetch ## capture against real RTSP and HTTP camera servers; the notifier against mosquitto and webhooks
+	$(BIN)/pytest tests/cameras $(PYTEST_ARGS)
 
 .PHONY: faults
 faults: kafka-fetch ## fault tests: brokers frozen, stopped, killed, cut off, out of disk; slow viewers; a soak

@@ -216,6 +216,16 @@ class Detection(BaseModel):
 SourceKind = Literal["test", "camera", "file", "url"]
 
 
+class ZoneShape(BaseModel):
+    """A camera's zone as its status announces it: points are fractions (0-1) of the
+    frame's width and height, so viewers draw it over any size of the picture."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: ZoneName
+    points: list[tuple[float, float]] = Field(min_length=3, max_length=64)
+
+
 class CameraStatus(BaseModel):
     """A capture process's heartbeat on `video-cameras`, keyed by camera id."""
 
@@ -233,6 +243,9 @@ class CameraStatus(BaseModel):
     )
     frames: int = Field(default=0, ge=0, description="frames published since the process started")
     last_frame_ts: int | None = Field(default=None, gt=0, description="capture time, ns")
+    zones: list[ZoneShape] = Field(
+        default_factory=list, max_length=32, description="the camera's zones, for viewers to draw"
+    )
 
 
 # ---------------------------------------------------------------------------------------

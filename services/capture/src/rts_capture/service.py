@@ -111,7 +111,7 @@ def run(settings: CaptureSettings) -> int:
         feed, encoder, publisher, detection.start(), health=health, metrics=metrics, camera=camera
     )
     announcer = StatusAnnouncer(
-        publisher, health, camera, spec.kind, settings.status_interval
+        publisher, health, camera, spec.kind, settings.status_interval, settings.zone_list
     ).start()
     ops.start()
     try:

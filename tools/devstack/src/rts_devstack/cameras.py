@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -60,7 +60,7 @@ def draw_frame(n: int, width: int, height: int) -> Image:
     return image
 
 
-def read_marker(image: Image) -> int | None:
+def read_marker(image: npt.NDArray[Any]) -> int | None:
     """The frame number drawn on `image` (scaled or not), or None if no marker reads."""
     height, width = image.shape[:2]
     grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
@@ -80,7 +80,7 @@ def read_marker(image: Image) -> int | None:
     return rows[0] if rows[0] ^ rows[1] == mask else None
 
 
-def psnr(a: Image, b: Image) -> float:
+def psnr(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> float:
     """Peak signal-to-noise ratio of two images of one size, in dB (inf when equal)."""
     return float(cv2.PSNR(a, b))
 
@@ -160,8 +160,11 @@ class RtspCamera:
         password: str = "",
         transport: Transport = "any",
         port: int | None = None,
+        report_sent: bool = False,
     ) -> None:
+        """`report_sent`: the server says when each frame leaves (`sent_at`)."""
         self.clip, self.codec, self.path = clip, codec, path
+        self.report_sent = report_sent
         self.user, self.password, self.transport = user, password, transport
         self.port = port or free_ports(1)[0]
         self.process: ServiceProcess | None = None
@@ -183,6 +186,8 @@ class RtspCamera:
         ]
         if self.user:
             argv += ["--user", self.user, "--password", self.password]
+        if self.report_sent:
+            argv.append("--report-sent")
         self.starts += 1
         self.process = ServiceProcess(f"rtsp-camera-{self.starts}", argv)
         self.process.wait_line("serving rtsp://", timeout)
@@ -200,6 +205,18 @@ class RtspCamera:
         if down_for:
             time.sleep(down_for)
         self.start()
+
+    def sent_at(self, fps: float) -> dict[int, int]:
+        """Frame number -> when the server sent it (ns since epoch), from `--report-sent`
+        lines: a frame's presentation time times the clip's rate is its number."""
+        sent: dict[int, int] = {}
+        if self.process is None:
+            return sent
+        for line in list(self.process.output):
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "sent" and parts[1].isdigit():
+                sent.setdefault(round(int(parts[1]) * fps / 1e9), int(parts[2]))
+        return sent
 
     def stall(self) -> None:
         """Every stream stops sending frames; connections and sessions stay open."""

@@ -87,6 +87,9 @@ class StackSettings(LoggingSettings):
     probe_ops_port: int = setting(
         9120, "Port of the latency probe's /metrics, /healthz, /readyz", ge=1, le=65535
     )
+    notifier_ops_port: int = setting(
+        9140, "Port of the notifier's /metrics, /healthz, /readyz", ge=1, le=65535
+    )
     kafka_metrics_port: int = setting(
         9404,
         "Port of the broker's JMX exporter /metrics (Strimzi's port; 0: no exporter)",
@@ -151,6 +154,8 @@ def plan(
             services.append(_gateway(settings, gateway_secret))
     if installed("rts_probe") and installed("rts_gateway"):
         services.append(_probe(settings, gateway_secret))
+    if installed("rts_notifier"):
+        services.append(_notifier(settings))
     services = [replace(s, env={**common, **s.env}) for s in services]
     executable = prometheus.binary() if settings.prometheus else None
     if executable:
@@ -165,7 +170,9 @@ def _capture(settings: StackSettings) -> list[Service]:
     capture = [sys.executable, "-m", "rts_capture"]
     test_port, sample_port = settings.test_camera_ops_port, settings.sample_camera_ops_port
     test = [*capture, "--source", "test", "--camera-id", "cam-test"]
-    test += ["--ops-port", str(test_port)]
+    # A door on the right of the pattern (the face walks into it) and the label masked.
+    test += ["--zones", "door=0.6,0.05 0.98,0.05 0.98,0.78 0.6,0.78"]
+    test += ["--masks", "label=0,0 0.35,0 0.35,0.1 0,0.1", "--ops-port", str(test_port)]
     # The face comes from scikit-image, which only the development environment has.
     if installed("skimage"):
         test += ["--test-face", str(samples / "face.png")]
@@ -283,6 +290,24 @@ def _probe(settings: StackSettings, secret: str) -> Service:
         url=f"http://127.0.0.1:{port}/metrics",
         metrics=f"http://127.0.0.1:{port}/metrics",
         job="latency-probe",
+    )
+
+
+def _notifier(settings: StackSettings) -> Service:
+    """The notifier with no receiver: its events (the face in cam-test's door, a camera
+    going offline) are in its log; NOTIFIER_WEBHOOKS and NOTIFIER_MQTT_HOST push them."""
+    port = settings.notifier_ops_port
+    return Service(
+        "notifier",
+        [sys.executable, "-m", "rts_notifier", "--ops-port", str(port)],
+        {
+            "NOTIFIER_RULES": "*/*=face,person,offline;cam-test/door=motion",
+            "NOTIFIER_GATEWAY_URL": f"http://127.0.0.1:{settings.gateway_port}",
+            **{k: v for k, v in os.environ.items() if k.startswith("NOTIFIER_")},
+        },
+        url=f"http://127.0.0.1:{port}/metrics",
+        metrics=f"http://127.0.0.1:{port}/metrics",
+        job="notifier",
     )
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rts_common.contracts import Detection, VideoFrame
+from rts_common.contracts import SOURCE_KINDS, Detection, VideoFrame
 
 from rts_gateway.video.request_reads import PartitionReader
 from rts_gateway.video.times import TimeRange
@@ -161,10 +161,12 @@ def scan_detections(
     kinds: frozenset[str],
     max_bytes: int,
     timeout: float,
+    zone: str | None = None,
 ) -> bool:
     """Call `visit` with each of the camera's detections of `kinds` captured in `span`, in
     offset order per partition, until it returns False; True when everything in the span
-    was read within `timeout`."""
+    was read within `timeout`. With `zone`, only detections in that zone (and the source
+    going offline and online, which concern every zone)."""
     deadline = time.monotonic() + timeout
     topic = reader.topic.name
     first_ns, end_ns = span.start_ms * 1_000_000, span.end_ms * 1_000_000
@@ -187,6 +189,8 @@ def scan_detections(
             for record in chunk.records:
                 detection = record.value
                 wanted = detection.kind in kinds and first_ns <= detection.ts < end_ns
+                if zone is not None and detection.kind not in SOURCE_KINDS:
+                    wanted = wanted and zone in detection.zones
                 if wanted and not visit(detection):
                     return False
             if chunk.position <= position:
@@ -204,6 +208,7 @@ def detections_between(
     max_items: int,
     max_bytes: int,
     timeout: float,
+    zone: str | None = None,
 ) -> Detections:
     """The camera's detections of `kinds` captured in `span`, oldest first, at most
     `max_items` (then `truncated`), read within `timeout`."""
@@ -214,7 +219,14 @@ def detections_between(
         return len(found) <= max_items
 
     complete = scan_detections(
-        reader, partitions, span, keep, kinds=kinds, max_bytes=max_bytes, timeout=timeout
+        reader,
+        partitions,
+        span,
+        keep,
+        kinds=kinds,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        zone=zone,
     )
     found.sort(key=lambda d: d.ts)
     return Detections(found[:max_items], truncated=not complete or len(found) > max_items)
@@ -229,6 +241,7 @@ def detection_marks(
     kinds: frozenset[str],
     max_bytes: int,
     timeout: float,
+    zone: str | None = None,
 ) -> Marks:
     """The camera's detections in `span`, counted per `step_ms` bucket and kind."""
     buckets: dict[tuple[int, str], int] = {}
@@ -240,6 +253,13 @@ def detection_marks(
         return True
 
     complete = scan_detections(
-        reader, partitions, span, count, kinds=kinds, max_bytes=max_bytes, timeout=timeout
+        reader,
+        partitions,
+        span,
+        count,
+        kinds=kinds,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        zone=zone,
     )
     return Marks(step_ms, buckets, truncated=not complete)

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from rts_common.contracts import Detection, FrameMeta, VideoFrame
+from rts_common.contracts import DETECTION_KINDS as KINDS
+from rts_common.contracts import ZONE_NAME, Detection, FrameMeta, VideoFrame
 from rts_common.signin import Grant
 
 from rts_gateway.bridge import Topic
@@ -38,7 +39,7 @@ NO_CACHE = {
 }
 # The detections' retention (rts_common.contracts): a timeline never asks for more.
 TIMELINE_MAX_SECONDS = 24 * 3600
-DETECTION_KINDS = frozenset({"motion", "face"})
+DETECTION_KINDS = frozenset(KINDS)
 # A timeline's marks: at most this many buckets (a step that would make more is widened).
 MAX_BUCKETS = 10_000
 MIN_STEP_MS = 100
@@ -272,11 +273,13 @@ class History:
     def timeline(self, camera: str) -> Response:
         """The camera's retention window and its detections in [from, to) (default: the
         whole window): each one (for the boxes of a replay), or with `step` (ms) counted
-        per bucket and kind (for the marks of a timeline, however many there are)."""
+        per bucket and kind (for the marks of a timeline, however many there are); `zone`
+        keeps the detections in that zone (and the camera's offline and online marks)."""
         start, end = request.args.get("from"), request.args.get("to")
         now = time.time()
         try:
             kinds = _kinds(request.args.get("kinds"))
+            zone = _zone(request.args.get("zone"))
             step_ms = _step(request.args.get("step"))
             end_ms = parse_time("to", end, now) if end else int(now * 1000)
             start_ms = None
@@ -320,6 +323,7 @@ class History:
                     kinds=kinds,
                     max_bytes=read_bytes,
                     timeout=timeout,
+                    zone=zone,
                 )
                 body |= {"step_ms": step, "marks": marks.as_json(), "truncated": marks.truncated}
             else:
@@ -331,6 +335,7 @@ class History:
                     max_bytes=read_bytes,
                     timeout=timeout,
                     max_items=settings.timeline_max_detections,
+                    zone=zone,
                 )
                 body |= {
                     "detections": [d.model_dump() for d in found.items],
@@ -364,6 +369,14 @@ def _kinds(value: str | None) -> frozenset[str]:
     if not kinds or not kinds <= DETECTION_KINDS:
         raise ValueError(f"kinds: a comma-separated list of {', '.join(sorted(DETECTION_KINDS))}")
     return kinds
+
+
+def _zone(value: str | None) -> str | None:
+    if not value:
+        return None
+    if not ZONE_NAME.fullmatch(value):
+        raise ValueError("zone: a zone's name (letters, digits, '_' and '-')")
+    return value
 
 
 def _step(value: str | None) -> int | None:
