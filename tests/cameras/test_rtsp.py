@@ -4,6 +4,7 @@ through a server restart and a stream that stalls, and with a wrong path or pass
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -125,7 +126,11 @@ def test_h265_streams_are_read_too(
 
 
 def test_a_server_restart_is_a_gap_capture_recovers_from(
-    kafka: KafkaUnderTest, topic_prefix: str, launch_capture: Launcher, rtsp_camera: RtspCamera
+    kafka: KafkaUnderTest,
+    topic_prefix: str,
+    launch_capture: Launcher,
+    services: ServiceGroup,
+    rtsp_camera: RtspCamera,
 ) -> None:
     capture = launch_capture("--source", rtsp_camera.url(), "--camera-id", "cam-restart", *FAST)
     capture.wait_for(lambda: _up(capture), 30, "the RTSP stream to be up")
@@ -174,6 +179,14 @@ def test_a_server_restart_is_a_gap_capture_recovers_from(
     # The gap: from the last frame before the restart to the first one after it.
     assert online[0].ts - offline[0].ts > 0.5e9
     assert capture.terminate() == 0
+
+    # The player's timeline gets it as marks it draws the gap between.
+    gateway = start_gateway(services, env=kafka_env(kafka.bootstrap, topic_prefix))
+    gateway.wait_ready()
+    status, body = http_get(f"{gateway.url}/api/timeline/cam-restart?step=100")
+    assert status == 200, body
+    marks = {kind: start for start, kind, _count in json.loads(body)["marks"]}
+    assert marks["offline"] < marks["online"]
 
 
 def test_a_stream_that_stalls_without_closing_is_detected_within_the_stall_timeout(
