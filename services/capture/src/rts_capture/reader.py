@@ -160,6 +160,7 @@ class SourceHealth:
         self.failures = 0  # consecutive
         self.frames = 0
         self.last_frame_ns = 0
+        self._announced_offline = False  # "online" follows an "offline", never alone
         metrics.source_up.set(0)
 
     def delivering(self, ts_ns: int = 0) -> None:
@@ -176,7 +177,8 @@ class SourceHealth:
             log.info("source is delivering frames", extra=self._context)
             return
         log.warning("source recovered", extra={**self._context, "after": was})
-        if self._on_change is not None:
+        if self._on_change is not None and self._announced_offline:
+            self._announced_offline = False
             self._on_change(True, ts_ns or time.time_ns(), self.frames)
 
     def failed(self, reason: str, detail: str, retry_in: float | None = None) -> None:
@@ -188,6 +190,7 @@ class SourceHealth:
         self._metrics.source_up.set(0)
         self._metrics.source_failure(reason).inc()
         if was_up and self._on_change is not None:
+            self._announced_offline = True
             self._on_change(False, self.last_frame_ns or time.time_ns(), self.frames)
         # The first failure of a kind is news; the same again within a minute is not (a
         # camera with a wrong password fails every backoff step, for as long as it runs).
