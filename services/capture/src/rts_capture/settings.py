@@ -12,10 +12,10 @@ from pydantic import ValidationInfo, field_validator
 from rts_common.contracts import CAMERA_ID, SourceKind
 from rts_common.kafka import KafkaSettings
 from rts_common.logs import LoggingSettings
+from rts_common.net import public_url as public
 from rts_common.ops import OpsSettings
 from rts_common.settings import setting
 
-from rts_capture.sources.network import public
 from rts_capture.zones import Zone, ZoneError, parse
 
 # The test pattern's own rate when --fps does not set one.

@@ -16,10 +16,10 @@ import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from rts_common.net import public_url
 
 from rts_notifier.rules import Message
 
@@ -57,18 +57,10 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={mac.hexdigest()}"
 
 
-def _public(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
-
-
 class Webhook(Receiver):
     def __init__(self, index: int, url: str, secret: str, timeout: float) -> None:
         self.name = f"webhook-{index}"
-        self.url, self.where = url, _public(url)
+        self.url, self.where = url, public_url(url)
         self._secret, self._timeout = secret, timeout
 
     def send(self, message: Message) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
+from rts_common.net import public_url as public
 
 from rts_capture.sources import Image, Source, SourceError
 
@@ -31,15 +32,6 @@ HTTP_STATUS = {
     454: "the camera has no such session",
     503: "the camera is busy (too many clients?)",
 }
-
-
-def public(url: str) -> str:
-    """The URL without its user name and password, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def credentials(parts: SplitResult) -> tuple[str, str]:
