@@ -484,8 +484,14 @@ def test_kafka_acls_grant_each_service_exactly_what_it_does(
         "streaming-capture-entrance",
         "streaming-capture-warehouse",
         "streaming-gateway",
+        "streaming-notifier",
         "streaming-autoscaler",
     }
+    assert grants(named(objects, "KafkaUser", "streaming-notifier")) == (
+        topic("video-detections", "Read", "Describe")
+        | topic("dead-letters", "Write", "Describe")
+        | {("group", "notifier", "literal", op) for op in ("Read", "Describe")}
+    )
     capture = (
         topic("video-frames", "Write", "Describe")
         | topic("video-detections", "Write", "Describe")

@@ -44,6 +44,7 @@ def test_make_test_runs_the_control_plane_stage() -> None:
     assert prerequisites.split() == [
         "unit",
         "integration",
+        "cameras",
         "faults",
         "e2e",
         "static",
