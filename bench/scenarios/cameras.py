@@ -21,6 +21,7 @@ TITLE = "Real cameras: H.264 over RTSP, decode cost and latency"
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 DETECTION = ["--face-every", 5]  # the service's defaults: motion every frame, faces every 5th
 NO_DETECTION = ["--no-motion", "--no-faces"]
+PEOPLE = ["--no-faces", "--people"]  # motion every frame, people every 10th (HOG)
 
 
 def measure(
@@ -90,7 +91,8 @@ ffmpeg (libx264 ultrafast, a keyframe a second, no B-frames, as cameras send), s
 GStreamer's RTSP server (`rts_devstack.cameras`, RTP over TCP, paced in real time, no
 re-encoding), read by one `capture` process with its defaults (frames wider than 1280
 scaled down, JPEG quality 80) for {seconds} s after a {warmup:g} s warm-up: with the
-service's detection (motion every frame, faces every 5th) and without it. The same-run
+service's detection (motion every frame, faces every 5th), with people instead of faces
+(`--people`: OpenCV's HOG every 10th frame), and without detection. The same-run
 reference: the same clip read as a file (`--source clip.mp4 --loop`, paced at its own
 rate), so the difference is what RTSP and the network stack add to decoding. Latency:
 one viewer of the gateway's `/stream/<camera>`, 720p at 15 fps without detection; the
@@ -117,7 +119,7 @@ frame's number from the picture.
             clip = write_clip(
                 clips / f"{name}-{rate}.mp4", frames=int(rate * clip_seconds), fps=rate, size=size
             )
-            for detect, args in (("on", DETECTION), ("off", NO_DETECTION)):
+            for detect, args in (("on", DETECTION), ("people", PEOPLE), ("off", NO_DETECTION)):
                 label = f"{name} {rate} fps, detection {detect}"
                 with RtspCamera(clip) as camera:
                     rtsp = measure(
