@@ -19,12 +19,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from rts_capture.sample import write_face
 from rts_common.contracts import DEAD_LETTERS, DeadLetter, decode_dead_letter
+from rts_devstack import launch
 from rts_devstack.processes import ServiceProcess
 from rts_notifier.receivers import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
 from tests.fixtures.capture import Launcher, read_topic
 from tests.fixtures.kafka import KafkaUnderTest
-from tests.fixtures.processes import ServiceGroup, free_port, kafka_env
+from tests.fixtures.processes import ServiceGroup, kafka_env
 
 SECRET = "hook-secret"
 GATEWAY = "https://dash.example"
@@ -34,8 +35,8 @@ class Receiver:
     """A webhook receiver on a fixed port that can be down (nothing listening) and come back;
     it keeps every POST and answers `status`."""
 
-    def __init__(self, status: int = 200) -> None:
-        self.port = free_port()
+    def __init__(self, port: int, status: int = 200) -> None:
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.status = status
         self.posts: list[tuple[Message, bytes]] = []
@@ -70,15 +71,20 @@ class Receiver:
 
 
 @pytest.fixture
-def mosquitto(tmp_path: Path) -> Iterator[int]:
-    """Debian's mosquitto on a free loopback port."""
+def mosquitto(services: ServiceGroup, tmp_path: Path) -> Iterator[int]:
+    """Debian's mosquitto on a reserved loopback port."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         pytest.fail("mosquitto is not installed: `sudo make system-deps`", pytrace=False)
-    port = free_port()
+    port = services.port()
     config = tmp_path / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    broker = ServiceProcess("mosquitto", [binary, "-c", str(config)])
+    broker = services.start(
+        launch.process(
+            "mosquitto",
+            [binary, "-c", config],
+            files={config: f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"},
+        )
+    )
     broker.wait_line("running", 20)
     yield port
     broker.terminate()
@@ -120,20 +126,17 @@ def test_a_face_entering_a_zone_is_pushed_once_and_a_receiver_that_was_down_gets
 ) -> None:
     subscriber = Subscriber(mosquitto, "rts/#")
     assert subscriber.subscribed.wait(10)
-    late, refusing = Receiver(), Receiver(status=410)
+    late, refusing = Receiver(services.port()), Receiver(services.port(), status=410)
     refusing.up()  # `late` is down until the event has been tried on it
-    ops = free_port()
     notifier = services.start(
-        "notifier",
-        [
-            "notifier",
-            *f"--ops-host 127.0.0.1 --ops-port {ops} --rules cam-door/door=face".split(),
+        launch.notifier(
+            *"--rules cam-door/door=face".split(),
             *f"--webhooks {late.url},{refusing.url} --webhook-secret {SECRET}".split(),
             *f"--mqtt-host 127.0.0.1 --mqtt-port {mosquitto} --gateway-url {GATEWAY}".split(),
             *"--event-gap 3 --retry-first 0.5 --retry-max 2 --max-attempts 30".split(),
-        ],
-        kafka_env(kafka.bootstrap, topic_prefix, LOG_FORMAT="json"),
-        ops=f"http://127.0.0.1:{ops}",
+            ops_port=services.port(),
+            env=kafka_env(kafka.bootstrap, topic_prefix, LOG_FORMAT="json"),
+        )
     )
     notifier.wait_ready(60)
     try:

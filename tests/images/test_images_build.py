@@ -28,7 +28,7 @@ import pytest
 from rts_common.contracts import TOPICS
 
 from tests.fixtures.kafka import KafkaUnderTest
-from tests.fixtures.processes import free_port
+from tests.fixtures.processes import ServiceGroup
 
 # The first test builds the stand-in bases and the three images (its setup counts).
 pytestmark = pytest.mark.timeout(3600)
@@ -176,10 +176,12 @@ def test_each_image_runs_read_only_as_its_user(
 
 
 @pytest.fixture
-def gateway_container(images: dict[str, str], kafka: KafkaUnderTest) -> Iterator[tuple[str, str]]:
+def gateway_container(
+    images: dict[str, str], kafka: KafkaUnderTest, services: ServiceGroup
+) -> Iterator[tuple[str, str]]:
     prefix = f"img{uuid.uuid4().hex[:8]}."
     kafka.create_topics(list(TOPICS), prefix)
-    port, ops = free_port(), free_port()
+    port, ops = services.ports(2)
     name = f"rts-gateway-{uuid.uuid4().hex[:8]}"
     podman(
         "run",

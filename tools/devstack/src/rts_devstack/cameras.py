@@ -21,8 +21,8 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 import numpy.typing as npt
-from rts_common.net import free_ports
 
+from rts_devstack import launch, ports
 from rts_devstack.processes import ServiceProcess
 
 Image = npt.NDArray[np.uint8]
@@ -162,11 +162,17 @@ class RtspCamera:
         port: int | None = None,
         report_sent: bool = False,
     ) -> None:
-        """`report_sent`: the server says when each frame leaves (`sent_at`)."""
+        """`port`: where it listens (default: a port reserved until `close()`, so that a
+        restart finds it still free); `report_sent`: the server says when each frame
+        leaves (`sent_at`)."""
         self.clip, self.codec, self.path = clip, codec, path
         self.report_sent = report_sent
         self.user, self.password, self.transport = user, password, transport
-        self.port = port or free_ports(1)[0]
+        self._reserved: ports.Ports | None = None
+        if port is None:
+            self._reserved = ports.reserve(1)
+            port = self._reserved[0]
+        self.port = port
         self.process: ServiceProcess | None = None
         self.starts = 0
 
@@ -189,7 +195,7 @@ class RtspCamera:
         if self.report_sent:
             argv.append("--report-sent")
         self.starts += 1
-        self.process = ServiceProcess(f"rtsp-camera-{self.starts}", argv)
+        self.process = ServiceProcess(launch.process(f"rtsp-camera-{self.starts}", argv))
         self.process.wait_line("serving rtsp://", timeout)
         return self
 
@@ -235,9 +241,15 @@ class RtspCamera:
     def __enter__(self) -> RtspCamera:
         return self.start()
 
-    def __exit__(self, *_exc: object) -> None:
+    def close(self) -> None:
+        """Stop the server and give its port back."""
         with contextlib.suppress(AssertionError):
             self.stop()
+        if self._reserved is not None:
+            self._reserved.release()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 if __name__ == "__main__":  # a quick look: python -m rts_devstack.cameras out.mp4
