@@ -140,6 +140,13 @@ def test_a_server_restart_is_a_gap_capture_recovers_from(
 ) -> None:
     capture = launch_capture("--source", rtsp_camera.url(), "--camera-id", "cam-restart", *FAST)
     capture.wait_for(lambda: _up(capture), 30, "the RTSP stream to be up")
+    # The status heartbeat says so too before the server goes (the gauge can be up for
+    # less than a status interval before the stop below, and then no status says it was).
+    cameras_topic = topic_prefix + VIDEO_CAMERAS.name
+    up = read_topic(
+        kafka, cameras_topic, timeout=30, until=lambda got: _ups(got, "cam-restart")[-1:] == [True]
+    )
+    assert _ups(up, "cam-restart")[-1:] == [True]
     before = capture.metric("capture_frames_total")
 
     rtsp_camera.stop()
@@ -163,7 +170,7 @@ def test_a_server_restart_is_a_gap_capture_recovers_from(
     assert capture.metric("capture_source_reopens_total") >= 1
     statuses = read_topic(
         kafka,
-        topic_prefix + VIDEO_CAMERAS.name,
+        cameras_topic,
         timeout=30,
         until=lambda got: _ups(got, "cam-restart")[-3:] == [True, False, True],
     )
