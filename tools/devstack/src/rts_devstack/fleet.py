@@ -38,7 +38,8 @@ from rts_devstack.supervisor import Output
 REPLICA_PREFIX = "gateway-"
 READY_TIMEOUT = 180.0
 STOP_TIMEOUT = 40.0
-# Unix socket paths are limited to 108 bytes on Linux.
+# Unix socket paths are limited to 108 bytes on Linux (less the ".new" of a socket
+# being set up).
 SOCKET_PATH_LIMIT = 100
 
 Say = Callable[[str], None]
@@ -259,12 +260,16 @@ def control_socket(data_dir: Path) -> Path:
 def serve(path: Path, fleet: Fleet | None, output: Output, stop: threading.Event) -> None:
     """Answer scale requests until `stop`: one line in (`scale N`), progress lines out,
     then `ok` or `error: ...`."""
-    path.unlink(missing_ok=True)
+    # Bound and listening under a temporary name, then renamed: a client that sees the
+    # path (make scale right after make run started) never finds a socket that refuses.
+    pending = path.with_name(path.name + ".new")  # within SOCKET_PATH_LIMIT's margin
+    pending.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    path.chmod(0o600)
+    server.bind(str(pending))
+    pending.chmod(0o600)
     server.listen(4)
     server.settimeout(0.5)
+    pending.replace(path)
     try:
         while not stop.is_set():
             try:

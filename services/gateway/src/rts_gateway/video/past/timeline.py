@@ -34,6 +34,14 @@ DETECTION_KINDS = frozenset(KINDS)
 # A timeline's marks: at most this many buckets (a step that would make more is widened).
 MAX_BUCKETS = 10_000
 MIN_STEP_MS = 100
+# How long after its capture a detection may still reach Kafka (capture's producer gives
+# up after --message-timeout, at most 300 s). A camera's detections are in capture order
+# in its partition (one producer, one key, frame order), but cameras sharing a partition
+# are not in order with each other: one whose detector runs behind another's writes
+# detections of the range after the other's later ones. Kafka's offset for a time is the
+# first record at or after it, whichever camera's, so the range ends where the camera's
+# own first detection at or after the end is, looked for up to this long after the end.
+DETECTION_LATENESS_MS = 300_000
 
 
 @dataclass
@@ -87,25 +95,35 @@ def scan_detections(
         low, high = reader.watermarks(partition)
         part = Window(partition, low, high, None, span.end_ms)
         position = offset_at(reader, part, span.start_ms, topic)
-        end = offset_at(reader, part, span.end_ms, topic)
-        while position < end:
+        limit = offset_at(reader, part, span.end_ms + DETECTION_LATENESS_MS, topic)
+        while position < limit:
             if time.monotonic() >= deadline:
                 return False
             chunk = reader.read(
                 partition,
                 position,
-                end,
+                limit,
                 max_bytes=max_bytes,
                 max_records=10_000,
                 timeout=max(0.1, deadline - time.monotonic()),
             )
+            past_the_end = False
             for record in chunk.records:
                 detection = record.value
-                wanted = detection.kind in kinds and first_ns <= detection.ts < end_ns
+                if detection.ts >= end_ns:
+                    if detection.kind in SOURCE_KINDS:
+                        # Published by capture's reader, not its detector: not in order
+                        # with the detector's results, so it marks no end.
+                        continue
+                    past_the_end = True  # the camera's own: everything before it is read
+                    break
+                wanted = detection.kind in kinds and detection.ts >= first_ns
                 if zone is not None and detection.kind not in SOURCE_KINDS:
                     wanted = wanted and zone in detection.zones
                 if wanted and not visit(detection):
                     return False
+            if past_the_end:
+                break
             if chunk.position <= position:
                 return False
             position = chunk.position
