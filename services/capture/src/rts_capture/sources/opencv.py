@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +26,34 @@ FALLBACK_FPS = 25.0
 
 class VideoCaptureSource(Source):
     def __init__(
-        self, capture: Any, kind: str, *, finite: bool, paced: bool, fps: float | None
+        self,
+        capture: Any,
+        kind: str,
+        *,
+        finite: bool,
+        paced: bool,
+        fps: float | None,
+        read_timeout: float | None = None,
     ) -> None:
+        """`read_timeout`: FFmpeg's, for a stream: a read that lasts it gets no new frame."""
         self._capture = capture
         self.kind = kind
         self.finite = finite
         self.paced = paced
         self.fps = fps
+        self._read_timeout = read_timeout
 
     def read(self) -> Image | None:
+        started = time.monotonic()
         ok, frame = self._capture.read()
         if not ok or frame is None:
+            return None
+        if self._read_timeout is not None and time.monotonic() - started >= self._read_timeout:
+            # FFmpeg's read timeout ended this read, and what OpenCV returns then is the
+            # frame FFmpeg's parser held back (the last one before the silence), one per
+            # timed-out read. Counting it as a frame made a stalled stream look up again
+            # within 0.1 s of being found stalled, over and over, each time an offline and
+            # an online event. The stream sent nothing for the timeout: it is lost.
             return None
         image: Image = frame
         return image
@@ -99,7 +117,9 @@ def open_url(
     if not capture.isOpened():
         capture.release()
         raise SourceError(f"the stream did not open: {diagnose(url, open_timeout)}")
-    return VideoCaptureSource(capture, "url", finite=False, paced=False, fps=None)
+    return VideoCaptureSource(
+        capture, "url", finite=False, paced=False, fps=None, read_timeout=read_timeout
+    )
 
 
 def quiet_opencv(verbose: bool) -> None:
