@@ -18,7 +18,7 @@ const frameLatency = new LatencyMeter($("frame-latency"));
 const feed = new EventFeed($("events"), 100);
 const qoe = new QoeBoard(document, uPlot);
 const player = new Player($("player"));
-const wall = new CameraWall($("wall"), $("alerts"), player, frameLatency);
+const wall = new CameraWall($("wall"), $("alerts"), player, frameLatency, $("alert-zone"));
 
 // WebSocket first: long-polling needs sticky sessions across replicas, and a wall of
 // thumbnails is far cheaper over one socket.

@@ -81,7 +81,8 @@ VIDEO_DETECTIONS: TopicSpec[Detection] = TopicSpec(
     partitions=6,
     local_partitions=3,
     key="camera id",
-    value='JSON {camera, seq, ts, kind: "motion"|"face", boxes: [[x,y,w,h]...], score}',
+    value='JSON {camera, seq, ts, kind: "motion"|"face"|"person"|"offline"|"online", '
+    "boxes: [[x,y,w,h]...], score, width, height, zones}",
     decode=decode_detection,
     config=MappingProxyType(
         {
