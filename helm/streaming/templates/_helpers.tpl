@@ -454,3 +454,19 @@ Is the latency probe deployed? It watches the gateway, so it needs one.
 {{- define "streaming.probeEnabled" -}}
 {{- if and .Values.probe.enabled .Values.gateway.enabled }}true{{ end -}}
 {{- end }}
+
+{{/*
+A camera's zones or masks ([{name, points: [[x, y]...]}]) as capture's setting reads
+them: `name=x,y x,y x,y;name=...`.
+*/}}
+{{- define "streaming.polygons" -}}
+{{- $parts := list -}}
+{{- range . -}}
+{{- $points := list -}}
+{{- range .points -}}
+{{- $points = append $points (printf "%v,%v" (index . 0) (index . 1)) -}}
+{{- end -}}
+{{- $parts = append $parts (printf "%s=%s" .name (join " " $points)) -}}
+{{- end -}}
+{{- join ";" $parts -}}
+{{- end -}}
