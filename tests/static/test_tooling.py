@@ -28,6 +28,10 @@ def dry_run(*targets: str) -> str:
     [
         ("static", ["tools/fetch_helm.py"]),
         ("cluster-test", ["tools/fetch_helm.py", "go build", "sigs.k8s.io/kwok/cmd/kwok@"]),
+        (
+            "node-test",
+            ["tools/fetch_helm.py", "sigs.k8s.io/kwok/cmd/kwok@", "cmd/kubelet", "pause.c"],
+        ),
     ],
 )
 def test_a_fresh_clone_gets_every_tool_a_stage_needs(target: str, needs: list[str]) -> None:
@@ -38,7 +42,7 @@ def test_a_fresh_clone_gets_every_tool_a_stage_needs(target: str, needs: list[st
         assert command in commands, f"make {target} would not run {command}"
 
 
-def test_make_test_runs_the_control_plane_stage() -> None:
+def test_make_test_runs_the_control_plane_and_real_node_stages() -> None:
     makefile = (ROOT / "Makefile").read_text()
     (prerequisites,) = re.findall(r"^test: ([^#\n]*)##", makefile, re.M)
     assert prerequisites.split() == [
@@ -48,6 +52,7 @@ def test_make_test_runs_the_control_plane_stage() -> None:
         "e2e",
         "static",
         "cluster-test",
+        "node-test",
         "bench-quick",
     ]
 
