@@ -168,18 +168,14 @@ def pause_image_archive(pause: Path) -> bytes:
 
 
 def cgroup_hierarchies() -> list[Path]:
-    """Mount points of the machine's cgroup hierarchies (v1: one per controller set; v2:
-    the unified one when it is the only one)."""
-    v1, v2 = [], []
+    """Mount points of the machine's cgroup hierarchies: v1's, one per controller set, and
+    v2's unified one (alone, or beside v1's where runc keeps a path of each container too)."""
+    found = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
-        fstype = right.split()[0]
-        mountpoint = Path(left.split()[4])
-        if fstype == "cgroup":
-            v1.append(mountpoint)
-        elif fstype == "cgroup2":
-            v2.append(mountpoint)
-    return v1 or v2
+        if right.split()[0] in ("cgroup", "cgroup2"):
+            found.append(Path(left.split()[4]))
+    return found
 
 
 def cgroup_version() -> int:
@@ -211,7 +207,8 @@ def make_cgroup_root(name: str) -> None:
                 (path / knob).write_text((hierarchy / knob).read_text())
         if not _is_v1(hierarchy):
             wanted = (hierarchy / "cgroup.subtree_control").read_text().split()
-            (path / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+            if wanted:  # none in the unified hierarchy of a v1 machine
+                (path / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
 
 
 def remove_cgroup_root(name: str) -> list[str]:
