@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,30 +130,36 @@ class Built:
 
 
 def build(root: Path, tags: Sequence[str], cache: Path) -> list[Built]:
-    """The three images from docker/*.Dockerfile, on the Debian stand-in bases."""
+    """The three images from docker/*.Dockerfile, on the Debian stand-in bases.
+
+    Side by side (the stand-ins, then the three images): most of a cold build waits on
+    Debian's and PyPI's servers, not on the machine's cores.
+    """
     missing = missing_tools()
     if missing:
         raise ClusterError(
             f"{', '.join(missing)} missing: apt-get install podman runc mmdebstrap "
             "(tools/system-deps.sh)"
         )
-    python, node = standin("python", cache), standin("node", cache)
-    built = []
-    for service in SERVICES:
-        names = tuple(image_name(service, tag) for tag in tags)
-        started = time.monotonic()
-        podman(
-            *"build --network host".split(),
-            *ULIMITS,
-            *("--build-arg", f"PYTHON_IMAGE={python}", "--build-arg", f"NODE_IMAGE={node}"),
-            *("-f", str(root / "docker" / f"{service}.Dockerfile")),
-            *(arg for name in names for arg in ("-t", name)),
-            str(root),
-        )
-        seconds = time.monotonic() - started
-        size = int(json.loads(podman("image", "inspect", names[0]).stdout)[0]["Size"])
-        built.append(Built(service, names, seconds, size))
-    return built
+    with ThreadPoolExecutor(len(SERVICES)) as pool:
+        python, node = pool.map(lambda name: standin(name, cache), ("python", "node"))
+        return list(pool.map(lambda service: _build(root, service, tags, python, node), SERVICES))
+
+
+def _build(root: Path, service: str, tags: Sequence[str], python: str, node: str) -> Built:
+    names = tuple(image_name(service, tag) for tag in tags)
+    started = time.monotonic()
+    podman(
+        *"build --network host".split(),
+        *ULIMITS,
+        *("--build-arg", f"PYTHON_IMAGE={python}", "--build-arg", f"NODE_IMAGE={node}"),
+        *("-f", str(root / "docker" / f"{service}.Dockerfile")),
+        *(arg for name in names for arg in ("-t", name)),
+        str(root),
+    )
+    seconds = time.monotonic() - started
+    size = int(json.loads(podman("image", "inspect", names[0]).stdout)[0]["Size"])
+    return Built(service, names, seconds, size)
 
 
 def save(names: Sequence[str], archive: Path) -> Path:
