@@ -53,7 +53,7 @@ system-deps: ## install the system packages the tests need (Debian/Ubuntu, as ro
 # --- the local stack --------------------------------------------------------------------
 
 .PHONY: kafka-fetch
-kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central (cached)
+kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central, and record their class archive (cached)
 	$(BIN)/rts-devstack kafka fetch
 
 # GATEWAYS=N: N gateway replicas behind nginx on the gateway's port (`make run GATEWAYS=3`,
@@ -96,24 +96,47 @@ checkov-lock: $(UV) ## re-pin checkov's environment after changing tools/checkov
 
 # --- tests ------------------------------------------------------------------------------
 
+# `make test`'s stages: phases separated by `|` run one after another; in a phase, lanes
+# separated by spaces run side by side; in a lane, stages separated by commas run one
+# after another (tools/test_stages.py). The slow stages mostly wait, so they share the
+# cores; the benchmarks' figures get the machine to themselves. A new stage joins here.
+TEST_PLAN ?= unit,static,cluster-test integration | faults e2e | bench-quick
+# pytest-xdist workers per stage: each worker has its own broker and reserved ports. The
+# fault tests share the cores with the browser's, not with the integration tests: what
+# they measure (viewers keeping their frame rate, recovery times) needs some CPU left.
+INTEGRATION_WORKERS ?= 3
+FAULTS_WORKERS ?= 3
+E2E_WORKERS ?= 1
+# `make check`: the inner loop's integration tests, the quickest against a real broker.
+CHECK_TESTS ?= tests/integration/test_shared_kafka_layer.py tests/integration/test_capture_errors.py \
+  tests/integration/test_capture_frames.py tests/integration/test_eventsim.py
+
 .PHONY: test
-test: unit integration faults e2e static cluster-test node-test bench-quick ## everything CI runs: unit, integration (real broker), faults, browser, static checks, control plane, real pods, the benchmarks at small scale
+test: venv kafka-fetch ## everything CI runs (unit, integration, faults, browser, static, control plane, quick benchmarks), side by side; each stage's time at the end
+	$(BIN)/python tools/test_stages.py "$(TEST_PLAN)"
+
+.PHONY: check
+check: kafka-fetch ## the inner loop, a few minutes: lint, format, types, unit tests, the quickest integration tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -n 2 tests/unit $(CHECK_TESTS) $(PYTEST_ARGS)
 
 .PHONY: unit
 unit: venv ## fast tests, no broker
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: integration
-integration: kafka-fetch ## tests against a real broker started on free ports (or KAFKA_BOOTSTRAP)
-	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+integration: kafka-fetch ## tests against a real broker per worker on reserved ports (or KAFKA_BOOTSTRAP)
+	$(BIN)/pytest -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration $(PYTEST_ARGS)
 
 .PHONY: faults
 faults: kafka-fetch ## fault tests: brokers frozen, stopped, killed, cut off, out of disk; slow viewers; a soak
-	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(FAULTS_WORKERS) --dist load tests/faults $(PYTEST_ARGS)
 
 .PHONY: e2e
 e2e: kafka-fetch ## the dashboard in headless Chromium against the full local stack
-	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(E2E_WORKERS) --dist loadfile tests/e2e $(PYTEST_ARGS)
 
 .PHONY: static
 static: venv frontend-deps $(HELM) $(CHECKOV) ## lint, format and type checks; the dashboard bundle is up to date; chart and images (checkov included)

@@ -1,6 +1,6 @@
-"""Every process the benchmarks start, in one place: the broker, the services (through
-their console scripts, as `make run` and the tests start them), the baselines, the
-loopback ceiling, Kafka's own tools and the Node load generators.
+"""Every process the benchmarks start, in one place: the broker, the services (from their
+launch specs, rts_devstack.launch, as `make run` and the tests start them), the
+baselines, the loopback ceiling, Kafka's own tools and the Node load generators.
 
 Each process gets its own process group (so stopping gunicorn's master also ends its
 worker) and a log file in the run's folder, whose tail is shown when it fails.
@@ -11,23 +11,23 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from rts_common.contracts import TOPICS, TopicSpec
-from rts_common.net import free_ports
+from rts_devstack import launch, ports
 from rts_devstack.broker import LocalKafka
+from rts_devstack.launch import Launch
+from rts_devstack.ports import Ports
 from rts_devstack.processes import ServiceProcess, process_tree
 
-BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
 LOADGEN = ROOT / "bench" / "loadgen" / "loadgen.mjs"
 
@@ -41,32 +41,19 @@ class GeneratorSilent(ProcessFailed):
 
 
 class Proc(ServiceProcess):
-    """A started process (rts_devstack's one process helper) whose output also goes to
-    `log`; failures raise ProcessFailed with the log's tail, as the report expects."""
+    """A started process (rts_devstack's one process helper, from its launch spec) whose
+    output also goes to `log`; failures raise ProcessFailed with the log's tail, as the
+    report expects."""
 
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[object],
-        log: Path,
-        env: Mapping[str, str] | None = None,
-        *,
-        priority: int = 0,
-        ops_port: int | None = None,
-    ) -> None:
-        """`priority`: a nice value below 0 raises it (where allowed, as root);
-        `ops_port`: where its /metrics and /readyz are, when not on its main port."""
+    def __init__(self, launch: Launch, log: Path, *, priority: int = 0) -> None:
+        """`priority`: a nice value below 0 raises it (where allowed, as root)."""
         log.parent.mkdir(parents=True, exist_ok=True)
-        ops = f"http://127.0.0.1:{ops_port}" if ops_port else None
-        super().__init__(
-            name,
-            argv,
-            {"LOG_FORMAT": "console", **(env or {})},
-            log_file=log,
-            priority=priority,
-            ops=ops,
-        )
-        self.ops_port = ops_port
+        super().__init__(launch, {"LOG_FORMAT": "console"}, log_file=log, priority=priority)
+
+    @property
+    def ops_port(self) -> int | None:
+        """The port of its /metrics and /readyz, when it has one."""
+        return int(self.ops.rsplit(":", 1)[1]) if self.ops else None
 
     @property
     def pid(self) -> int:
@@ -122,10 +109,10 @@ def running(*procs: Proc) -> Iterator[None]:
 
 @contextlib.contextmanager
 def local_broker(heap: str = "1g") -> Iterator[LocalKafka]:
-    """A fresh single-node broker on free ports with a scratch data folder."""
-    with tempfile.TemporaryDirectory(prefix="rts-bench-") as tmp:
-        ports = free_ports(2)
-        kafka = LocalKafka(Path(tmp), ports=ports[:1], controller_ports=ports[1:], heap=heap)
+    """A fresh single-node broker on reserved ports with a scratch data folder, its JVM
+    tuned for a long life (C2), as a production broker runs."""
+    with tempfile.TemporaryDirectory(prefix="rts-bench-") as tmp, ports.reserve(2) as reserved:
+        kafka = LocalKafka.on_ports(Path(tmp), reserved, heap=heap, fast_start=False)
         with kafka:
             yield kafka
 
@@ -155,6 +142,28 @@ def kafka_env(kafka: LocalKafka, prefix: str) -> dict[str, str]:
 # --- the services -------------------------------------------------------------------------
 
 
+def port() -> int:
+    """A port reserved for the rest of this run (rts_devstack.ports)."""
+    reserved = ports.reserve(1)
+    _RESERVED.append(reserved)
+    return reserved[0]
+
+
+_RESERVED: list[Ports] = []
+
+
+def started(spec: Launch, log: Path, ready: str | None = None, timeout: float = 60.0) -> Proc:
+    """Start `spec` and wait until it is ready (its launch's readiness URL, or `ready`);
+    stopped again if it never gets there."""
+    proc = Proc(spec, log)
+    try:
+        proc.wait_http(ready or spec.ready or "", timeout=timeout)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
 def gateway(
     logs: Path,
     kafka: LocalKafka,
@@ -168,70 +177,32 @@ def gateway(
     """The gateway under gunicorn (its own `gateway` command), ready unless `ready=False`;
     returns it and its port (its /metrics and /readyz are on `proc.ops_port`). `settings`
     are its GATEWAY_* settings."""
-    port, ops = free_ports(2)
+    name = name or f"gateway-{mode}"
     env = kafka_env(kafka, prefix) | {
         f"GATEWAY_{key.upper()}": str(value) for key, value in settings.items()
     }
-    argv = [
-        BIN / "gateway",
-        "--port",
-        port,
-        "--host",
-        "127.0.0.1",
-        "--async-mode",
-        mode,
-        "--ops-host",
-        "127.0.0.1",
-        "--ops-port",
-        ops,
-    ]
-    proc = Proc(
-        name or f"gateway-{mode}",
-        argv,
-        logs / f"{name or 'gateway-' + mode}.log",
-        env,
-        ops_port=ops,
-    )
+    spec = launch.gateway("--async-mode", mode, port=port(), ops_port=port(), env=env, name=name)
+    gateway_port = int((spec.url or "").rsplit(":", 1)[1])
     if not ready:
-        return proc, port
-    try:
-        proc.wait_http(f"http://127.0.0.1:{ops}/readyz")
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, port
+        return Proc(spec, logs / f"{name}.log"), gateway_port
+    return started(spec, logs / f"{name}.log"), gateway_port
 
 
 def capture(
     logs: Path, kafka: LocalKafka, prefix: str, camera: str, *args: Any
 ) -> tuple[Proc, int]:
     """The `capture` service on the test pattern; returns it and its metrics port."""
-    port = free_ports(1)[0]
-    argv = [
-        BIN / "capture",
-        "--source",
-        "test",
-        "--camera-id",
-        camera,
-        "--ops-host",
-        "127.0.0.1",
-        "--ops-port",
-        port,
-        *args,
-    ]
-    proc = Proc(f"capture-{camera}", argv, logs / f"capture-{camera}.log", kafka_env(kafka, prefix))
-    try:
-        proc.wait_http(f"http://127.0.0.1:{port}/metrics", timeout=30)
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, port
+    spec = launch.capture(
+        camera, "--source", "test", *args, ops_port=port(), env=kafka_env(kafka, prefix)
+    )
+    proc = started(spec, logs / f"capture-{camera}.log", timeout=30)
+    return proc, proc.ops_port or 0
 
 
 def event_sim(logs: Path, kafka: LocalKafka, prefix: str, *args: Any, name: str = "") -> Proc:
-    argv = [BIN / "event-sim", "--ops-host", "127.0.0.1", "--ops-port", "0", *args]
     env = kafka_env(kafka, prefix) | {"LOG_LEVEL": "info", "LOG_FORMAT": "json"}
-    return Proc(name or "event-sim", argv, logs / f"{name or 'event-sim'}.log", env)
+    name = name or "event-sim"
+    return Proc(launch.event_sim(*args, ops_port=port(), env=env, name=name), logs / f"{name}.log")
 
 
 def metrics(port: int) -> dict[str, float]:
@@ -263,87 +234,43 @@ def labelled_metrics(port: int, label: str) -> dict[str, float]:
 def baseline_video_producer(
     logs: Path, kafka: LocalKafka, topic: str, camera: str, width: int, height: int
 ) -> Proc:
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.baselines.video_producer",
-        "--bootstrap",
-        kafka.bootstrap,
-        "--topic",
-        topic,
-        "--width",
-        width,
-        "--height",
-        height,
-    ]
-    return Proc(f"baseline-producer-{camera}", argv, logs / f"baseline-producer-{camera}.log")
+    name = f"baseline-producer-{camera}"
+    argv: list[object] = [launch.PYTHON, *"-m bench.baselines.video_producer".split()]
+    argv += ["--bootstrap", kafka.bootstrap, "--topic", topic, "--width", width, "--height", height]
+    return Proc(launch.process(name, argv), logs / f"{name}.log")
 
 
 def baseline_video_app(logs: Path, kafka: LocalKafka, topic: str, camera: str) -> tuple[Proc, int]:
     """The baseline's MJPEG app under gunicorn's default (sync) worker."""
-    port = free_ports(1)[0]
+    app = port()
     argv = [
-        BIN / "gunicorn",
+        "gunicorn",
         "-b",
-        f"127.0.0.1:{port}",
-        "--timeout",
-        "0",
-        "bench.baselines.video_app:app",
+        f"127.0.0.1:{app}",
+        *"--timeout 0 bench.baselines.video_app:app".split(),
     ]
     env = {"KAFKA_BOOTSTRAP": kafka.bootstrap, "FRAMES_TOPIC": topic}
-    proc = Proc(f"baseline-app-{camera}", argv, logs / f"baseline-app-{camera}.log", env)
-    try:
-        proc.wait_http(f"http://127.0.0.1:{port}/", timeout=30)
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, port
+    name = f"baseline-app-{camera}"
+    spec = launch.process(name, argv, env, ready=f"http://127.0.0.1:{app}/")
+    return started(spec, logs / f"{name}.log", timeout=30), app
 
 
 def baseline_events_app(logs: Path, kafka: LocalKafka, topic: str) -> tuple[Proc, int]:
     """The baseline's Socket.IO app, run as the article runs it (`socketio.run`)."""
-    port = free_ports(1)[0]
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.baselines.events_app",
-        "--bootstrap",
-        kafka.bootstrap,
-        "--topic",
-        topic,
-        "--port",
-        port,
-    ]
-    proc = Proc("baseline-events", argv, logs / "baseline-events.log")
-    try:
-        proc.wait_http(f"http://127.0.0.1:{port}/", timeout=30)
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, port
+    app = port()
+    argv: list[object] = [launch.PYTHON, *"-m bench.baselines.events_app".split()]
+    argv += ["--bootstrap", kafka.bootstrap, "--topic", topic, "--port", app]
+    spec = launch.process("baseline-events", argv, ready=f"http://127.0.0.1:{app}/")
+    return started(spec, logs / "baseline-events.log", timeout=30), app
 
 
 def ceiling(logs: Path, part_file: Path, fps: float) -> tuple[Proc, int]:
     """The loopback ceiling: raw sendall of one MJPEG part to every viewer, one thread."""
-    port = free_ports(1)[0]
-    argv = [
-        sys.executable,
-        "-m",
-        "bench.ceiling",
-        "--port",
-        port,
-        "--part",
-        part_file,
-        "--fps",
-        fps,
-    ]
-    proc = Proc("ceiling", argv, logs / f"ceiling-{fps:g}fps.log")
-    try:
-        proc.wait_http(f"http://127.0.0.1:{port}/ready", timeout=15)
-    except BaseException:
-        proc.stop()
-        raise
-    return proc, port
+    server = port()
+    argv = [launch.PYTHON, *"-m bench.ceiling --port".split(), server]
+    argv += ["--part", part_file, "--fps", fps]
+    spec = launch.process("ceiling", argv, ready=f"http://127.0.0.1:{server}/ready")
+    return started(spec, logs / f"ceiling-{fps:g}fps.log", timeout=15), server
 
 
 # --- Kafka's tools and the load generators --------------------------------------------------
@@ -355,7 +282,7 @@ def kafka_tool(
     """Run one of Kafka's own tools (org.apache.kafka.tools.<tool>) to the end; returns its
     stdout and the CPU seconds it used."""
     argv = kafka.dist.java(f"org.apache.kafka.tools.{tool}", *(str(a) for a in args), heap="1g")
-    proc = Proc(tool, argv, logs / f"kafka-{tool}.log")
+    proc = Proc(launch.process(tool, argv), logs / f"kafka-{tool}.log")
     cpu = 0.0
     deadline = time.monotonic() + timeout
     while proc.running:  # its CPU is read while it lives: a finished process has none
@@ -381,7 +308,7 @@ class LoadGenerator:
         # The scheduler shares the CPU per thread: a server with a thread per connection
         # (gthread, the baselines) would starve this one-thread generator of CPU and
         # make it the bottleneck. It gets precedence where the OS allows.
-        self.proc = Proc(name, argv, logs / f"{name}.log", priority=-10)
+        self.proc = Proc(launch.process(name, argv), logs / f"{name}.log", priority=-10)
         self._seen = 0
 
     def _next(self, timeout: float) -> dict[str, Any]:

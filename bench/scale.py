@@ -41,13 +41,12 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from rts_common.net import free_ports
+from rts_devstack import launch
 from rts_devstack.broker import LocalKafka
+from rts_devstack.fleet import Fleet
+from rts_devstack.launch import Launch
 from rts_devstack.processes import ServiceGroup, ServiceProcess, cpu_seconds, metric_value
 from rts_devstack.proxy import Proxy
 
@@ -58,63 +57,38 @@ PARTITIONS = 3  # playback-events, locally
 EVENTS = "playback-events"
 
 
-@dataclass
-class Replicas:
-    """Gateway replicas of one consumer group, started and stopped by name."""
+class Replicas(Fleet):
+    """Gateway replicas of one consumer group (the devstack's Fleet, as `make scale` and
+    the tests drive it), behind nginx when given a front."""
 
-    group: ServiceGroup
-    prefix: str
-    env: dict[str, str]
-    running: dict[str, ServiceProcess] = field(default_factory=dict)
+    def __init__(
+        self, group: ServiceGroup, prefix: str, env: dict[str, str], front: Proxy | None = None
+    ) -> None:
+        def replica(name: str) -> Launch:
+            return launch.gateway(port=group.port(), ops_port=group.port(), replica=name, env=env)
 
-    def start(self, *names: str) -> float:
-        """Start replicas; returns the seconds until all of them answered ready."""
-        started = time.monotonic()
-        for name in names:
-            port = free_ports(1)[0]
-            base = f"http://127.0.0.1:{port}"
-            self.running[name] = self.group.start(
-                name,
-                ["gateway", "--port", str(port)],
-                {"GATEWAY_REPLICA": name},
-                ops=base,
-                url=base,
-            )
-        for name in names:
-            self.running[name].wait_ready(timeout=180)
-        return time.monotonic() - started
+        super().__init__(group.start, front, replica)
+        self.prefix = prefix
 
-    def stop(self, *names: str) -> None:
-        stopping = [self.running.pop(n) for n in names]
-        for process in stopping:
-            process.signal(signal.SIGTERM)
-        for process in stopping:
-            process.wait_exit(60)
-
-    def kill(self, name: str) -> None:
-        self.running.pop(name).kill()
+    @property
+    def running(self) -> dict[str, ServiceProcess]:
+        return self.replicas
 
     def metric(self, name: str, **labels: str) -> dict[str, float]:
-        return {n: p.metric(name, **labels) for n, p in self.running.items()}
-
-    def owned(self) -> list[float]:
-        return list(self.metric("gateway_partitions_assigned", topic=self.prefix + EVENTS).values())
+        return {n: p.metric(name, **labels) for n, p in self.replicas.items()}
 
     def wait_spread(self, timeout: float = 120.0) -> float:
         """Seconds until the running replicas own every events partition, evenly."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            owned = self.owned()
-            if sum(owned) == PARTITIONS and max(owned) - min(owned) <= 1:
-                return time.monotonic() - started
-            time.sleep(0.05)
-        raise SystemExit(f"partitions not spread within {timeout}s: {self.owned()}")
+        try:
+            return self.wait_settled(self.prefix + EVENTS, PARTITIONS, timeout, poll=0.05)
+        except AssertionError as failed:
+            raise SystemExit(str(failed)) from None
 
     def counted(self) -> float:
         return sum(self.metric("gateway_playback_events_total").values())
 
     def cpu(self) -> float:
-        return sum(p.cpu_seconds() for p in self.running.values())
+        return sum(p.cpu_seconds() for p in self.replicas.values())
 
 
 def env_for(kafka: LocalKafka, prefix: str, **settings: str) -> dict[str, str]:
@@ -129,10 +103,7 @@ def env_for(kafka: LocalKafka, prefix: str, **settings: str) -> dict[str, str]:
 
 
 def event_sim(group: ServiceGroup, *args: str) -> ServiceProcess:
-    port = free_ports(1)[0]
-    return group.start(
-        "event-sim", ["event-sim", "--ops-port", str(port), *args], ops=f"http://127.0.0.1:{port}"
-    )
+    return group.start(launch.event_sim(*args, ops_port=group.port()))
 
 
 def summary(values: list[float]) -> str:
@@ -160,7 +131,7 @@ def rebalance(kafka: LocalKafka, rounds: int) -> None:
             leaving = [fleet.running[n] for n in ("gateway-2", "gateway-3")]
             for process in leaving:
                 process.signal(signal.SIGTERM)
-            fleet.running = {"gateway-1": fleet.running["gateway-1"]}
+            fleet.replicas = {"gateway-1": fleet.replicas["gateway-1"]}
             down.append(fleet.wait_spread())
             for process in leaving:
                 process.wait_exit(60)
@@ -240,64 +211,53 @@ def read_to_the_end(fleet: Replicas, events: int) -> float:
 # -- 3. MJPEG
 
 
-@contextmanager
-def behind_nginx(group: ServiceGroup, fleet: Replicas, home: Path) -> Iterator[Proxy]:
-    front = Proxy(free_ports(1)[0], home)
-    addresses = {n: p.url.removeprefix("http://") for n, p in fleet.running.items()}
-    nginx = front.start(group, addresses)
-    try:
-        yield front
-    finally:
-        nginx.kill()
-
-
 def mjpeg(kafka: LocalKafka, levels: list[int], seconds: float) -> None:
     prefix = fresh_topics(kafka)
     print("MJPEG through nginx, 640x360 at 15 fps:")
     with ServiceGroup(env_for(kafka, prefix)) as group, tempfile.TemporaryDirectory() as tmp:
         group.start(
-            CAMERA,
-            [
-                *"capture --source test --camera-id".split(),
+            launch.capture(
                 CAMERA,
-                *"--fps 15 --test-width 640 --test-height 360 --no-motion".split(),
-                *"--no-faces --ops-port".split(),
-                str(free_ports(1)[0]),
-            ],
+                *"--source test --fps 15 --test-width 640 --test-height 360".split(),
+                *"--no-motion --no-faces".split(),
+                ops_port=group.port(),
+            )
         )
         for count in (1, 3):
-            fleet = Replicas(group, prefix, group.env)
+            front = Proxy(group.port(), Path(tmp) / f"nginx-{count}")
+            fleet = Replicas(group, prefix, group.env, front)
             fleet.start(*[f"gateway-{i}" for i in range(1, count + 1)])
             for process in fleet.running.values():
                 process.wait_http(f"{process.url}/snapshot/{CAMERA}.jpg", timeout=60)
-            with behind_nginx(group, fleet, Path(tmp) / f"nginx-{count}") as front:
-                nginx = group.started[-1]
-                for viewers in levels:
-                    config = {
-                        "targets": [f"{front.url}/stream/{CAMERA}"],
-                        "viewers": viewers,
-                        "seconds": seconds,
-                    }
-                    name = f"loadgen-{count}-{viewers}"
-                    generator = LoadGenerator(Path(tmp), "mjpeg", config, name)
-                    generator.phase("measuring", timeout=120 + viewers / 50)
-                    cpu, nginx_cpu = fleet.cpu(), nginx.cpu_seconds()
-                    started = time.monotonic()
-                    generator.phase("window-closed", timeout=seconds + 120)
-                    elapsed = time.monotonic() - started
-                    cpu = (fleet.cpu() - cpu) / elapsed * 100
-                    nginx_cpu = (nginx.cpu_seconds() - nginx_cpu) / elapsed * 100
-                    result = generator.result(timeout=120)
-                    latency = result["latency_ms"]
-                    print(
-                        f"  {count} replica(s) {viewers:4} viewers: "
-                        f"{result['fps_per_viewer']:5.1f} fps/viewer  latency p50 "
-                        f"{latency['p50']:6.1f} ms p99 {latency['p99']:7.1f} ms  replicas' CPU "
-                        f"{cpu:4.0f} %  nginx {nginx_cpu:4.0f} %  load generator "
-                        f"{result['cpu_percent']:3.0f} %",
-                        flush=True,
-                    )
+            nginx = fleet.nginx
+            assert nginx is not None
+            for viewers in levels:
+                config = {
+                    "targets": [f"{front.url}/stream/{CAMERA}"],
+                    "viewers": viewers,
+                    "seconds": seconds,
+                }
+                name = f"loadgen-{count}-{viewers}"
+                generator = LoadGenerator(Path(tmp), "mjpeg", config, name)
+                generator.phase("measuring", timeout=120 + viewers / 50)
+                cpu, nginx_cpu = fleet.cpu(), nginx.cpu_seconds()
+                started = time.monotonic()
+                generator.phase("window-closed", timeout=seconds + 120)
+                elapsed = time.monotonic() - started
+                cpu = (fleet.cpu() - cpu) / elapsed * 100
+                nginx_cpu = (nginx.cpu_seconds() - nginx_cpu) / elapsed * 100
+                result = generator.result(timeout=120)
+                latency = result["latency_ms"]
+                print(
+                    f"  {count} replica(s) {viewers:4} viewers: "
+                    f"{result['fps_per_viewer']:5.1f} fps/viewer  latency p50 "
+                    f"{latency['p50']:6.1f} ms p99 {latency['p99']:7.1f} ms  replicas' CPU "
+                    f"{cpu:4.0f} %  nginx {nginx_cpu:4.0f} %  load generator "
+                    f"{result['cpu_percent']:3.0f} %",
+                    flush=True,
+                )
             fleet.stop(*list(fleet.running))
+            nginx.kill()
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import (
     ServiceGroup,
     ServiceProcess,
-    free_port,
     kafka_env,
     start_capture,
     start_event_sim,
@@ -81,7 +80,7 @@ def local_stack(
     assert write_face(face), "scikit-image's astronaut portrait is needed for the face camera"
     auth = {"GATEWAY_AUTH_SECRET": secret} if secret else {}
     with ServiceGroup(kafka_env(kafka.bootstrap, prefix, **auth, **env)) as group:
-        stack = Stack(free_port(), prefix, kafka, group, gateway_flags, secret, None, time.time())
+        stack = Stack(group.port(), prefix, kafka, group, gateway_flags, secret, None, time.time())
         for camera, flags in cameras.items():
             start_capture(group, camera, "--source", "test", *flags)
         stack.start_gateway()

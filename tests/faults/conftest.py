@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from rts_common.contracts import TOPICS
-from rts_common.net import free_ports
 from rts_devstack.broker import LocalKafka
+from rts_devstack.broker_config import ports_needed
 from rts_devstack.processes import ServiceGroup, ServiceProcess
 
 from tests.fixtures.mjpeg import MjpegClient
@@ -58,19 +58,16 @@ def make_stack(tmp_path: Path) -> Iterator[MakeStack]:
     made: list[FaultStack] = []
 
     def make(nodes: int = 1, *, proxied: bool = False, data: Path | None = None) -> FaultStack:
-        ports = free_ports(4 * nodes if proxied else 2 * nodes)
-        kafka = LocalKafka(
+        group = ServiceGroup()
+        kafka = LocalKafka.on_ports(
             data or tmp_path / f"kafka-{len(made)}",
-            nodes=nodes,
-            ports=ports[:nodes],
-            controller_ports=ports[nodes : 2 * nodes],
-            proxied_ports=list(zip(ports[2 * nodes : 3 * nodes], ports[3 * nodes :], strict=True))
-            if proxied
-            else None,
+            group.ports(ports_needed(nodes, proxied=proxied)),
+            nodes,
+            proxied=proxied,
         )
-        kafka.start()
-        stack = FaultStack(kafka, f"f{uuid.uuid4().hex[:8]}.")
+        stack = FaultStack(kafka, f"f{uuid.uuid4().hex[:8]}.", group)
         made.append(stack)
+        kafka.start()
         kafka.create_topics(TOPICS, prefix=stack.prefix)
         return stack
 

@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from rts_common.net import free_ports
 from rts_devstack.broker import LocalKafka
 
 from tests.fixtures.capture import CaptureLauncher
@@ -12,8 +11,7 @@ from tests.fixtures.processes import ServiceGroup
 def test_capture_keeps_capturing_through_a_broker_restart(
     tmp_path: Path, services: ServiceGroup
 ) -> None:
-    ports = free_ports(2)
-    broker = LocalKafka(tmp_path / "kafka", ports=ports[:1], controller_ports=ports[1:]).start()
+    broker = LocalKafka.on_ports(tmp_path / "kafka", services.ports(2)).start()
     launcher = CaptureLauncher(services, broker.bootstrap, "")
     try:
         broker.create_topics()

@@ -10,31 +10,17 @@ import signal
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from rts_common.net import free_ports, port_in_use
+from rts_common.net import port_in_use
+from rts_devstack import launch
 from rts_devstack.processes import ServiceGroup, ServiceProcess
+from rts_devstack.stack import launch_stack
 
 SCRAPE = 1.0
-
-
-def port_with_room(after: int, avoid: Iterable[int] = ()) -> int:
-    """A free port whose next `after` ones are free too (the replicas' ports), none of them
-    in `avoid`."""
-    avoided = set(avoid)
-    while True:
-        (port,) = free_ports(1)
-        room = range(port, port + after + 1)
-        if (
-            port + after < 65535
-            and avoided.isdisjoint(room)
-            and not any(port_in_use(port + i) for i in range(1, after + 1))
-        ):
-            return port
 
 
 def answered_by(url: str, count: int = 12) -> collections.Counter[str]:
@@ -45,7 +31,9 @@ def answered_by(url: str, count: int = 12) -> collections.Counter[str]:
 
 
 def scale(group: ServiceGroup, data: Path, replicas: int) -> str:
-    run = group.start("scale", ["rts-devstack", "scale", str(replicas), "--data-dir", str(data)])
+    run = group.start(
+        launch.process("scale", ["rts-devstack", "scale", replicas, "--data-dir", data])
+    )
     code = run.wait_exit(240)
     assert code == 0, run.log()
     return run.log()
@@ -74,41 +62,14 @@ def wait_pods(process: ServiceProcess, prometheus: str, pods: set[str]) -> None:
 # busy 2-core machine that alone can take a few minutes.
 @pytest.mark.timeout(900)
 def test_make_run_with_gateways_then_make_scale(tmp_path: Path) -> None:
-    # Ports picked one after another are free only of what is bound now: none of them may
-    # fall in a range another one's replicas will take.
-    kafka = port_with_room(1)
-    block = port_with_room(7, avoid=range(kafka, kafka + 2))
-    gateway, gateway_ops = block, block + 4  # the replicas: gateway + i and gateway_ops + i
-    taken = {*range(kafka, kafka + 2), *range(block, block + 8)}
-    test_cam, sample_cam, sim, probe, jmx, prom = [p for p in free_ports(20) if p not in taken][:6]
-    prometheus = f"http://127.0.0.1:{prom}"
-    front = f"http://127.0.0.1:{gateway}"
-    argv = [
-        *"rts-devstack run --gateways 2 --no-open-browser --data-dir".split(),
-        str(tmp_path),
-        "--kafka-port",
-        str(kafka),
-        "--gateway-port",
-        str(gateway),
-        "--gateway-ops-port",
-        str(gateway_ops),
-        "--test-camera-ops-port",
-        str(test_cam),
-        "--sample-camera-ops-port",
-        str(sample_cam),
-        "--eventsim-ops-port",
-        str(sim),
-        "--probe-ops-port",
-        str(probe),
-        "--kafka-metrics-port",
-        str(jmx),
-        "--prometheus-port",
-        str(prom),
-        "--scrape-interval",
-        f"{SCRAPE:g}",
-    ]
-    with ServiceGroup({"NO_COLOR": "1"}) as group:
-        stack = group.start("devstack", argv)
+    with ServiceGroup() as group:
+        spec, ports = launch_stack(
+            tmp_path, group.ports, "--gateways", "2", "--scrape-interval", f"{SCRAPE:g}", replicas=3
+        )
+        gateway = ports["gateway_port"]
+        prometheus = f"http://127.0.0.1:{ports['prometheus_port']}"
+        front = f"http://127.0.0.1:{gateway}"
+        stack = group.start(spec)
         stack.wait_line("dashboard ready", timeout=240)
         assert set(answered_by(front)) == {"gateway-1", "gateway-2"}
         wait_pods(stack, prometheus, {"gateway-1", "gateway-2"})

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import socketio
+from rts_devstack import launch
 
 from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import ServiceGroup, kafka_env, start_event_sim, start_gateway
@@ -155,7 +156,7 @@ def test_sign_in_guards_streams_and_socketio_on_a_real_server(
         urllib.request.urlopen(base + "/api/cameras", timeout=5)
     assert refused.value.code == 401
     link = subprocess.run(
-        [sys.executable, "-m", "rts_gateway", "login-url", "--base", base],
+        [launch.command("gateway"), "login-url", "--base", base],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -22,10 +22,10 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 from PIL import Image
 from rts_capture.sample import write_face
-from rts_common.contracts import TOPICS, VIDEO_DETECTIONS, FrameMeta
+from rts_common.contracts import TOPICS, VIDEO_DETECTIONS, CameraStatus, Detection, FrameMeta
 from rts_common.signin import Authenticator, Role
 
 from tests.fixtures.capture import read_topic
@@ -280,13 +280,13 @@ def test_the_timeline_gives_the_window_and_the_detections_kafka_holds(stack: Sta
         if d.camera == FACE_CAMERA and int(start * 1000) * 10**6 <= d.ts < int(end * 1000) * 10**6
     }
     got = [(d["kind"], d["seq"]) for d in timeline["detections"]]
+    assert timeline["truncated"] is False  # read whole within the gateway's time limit
     assert {"face", "motion"} <= {kind for kind, _seq in expected}
     assert set(got) == expected
     assert len(got) == len(expected)
     assert [d["ts"] for d in timeline["detections"]] == sorted(
         d["ts"] for d in timeline["detections"]
     )
-    assert timeline["truncated"] is False
     oldest = min(capture_ns(m) for m in frames_of(stack, FACE_CAMERA)) / 1e6
     assert timeline["earliest_ms"] <= oldest + 1  # the partition's oldest record
     assert timeline["earliest_ms"] >= stack.started * 1000 - 15_000
@@ -397,3 +397,67 @@ def test_detections_are_found_when_the_two_topics_have_different_partition_count
     }
     assert {d["seq"] for d in answer} <= set(by_seq)
     assert all(d["ts"] == by_seq[d["seq"]].ts for d in answer)
+
+
+def test_a_camera_whose_detections_reach_kafka_late_still_has_them_on_its_timeline(
+    kafka: KafkaUnderTest,
+) -> None:
+    """Two cameras share a detections partition and one's detector runs behind: a detection
+    of a later moment (the other camera's) sits before some of the range's in the log.
+    Kafka's offset for the range's end is that record's: the timeline must read on."""
+    prefix = f"histl{uuid.uuid4().hex[:8]}."
+    kafka.create_topics(list(TOPICS), prefix)
+    late, ahead = "cam-late", "cam-ahead"
+    base_ns = time.time_ns() - 60 * 10**9
+    producer = Producer(kafka.config())
+
+    def produce(topic: str, camera: str, value: str | bytes, ts_ns: int, **extra: Any) -> None:
+        producer.produce(
+            prefix + topic, value, key=camera, partition=0, timestamp=ts_ns // 10**6, **extra
+        )
+
+    def detection(camera: str, seq: int) -> str:
+        return Detection(
+            camera=camera, seq=seq, ts=base_ns + seq * 10**9, kind="motion", boxes=[], score=0.0
+        ).model_dump_json()
+
+    for seq in range(12):
+        frame = FrameMeta(late, seq, base_ns + seq * 10**9, 320, 240)
+        produce(
+            "video-frames", late, b"\xff\xd8frame\xff\xd9", frame.ts_ns, headers=frame.headers()
+        )
+    # The log's order: the late camera's 0-4, the other camera 20 s on, the late one's 5-11.
+    for camera, seq in (
+        [(late, s) for s in range(5)] + [(ahead, 20)] + [(late, s) for s in range(5, 12)]
+    ):
+        produce("video-detections", camera, detection(camera, seq), base_ns + seq * 10**9)
+    status = CameraStatus(
+        camera=late,
+        ts=time.time_ns(),
+        source="test",
+        source_up=True,
+        fps=1.0,
+        width=320,
+        height=240,
+        partition=0,
+    )
+    producer.produce(prefix + "video-cameras", status.model_dump_json(), key=late)
+    assert producer.flush(30) == 0
+    with ServiceGroup(kafka_env(kafka.bootstrap, prefix)) as group:
+        gateway = start_gateway(group)
+        gateway.wait_ready(timeout=60)
+        span = f"from={iso(base_ns / 1e9)}&to={iso(base_ns / 1e9 + 10)}"
+
+        def timeline() -> dict[str, Any] | None:
+            try:
+                url = f"{gateway.url}/api/timeline/{late}?{span}"
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    return dict(json.loads(response.read()))
+            except urllib.error.HTTPError:
+                return None  # not in the directory yet
+
+        gateway.wait_for(lambda: timeline() is not None, 30, "the camera in the directory")
+        answer = timeline()
+    assert answer is not None
+    assert answer["truncated"] is False
+    assert [d["seq"] for d in answer["detections"]] == list(range(10))

@@ -8,12 +8,11 @@ from __future__ import annotations
 import collections
 import itertools
 import json
-import signal
 import threading
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,9 @@ import requests
 import socketio
 from confluent_kafka import Consumer, Producer, TopicPartition
 from rts_common.contracts import PLAYBACK_EVENTS, TOPICS
+from rts_devstack import launch
+from rts_devstack.fleet import Fleet as DevstackFleet
+from rts_devstack.launch import Launch
 from rts_devstack.proxy import AFFINITY_COOKIE, REPLICA_HEADER, Proxy
 from rts_gateway.bridge import KafkaBridge
 from rts_gateway.bridge.runtime import ThreadingRuntime
@@ -34,11 +36,9 @@ from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import (
     ServiceGroup,
     ServiceProcess,
-    free_port,
     kafka_env,
     start_capture,
     start_event_sim,
-    start_gateway,
 )
 
 EVENT_TYPES = ("play", "pause", "stop", "seek", "buffer_start", "buffer_end")
@@ -59,73 +59,31 @@ PART = b"Content-Type: image/jpeg"
 # -- the stack: replicas behind nginx
 
 
-@dataclass
-class Fleet:
-    """Gateway replicas behind nginx; scaled the way `make scale` scales them."""
+class Fleet(DevstackFleet):
+    """The devstack's Fleet (what `make scale` drives) on the test's topics: topic names
+    are given without the test's prefix, and a replica stopped must exit cleanly."""
 
-    group: ServiceGroup
-    env: dict[str, str]
-    front: Proxy
-    prefix: str
-    nginx: ServiceProcess | None = None
-    running: dict[str, ServiceProcess] = field(default_factory=dict)
+    def __init__(self, group: ServiceGroup, env: dict[str, str], prefix: str, home: Path) -> None:
+        def replica(name: str) -> Launch:
+            return launch.gateway(port=group.port(), ops_port=group.port(), replica=name, env=env)
+
+        super().__init__(group.start, Proxy(group.port(), home), replica)
+        self.env, self.prefix = env, prefix
 
     @property
-    def url(self) -> str:
-        return self.front.url
+    def running(self) -> dict[str, ServiceProcess]:
+        return self.replicas
 
     def topic(self, name: str) -> str:
         return self.prefix + name
 
-    def start(self, *names: str) -> None:
-        """Start replicas, wait until they are ready, then put them behind nginx."""
-        started = {
-            name: start_gateway(self.group, name=name, env={**self.env, "GATEWAY_REPLICA": name})
-            for name in names
-        }
-        for process in started.values():
-            process.wait_ready(timeout=120)
-        self.running.update(started)
-        self._route()
-
-    def stop(self, *names: str) -> None:
-        """Take replicas out of nginx, then stop them gracefully."""
-        stopping = [self.running.pop(name) for name in names]
-        self._route()
-        for process in stopping:
-            process.signal(signal.SIGTERM)
-        for process in stopping:
-            assert process.wait_exit(40) == 0, process.log()
-
-    def kill(self, name: str) -> None:
-        """kill -9 a replica (gunicorn's master and worker); nginx is not told, as a
-        cluster's endpoints would not be yet."""
-        self.running.pop(name).kill()
-
-    def _route(self) -> None:
-        addresses = {name: p.url.removeprefix("http://") for name, p in self.running.items()}
-        if self.nginx is None:
-            self.nginx = self.front.start(self.group, addresses)
-        else:
-            self.front.reload(self.nginx, addresses)
-
     def owned(self, topic: str) -> dict[str, float]:
-        return {
-            name: p.metric("gateway_partitions_assigned", topic=self.topic(topic))
-            for name, p in self.running.items()
-        }
+        return super().owned(self.topic(topic))
 
-    def wait_settled(self, topic: str, partitions: int, timeout: float = 90.0) -> float:
-        """Wait until the running replicas own all partitions, spread evenly; seconds."""
-        started = time.monotonic()
-        owned: dict[str, float] = {}
-        while time.monotonic() - started < timeout:
-            owned = self.owned(topic)
-            counts = list(owned.values())
-            if sum(counts) == partitions and max(counts) - min(counts) <= 1:
-                return time.monotonic() - started
-            time.sleep(0.2)
-        raise AssertionError(f"{topic} not settled in {timeout}s: {owned}")
+    def stop(self, *names: str, timeout: float = 40.0) -> dict[str, int]:
+        codes = super().stop(*names, timeout=timeout)
+        assert codes == dict.fromkeys(names, 0), codes
+        return codes
 
 
 def make_fleet(
@@ -141,7 +99,7 @@ def make_fleet(
         GATEWAY_EVENTS_START="earliest",
         GATEWAY_RELEASE_AFTER_SECONDS="1",
     )
-    return Fleet(group, env, Proxy(free_port(), tmp_path / "nginx"), prefix)
+    return Fleet(group, env, prefix, tmp_path / "nginx")
 
 
 # -- what browsers see

@@ -23,7 +23,8 @@ from confluent_kafka import Producer
 from PIL import Image
 from rts_common.contracts import TOPICS, CameraStatus, Detection, FrameMeta
 from rts_common.signin import SESSION_COOKIE, Authenticator
-from rts_devstack.processes import BIN, metric_value
+from rts_devstack.launch import BIN
+from rts_devstack.processes import metric_value
 
 from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import ServiceGroup, ServiceProcess, kafka_env, start_gateway

@@ -15,8 +15,8 @@ import requests
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from rts_common.acls import SERVICES, service_acls
 from rts_common.contracts import TOPICS
-from rts_common.net import free_ports
 from rts_common.signin import Authenticator
+from rts_devstack import ports
 from rts_devstack.broker import LocalKafka
 
 from tests.fixtures.processes import (
@@ -50,12 +50,9 @@ class Secured:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    ports = free_ports(2)
-    broker = LocalKafka(
-        tmp_path_factory.mktemp("secured"),
-        ports=ports[:1],
-        controller_ports=ports[1:],
-        admin_password=secrets.token_urlsafe(16),
+    reserved = ports.reserve(2)
+    broker = LocalKafka.on_ports(
+        tmp_path_factory.mktemp("secured"), reserved, admin_password=secrets.token_urlsafe(16)
     )
     broker.start()
     try:
@@ -69,6 +66,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
         yield Secured(broker, prefix, group, passwords)
     finally:
         broker.stop()
+        reserved.release()
 
 
 def test_each_service_does_its_job_with_its_own_user(secured: Secured) -> None:

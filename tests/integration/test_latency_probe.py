@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 import pytest
 from rts_common.contracts import TOPICS
+from rts_devstack import launch
 
 from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import (
     ServiceGroup,
     ServiceProcess,
-    free_port,
     kafka_env,
     start_capture,
     start_gateway,
@@ -51,24 +51,15 @@ def stack(kafka: KafkaUnderTest) -> Iterator[ProbeStack]:
             )
         gateway = start_gateway(group, env={"GATEWAY_AUTH_SECRET": SECRET})
         gateway.wait_ready(timeout=60)
-        port = free_port()
         probe = group.start(
-            "latency-probe",
-            [
-                "latency-probe",
-                "--gateway-url",
-                gateway.url,
-                "--fps",
-                str(PROBE_FPS),
-                "--cameras-interval",
-                "2",
-                "--ops-port",
-                str(port),
-            ],
-            {"PROBE_AUTH_SECRET": SECRET},
-            ops=f"http://127.0.0.1:{port}",
+            launch.latency_probe(
+                *f"--fps {PROBE_FPS} --cameras-interval 2".split(),
+                gateway_url=gateway.url,
+                ops_port=group.port(),
+                env={"PROBE_AUTH_SECRET": SECRET},
+            )
         )
-        probe.wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        probe.wait_http(f"{probe.ops}/healthz", timeout=30)
         yield ProbeStack(gateway, probe)
 
 

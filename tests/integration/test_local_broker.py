@@ -11,8 +11,10 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import ConfigResource, ResourceType
 from rts_common.contracts import TOPICS, VIDEO_FRAMES
 from rts_common.kafka import admin_client
-from rts_common.net import free_ports, port_in_use
-from rts_devstack.broker import BrokerError, LocalKafka
+from rts_common.net import port_in_use
+from rts_devstack.broker import LocalKafka
+from rts_devstack.distribution import BrokerError
+from rts_devstack.stack import launch_stack
 
 from tests.fixtures.kafka import KafkaUnderTest
 from tests.fixtures.processes import ServiceGroup
@@ -31,13 +33,10 @@ def test_contract_topics_exist_with_their_partitions_and_configs(
         assert configs[key].value == value, key
 
 
-def _cluster(tmp_path: Path, nodes: int) -> LocalKafka:
-    ports = free_ports(2 * nodes)
-    return LocalKafka(tmp_path, nodes=nodes, ports=ports[:nodes], controller_ports=ports[nodes:])
-
-
-def test_a_started_broker_stops_without_leaving_a_process_or_port(tmp_path: Path) -> None:
-    broker = _cluster(tmp_path, 1).start()
+def test_a_started_broker_stops_without_leaving_a_process_or_port(
+    tmp_path: Path, services: ServiceGroup
+) -> None:
+    broker = LocalKafka.on_ports(tmp_path, services.ports(2)).start()
     node = broker.nodes[0]
     assert broker.running() == [1]
     with pytest.raises(BrokerError, match="still running"):
@@ -53,14 +52,18 @@ def test_a_started_broker_stops_without_leaving_a_process_or_port(tmp_path: Path
     assert (tmp_path / "cluster.id").read_text() == cluster_id
 
 
-def test_a_taken_port_gives_a_clear_error(tmp_path: Path, kafka: KafkaUnderTest) -> None:
+def test_a_taken_port_gives_a_clear_error(
+    tmp_path: Path, kafka: KafkaUnderTest, services: ServiceGroup
+) -> None:
     taken = int(kafka.bootstrap.split(",")[0].rsplit(":", 1)[1])
     with pytest.raises(BrokerError, match=f"port {taken} .* already in use"):
-        LocalKafka(tmp_path, ports=[taken], controller_ports=free_ports(1)).start()
+        LocalKafka(tmp_path, ports=[taken], controller_ports=[services.port()]).start()
 
 
-def test_three_node_cluster_keeps_accepting_writes_when_a_node_dies(tmp_path: Path) -> None:
-    with _cluster(tmp_path, 3) as cluster:
+def test_three_node_cluster_keeps_accepting_writes_when_a_node_dies(
+    tmp_path: Path, services: ServiceGroup
+) -> None:
+    with LocalKafka.on_ports(tmp_path, services.ports(6), nodes=3) as cluster:
         cluster.create_topics()
         partitions = (
             admin_client({"bootstrap.servers": cluster.bootstrap})
@@ -89,22 +92,9 @@ def test_three_node_cluster_keeps_accepting_writes_when_a_node_dies(tmp_path: Pa
 def test_run_command_brings_up_topics_and_ctrl_c_stops_everything(
     tmp_path: Path, services: ServiceGroup
 ) -> None:
-    port = free_ports(1)[0]
-    while port_in_use(port + 1):
-        port = free_ports(1)[0]
-    run = services.start(
-        "devstack",
-        [
-            "rts-devstack",
-            "run",
-            "--kafka-port",
-            str(port),
-            "--data-dir",
-            str(tmp_path),
-            "--no-services",
-        ],
-        {"NO_COLOR": "1", "VIDEO_RETENTION_MINUTES": "45"},
-    )
+    spec, ports = launch_stack(tmp_path, services.ports, "--no-services")
+    port = ports["kafka_port"]
+    run = services.start(spec.with_env({"VIDEO_RETENTION_MINUTES": "45"}))
     run.wait_line("Ctrl-C stops everything", timeout=120)
     admin = admin_client({"bootstrap.servers": f"127.0.0.1:{port}"})
     topics = admin.list_topics(timeout=10)

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 import socketio
-from rts_common.net import free_ports, port_in_use
 from rts_common.signin import SESSION_COOKIE, Authenticator
+from rts_devstack.stack import launch_stack
 from rts_observability.dashboards import DASHBOARDS
 from rts_observability.verify import Prometheus, Result, rate_interval, verify
 
-from tests.fixtures.processes import ServiceProcess
+from tests.fixtures.processes import ServiceGroup, ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILES = ROOT / "helm" / "streaming" / "files" / "dashboards"
@@ -34,14 +34,6 @@ class Stack:
     gateway: str
     prometheus: Prometheus
     session: str  # a signed-in session token for the stack's gateway
-
-
-def _kafka_port() -> int:
-    """A free port whose next one (the controller's) is free too."""
-    while True:
-        (port,) = free_ports(1)
-        if port < 65535 and not port_in_use(port + 1):
-            return port
 
 
 def _get(url: str, session: str = "") -> Any:
@@ -61,38 +53,15 @@ def _sign_in(data_dir: Path) -> str:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    kafka = _kafka_port()
-    gateway, gateway_ops, test_cam, sample_cam, sim, jmx, prom, probe = free_ports(8)
     data_dir = tmp_path_factory.mktemp("stack")
-    argv = [
-        *"rts-devstack run --no-open-browser --data-dir".split(),
-        str(data_dir),
-        "--kafka-port",
-        str(kafka),
-        "--gateway-port",
-        str(gateway),
-        "--gateway-ops-port",
-        str(gateway_ops),
-        "--test-camera-ops-port",
-        str(test_cam),
-        "--sample-camera-ops-port",
-        str(sample_cam),
-        "--eventsim-ops-port",
-        str(sim),
-        "--probe-ops-port",
-        str(probe),
-        "--kafka-metrics-port",
-        str(jmx),
-        "--prometheus-port",
-        str(prom),
-        "--scrape-interval",
-        f"{SCRAPE:g}",
-    ]
-    process = ServiceProcess("devstack", argv, {})
+    group = ServiceGroup()
+    spec, ports = launch_stack(data_dir, group.ports, "--scrape-interval", f"{SCRAPE:g}")
+    prom, gateway = ports["prometheus_port"], ports["gateway_port"]
+    process = group.start(spec)
     try:
         prometheus = f"http://127.0.0.1:{prom}"
         process.wait_http(f"{prometheus}/-/ready", timeout=120)
-        process.wait_http(f"http://127.0.0.1:{gateway_ops}/readyz", timeout=120)
+        process.wait_http(f"http://127.0.0.1:{ports['gateway_ops_port']}/readyz", timeout=120)
         deadline = time.monotonic() + 60
         while True:
             targets = _get(f"{prometheus}/api/v1/targets")["data"]["activeTargets"]
@@ -109,6 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         )
     finally:
         process.terminate(timeout=90)
+        group.kill_all()
 
 
 class Viewers:

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 
 from tests.static.chart import ROOT
+from tools.test_stages import parse
 
 
 def dry_run(*targets: str) -> str:
@@ -42,19 +43,23 @@ def test_a_fresh_clone_gets_every_tool_a_stage_needs(target: str, needs: list[st
         assert command in commands, f"make {target} would not run {command}"
 
 
-def test_make_test_runs_the_control_plane_and_real_node_stages() -> None:
+STAGES = ["unit", "integration", "faults", "e2e", "static", "cluster-test", "bench-quick"]
+
+
+def test_make_test_runs_every_stage_each_a_target_of_its_own() -> None:
     makefile = (ROOT / "Makefile").read_text()
+    (plan,) = re.findall(r"^TEST_PLAN \?= (.*)$", makefile, re.M)
+    planned = [stage for phase in parse(plan) for lane in phase for stage in lane]
+    assert sorted(planned) == sorted(STAGES)
+    for stage in STAGES:
+        assert re.search(rf"^{re.escape(stage)}:", makefile, re.M), stage
+    # What the stages share is made once, before they run side by side.
     (prerequisites,) = re.findall(r"^test: ([^#\n]*)##", makefile, re.M)
-    assert prerequisites.split() == [
-        "unit",
-        "integration",
-        "faults",
-        "e2e",
-        "static",
-        "cluster-test",
-        "node-test",
-        "bench-quick",
-    ]
+    assert prerequisites.split() == ["venv", "kafka-fetch"]
+
+
+def test_the_stage_runner_reads_phases_lanes_and_stages() -> None:
+    assert parse("a,b c | d |  e f,g ") == [[["a", "b"], ["c"]], [["d"]], [["e"], ["f", "g"]]]
 
 
 def test_ci_runs_make_test_after_the_system_packages_and_nothing_else() -> None:

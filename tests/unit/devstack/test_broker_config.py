@@ -1,14 +1,9 @@
 from pathlib import Path
 
 import pytest
-from rts_common.net import free_ports, port_in_use
-from rts_devstack.broker import (
-    KAFKA_METRICS_RULES,
-    BrokerError,
-    KafkaDistribution,
-    LocalKafka,
-    repo_root,
-)
+from rts_devstack.broker import LocalKafka
+from rts_devstack.broker_config import KAFKA_METRICS_RULES
+from rts_devstack.distribution import BrokerError, KafkaDistribution, repo_root
 
 
 def _fake_dist(tmp_path: Path) -> KafkaDistribution:
@@ -25,12 +20,14 @@ def test_single_node_uses_the_next_port_for_its_controller(tmp_path: Path) -> No
     kafka = LocalKafka(tmp_path, port=9092, dist=_fake_dist(tmp_path))
     assert kafka.bootstrap == "127.0.0.1:9092"
     kafka.nodes[0].data_dir.mkdir(parents=True)
-    kafka._write_properties(kafka.nodes[0])
+    kafka.write_properties(kafka.nodes[0])
     props = _props(kafka.nodes[0].properties_file)
     assert props["controller.quorum.voters"] == "1@127.0.0.1:9093"
     assert props["process.roles"] == "broker,controller"
     assert props["offsets.topic.replication.factor"] == "1"
     assert props["auto.create.topics.enable"] == "false"
+    # Its only broker is never fenced for a few seconds of a starved CPU.
+    assert props["broker.session.timeout.ms"] == "9000"
 
 
 def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: Path) -> None:
@@ -38,7 +35,7 @@ def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: P
     assert kafka.bootstrap == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
     for node in kafka.nodes:
         node.data_dir.mkdir(parents=True)
-        kafka._write_properties(node)
+        kafka.write_properties(node)
     voters = {_props(n.properties_file)["controller.quorum.voters"] for n in kafka.nodes}
     assert voters == {"1@127.0.0.1:19093,2@127.0.0.1:19095,3@127.0.0.1:19097"}
     props = _props(kafka.nodes[2].properties_file)
@@ -46,14 +43,15 @@ def test_three_nodes_form_one_quorum_with_replicated_internal_topics(tmp_path: P
     assert props["min.insync.replicas"] == "2"
     assert props["offsets.topic.replication.factor"] == "3"
     assert props["log.dirs"] == str(tmp_path / "node-3" / "logs")
+    assert props["broker.session.timeout.ms"] == "3000"  # a dead node noticed in seconds
 
 
 def test_cluster_id_is_kafka_shaped_and_stable(tmp_path: Path) -> None:
     kafka = LocalKafka(tmp_path, dist=_fake_dist(tmp_path))
-    first = kafka._cluster_id()
+    first = kafka.cluster_id()
     assert len(first) == 22
     assert not first.startswith("-")
-    assert kafka._cluster_id() == first
+    assert kafka.cluster_id() == first
 
 
 def test_mismatched_port_lists_are_refused(tmp_path: Path) -> None:
@@ -74,16 +72,10 @@ def test_each_node_runs_the_jmx_exporter_with_the_charts_rules_on_its_metrics_po
     rules = repo_root() / KAFKA_METRICS_RULES
     assert rules.is_file()
     agent = dist.agents / "jmx_prometheus_javaagent-1.0.1.jar"
-    assert kafka._jvm_options(kafka.node(2)) == [f"-javaagent:{agent}=127.0.0.1:19405:{rules}"]
-    assert LocalKafka(tmp_path, dist=dist)._jvm_options(kafka.node(1)) == []
+    assert kafka.jvm_options(kafka.node(2), dist) == [f"-javaagent:{agent}=127.0.0.1:19405:{rules}"]
+    assert LocalKafka(tmp_path, dist=dist).jvm_options(kafka.node(1), dist) == []
 
 
 def test_a_missing_jmx_agent_says_how_to_fetch_it(tmp_path: Path) -> None:
     with pytest.raises(BrokerError, match="make kafka-fetch"):
         _ = _fake_dist(tmp_path).jmx_exporter
-
-
-def test_free_ports_are_distinct_and_free() -> None:
-    ports = free_ports(4)
-    assert len(set(ports)) == 4
-    assert not any(port_in_use(p) for p in ports)

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from rts_common.net import free_ports
-from rts_devstack import proxy
-from rts_devstack.fleet import Fleet, control_socket, replica_name, request_scale, serve
+from rts_devstack import ports, proxy
+from rts_devstack.fleet import Fleet, control_socket, request_scale, serve
+from rts_devstack.launch import Launch
 from rts_devstack.processes import http_get
-from rts_devstack.supervisor import Output, Service, Supervisor
+from rts_devstack.supervisor import Output, Supervisor
 
 STAND_IN = """
 import http.server, os, sys
@@ -51,28 +51,36 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     collects what Prometheus would be told to scrape after each change."""
     nginx = proxy.binary()
     assert nginx, "nginx is missing: run `make system-deps` (CI installs it)"
-    port, *replica_ports = free_ports(6)
+    reserved = ports.reserve(6)
+    port, *replica_ports = reserved
     front = proxy.Proxy(port, tmp_path / "nginx")
     supervisor = Supervisor(Lines(), cwd=tmp_path)
     targets: list[list[str]] = []
 
-    def replica(index: int) -> Service:
-        name = replica_name(index)
-        argv = [sys.executable, "-c", STAND_IN, "--port", str(replica_ports[index - 1])]
-        return Service(name, argv, {"GATEWAY_REPLICA": name})
+    def replica(name: str) -> Launch:
+        port = replica_ports[int(name.removeprefix("gateway-")) - 1]
+        url = f"http://127.0.0.1:{port}"
+        argv = [sys.executable, "-c", STAND_IN, "--port", str(port)]
+        return Launch(name, argv, {"GATEWAY_REPLICA": name}, url=url, ready=f"{url}/readyz")
 
     fleet = Fleet(
-        supervisor, front, nginx, replica, lambda rs: targets.append([r.name for r in rs])
+        supervisor.start,
+        front,
+        replica,
+        on_change=lambda rs: targets.append([r.name for r in rs]),
+        forget=supervisor.forget,
     )
-    first = replica(1)
-    supervisor.start(first)
-    front.write({first.name: f"127.0.0.1:{replica_ports[0]}"})
-    supervisor.start(Service("nginx", front.command(nginx)))
-    fleet.adopt([first])
+    first = supervisor.start(replica("gateway-1"))
+    assert first is not None
+    first.wait_ready(30)
+    nginx_process = supervisor.start(front.launch(nginx, {first.name: first.url[7:]}))
+    assert nginx_process is not None
+    fleet.adopt([first, nginx_process])
     try:
         yield fleet, supervisor, front, targets
     finally:
         supervisor.stop_all(timeout=5)
+        reserved.release()
 
 
 def answered_by(url: str, requests_: int = 12) -> collections.Counter[str]:
@@ -88,7 +96,7 @@ def test_scaling_up_and_down_changes_who_answers_behind_the_same_port(
     fleet, supervisor, front, targets = stack
     said: list[str] = []
     front_url = front.url + "/"
-    fleet._wait_ready(fleet.replicas[1])
+    wait_listening(front)
     assert set(answered_by(front_url)) == {"gateway-1"}
     fleet.scale(3, said.append)
     assert set(answered_by(front_url)) == {"gateway-1", "gateway-2", "gateway-3"}
@@ -105,7 +113,7 @@ def test_a_dead_replica_leaves_nginx_and_the_next_scale_brings_it_back(
 ) -> None:
     fleet, supervisor, front, _targets = stack
     fleet.scale(2, lambda _line: None)
-    supervisor.stop(["gateway-2"])
+    supervisor.stop(["gateway-2"])  # as if it died: the supervisor reports it
     assert fleet.exited("gateway-2")
     assert set(answered_by(front.url + "/")) == {"gateway-1"}
     fleet.scale(2, lambda _line: None)
@@ -149,6 +157,17 @@ def test_a_stack_without_replicas_says_how_to_get_them(tmp_path: Path) -> None:
     finally:
         stop.set()
         server.join(5)
+
+
+def wait_listening(front: proxy.Proxy) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            if http_get(front.url + "/")[0] == 200:
+                return
+        except OSError:
+            assert time.monotonic() < deadline, "nginx does not answer"
+        time.sleep(0.05)
 
 
 def wait_for(path: Path) -> None:

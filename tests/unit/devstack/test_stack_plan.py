@@ -2,8 +2,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rts_devstack.launch import Launch
 from rts_devstack.stack import StackSettings, plan
-from rts_devstack.supervisor import Output, Service, Supervisor
+from rts_devstack.supervisor import Output, Supervisor
 
 
 def test_the_run_command_starts_the_test_pattern_and_a_generated_sample_video() -> None:
@@ -16,12 +17,13 @@ def test_the_run_command_starts_the_test_pattern_and_a_generated_sample_video() 
             list(c) for c in service.setup
         ]
     argv = " ".join(test.argv)
-    assert "--source test --camera-id cam-test" in argv
+    assert "--camera-id cam-test --source test" in argv
     assert "--test-face data/samples/face.png" in argv
     argv = " ".join(sample.argv)
-    assert "--source data/samples/sample.mp4 --camera-id cam-sample --loop" in argv
-    assert test.url == "http://127.0.0.1:9101/metrics"
-    assert sample.url == "http://127.0.0.1:9102/metrics"
+    assert "--camera-id cam-sample --source data/samples/sample.mp4 --loop" in argv
+    assert test.metrics == "http://127.0.0.1:9101/metrics"
+    assert sample.metrics == "http://127.0.0.1:9102/metrics"
+    assert test.ready == "http://127.0.0.1:9101/readyz"
 
 
 def test_a_service_whose_setup_fails_is_not_started(tmp_path: Path) -> None:
@@ -33,8 +35,8 @@ def test_a_service_whose_setup_fails_is_not_started(tmp_path: Path) -> None:
 
     supervisor = Supervisor(Capture(), cwd=tmp_path)
     failing = [sys.executable, "-c", "print('no room'); raise SystemExit(3)"]
-    service = Service("svc", [sys.executable, "-c", "pass"], setup=[failing])
-    assert not supervisor.start(service)
+    service = Launch("svc", [sys.executable, "-c", "pass"], setup=[failing])
+    assert supervisor.start(service) is None
     assert supervisor.procs == {}
     assert "svc: no room" in lines
     assert any("setup exited with 3" in line for line in lines)
@@ -44,8 +46,8 @@ def test_the_run_command_starts_event_sim_paced_with_its_ops_url() -> None:
     services = {s.name: s for s in plan(StackSettings.load([], environ={}), "127.0.0.1:19092")}
     sim = services["event-sim"]
     assert sim.env["KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"
-    assert sim.env["EVENTSIM_OPS_PORT"] == "9110"
-    assert sim.url == "http://127.0.0.1:9110/metrics"
+    assert "--ops-port 9110" in " ".join(sim.argv)
+    assert sim.metrics == "http://127.0.0.1:9110/metrics"
     assert float(sim.env["EVENTSIM_RATE"]) <= 1000  # a live demo, not a benchmark
     assert "EVENTSIM_COUNT" not in sim.env
     help_text = subprocess.run([*sim.argv, "--help"], capture_output=True, text=True, check=True)
@@ -60,16 +62,9 @@ def test_gateways_run_as_replicas_behind_nginx_on_the_gateway_port(tmp_path: Pat
         replica = services[f"gateway-{i}"]
         assert replica.env["GATEWAY_REPLICA"] == f"gateway-{i}"
         assert replica.env["GATEWAY_AUTH_SECRET"] == "s3"
-        assert replica.argv[-8:] == [
-            "--port",
-            str(8000 + i),
-            "--host",
-            "127.0.0.1",
-            "--ops-port",
-            str(9130 + i),
-            "--ops-host",
-            "127.0.0.1",
-        ]
+        argv = " ".join(replica.argv)
+        assert f"--port {8000 + i} --host 127.0.0.1" in argv
+        assert f"--ops-host 127.0.0.1 --ops-port {9130 + i}" in argv
         assert replica.metrics == f"http://127.0.0.1:{9130 + i}/metrics"  # one target each
         assert replica.job == "gateway"
     nginx = services["nginx"]
@@ -84,5 +79,6 @@ def test_gateways_run_as_replicas_behind_nginx_on_the_gateway_port(tmp_path: Pat
 def test_without_gateways_one_gateway_serves_the_port_itself() -> None:
     services = {s.name: s for s in plan(StackSettings.load([], environ={}), "127.0.0.1:9092")}
     assert "nginx" not in services
-    assert services["gateway"].url == "http://127.0.0.1:8000/"
+    assert services["gateway"].url == "http://127.0.0.1:8000"
+    assert "--host" not in services["gateway"].argv  # every address, as before
     assert not any(name.startswith("gateway-") for name in services)

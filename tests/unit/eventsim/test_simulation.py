@@ -10,14 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rts_common.events import PlaybackEvent, ts_to_ns
 from rts_common.sessions import check_sessions
-from rts_eventsim.simulation import (
-    LADDER,
-    Behaviour,
-    DeviceProfile,
-    Emitted,
-    SimConfig,
-    Simulator,
-)
+from rts_eventsim.sessions import LADDER, Behaviour, DeviceProfile
+from rts_eventsim.simulation import Emitted, SimConfig, Simulator
 
 START_NS = 1_798_761_600 * 10**9  # 2027-01-01T00:00:00Z
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import pytest
 from PIL import Image
-from rts_gateway.video.avi import AviLayout, ClipTooLarge, PlannedFrame
-from rts_gateway.video.clip import _shown
+from rts_gateway.video.past.avi import AviLayout, ClipTooLarge, PlannedFrame
+from rts_gateway.video.past.clip import _shown
 
 
 def jpegs(count: int) -> list[bytes]:

@@ -9,8 +9,8 @@ from confluent_kafka import Message
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.video.directory import CameraDirectory
-from rts_gateway.video.hub import Frame, FrameHub, UnknownCamera, Viewer
-from rts_gateway.video.mjpeg import part
+from rts_gateway.video.live.hub import FrameHub, UnknownCamera, Viewer
+from rts_gateway.video.mjpeg import Frame, part
 
 from tests.unit.gateway.helpers import (
     JPEG,
@@ -277,7 +277,7 @@ def test_a_failed_assignment_is_retried_until_the_read_works(
     viewer = hub.open("front")
     consumer.broken = True  # the broker does not answer offsets-for-times
     assert run() == []
-    assert hub.reads.state(0) == "waiting"
+    assert hub.assignments.state(0) == "waiting"
     assert sample(metrics, "gateway_frame_read_failures_total") == 1
     consumer.broken = False
     hub.maintain()
@@ -285,7 +285,7 @@ def test_a_failed_assignment_is_retried_until_the_read_works(
     time.sleep(1.1)
     hub.maintain()
     assert [call[0] for call in run()] == ["assign"]
-    assert hub.reads.state(0) == "reading"
+    assert hub.assignments.state(0) == "reading"
     assert sample(metrics, "gateway_frame_read_repositions_total", reason="retry") == 1
     deliver([frame_message("front", 9)])
     frame = viewer.take(0.1, time.sleep)
@@ -305,7 +305,7 @@ def test_a_read_that_stopped_delivering_is_moved_to_the_newest_frames(
     deliver([frame_message("front", 1, ts_ns=time.time_ns() - 10 * 10**9)])
     hub.maintain()
     assert run() == []  # just positioned: give it time
-    monkeypatch.setattr("rts_gateway.video.reads.STALE_SECONDS", 0.0)
+    monkeypatch.setattr("rts_gateway.video.live.assignments.STALE_SECONDS", 0.0)
     hub.maintain()  # the camera's status says it published a frame just now
     assert [call[0] for call in run()] == ["seek"]
     assert sample(metrics, "gateway_frame_read_repositions_total", reason="stalled") == 1
@@ -347,7 +347,7 @@ def test_a_viewer_whose_client_left_before_any_frame_is_let_go(
 def test_a_viewer_of_a_quiet_camera_is_nudged_to_resend_its_last_frame(
     hub: FrameHub, deliver: Deliver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("rts_gateway.video.hub.KEEPALIVE_SECONDS", 0.05)
+    monkeypatch.setattr("rts_gateway.video.live.hub.KEEPALIVE_SECONDS", 0.05)
     viewer = hub.open("front")
     deliver([frame_message("front", 1)])
     assert viewer.take(None, time.sleep) is not None

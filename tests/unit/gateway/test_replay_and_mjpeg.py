@@ -1,7 +1,6 @@
 import pytest
 from rts_common.contracts import FrameMeta
-from rts_gateway.video.hub import Frame
-from rts_gateway.video.mjpeg import BOUNDARY, CONTENT_TYPE, part
+from rts_gateway.video.mjpeg import BOUNDARY, CONTENT_TYPE, Frame, part
 from rts_gateway.video.times import BadTime, iso_ms, parse_range, parse_time
 
 NOW = 1_800_000_000.0

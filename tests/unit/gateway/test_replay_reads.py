@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry, Gauge
 from rts_common.contracts import VIDEO_FRAMES
 from rts_gateway.bridge import BadRecords, Topic, decode_batch
 from rts_gateway.metrics import GatewayMetrics
-from rts_gateway.video.replay import Replay
-from rts_gateway.video.request_reads import Chunk
+from rts_gateway.video.past.reads import Chunk
+from rts_gateway.video.past.replay import Replay
 
 from tests.unit.gateway.helpers import frame_message
 

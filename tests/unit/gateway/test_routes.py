@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_FRAMES
 from rts_devstack.processes import http_get
 from rts_gateway.service import Gateway
-from rts_gateway.video.history_routes import close_with
+from rts_gateway.video.http import close_with
 from werkzeug.test import EnvironBuilder
 
 from tests.unit.gateway.conftest import MakeGateway

@@ -13,7 +13,7 @@ import pytest
 from rts_common.contracts import FrameMeta
 from rts_common.signin import Authenticator
 from rts_gateway.video import mjpeg
-from rts_gateway.video.hub import Frame
+from rts_gateway.video.mjpeg import Frame
 from rts_probe.metrics import ProbeMetrics
 from rts_probe.mjpeg import StreamError, boundary_of, parts
 from rts_probe.probe import Probe

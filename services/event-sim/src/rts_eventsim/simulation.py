@@ -1,4 +1,4 @@
-"""Simulated viewers and their playback sessions, on a simulated clock.
+"""Simulated viewers and their playback sessions, on a simulated clock: the pacing.
 
 Two clocks. Viewers live on the *viewer clock*: each plans its next action (a session
 start, or its session's next event) a lifelike delay after its previous one, and the
@@ -9,7 +9,8 @@ does while playing, and `buffer_ms` is the time between the `ts` of `buffer_star
 `buffer_end`. `pace` is how many viewer seconds pass per event second: 1 when there are
 enough viewers for the rate (about `rate` x 100, see `Behaviour`); above 1, fewer viewers
 are acting busier than in life, every delay shortened by the same factor; below 1, more
-viewers are slowed down.
+viewers are slowed down. What a session does at each action, and how long it waits for
+the next, is its state machine's (sessions.py).
 
 Randomness: everything comes from one `random.Random(seed)`, drawn in event order and
 only through `random()` (whose stream CPython keeps stable across versions): the same
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import random
 import time
 from bisect import bisect
 from dataclasses import dataclass, field
@@ -28,77 +28,19 @@ from heapq import heapify, heappop, heappush
 from itertools import accumulate
 from typing import NamedTuple
 
-from rts_common.events import Device, EventType
+from rts_common.events import EventType
 
-NS = 1_000_000_000
-MS = 1_000_000
-
-# Rendition ladder (kbps), shared by every title; devices cap how high they climb.
-LADDER = (600, 1200, 2400, 4800, 8000)
-
-# Internal player states (ints: they are compared on every event).
-STARTING, PLAYING, PAUSED, SEEKING, BUFFERING, STOPPED = range(6)
-
-
-@dataclass(frozen=True)
-class DeviceProfile:
-    name: Device
-    share: float  # of sessions
-    top_rung: int  # highest LADDER index the device plays
-    capacity_median_kbps: float  # network throughput, log-normal per session
-    startup_median_ms: float
-    startup_failure: float  # probability that a start never plays
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    """How viewers and players behave. Rates are per second of the state they apply to.
-
-    With these values a session reports an event about every 90 s of watching (more
-    often while its player climbs the bitrate ladder), and viewers idle a minute or so
-    between sessions: a lifelike pace (`Simulator.pace` near 1) needs about 100 viewers
-    per event per second.
-    """
-
-    devices: tuple[DeviceProfile, ...] = (
-        DeviceProfile("tv", 0.45, 4, 16_000.0, 1100.0, 0.012),
-        DeviceProfile("web", 0.30, 3, 9_000.0, 700.0, 0.010),
-        DeviceProfile("mobile", 0.25, 2, 4_000.0, 1300.0, 0.025),
-    )
-    capacity_sigma: float = 0.7
-    home_device_share: float = 0.8  # sessions on the viewer's usual device
-    initial_rung: int = 1
-    zipf_exponent: float = 1.1  # title popularity: a few hits, a long tail
-    episode_share: float = 0.55  # titles of 20-60 min; the rest are 80-160 min films
-    resume_share: float = 0.3  # sessions that resume a title part-watched
-
-    startup_sigma: float = 0.45
-    slow_network_failure: float = 0.08  # extra startup failures below 1 Mbps
-
-    # while playing
-    pause_rate: float = 1 / 900
-    seek_rate: float = 1 / 1200
-    abandon_rate: float = 1 / 7200
-    early_abandon_rate: float = 1 / 900  # viewers sampling a title leave early...
-    early_window_s: float = 120.0  # ...within their first two minutes of watching
-    error_rate: float = 1 / 200_000
-    step_up_rate: float = 1 / 20  # when the next rung fits the network...
-    step_up_headroom: float = 0.75  # ...with this much headroom
-    rebuffer_base_rate: float = 1 / 3600
-    rebuffer_stress_rate: float = 1 / 120  # x (bitrate / capacity) ** rebuffer_exponent
-    rebuffer_exponent: float = 6.0
-
-    # the other states' durations (seconds, log-normal median and sigma)
-    pause_median_s: float = 20.0
-    pause_sigma: float = 1.2
-    resume_share_after_pause: float = 0.94  # the others leave while paused
-    seek_to_buffer_s: tuple[float, float] = (0.03, 0.15)
-    seek_buffer_median_s: float = 0.6
-    rebuffer_median_s: float = 3.0
-    buffer_sigma: float = 0.9
-    abandon_in_rebuffer: float = 0.04
-    idle_median_s: float = 60.0  # between a viewer's sessions
-    idle_sigma: float = 1.0
+from rts_eventsim.sessions import (
+    MS,
+    NS,
+    STOPPED,
+    Behaviour,
+    DeviceProfile,
+    Draws,
+    Session,
+    SessionMachine,
+    Viewer,
+)
 
 
 @dataclass(frozen=True)
@@ -122,65 +64,6 @@ def run_id(seed: int, start_ns: int) -> str:
     return hashlib.blake2b(f"{seed}:{start_ns}".encode(), digest_size=6).hexdigest()
 
 
-class Viewer:
-    __slots__ = ("home", "session", "user_id")
-
-    def __init__(self, user_id: str, home: DeviceProfile) -> None:
-        self.user_id = user_id
-        self.home = home
-        self.session: Session | None = None
-
-
-class Session:
-    __slots__ = (
-        "bitrate",
-        "buffer_reason",
-        "buffer_start_ns",
-        "capacity",
-        "device",
-        "duration_ns",
-        "duration_s",
-        "last_ns",
-        "movie_id",
-        "played_ns",
-        "position_ns",
-        "rung",
-        "seq",
-        "session_id",
-        "state",
-        "user_id",
-    )
-
-    def __init__(
-        self,
-        *,
-        session_id: str,
-        user_id: str,
-        movie_id: str,
-        duration_s: int,
-        device: DeviceProfile,
-        capacity: float,
-        rung: int,
-        position_ns: int,
-    ) -> None:
-        self.session_id = session_id
-        self.user_id = user_id
-        self.movie_id = movie_id
-        self.duration_s = duration_s
-        self.duration_ns = duration_s * NS
-        self.device = device
-        self.capacity = capacity
-        self.rung = rung
-        self.bitrate = LADDER[rung]
-        self.position_ns = position_ns
-        self.state = STARTING
-        self.seq = 0
-        self.last_ns = 0
-        self.played_ns = 0
-        self.buffer_start_ns = 0
-        self.buffer_reason = ""
-
-
 class Simulator:
     """Produces the event stream, one `next_event()` per tick of the simulated clock."""
 
@@ -189,8 +72,9 @@ class Simulator:
             raise ValueError("rate, users and titles must be positive")
         self.config = config
         self.behaviour = b = config.behaviour
-        self._rng = random.Random(config.seed)  # noqa: S311 - a simulation, not secrets
-        self._random = self._rng.random
+        self._draws = Draws(config.seed)
+        self._random = self._draws.random
+        self._sessions = SessionMachine(b, self._draws)
         self._run = run_id(config.seed, config.start_ns)
         # The clock in integer arithmetic (rate in millievents/s), so tick k's time is exact.
         self._rate_milli = max(1, round(config.rate * 1000))
@@ -225,7 +109,7 @@ class Simulator:
         self._ts_second = -1
         self._ts_prefix = ""
 
-    # -- the clock
+    # -- the event clock
 
     def set_origin(self, start_ns: int) -> None:
         """Set the clock's origin (ns since the epoch); only before the first event.
@@ -257,7 +141,7 @@ class Simulator:
         """Let the clock pass `ticks` without events (a paced run that fell behind)."""
         self.ticks += ticks
 
-    # -- events
+    # -- events, one per tick: the viewer whose plan is due next acts
 
     def next_event(self) -> Emitted:
         now = self.ticks * NS * 1000 // self._rate_milli
@@ -267,102 +151,14 @@ class Simulator:
         session = viewer.session
         if session is None:
             session = self._new_session(viewer)
-            value, event_type = self._start(session, now)
-        elif session.state == PLAYING:
-            value, event_type = self._playing(session, now)
-        elif session.state == PAUSED:
-            value, event_type = self._paused(session, now)
-        elif session.state == SEEKING:
-            value, event_type = self._encode(
-                session, now, "buffer_start", ',"buffer_reason":"seek"'
-            )
-            session.state = BUFFERING
-            session.buffer_start_ns = now
-            session.buffer_reason = "seek"
-        else:  # BUFFERING: the only other state a planned session can be in
-            value, event_type = self._buffering(session, now)
+        event_type, extra = self._sessions.step(session, now)
+        value = self._encode(session, now, event_type, extra)
         session.last_ns = now
         self.events += 1
         self._plan(viewer, session, due)
         if not self.events & 0xFFF:
             self._update_pace(now)
         return Emitted(session.session_id, value, event_type)
-
-    def _start(self, s: Session, now: int) -> tuple[bytes, EventType]:
-        b = self.behaviour
-        failure = s.device.startup_failure + (b.slow_network_failure if s.capacity < 1000 else 0)
-        if self._random() < failure:
-            s.state = STOPPED
-            return self._encode(s, now, "stop", ',"reason":"startup_failure"')
-        # Slow networks take longer to fill the first segment.
-        median = s.device.startup_median_ms * (1 + 1000 / s.capacity)
-        startup_ms = min(30_000, max(80, round(self._lognormal(median, b.startup_sigma))))
-        s.state = PLAYING
-        return self._encode(s, now, "play", f',"startup_ms":{startup_ms}')
-
-    def _playing(self, s: Session, now: int) -> tuple[bytes, EventType]:
-        b = self.behaviour
-        played = now - s.last_ns
-        s.played_ns += played
-        s.position_ns = min(s.duration_ns, s.position_ns + played)
-        if s.position_ns >= s.duration_ns:
-            s.state = STOPPED
-            return self._encode(s, now, "stop", ',"reason":"completed"')
-        step_up = self._step_up_rate(s)
-        abandon = b.abandon_rate + (
-            b.early_abandon_rate if s.played_ns < b.early_window_s * NS else 0.0
-        )
-        rebuffer = self._rebuffer_rate(s)
-        pick = self._random() * (
-            b.pause_rate + b.seek_rate + rebuffer + step_up + abandon + b.error_rate
-        )
-        if pick < step_up:
-            previous = s.bitrate
-            s.rung += 1
-            s.bitrate = LADDER[s.rung]
-            return self._encode(s, now, "play", f',"prev_bitrate_kbps":{previous}')
-        pick -= step_up
-        if pick < rebuffer:
-            s.state = BUFFERING
-            s.buffer_start_ns = now
-            s.buffer_reason = "rebuffer"
-            return self._encode(s, now, "buffer_start", ',"buffer_reason":"rebuffer"')
-        pick -= rebuffer
-        if pick < b.pause_rate:
-            s.state = PAUSED
-            return self._encode(s, now, "pause", "")
-        pick -= b.pause_rate
-        if pick < b.seek_rate:
-            s.state = SEEKING
-            s.position_ns = self._seek_target(s)
-            return self._encode(s, now, "seek", "")
-        pick -= b.seek_rate
-        s.state = STOPPED
-        reason = "abandoned" if pick < abandon else "error"
-        return self._encode(s, now, "stop", f',"reason":"{reason}"')
-
-    def _paused(self, s: Session, now: int) -> tuple[bytes, EventType]:
-        if self._random() < self.behaviour.resume_share_after_pause:
-            s.state = PLAYING
-            return self._encode(s, now, "play", "")
-        s.state = STOPPED
-        return self._encode(s, now, "stop", ',"reason":"abandoned"')
-
-    def _buffering(self, s: Session, now: int) -> tuple[bytes, EventType]:
-        waited_ms = (now - s.buffer_start_ns) // MS
-        rebuffer = s.buffer_reason == "rebuffer"
-        if rebuffer and self._random() < self.behaviour.abandon_in_rebuffer:
-            s.state = STOPPED
-            return self._encode(s, now, "stop", f',"buffer_ms":{waited_ms},"reason":"abandoned"')
-        s.state = PLAYING
-        extra = f',"buffer_reason":"{s.buffer_reason}","buffer_ms":{waited_ms}'
-        if rebuffer and s.rung > 0:
-            # The player's adaptive bitrate logic reacts to the stall by stepping down.
-            previous = s.bitrate
-            s.rung -= 1
-            s.bitrate = LADDER[s.rung]
-            extra = f',"prev_bitrate_kbps":{previous}{extra}'
-        return self._encode(s, now, "buffer_end", extra)
 
     def _update_pace(self, now: int) -> None:
         ticks, viewer_ns = self._pace_from
@@ -371,42 +167,18 @@ class Simulator:
             self.pace = (self.viewer_ns - viewer_ns) / event_ns
         self._pace_from = (self.ticks, self.viewer_ns)
 
-    # -- planning
+    # -- the viewer clock
 
     def _plan(self, viewer: Viewer, s: Session, due: int) -> None:
         """Plan the viewer's next action on the viewer clock, `due` being this one's plan."""
-        b = self.behaviour
-        state = s.state
-        if state == PLAYING:
-            rate = (
-                b.pause_rate
-                + b.seek_rate
-                + b.abandon_rate
-                + b.error_rate
-                + self._rebuffer_rate(s)
-                + self._step_up_rate(s)
-                + (b.early_abandon_rate if s.played_ns < b.early_window_s * NS else 0.0)
-            )
-            # Planned no later than the end of the title, where the session completes
-            # (if it comes on time: see _playing).
-            delay = min(int(self._exp(rate) * NS), s.duration_ns - s.position_ns)
-        elif state == PAUSED:
-            delay = int(self._lognormal(b.pause_median_s, b.pause_sigma) * NS)
-        elif state == SEEKING:
-            low, high = b.seek_to_buffer_s
-            delay = int((low + (high - low) * self._random()) * NS)
-        elif state == BUFFERING:
-            stress = max(0.5, s.bitrate / s.capacity)
-            median = (
-                b.rebuffer_median_s if s.buffer_reason == "rebuffer" else b.seek_buffer_median_s
-            )
-            delay = int(self._lognormal(median * stress, b.buffer_sigma) * NS)
-        else:  # STOPPED: the viewer idles, then starts another session
+        if s.state == STOPPED:  # the viewer idles, then starts another session
             viewer.session = None
             self.sessions_active -= 1
-            delay = self._idle_ns()
+        delay = self._sessions.delay_ns(s)
         heappush(self._plans, (due + max(1, delay), self._order, viewer))
         self._order += 1
+
+    # -- the viewers and the catalogue
 
     def _new_session(self, viewer: Viewer) -> Session:
         b = self.behaviour
@@ -414,7 +186,7 @@ class Simulator:
         title = min(title, len(self._title_cum) - 1)
         home = self._random() < b.home_device_share
         device = viewer.home if home else self._pick_device()
-        capacity = self._lognormal(device.capacity_median_kbps, b.capacity_sigma)
+        capacity = self._draws.lognormal(device.capacity_median_kbps, b.capacity_sigma)
         duration_s = self._durations[title]
         position_ns = 0
         if self._random() < b.resume_share:
@@ -434,46 +206,6 @@ class Simulator:
         viewer.session = session
         return session
 
-    def _step_up_rate(self, s: Session) -> float:
-        b = self.behaviour
-        if s.rung >= s.device.top_rung:
-            return 0.0
-        if LADDER[s.rung + 1] > b.step_up_headroom * s.capacity:
-            return 0.0
-        return b.step_up_rate
-
-    def _rebuffer_rate(self, s: Session) -> float:
-        b = self.behaviour
-        stress = s.bitrate / s.capacity
-        return b.rebuffer_base_rate + b.rebuffer_stress_rate * math.pow(stress, b.rebuffer_exponent)
-
-    def _seek_target(self, s: Session) -> int:
-        """Mostly skips forward (intros, dull scenes), sometimes back, sometimes anywhere."""
-        u = self._random()
-        if u < 0.55:
-            target = s.position_ns + int((10 + 110 * self._random()) * NS)
-        elif u < 0.85:
-            target = s.position_ns - int((5 + 55 * self._random()) * NS)
-        else:
-            target = int(self._random() * s.duration_ns)
-        # Never onto the last seconds: a seek there would end the session in the same tick.
-        return max(0, min(target, s.duration_ns - 5 * NS))
-
-    # -- draws (only through random(), see the module docstring)
-
-    def _exp(self, rate: float) -> float:
-        return -math.log(1.0 - self._random()) / rate
-
-    def _lognormal(self, median: float, sigma: float) -> float:
-        # Box-Muller; the second normal of the pair is dropped to keep the draw order simple.
-        radius = math.sqrt(-2.0 * math.log(1.0 - self._random()))
-        normal = radius * math.cos(2.0 * math.pi * self._random())
-        return median * math.exp(sigma * normal)
-
-    def _idle_ns(self) -> int:
-        b = self.behaviour
-        return max(1, int(self._lognormal(b.idle_median_s, b.idle_sigma) * NS))
-
     def _pick_device(self) -> DeviceProfile:
         index = bisect(self._device_cum, self._random() * self._device_cum[-1])
         return self.behaviour.devices[min(index, len(self.behaviour.devices) - 1)]
@@ -485,9 +217,7 @@ class Simulator:
 
     # -- encoding
 
-    def _encode(
-        self, s: Session, now: int, event_type: EventType, extra: str
-    ) -> tuple[bytes, EventType]:
+    def _encode(self, s: Session, now: int, event_type: EventType, extra: str) -> bytes:
         """The event as JSON, written directly: every value is one of our own ASCII ids or a
         number, so nothing needs escaping, and this is several times cheaper than json.dumps
         (the tests parse and validate every event)."""
@@ -505,4 +235,4 @@ class Simulator:
             f'"ts":"{self._ts_prefix}.{rest // 1000:06d}Z","session_id":"{s.session_id}",'
             f'"seq":{s.seq},"title_duration_seconds":{s.duration_s}{extra}}}'
         )
-        return value.encode("ascii"), event_type
+        return value.encode("ascii")

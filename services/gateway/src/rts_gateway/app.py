@@ -20,7 +20,6 @@ from rts_gateway.replica import ReplicaHeader
 from rts_gateway.responses import register_error_handlers, register_security_headers
 from rts_gateway.settings import GatewaySettings
 from rts_gateway.video import Video
-from rts_gateway.video.routes import video_routes
 
 SOCKETIO_PATH = "socket.io"
 # The pages post nothing bigger than a login token.
@@ -43,7 +42,7 @@ def create_app(
     app.url_map.merge_slashes = False
     version = _asset_version(Path(app.static_folder or ""))
     origins = _origins(settings.allowed_origins)
-    app.register_blueprint(video_routes(video))
+    app.register_blueprint(video.routes())
     app.register_blueprint(access_routes(access, origins or ()))
     protect(app, access)
     register_error_handlers(app, on_too_large=lambda: access.leases.hit("message_size"))

@@ -6,13 +6,15 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from rts_common.lifecycle import shutdown_event
 from rts_common.logs import configure_logging
 
-from rts_devstack import stack
-from rts_devstack.broker import BrokerError, KafkaDistribution, LocalKafka, repo_root
+from rts_devstack import ports, run
+from rts_devstack.broker import LocalKafka, train_class_archive
+from rts_devstack.distribution import BrokerError, KafkaDistribution, repo_root
 from rts_devstack.fleet import control_socket, request_scale
 
 USAGE = """rts-devstack run [--help]          the whole platform (what `make run` runs)
@@ -58,9 +60,7 @@ def kafka_main(argv: list[str]) -> int:
     configure_logging("devstack", "info", "console")
     try:
         if args.action == "fetch":
-            dist = KafkaDistribution.fetch()
-            print(f"Kafka {dist.version}: {dist.libs}")
-            return 0
+            return _fetch()
         kafka = LocalKafka(
             args.data_dir or repo_root() / ".data" / "kafka",
             nodes=args.nodes,
@@ -71,6 +71,17 @@ def kafka_main(argv: list[str]) -> int:
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _fetch() -> int:
+    """The jars, then (once per JDK build) the class archive that speeds up every start."""
+    dist = KafkaDistribution.fetch()
+    print(f"Kafka {dist.version}: {dist.libs}")
+    if not dist.class_archive.is_file():
+        print("recording the broker's classes for faster starts (once, some seconds)")
+        with ports.reserve(2) as reserved, tempfile.TemporaryDirectory() as data:
+            train_class_archive(dist, Path(data), reserved)
+    return 0
 
 
 def _kafka_action(action: str, kafka: LocalKafka) -> int:
@@ -100,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.captureWarnings(True)
     if argv and argv[0] == "run":
-        return stack.main(argv[1:])
+        return run.main(argv[1:])
     if argv and argv[0] == "kafka":
         return kafka_main(argv[1:])
     if argv and argv[0] == "scale":

@@ -11,6 +11,8 @@ folder, for another number of replicas, as `kubectl scale` does in the cluster:
   stops them gracefully: each ends its streams, sends its browsers to reconnect (through
   nginx, to another replica) and leaves its consumer groups after a last checkpoint;
 - a replica that died is taken out of nginx; the next `make scale` starts it again.
+
+The tests and the benchmarks drive the same Fleet, by replica name, in a ServiceGroup.
 """
 
 from __future__ import annotations
@@ -22,17 +24,22 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from rts_devstack.processes import http_get
-from rts_devstack.proxy import Proxy, reload_workers
-from rts_devstack.supervisor import Output, Service, Supervisor
+from rts_common.net import port_in_use
 
-NGINX = "nginx"
+from rts_devstack import proxy
+from rts_devstack.launch import Launch
+from rts_devstack.processes import ServiceProcess
+from rts_devstack.proxy import NGINX, Proxy, reload_workers
+from rts_devstack.supervisor import Output
+
 REPLICA_PREFIX = "gateway-"
 READY_TIMEOUT = 180.0
-# Unix socket paths are limited to 108 bytes on Linux.
+STOP_TIMEOUT = 40.0
+# Unix socket paths are limited to 108 bytes on Linux (less the ".new" of a socket
+# being set up).
 SOCKET_PATH_LIMIT = 100
 
 Say = Callable[[str], None]
@@ -47,122 +54,194 @@ class ScaleError(Exception):
 
 
 class Fleet:
-    """The running replicas, nginx in front of them, and how to change their number."""
+    """Gateway replicas behind nginx: started, stopped and killed by name (the tests and
+    benchmarks), or scaled to a number (`make scale`), always in the same order: a new
+    replica joins nginx once it is ready, a leaving one leaves nginx before it stops."""
 
     def __init__(
         self,
-        supervisor: Supervisor,
-        proxy: Proxy,
-        nginx: str,
-        make_replica: Callable[[int], Service],
-        on_change: Callable[[list[Service]], None],
+        start: Callable[[Launch], ServiceProcess | None],
+        front: Proxy | None,
+        make_replica: Callable[[str], Launch],
+        *,
+        on_change: Callable[[list[ServiceProcess]], None] | None = None,
+        forget: Callable[[str], None] | None = None,
     ) -> None:
-        """`make_replica(i)`: replica i's service (name gateway-i); `on_change(replicas)`:
-        called after every change (Prometheus's targets follow it)."""
-        self._supervisor = supervisor
-        self._proxy = proxy
-        self._nginx = nginx
+        """`start`: how processes start (a ServiceGroup's or `make run`'s supervisor's);
+        `front`: nginx's place (None: replicas without nginx, as a benchmark may want);
+        `make_replica(name)`: that replica's launch; `on_change(replicas)`: called after
+        every change (Prometheus's targets follow it); `forget(name)`: told before a
+        replica is stopped on purpose (so its exit is not reported as a failure)."""
+        self._start = start
+        self.front = front
         self._make_replica = make_replica
-        self._on_change = on_change
-        self._lock = threading.Lock()
-        self.replicas: dict[int, Service] = {}
+        self._on_change = on_change or (lambda _replicas: None)
+        self._forget = forget or (lambda _name: None)
+        self._lock = threading.RLock()
+        self.replicas: dict[str, ServiceProcess] = {}
+        self.nginx: ServiceProcess | None = None
 
-    def adopt(self, services: list[Service]) -> None:
-        """The replicas `make run` started."""
-        for service in services:
-            if service.name.startswith(REPLICA_PREFIX):
-                self.replicas[int(service.name.removeprefix(REPLICA_PREFIX))] = service
+    @property
+    def url(self) -> str:
+        if self.front is None:
+            raise ValueError("these replicas have no nginx in front")
+        return self.front.url
+
+    def adopt(self, processes: Iterable[ServiceProcess]) -> None:
+        """The replicas and nginx `make run` started."""
+        for process in processes:
+            if process.name.startswith(REPLICA_PREFIX):
+                self.replicas[process.name] = process
+            elif process.name == NGINX:
+                self.nginx = process
 
     def addresses(self) -> dict[str, str]:
-        return {s.name: address(s) for _, s in sorted(self.replicas.items())}
+        return {name: address(p) for name, p in sorted(self.replicas.items())}
+
+    # -- by name
+
+    def start(self, *names: str, timeout: float = READY_TIMEOUT) -> float:
+        """Start replicas, wait until each is ready, then put them behind nginx; returns
+        the seconds until all were ready."""
+        with self._lock:
+            started = time.monotonic()
+            new = {}
+            for name in names:
+                process = self._start(self._make_replica(name))
+                if process is None:
+                    raise ScaleError(f"{name} could not be started (see its output)")
+                new[name] = process
+            for process in new.values():
+                try:
+                    process.wait_ready(timeout)
+                except AssertionError as failed:
+                    raise ScaleError(str(failed).split("\n", 1)[0]) from None
+            took = time.monotonic() - started
+            self.replicas.update(new)
+            self._route()
+            return took
+
+    def stop(self, *names: str, timeout: float = STOP_TIMEOUT) -> dict[str, int]:
+        """Take replicas out of nginx, then stop them gracefully, together; returns their
+        exit codes."""
+        with self._lock:
+            leaving = [self.replicas.pop(name) for name in names]
+            if self.replicas:
+                self._route()
+            for process in leaving:
+                self._forget(process.name)
+                process.signal(signal.SIGTERM)
+            codes = {}
+            for process in leaving:
+                try:
+                    codes[process.name] = process.wait_exit(timeout)
+                except AssertionError:  # it ignored SIGTERM
+                    process.kill()
+                    codes[process.name] = process.proc.returncode
+            return codes
+
+    def kill(self, name: str) -> None:
+        """kill -9 a replica (gunicorn's master and worker); nginx is not told, as a
+        cluster's endpoints would not be yet."""
+        with self._lock:
+            self.replicas.pop(name).kill()
+
+    # -- by number: `make scale`
 
     def scale(self, count: int, say: Say) -> None:
         if count < 1:
             raise ScaleError("at least one gateway replica is needed")
         with self._lock:
-            for name in [s.name for s in self.replicas.values()]:
-                if not self._supervisor.running(name):
-                    self._forget(name)
-            wanted = set(range(1, count + 1))
-            new = sorted(wanted - set(self.replicas))
-            gone = sorted(set(self.replicas) - wanted)
+            for name in [n for n, p in self.replicas.items() if not p.running]:
+                del self.replicas[name]
+            wanted = {replica_name(i) for i in range(1, count + 1)}
+            new = sorted(wanted - set(self.replicas), key=_index)
+            gone = sorted(set(self.replicas) - wanted, key=_index)
             if new:
-                self._start(new, say)
+                for name in new:
+                    say(f"starting {name}")
+                took = self.start(*new)
+                say(f"{', '.join(new)} ready in {took:.1f}s")
+                say(f"nginx sends new browsers to {len(self.replicas)} replica(s)")
             if gone:
-                self._stop(gone, say)
+                started = time.monotonic()
+                self.stop(*gone)
+                say(f"nginx no longer sends browsers to {', '.join(gone)}")
+                say(f"stopped {', '.join(gone)} in {time.monotonic() - started:.1f}s")
             if not new and not gone:
                 say(f"already {count} gateway replica(s)")
             self._on_change(list(self.replicas.values()))
-            say(f"gateways: {', '.join(self.addresses())} behind {self._proxy.url}")
+            say(f"gateways: {', '.join(self.addresses())} behind {self.url}")
 
     def exited(self, name: str) -> bool:
         """A replica ended on its own: take it out of nginx. False: not a replica."""
         if not name.startswith(REPLICA_PREFIX):
             return False
         with self._lock:
-            self._forget(name)
+            self.replicas.pop(name, None)
             if self.replicas:
-                self._reload()
+                self._route()
             self._on_change(list(self.replicas.values()))
         return True
 
-    # -- with the lock held
+    # -- what the replicas say
 
-    def _start(self, indices: list[int], say: Say) -> None:
-        services = [self._make_replica(i) for i in indices]
-        for service in services:
-            say(f"starting {service.name} on {address(service)}")
-            self._supervisor.start(service)
-        for service in services:
-            took = self._wait_ready(service)
-            say(f"{service.name} ready in {took:.1f}s")
-            self.replicas[int(service.name.removeprefix(REPLICA_PREFIX))] = service
-        took = self._reload()
-        say(f"nginx sends new browsers to {len(self.replicas)} replica(s) ({took:.1f}s)")
+    def owned(self, topic: str) -> dict[str, float]:
+        """Partitions of `topic` each running replica owns (its own gauge)."""
+        return {
+            name: p.metric("gateway_partitions_assigned", topic=topic)
+            for name, p in self.replicas.items()
+        }
 
-    def _stop(self, indices: list[int], say: Say) -> None:
-        names = [replica_name(i) for i in indices]
-        for index in indices:
-            del self.replicas[index]
-        took = self._reload()
-        say(f"nginx no longer sends browsers to {', '.join(names)} ({took:.1f}s)")
+    def wait_settled(
+        self, topic: str, partitions: int, timeout: float = 90.0, poll: float = 0.2
+    ) -> float:
+        """Wait until the running replicas own all partitions, spread evenly; seconds."""
         started = time.monotonic()
-        self._supervisor.stop(names)
-        say(f"stopped {', '.join(names)} in {time.monotonic() - started:.1f}s")
+        owned: dict[str, float] = {}
+        while time.monotonic() - started < timeout:
+            owned = self.owned(topic)
+            counts = list(owned.values())
+            if counts and sum(counts) == partitions and max(counts) - min(counts) <= 1:
+                return time.monotonic() - started
+            time.sleep(poll)
+        raise AssertionError(f"{topic} not settled in {timeout}s: {owned}")
 
-    def _forget(self, name: str) -> None:
-        self.replicas = {i: s for i, s in self.replicas.items() if s.name != name}
+    # -- nginx
 
-    def _reload(self) -> float:
-        self._proxy.write(self.addresses())
-        self._proxy.check(self._nginx)
-        master = self._supervisor.pid(NGINX)
-        if master is None or not self._supervisor.running(NGINX):
+    def _route(self) -> float:
+        """Point nginx at the replicas (starting it the first time); the seconds it took."""
+        front = self.front
+        if front is None:
+            return 0.0
+        executable = proxy.binary()
+        if executable is None:
+            raise ScaleError("nginx is not installed (`sudo make system-deps`)")
+        front.write(self.addresses())
+        front.check(executable)
+        if self.nginx is None:
+            started = time.monotonic()
+            self.nginx = self._start(front.launch(executable, self.addresses()))
+            if self.nginx is None:
+                raise ScaleError("nginx could not be started")
+            self.nginx.wait_for(lambda: port_in_use(front.port, front.host), 30, "nginx listening")
+            return time.monotonic() - started
+        if not self.nginx.running:
             raise ScaleError("nginx is not running")
-        return reload_workers(master, lambda: self._supervisor.signal(NGINX, signal.SIGHUP))
+        return reload_workers(self.nginx.proc.pid, lambda: self.nginx_signal(signal.SIGHUP))
 
-    def _wait_ready(self, service: Service) -> float:
-        started = time.monotonic()
-        url = ready_url(service.metrics) if service.metrics else f"http://{address(service)}/readyz"
-        while time.monotonic() - started < READY_TIMEOUT:
-            if not self._supervisor.running(service.name):
-                raise ScaleError(f"{service.name} exited while starting (see its output)")
-            with contextlib.suppress(OSError):
-                if http_get(url, timeout=2)[0] == 200:
-                    return time.monotonic() - started
-            time.sleep(0.5)
-        raise ScaleError(f"{service.name} was not ready within {READY_TIMEOUT:.0f}s")
+    def nginx_signal(self, signum: int) -> None:
+        if self.nginx is not None:
+            self.nginx.signal(signum)
 
 
-def ready_url(metrics_url: str) -> str:
-    """A gateway's /readyz, beside its /metrics on its ops port."""
-    return metrics_url.removesuffix("/metrics") + "/readyz"
+def _index(name: str) -> int:
+    return int(name.removeprefix(REPLICA_PREFIX)) if name.startswith(REPLICA_PREFIX) else 0
 
 
-def address(service: Service) -> str:
-    """host:port of a gateway service (its --port flag)."""
-    argv = list(service.argv)
-    return f"127.0.0.1:{argv[argv.index('--port') + 1]}"
+def address(process: ServiceProcess) -> str:
+    """host:port of a gateway replica (what nginx proxies to)."""
+    return process.url.removeprefix("http://").rstrip("/")
 
 
 # -- the control socket: `rts-devstack scale N` talks to the running `rts-devstack run`
@@ -181,12 +260,16 @@ def control_socket(data_dir: Path) -> Path:
 def serve(path: Path, fleet: Fleet | None, output: Output, stop: threading.Event) -> None:
     """Answer scale requests until `stop`: one line in (`scale N`), progress lines out,
     then `ok` or `error: ...`."""
-    path.unlink(missing_ok=True)
+    # Bound and listening under a temporary name, then renamed: a client that sees the
+    # path (make scale right after make run started) never finds a socket that refuses.
+    pending = path.with_name(path.name + ".new")  # within SOCKET_PATH_LIMIT's margin
+    pending.unlink(missing_ok=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(path))
-    path.chmod(0o600)
+    server.bind(str(pending))
+    pending.chmod(0o600)
     server.listen(4)
     server.settimeout(0.5)
+    pending.replace(path)
     try:
         while not stop.is_set():
             try:

@@ -1,7 +1,7 @@
 """Service processes for tests and benchmarks: started, watched, measured and stopped.
 
 The one way the test suite and the benchmarks run a service: as users and `make run`
-do (its command with flags and environment variables), in a process group of its own so
+do (its launch spec: rts_devstack.launch), in a process group of its own so
 that stopping it stops what it started (gunicorn's worker), told by the kernel to exit
 if whoever started it dies, its output kept for failure messages and log assertions.
 """
@@ -14,57 +14,66 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from rts_common.lifecycle import die_with_parent
 
-BIN = Path(sys.executable).parent
+from rts_devstack import ports
+from rts_devstack.launch import Launch
+from rts_devstack.ports import Ports
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class ServiceProcess:
-    """One service process. `argv[0]` is a command of the environment (`gateway`,
-    `capture`...), one on the PATH, or a path; `ops` is the base URL of its /metrics,
-    /healthz, /readyz, and `url` the one users reach (the gateway's)."""
+    """One process started from its launch spec (rts_devstack.launch): `ops` is the base
+    URL of its /metrics, /healthz, /readyz, `url` the one users reach (the gateway's),
+    `wait_ready()` waits for the spec's readiness URL."""
 
     def __init__(
         self,
-        name: str,
-        argv: Sequence[object],
+        launch: Launch,
         env: Mapping[str, str] | None = None,
         *,
-        ops: str | None = None,
-        url: str | None = None,
         log_file: Path | None = None,
         priority: int = 0,
+        on_line: Callable[[str], None] | None = None,
+        cwd: Path | None = None,
     ) -> None:
-        """`log_file`: also write the output there; `priority`: a nice value (below 0
-        raises it, where allowed)."""
-        self.name = name
-        self.ops = ops
-        self.url = url or ""
+        """`env`: more environment (the launch's own wins); `log_file`: also write the
+        output there; `priority`: a nice value (below 0 raises it, where allowed);
+        `on_line`: called with each line of output as it comes (`make run`'s terminal)."""
+        self.launch = launch
+        self.on_line = on_line
+        self.name = launch.name
+        self.ops = launch.ops
+        self.url = launch.url or ""
         self.log_file = log_file
-        command = str(argv[0])
-        if os.sep not in command and (BIN / command).exists():
-            command = str(BIN / command)  # the environment's own commands first, then PATH
-        self.argv = [command, *map(str, argv[1:])]
+        self.argv = list(launch.argv)
+        write_files(launch, cwd)
         # Bounded: a long benchmark run must not keep every line it ever logged.
         self.output: collections.deque[str] = collections.deque(maxlen=50_000)
         self.lines_seen = 0  # every line ever written, including those output let go
         self.proc = subprocess.Popen(
             self.argv,
-            env={**os.environ, "LOG_FORMAT": "console", "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={
+                **os.environ,
+                "LOG_FORMAT": "console",
+                "PYTHONUNBUFFERED": "1",
+                **(env or {}),
+                **launch.env,
+            },
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            cwd=cwd,
             text=True,
             errors="replace",
             start_new_session=True,
@@ -80,6 +89,8 @@ class ServiceProcess:
             for line in self.proc.stdout:
                 self.output.append(line)
                 self.lines_seen += 1
+                if self.on_line is not None:
+                    self.on_line(line)
                 if log is not None:
                     log.write(line)
                     log.flush()
@@ -135,10 +146,14 @@ class ServiceProcess:
         self.wait_for(lambda: http_get(url, timeout=2)[0] == status, timeout, f"{status} at {url}")
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        self.wait_http(self._ops_url("/readyz"), timeout)
+        """Wait until the launch's readiness URL answers 200."""
+        if self.launch.ready is None:
+            raise ValueError(f"{self.name} has no readiness URL")
+        self.wait_http(self.launch.ready, timeout)
 
     def wait_line(self, text: str, timeout: float) -> None:
-        self.wait_for(lambda: any(text in line for line in self.output), timeout, repr(text))
+        # A copy: the reader thread appends while this looks (list() takes it in one go).
+        self.wait_for(lambda: any(text in line for line in list(self.output)), timeout, repr(text))
 
     # -- the ops endpoints
 
@@ -215,34 +230,50 @@ class ServiceProcess:
 
 
 class ServiceGroup:
-    """Services started together and all killed at the end (`with ServiceGroup() as group`)."""
+    """Services started together, and the ports reserved for them: every process is killed
+    and every port released at the end (`with ServiceGroup() as group`)."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        """`env`: given to every process it starts (a launch's own variables win)."""
         self.env = dict(env or {})
         self.started: list[ServiceProcess] = []
+        self._reserved: list[Ports] = []
 
-    def start(
-        self,
-        name: str,
-        argv: Sequence[str],
-        env: Mapping[str, str] | None = None,
-        *,
-        ops: str | None = None,
-        url: str | None = None,
-    ) -> ServiceProcess:
-        service = ServiceProcess(name, argv, {**self.env, **(env or {})}, ops=ops, url=url)
+    def ports(self, count: int = 1, *, contiguous: bool = False) -> Ports:
+        """Ports reserved until the group ends (rts_devstack.ports)."""
+        reserved = ports.reserve(count, contiguous=contiguous)
+        self._reserved.append(reserved)
+        return reserved
+
+    def port(self) -> int:
+        return self.ports(1)[0]
+
+    def start(self, launch: Launch, **options: Any) -> ServiceProcess:
+        """Start `launch` (`options`: ServiceProcess's log_file, priority)."""
+        service = ServiceProcess(launch, self.env, **options)
         self.started.append(service)
         return service
 
     def kill_all(self) -> None:
         for service in self.started:
             service.kill()
+        for reserved in self._reserved:
+            reserved.release()
+        self._reserved.clear()
 
     def __enter__(self) -> ServiceGroup:
         return self
 
     def __exit__(self, *_exc: object) -> None:
         self.kill_all()
+
+
+def write_files(launch: Launch, cwd: Path | None = None) -> None:
+    """Write the launch's generated files (its configuration), relative to `cwd`."""
+    for path, content in launch.files.items():
+        target = cwd / path if cwd else path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
 
 
 def _prepare_child(priority: int) -> None:

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from rts_common.net import port_in_use
-
-from rts_devstack.processes import ServiceGroup, ServiceProcess, process_tree
+from rts_devstack.launch import Launch, process
+from rts_devstack.processes import process_tree
 
 # The chart's gateway.ingress values and the annotations of gateway-ingress.yaml.
 AFFINITY_COOKIE = "rts-gateway"
@@ -47,6 +45,7 @@ REPLICA_HEADER = "X-Gateway-Replica"
 WORKER_SHUTDOWN_SECONDS = 240
 
 CONFIG_FILE = "nginx.conf"
+NGINX = "nginx"
 
 
 def binary() -> str | None:
@@ -179,27 +178,15 @@ http {{
         if done.returncode != 0:
             raise ValueError(f"nginx rejects {self.config_file}: {done.stderr.strip()}")
 
-    # -- as a test or benchmark process
-
-    def start(self, group: ServiceGroup, replicas: Mapping[str, str]) -> ServiceProcess:
-        """Write the configuration and start nginx in `group`; returns once it listens."""
-        executable = binary()
-        if executable is None:
-            raise FileNotFoundError("nginx is not installed (`sudo make system-deps`)")
-        self.write(replicas)
-        self.check(executable)
-        process = group.start("nginx", self.command(executable), url=self.url)
-        process.wait_for(lambda: port_in_use(self.port, self.host), 30, f"nginx on {self.port}")
-        return process
-
-    def reload(self, process: ServiceProcess, replicas: Mapping[str, str]) -> float:
-        """Point a running nginx at `replicas`; returns once new workers serve requests
-        (the seconds it took)."""
-        executable = binary()
-        assert executable is not None
-        self.write(replicas)
-        self.check(executable)
-        return reload_workers(process.proc.pid, lambda: process.proc.send_signal(signal.SIGHUP))
+    def launch(self, executable: str, replicas: Mapping[str, str]) -> Launch:
+        """nginx in front of `replicas` (name: host:port), its configuration written as it
+        starts."""
+        return process(
+            NGINX,
+            self.command(executable),
+            url=f"{self.url}/",
+            files={self.config_file: self.render(replicas)},
+        )
 
 
 def reload_workers(master: int, send_hup: Callable[[], None], timeout: float = 30.0) -> float:

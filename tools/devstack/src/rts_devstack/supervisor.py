@@ -8,6 +8,7 @@ only then does the caller stop the broker they talk to.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import signal
@@ -15,30 +16,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from rts_common.lifecycle import die_with_parent
+from rts_devstack.launch import Launch
+from rts_devstack.processes import ServiceProcess, write_files
 
 _COLOURS = itertools.cycle(["36", "33", "35", "32", "34", "96", "93", "95", "92", "94"])
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    argv: Sequence[str]
-    env: Mapping[str, str] = field(default_factory=dict)
-    url: str | None = None  # printed in the banner when set
-    # Commands run to completion before the service starts (e.g. generating its input);
-    # the service is not started when one fails.
-    setup: Sequence[Sequence[str]] = ()
-    # Where Prometheus scrapes the service, and the kind of service (its `job` label).
-    metrics: str | None = None
-    job: str = ""
-    # Files written (path: content) before the service starts: its generated configuration.
-    files: Mapping[Path, str] = field(default_factory=dict)
 
 
 class Output:
@@ -60,32 +44,23 @@ class Output:
             self.stream.write(f"{prefix} {text.rstrip()}\n")
             self.stream.flush()
 
-    def pump(self, name: str, pipe: IO[bytes]) -> None:
-        for raw in iter(pipe.readline, b""):
-            self.line(name, raw.decode("utf-8", "replace"))
-
 
 class Supervisor:
+    """The processes of `make run`, by name, their output in the terminal."""
+
     def __init__(self, output: Output | None = None, cwd: Path | None = None) -> None:
         self.output = output or Output()
         self.cwd = cwd
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.procs: dict[str, ServiceProcess] = {}
         self._reported: set[str] = set()
         # Services are started and stopped from the main loop and from `make scale`'s
         # requests, which another thread serves.
         self._lock = threading.RLock()
 
-    def write_files(self, service: Service) -> None:
-        """Write the service's generated files (its configuration)."""
-        for path, content in service.files.items():
-            target = self.cwd / path if self.cwd else path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
-
-    def start(self, service: Service) -> bool:
-        """Run the service's setup commands, then start it; False if a setup command failed."""
+    def start(self, service: Launch) -> ServiceProcess | None:
+        """Run the service's setup commands, then start it; None if a setup command failed."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **service.env}
-        self.write_files(service)
+        write_files(service, self.cwd)
         for command in service.setup:
             done = subprocess.run(
                 list(command),
@@ -102,53 +77,46 @@ class Supervisor:
                 self.output.line(
                     "devstack", f"{service.name}: setup exited with {done.returncode}; not started"
                 )
-                return False
-        proc = subprocess.Popen(
-            list(service.argv),
-            env=env,
+                return None
+        process = ServiceProcess(
+            service,
             cwd=self.cwd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
+            on_line=functools.partial(self.output.line, service.name),
         )
         with self._lock:
-            self.procs[service.name] = proc
+            self.procs[service.name] = process
             self._reported.discard(service.name)
-        assert proc.stdout is not None
-        threading.Thread(
-            target=self.output.pump, args=(service.name, proc.stdout), daemon=True
-        ).start()
-        return True
+        return process
 
     def exited(self) -> dict[str, int]:
         """Processes that ended since the last call, with their exit codes."""
         out = {}
         with self._lock:
-            for name, proc in self.procs.items():
-                code = proc.poll()
+            for name, process in self.procs.items():
+                code = process.proc.poll()
                 if code is not None and name not in self._reported:
                     self._reported.add(name)
                     out[name] = code
         return out
 
-    def running(self, name: str) -> bool:
+    def get(self, name: str) -> ServiceProcess | None:
         with self._lock:
-            proc = self.procs.get(name)
-        return proc is not None and proc.poll() is None
+            return self.procs.get(name)
+
+    def forget(self, name: str) -> None:
+        """Stop watching a process (stopped by someone else: its exit is not reported)."""
+        with self._lock:
+            self.procs.pop(name, None)
+
+    def running(self, name: str) -> bool:
+        process = self.get(name)
+        return process is not None and process.running
 
     def signal(self, name: str, signum: int) -> None:
         """Send `signum` to the service's main process (nginx's or Prometheus's reload)."""
-        with self._lock:
-            proc = self.procs.get(name)
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signum)
-
-    def pid(self, name: str) -> int | None:
-        with self._lock:
-            proc = self.procs.get(name)
-        return proc.pid if proc is not None else None
+        process = self.get(name)
+        if process is not None:
+            process.signal(signum)
 
     def stop(self, names: list[str], timeout: float = 20.0) -> None:
         """SIGTERM these services together, wait for them to exit, SIGKILL stragglers; they
@@ -163,17 +131,15 @@ class Supervisor:
             procs = dict(self.procs)
         self._terminate(procs, timeout)
 
-    def _terminate(self, procs: dict[str, subprocess.Popen[bytes]], timeout: float) -> None:
-        for proc in procs.values():
-            if proc.poll() is None:
+    def _terminate(self, procs: dict[str, ServiceProcess], timeout: float) -> None:
+        for process in procs.values():
+            if process.running:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    os.killpg(process.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for name, proc in procs.items():
+        for name, process in procs.items():
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                process.proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 self.output.line("devstack", f"{name} ignored SIGTERM for {timeout:.0f}s; killing")
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+                process.kill()

@@ -1,4 +1,4 @@
-"""Camera video: the camera directory, live MJPEG fan-out, replay, snapshots, the wall."""
+"""Camera video: the camera directory, the live path (live/) and the past (past/)."""
 
 from rts_gateway.video.feature import Video
 

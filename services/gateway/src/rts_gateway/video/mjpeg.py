@@ -1,22 +1,42 @@
-"""MJPEG over HTTP: `multipart/x-mixed-replace`, one JPEG per part.
+"""A camera's frame as both paths hand it to viewers, and its MJPEG part.
 
-Each part carries its own Content-Length (browsers and players can then read a part
-without scanning for the boundary) and the frame's sequence number and capture time,
-so a client can measure latency and detect skipped frames.
+MJPEG over HTTP is `multipart/x-mixed-replace`, one JPEG per part. Each part carries its
+own Content-Length (browsers and players can then read a part without scanning for the
+boundary) and the frame's sequence number and capture time, so a client can measure
+latency and detect skipped frames.
 """
 
 from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from rts_gateway.metrics import GatewayMetrics
-from rts_gateway.video.hub import Frame, FrameHub, UnknownCamera, Viewer
-from rts_gateway.video.replay import Replay
+from rts_common.contracts import FrameMeta, VideoFrame
+
+from rts_gateway.bridge import Record
 
 BOUNDARY = "frame"
 CONTENT_TYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+
+
+# Compared and hashed by identity (a frame's bytes are not worth hashing), and weakly
+# referable, so the MJPEG part of a frame is built once for all its viewers.
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
+class Frame:
+    meta: FrameMeta
+    jpeg: bytes
+    partition: int
+    offset: int
+
+    @classmethod
+    def from_record(cls, record: Record[VideoFrame]) -> Frame:
+        return cls(record.value.meta, record.value.jpeg, record.partition, record.offset)
+
+    @property
+    def age_seconds(self) -> float:
+        return time.time() - self.meta.ts_ns / 1e9
+
 
 # Each frame's part, built once for all its viewers (a 60 KB copy per viewer per frame
 # was a fifth of the fan-out's cost); forgotten with the frame.
@@ -42,65 +62,3 @@ def _build(frame: Frame) -> bytes:
         "\r\n"
     ).encode("ascii")
     return head + frame.jpeg + b"\r\n"
-
-
-def live(
-    hub: FrameHub,
-    viewer: Viewer,
-    metrics: GatewayMetrics,
-    sleep: Callable[[float], None],
-) -> Iterator[bytes]:
-    """Frames for one viewer until it disconnects or the gateway drops it."""
-    camera = viewer.camera
-    latency = metrics.frame_latency.labels(camera=camera, viewer_kind=viewer.kind)
-    sent = metrics.frames_sent.labels(camera=camera, viewer_kind=viewer.kind)
-    try:
-        while not viewer.closed:
-            frame = viewer.take(None, sleep)  # nudged by the hub when the camera is quiet
-            fresh = frame is not None
-            if frame is None:
-                frame = viewer.last()
-                if frame is None or viewer.closed:
-                    continue
-            yield part(frame)
-            # The generator resumes once the server has written the part, so this is the
-            # latency to the viewer's socket, including any backpressure from the viewer.
-            if fresh:
-                latency.observe(max(0.0, time.time() - frame.meta.ts_ns / 1e9))
-                sent.inc()
-                metrics.frame_bytes_sent.inc(len(frame.jpeg))
-    finally:
-        hub.close(viewer)
-
-
-def replay_then_live(
-    replay: Replay,
-    hub: FrameHub,
-    max_fps: float | None,
-    metrics: GatewayMetrics,
-    sleep: Callable[[float], None],
-    on_live: Callable[[Viewer], None],
-    kind: str = "browser",
-) -> Iterator[bytes]:
-    """A replay paced as captured, then the live stream of the same camera."""
-    metrics.replays.inc()
-    capped = metrics.frames_skipped.labels(camera=replay.camera, reason="fps_cap")
-    try:
-        min_interval = 1.0 / max_fps if max_fps else 0.0
-        next_allowed = 0.0
-        for frame in replay.frames(sleep):
-            now = time.monotonic()
-            if now < next_allowed:
-                capped.inc()
-                continue
-            next_allowed = now + min_interval
-            yield part(frame)
-    finally:
-        replay.close()
-        metrics.replays.dec()
-    try:
-        viewer = hub.open(replay.camera, max_fps, kind)
-    except UnknownCamera:
-        return  # the camera disappeared while replaying: end the stream
-    on_live(viewer)
-    yield from live(hub, viewer, metrics, sleep)

@@ -1,16 +1,16 @@
-"""Replay: a viewer's stream from a past moment, paced as captured, then live.
+"""Replay: a viewer's stream from a past moment, paced as captured, up to where live began.
 
 `?from=-30s` or `?from=2026-11-22T10:00:00Z` finds the first frame captured at or after
 that moment (Kafka's offsets-for-times on the capture timestamp), plays the camera's
-frames at the pace they were captured (by their `ts` header), and once it reaches the
-point that was live when the replay started, hands over to the live fan-out.
+frames at the pace they were captured (by their `ts` header), and ends at the point that
+was live when the replay started; the stream's route then hands over to the live fan-out.
 
 Memory is bounded in bytes, with nothing in flight behind the bound's back: the replay
 reads a chunk of at most `buffer_bytes` (one larger frame still passes) only when it has
 played everything it held, and its consumer fetches nothing unless asked
-(request_reads.PartitionReader), so a replay holds at most one chunk plus librdkafka's small
+(reads.RequestReader), so a replay holds at most one chunk plus librdkafka's small
 prefetch, however slow its viewer. Each replay needs its own consumer, so their number
-per process is capped (request_reads.ReadSlots).
+per process is capped (reads.ReadSlots).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator
 from prometheus_client import Gauge
 from rts_common.contracts import VideoFrame
 
-from rts_gateway.video.history import offset_at, window
-from rts_gateway.video.hub import Frame
-from rts_gateway.video.request_reads import KafkaUnavailable, PartitionReader
+from rts_gateway.metrics import GatewayMetrics
+from rts_gateway.video.mjpeg import Frame, part
+from rts_gateway.video.past.reads import KafkaUnavailable, RequestReader
+from rts_gateway.video.past.retention import offset_at, window
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class Replay:
 
     def __init__(
         self,
-        reader: PartitionReader[VideoFrame],
+        reader: RequestReader[VideoFrame],
         camera: str,
         partition: int,
         from_ms: int,
@@ -138,3 +139,28 @@ class Replay:
     def _take(self, size: int) -> None:
         self._held += size
         self._buffered.inc(size)
+
+
+def replay_parts(
+    replay: Replay,
+    max_fps: float | None,
+    metrics: GatewayMetrics,
+    sleep: Callable[[float], None],
+) -> Iterator[bytes]:
+    """The replay's MJPEG parts, paced as captured, at most `max_fps`; the replay is closed
+    when they end (or the viewer leaves)."""
+    metrics.replays.inc()
+    capped = metrics.frames_skipped.labels(camera=replay.camera, reason="fps_cap")
+    try:
+        min_interval = 1.0 / max_fps if max_fps else 0.0
+        next_allowed = 0.0
+        for frame in replay.frames(sleep):
+            now = time.monotonic()
+            if now < next_allowed:
+                capped.inc()
+                continue
+            next_allowed = now + min_interval
+            yield part(frame)
+    finally:
+        replay.close()
+        metrics.replays.dec()

@@ -1,10 +1,7 @@
-"""What Kafka still holds of a camera: its retention window, the frame nearest a moment,
-and its detections in a time range, each read for one request through a PartitionReader.
-
-The window comes from the camera's `video-frames` partition: its first record's
-timestamp (the capture time of the oldest frame still held) to now. Detections are read
-by time from `video-detections` (offsets-for-times on their capture timestamps), never
-kept in gateway memory.
+"""A camera's detections in a time range, for the timeline: each one (the boxes of a
+replay) or counted per time bucket (its marks). Read by time from `video-detections`
+(offsets-for-times on their capture timestamps) for one request, never kept in gateway
+memory.
 
 Which `video-detections` partition holds a camera's detections: capture writes a
 camera's frames and detections with one producer, one key (the camera id) and one
@@ -24,103 +21,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rts_common.contracts import Detection, VideoFrame
+from rts_common.contracts import Detection
 
-from rts_gateway.video.request_reads import PartitionReader
-from rts_gateway.video.times import TimeRange
+from rts_gateway.video.past.reads import RequestReader
+from rts_gateway.video.past.retention import Window, offset_at, window
+from rts_gateway.video.times import TimeRange, iso_ms
 
-# A moment up to this much before the oldest frame still counts as held: the oldest
-# frame is the answer (the window's edge moves while the page decides).
-EDGE_MS = 1000
-# How far around the requested moment a snapshot looks for the nearest frame.
-NEAREST_WINDOW_MS = 2000
-
-
-class OutOfRetention(LookupError):
-    """A moment outside what Kafka holds for the camera: a 416."""
-
-    def __init__(self, requested_ms: int, earliest_ms: int | None, latest_ms: int) -> None:
-        super().__init__("the requested time is outside what Kafka still holds")
-        self.requested_ms = requested_ms
-        self.earliest_ms = earliest_ms
-        self.latest_ms = latest_ms
-
-
-@dataclass(frozen=True)
-class Window:
-    """A partition's offsets [low, high) and the oldest record's timestamp (ms)."""
-
-    partition: int
-    low: int
-    high: int
-    earliest_ms: int | None
-    now_ms: int
-
-    @property
-    def empty(self) -> bool:
-        return self.high <= self.low or self.earliest_ms is None
-
-    def require(self, moment_ms: int) -> None:
-        """OutOfRetention unless `moment_ms` is within [earliest, now]."""
-        if (
-            self.empty
-            or self.earliest_ms is None
-            or moment_ms < self.earliest_ms - EDGE_MS
-            or moment_ms > self.now_ms + EDGE_MS
-        ):
-            raise OutOfRetention(moment_ms, None if self.empty else self.earliest_ms, self.now_ms)
-
-
-def window(reader: PartitionReader[Any], topic: str, partition: int) -> Window:
-    low, high = reader.watermarks(partition, topic)
-    earliest = reader.timestamp_at(partition, low, topic) if high > low else None
-    return Window(partition, low, high, earliest, int(time.time() * 1000))
-
-
-def offset_at(reader: PartitionReader[Any], win: Window, moment_ms: int, topic: str) -> int:
-    """The first offset at or after `moment_ms` in the window's partition (high if none)."""
-    found = reader.offset_for(win.partition, moment_ms, topic)
-    return win.high if found < 0 or found > win.high else max(found, win.low)
-
-
-def nearest_frame(
-    reader: PartitionReader[VideoFrame],
-    win: Window,
-    moment_ms: int,
-    *,
-    max_bytes: int,
-    timeout: float,
-) -> VideoFrame | None:
-    """The camera's frame whose capture time is nearest `moment_ms`, within a couple of
-    seconds; holds one read's worth of frames at a time."""
-    win.require(moment_ms)
-    topic = reader.topic.name
-    start = offset_at(reader, win, moment_ms - NEAREST_WINDOW_MS, topic)
-    end = offset_at(reader, win, moment_ms + NEAREST_WINDOW_MS, topic)
-    deadline = time.monotonic() + timeout
-    best: VideoFrame | None = None
-    position = start
-    while position < end and time.monotonic() < deadline:
-        chunk = reader.read(
-            win.partition,
-            position,
-            end,
-            max_bytes=max_bytes,
-            max_records=10_000,
-            timeout=max(0.1, deadline - time.monotonic()),
-        )
-        for record in chunk.records:
-            frame = record.value
-            if best is None or _distance(frame, moment_ms) < _distance(best, moment_ms):
-                best = frame
-        if chunk.position <= position:
-            break
-        position = chunk.position
-    return best
-
-
-def _distance(frame: VideoFrame, moment_ms: int) -> float:
-    return abs(frame.meta.ts_ns / 1e6 - moment_ms)
+# The detections' retention (rts_common.contracts): a timeline never asks for more.
+TIMELINE_MAX_SECONDS = 24 * 3600
+DETECTION_KINDS = frozenset({"motion", "face"})
+# A timeline's marks: at most this many buckets (a step that would make more is widened).
+MAX_BUCKETS = 10_000
+MIN_STEP_MS = 100
+# How long after its capture a detection may still reach Kafka (capture's producer gives
+# up after --message-timeout, at most 300 s). A camera's detections are in capture order
+# in its partition (one producer, one key, frame order), but cameras sharing a partition
+# are not in order with each other: one whose detector runs behind another's writes
+# detections of the range after the other's later ones. Kafka's offset for a time is the
+# first record at or after it, whichever camera's, so the range ends where the camera's
+# own first detection at or after the end is, looked for up to this long after the end.
+DETECTION_LATENESS_MS = 300_000
 
 
 @dataclass
@@ -143,7 +63,7 @@ class Marks:
 
 
 def detection_partitions(
-    reader: PartitionReader[Detection], frames_topic: str, frames_partition: int
+    reader: RequestReader[Detection], frames_topic: str, frames_partition: int
 ) -> list[int]:
     """The `video-detections` partitions that can hold the camera's detections."""
     count = reader.partitions(reader.topic.name)
@@ -153,7 +73,7 @@ def detection_partitions(
 
 
 def scan_detections(
-    reader: PartitionReader[Detection],
+    reader: RequestReader[Detection],
     partitions: Iterable[int],
     span: TimeRange,
     visit: Callable[[Detection], bool],
@@ -172,23 +92,29 @@ def scan_detections(
         low, high = reader.watermarks(partition)
         part = Window(partition, low, high, None, span.end_ms)
         position = offset_at(reader, part, span.start_ms, topic)
-        end = offset_at(reader, part, span.end_ms, topic)
-        while position < end:
+        limit = offset_at(reader, part, span.end_ms + DETECTION_LATENESS_MS, topic)
+        while position < limit:
             if time.monotonic() >= deadline:
                 return False
             chunk = reader.read(
                 partition,
                 position,
-                end,
+                limit,
                 max_bytes=max_bytes,
                 max_records=10_000,
                 timeout=max(0.1, deadline - time.monotonic()),
             )
+            past_the_end = False
             for record in chunk.records:
                 detection = record.value
-                wanted = detection.kind in kinds and first_ns <= detection.ts < end_ns
+                if detection.ts >= end_ns:
+                    past_the_end = True  # the camera's own: everything before it is read
+                    break
+                wanted = detection.kind in kinds and detection.ts >= first_ns
                 if wanted and not visit(detection):
                     return False
+            if past_the_end:
+                break
             if chunk.position <= position:
                 return False
             position = chunk.position
@@ -196,7 +122,7 @@ def scan_detections(
 
 
 def detections_between(
-    reader: PartitionReader[Detection],
+    reader: RequestReader[Detection],
     partitions: Iterable[int],
     span: TimeRange,
     *,
@@ -221,7 +147,7 @@ def detections_between(
 
 
 def detection_marks(
-    reader: PartitionReader[Detection],
+    reader: RequestReader[Detection],
     partitions: Iterable[int],
     span: TimeRange,
     step_ms: int,
@@ -243,3 +169,72 @@ def detection_marks(
         reader, partitions, span, count, kinds=kinds, max_bytes=max_bytes, timeout=timeout
     )
     return Marks(step_ms, buckets, truncated=not complete)
+
+
+def camera_timeline(
+    reader: RequestReader[Detection],
+    camera: str,
+    frames_topic: str,
+    partition: int,
+    start_ms: int | None,
+    end_ms: int,
+    step_ms: int | None,
+    *,
+    kinds: frozenset[str],
+    read_bytes: int,
+    timeout: float,
+    max_items: int,
+) -> dict[str, Any]:
+    """What `/api/timeline` answers: the camera's retention window (from its frames'
+    `partition`) and its detections in [start, end) (start None: the whole window), each
+    one, or with `step_ms` counted per bucket and kind."""
+    win = window(reader, frames_topic, partition)
+    first = start_ms if start_ms is not None else (win.earliest_ms or win.now_ms)
+    span = TimeRange(max(first, end_ms - TIMELINE_MAX_SECONDS * 1000), end_ms)
+    body: dict[str, Any] = {
+        "camera": camera,
+        "earliest_ms": win.earliest_ms,
+        "earliest": iso_ms(win.earliest_ms),
+        "now_ms": win.now_ms,
+        "from_ms": span.start_ms,
+        "to_ms": span.end_ms,
+    }
+    partitions = (
+        detection_partitions(reader, frames_topic, partition) if span.end_ms > span.start_ms else []
+    )
+    if step_ms is not None:
+        step = max(step_ms, -(-(span.end_ms - span.start_ms) // MAX_BUCKETS))
+        marks = detection_marks(
+            reader, partitions, span, step, kinds=kinds, max_bytes=read_bytes, timeout=timeout
+        )
+        return body | {"step_ms": step, "marks": marks.as_json(), "truncated": marks.truncated}
+    found = detections_between(
+        reader,
+        partitions,
+        span,
+        kinds=kinds,
+        max_bytes=read_bytes,
+        timeout=timeout,
+        max_items=max_items,
+    )
+    return body | {
+        "detections": [d.model_dump() for d in found.items],
+        "truncated": found.truncated,
+    }
+
+
+def parse_kinds(value: str | None) -> frozenset[str]:
+    if not value:
+        return DETECTION_KINDS
+    kinds = frozenset(k.strip() for k in value.split(",") if k.strip())
+    if not kinds or not kinds <= DETECTION_KINDS:
+        raise ValueError(f"kinds: a comma-separated list of {', '.join(sorted(DETECTION_KINDS))}")
+    return kinds
+
+
+def parse_step(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or len(value) > 9 or int(value) < MIN_STEP_MS:
+        raise ValueError(f"step: a bucket length in milliseconds, at least {MIN_STEP_MS}")
+    return int(value)

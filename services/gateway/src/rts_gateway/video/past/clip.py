@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 from rts_common.contracts import VideoFrame
 
-from rts_gateway.video.avi import AviLayout, PlannedFrame
-from rts_gateway.video.history import offset_at, window
-from rts_gateway.video.request_reads import KafkaUnavailable, PartitionReader
+from rts_gateway.video.past.avi import AviLayout, PlannedFrame
+from rts_gateway.video.past.reads import KafkaUnavailable, RequestReader
+from rts_gateway.video.past.retention import offset_at, window
 from rts_gateway.video.times import TimeRange
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ _STALLED_SECONDS = 15.0
 
 
 def plan(
-    reader: PartitionReader[VideoFrame],
+    reader: RequestReader[VideoFrame],
     partition: int,
     span: TimeRange,
     *,
@@ -78,7 +78,7 @@ def plan(
 
 
 def write(
-    reader: PartitionReader[VideoFrame],
+    reader: RequestReader[VideoFrame],
     partition: int,
     layout: AviLayout,
     *,

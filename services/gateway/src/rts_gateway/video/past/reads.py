@@ -5,8 +5,9 @@ no commits) that never polls by itself: every read is a command the request subm
 waits for, bounded in time, records and bytes, so a request holds what it asked for and
 nothing arrives behind its back. Records reach the request through the bridge's one path
 of consumed records (`decode_batch`). The reads share one per-process limit (the
-`max_replays` setting, counted per request whatever its kind) and are closed when the
-request ends.
+`max_replays` setting, counted per request whatever its kind), each kind has a limit per
+session (`max_replays_per_session`), and they are closed when the request ends, or at
+once when its session is revoked.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from rts_common.signin import Grant
 
 from rts_gateway.bridge import ConsumerLoop, KafkaBridge, Record, Topic, decode_batch
+from rts_gateway.grants import Leases, LimitReached
 from rts_gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,70 @@ class ReadSlots:
         self._metrics.kafka_reads.labels(kind=kind).dec()
 
 
-class PartitionReader(Generic[T]):
+class RequestReads:
+    """The reads into the past open on this process, each opened within the limits: the
+    process's slots, and per session and kind its leases (a revoked session closes its
+    readers at once)."""
+
+    def __init__(
+        self,
+        bridge: KafkaBridge,
+        leases: Leases,
+        metrics: GatewayMetrics,
+        *,
+        limit: int,
+        per_session: int,
+    ) -> None:
+        self._bridge = bridge
+        self._slots = ReadSlots(limit, metrics)
+        self._leases = leases
+        self._per_session = per_session
+
+    @property
+    def open(self) -> int:
+        return self._slots.open
+
+    def reader(
+        self, kind: str, topic: Topic[T], camera: str, grant: Grant | None
+    ) -> RequestReader[T]:
+        """A consumer for one request about `camera` (a replay, a snapshot at a time, a
+        clip, a timeline), or LimitReached before any Kafka resource is made: per process
+        (replays and recordings together), and per session and kind. The caller closes
+        it when the request ends; a revoked session closes it at once."""
+        if not self._slots.acquire(kind):
+            self._leases.hit("replays")
+            raise LimitReached(
+                "replays", "too many replays and recordings open on this gateway; try again"
+            )
+        opened: list[RequestReader[T]] = []
+        try:
+            lease = self._leases.hold(
+                grant,
+                kind,
+                lambda: opened[0].close() if opened else None,
+                limit=self._per_session,
+            )
+        except LimitReached:
+            self._slots.release(kind)
+            raise
+
+        def closed() -> None:
+            self._slots.release(kind)
+            if lease is not None:
+                lease.release()
+
+        try:
+            reader = RequestReader(
+                self._bridge, topic, name=f"{kind}-{camera}", key=camera, on_close=closed
+            )
+        except BaseException:
+            closed()
+            raise
+        opened.append(reader)
+        return reader
+
+
+class RequestReader(Generic[T]):
     """One request's consumer. `read` decodes records of `topic`; the position queries
     (watermarks, offsets for times, timestamps) take any topic's name, so one consumer
     serves a request that looks at frames and detections alike. With `key`, records of

@@ -21,7 +21,8 @@ from rts_gateway.bridge import Runtime
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.sockets import Payload, SocketServer
 from rts_gateway.video.directory import CameraDirectory
-from rts_gateway.video.hub import Frame, FrameHub, UnknownCamera, Viewer
+from rts_gateway.video.live.hub import FrameHub, UnknownCamera, Viewer
+from rts_gateway.video.mjpeg import Frame
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,19 @@ class CameraWall:
         directory.on_change(self._camera_changed)
 
     def attach(self, sockets: SocketServer) -> None:
+        """Serve the `wall` event (`{"on": true|false}`) and forget clients that leave."""
         self._sockets = sockets
+
+        def toggle(sid: str, options: Payload) -> Payload:
+            on = not isinstance(options, dict) or bool(options.get("on", True))
+            if on:
+                self.join(sid, sockets.grant(sid))
+            else:
+                self.leave(sid)
+            return {"wall": on, "cameras": self.visible_to(sockets.grant(sid))}
+
+        sockets.on_disconnect(self.leave)
+        sockets.on("wall", toggle)
 
     @property
     def watching(self) -> list[str]:

@@ -19,15 +19,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from rts_common.contracts import FrameMeta, VideoFrame
+from rts_common.contracts import VideoFrame
 
-from rts_gateway.bridge import Batch, ConsumerLoop, Record
+from rts_gateway.bridge import Batch, ConsumerLoop
 from rts_gateway.metrics import FRAME_SKIP_REASONS, GatewayMetrics
 from rts_gateway.video.directory import CameraDirectory
-from rts_gateway.video.reads import PartitionReads
+from rts_gateway.video.live.assignments import FrameAssignments
+from rts_gateway.video.mjpeg import Frame
 
 log = logging.getLogger(__name__)
 
@@ -39,24 +39,6 @@ KEEPALIVE_SECONDS = 10.0
 
 class UnknownCamera(LookupError):
     pass
-
-
-# Compared and hashed by identity (a frame's bytes are not worth hashing), and weakly
-# referable, so the MJPEG part of a frame is built once for all its viewers.
-@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
-class Frame:
-    meta: FrameMeta
-    jpeg: bytes
-    partition: int
-    offset: int
-
-    @classmethod
-    def from_record(cls, record: Record[VideoFrame]) -> Frame:
-        return cls(record.value.meta, record.value.jpeg, record.partition, record.offset)
-
-    @property
-    def age_seconds(self) -> float:
-        return time.time() - self.meta.ts_ns / 1e9
 
 
 class Viewer:
@@ -146,7 +128,7 @@ class FrameHub:
         self._peer_closed = peer_closed
         self._viewers: dict[str, set[Viewer]] = {}
         self._latest: dict[str, Frame] = {}
-        self.reads = PartitionReads(
+        self.assignments = FrameAssignments(
             topic,
             consumer,
             directory,
@@ -172,7 +154,7 @@ class FrameHub:
             self._viewers.setdefault(camera, set()).add(viewer)
             if kind != "wall":
                 self._metrics.viewers.labels(camera=camera, viewer_kind=kind).inc()
-            if self.reads.watch(status.partition, camera):
+            if self.assignments.watch(status.partition, camera):
                 # Frames kept from an earlier read of this partition are stale by now.
                 for stale in [
                     c for c, f in self._latest.items() if f.partition == status.partition
@@ -192,7 +174,7 @@ class FrameHub:
                     self._metrics.viewers.labels(
                         camera=viewer.camera, viewer_kind=viewer.kind
                     ).dec()
-                self.reads.unwatch(viewer.camera)
+                self.assignments.unwatch(viewer.camera)
         viewer.close()
 
     def close_all(self) -> None:
@@ -204,7 +186,7 @@ class FrameHub:
     def snapshot(self, camera: str, wait: float, sleep: Callable[[float], None]) -> Frame | None:
         """The newest frame of `camera`, reading its partition for up to `wait` if needed."""
         latest = self._latest.get(camera)
-        if latest is not None and latest.partition in self.reads:
+        if latest is not None and latest.partition in self.assignments:
             return latest
         viewer = self.open(camera)
         try:
@@ -220,7 +202,7 @@ class FrameHub:
         that stalled or whose client is gone."""
         now = time.monotonic()
         with self._lock:
-            for partition in self.reads.maintain(self._newest_ts):
+            for partition in self.assignments.maintain(self._newest_ts):
                 for camera in [c for c, f in self._latest.items() if f.partition == partition]:
                     del self._latest[camera]
             viewers = [v for camera_viewers in self._viewers.values() for v in camera_viewers]
@@ -257,7 +239,7 @@ class FrameHub:
         newest: dict[str, Frame] = {}
         for record in batch.records:
             frame = Frame.from_record(record)
-            if frame.partition not in self.reads:
+            if frame.partition not in self.assignments:
                 continue  # fetched before the partition was released: nobody wants it
             camera = frame.meta.camera
             # A key is whatever a producer wrote: only cameras of the directory, on the
@@ -276,7 +258,7 @@ class FrameHub:
                 continue  # a re-delivery after a re-assignment; never go back in time
             self._latest[camera] = newest[camera] = frame
         for partition in {frame.partition for frame in newest.values()}:
-            self.reads.delivered(partition)
+            self.assignments.delivered(partition)
         # Only the newest frame of a batch reaches viewers: older ones in the same batch
         # are catch-up, not frames a viewer was too slow for.
         for camera, frame in newest.items():
@@ -287,6 +269,6 @@ class FrameHub:
     def describe(self) -> dict[str, Any]:
         return {
             "viewers": self.viewer_count(),
-            "partitions": self.reads.partitions,
+            "partitions": self.assignments.partitions,
             "cameras": {c: len(v) for c, v in self._viewers.items() if v},
         }

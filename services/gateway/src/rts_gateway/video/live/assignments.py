@@ -1,4 +1,5 @@
-"""Which partitions of `video-frames` this pod reads, and making sure each read delivers.
+"""Which partitions of `video-frames` this pod is assigned for its live viewers, and making
+sure each one delivers.
 
 A partition is read while at least one local viewer watches a camera on it, from about a
 second before "now", and let go shortly after the last one leaves. Assigning it needs
@@ -40,7 +41,7 @@ State = Literal["assigning", "reading", "waiting"]
 
 
 @dataclass
-class PartitionRead:
+class Assignment:
     partition: int
     cameras: dict[str, int] = field(default_factory=dict)  # camera -> local viewers
     release_at: float | None = None
@@ -52,7 +53,7 @@ class PartitionRead:
     stalls: int = 0  # re-positions since the read last delivered
 
 
-class PartitionReads:
+class FrameAssignments:
     def __init__(
         self,
         topic: str,
@@ -69,7 +70,7 @@ class PartitionReads:
         self._metrics = metrics
         self._start_seconds = start_seconds
         self._release_after = release_after
-        self._reads: dict[int, PartitionRead] = {}
+        self._reads: dict[int, Assignment] = {}
         self._errors = Throttle(60.0)
 
     def __contains__(self, partition: int) -> bool:
@@ -88,7 +89,7 @@ class PartitionReads:
         read = self._reads.get(partition)
         started = read is None
         if read is None:
-            read = self._reads[partition] = PartitionRead(partition)
+            read = self._reads[partition] = Assignment(partition)
             self._position(read, "new")
             self._metrics.assignments.labels(topic=self.topic).inc()
             self._metrics.partitions_assigned.labels(topic=self.topic).set(len(self._reads))
@@ -137,7 +138,7 @@ class PartitionReads:
 
     # -- positioning
 
-    def _position(self, read: PartitionRead, reason: str) -> None:
+    def _position(self, read: Assignment, reason: str) -> None:
         now = time.monotonic()
         read.state, read.since, read.positioned_at = "assigning", now, now
         start_ms = int((time.time() - self._start_seconds) * 1000)
@@ -150,7 +151,7 @@ class PartitionReads:
                 extra={"partition": read.partition, "reason": reason},
             )
 
-    def _positioned(self, read: PartitionRead, error: BaseException | None) -> None:
+    def _positioned(self, read: Assignment, error: BaseException | None) -> None:
         if self._reads.get(read.partition) is not read:
             return  # released meanwhile
         if error is not None:
@@ -158,7 +159,7 @@ class PartitionReads:
             return
         read.state, read.since, read.failures = "reading", time.monotonic(), 0
 
-    def _failed(self, read: PartitionRead, error: BaseException) -> None:
+    def _failed(self, read: Assignment, error: BaseException) -> None:
         read.failures += 1
         delay = min(RETRY_MAX_SECONDS, RETRY_MIN_SECONDS * 2 ** (read.failures - 1))
         read.state, read.since, read.retry_at = (
@@ -174,7 +175,7 @@ class PartitionReads:
             )
 
     def _stalled(
-        self, read: PartitionRead, now: float, newest_ts: Callable[[str], int | None]
+        self, read: Assignment, now: float, newest_ts: Callable[[str], int | None]
     ) -> bool:
         """The camera says Kafka has frames newer than any read here, for a while. Each
         re-position that did not help waits twice as long before the next: while a
