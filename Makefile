@@ -65,9 +65,8 @@ run: kafka-fetch ## run the whole platform locally (GATEWAYS=N: N gateways behin
 	$(BIN)/rts-devstack run $(if $(GATEWAYS),--gateways $(GATEWAYS))
 
 .PHONY: login-url
-login-url: venv ## print a new sign-in link for the dashboard of `make run` (LOGIN_ARGS="--camera cam-test")
-	@GATEWAY_AUTH_SECRET="$$(cat $${RTS_DATA_DIR:-.data}/gateway-secret)" $(BIN)/gateway login-url \
-		--base http://127.0.0.1:$${GATEWAY_PORT:-8000} --role operator $(LOGIN_ARGS)
+login-url: venv ## print a new sign-in link for the dashboard of the running `make run` (LOGIN_ARGS="--camera cam-test")
+	@$(BIN)/rts-devstack login-url $(LOGIN_ARGS)
 
 .PHONY: kafka-start kafka-stop kafka-status
 kafka-start: kafka-fetch ## start only the local broker, in the background
@@ -444,6 +443,6 @@ dashboards: venv ## regenerate the Grafana dashboards (committed) after changing
 .PHONY: clean clean-data
 clean: ## remove the environment and caches (keeps broker data)
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
-clean-data: ## remove the local broker's data (topics and their messages)
-	$(BIN)/rts-devstack kafka stop || true
+clean-data: ## remove the local broker's data (topics and their messages); refused while `make run` runs
+	test ! -x $(BIN)/rts-devstack || $(BIN)/rts-devstack kafka stop
 	rm -rf .data

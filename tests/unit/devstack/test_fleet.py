@@ -120,6 +120,48 @@ def test_a_dead_replica_leaves_nginx_and_the_next_scale_brings_it_back(
     assert set(answered_by(front.url + "/")) == {"gateway-1", "gateway-2"}
 
 
+def test_a_dead_replica_started_again_rejoins_nginx_once_ready(stack: Stack) -> None:
+    fleet, supervisor, front, targets = stack
+    fleet.scale(2, lambda _line: None)
+    died = fleet.replicas["gateway-2"]
+    died.kill()
+    assert [e.name for e in supervisor.exited()] == ["gateway-2"]
+    assert fleet.exited("gateway-2")
+    assert set(answered_by(front.url + "/")) == {"gateway-1"}
+    said: list[str] = []
+    rejoining = fleet.restart("gateway-2", said.append)
+    assert rejoining is not None
+    rejoining.join(30)
+    assert said[-1].startswith("gateway-2 is ready again")
+    assert fleet.replicas["gateway-2"] is not died
+    assert set(answered_by(front.url + "/")) == {"gateway-1", "gateway-2"}
+    assert targets[-1] == ["gateway-1", "gateway-2"]
+
+
+def test_a_replica_scaled_away_while_dead_is_not_started_again(stack: Stack) -> None:
+    fleet, supervisor, _front, _targets = stack
+    fleet.scale(2, lambda _line: None)
+    fleet.replicas["gateway-2"].kill()
+    fleet.exited("gateway-2")
+    fleet.scale(1, lambda _line: None)
+    said: list[str] = []
+    assert fleet.restart("gateway-2", said.append) is None
+    assert said == []
+    assert not supervisor.running("gateway-2")
+    assert list(fleet.replicas) == ["gateway-1"]
+
+
+def test_nginx_started_again_fronts_the_replicas_there_are_now(stack: Stack) -> None:
+    fleet, _supervisor, front, _targets = stack
+    fleet.scale(2, lambda _line: None)
+    assert fleet.nginx is not None
+    fleet.nginx.kill()
+    said: list[str] = []
+    assert fleet.restart("nginx", said.append) is None
+    assert said == [f"nginx is back in front of {', '.join(fleet.addresses())}"]
+    assert set(answered_by(front.url + "/")) == {"gateway-1", "gateway-2"}
+
+
 def test_make_scale_talks_to_the_running_stack_over_its_socket(
     stack: Stack, tmp_path: Path
 ) -> None:

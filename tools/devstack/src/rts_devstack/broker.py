@@ -215,6 +215,10 @@ class LocalKafka(BrokerLayout):
         if pid is not None:
             _signal(pid, signal.SIGCONT)
 
+    def pid(self, node_id: int) -> int | None:
+        """The node's process, started here or by another process from this folder."""
+        return self._pid(node_id)
+
     def _pid(self, node_id: int) -> int | None:
         proc = self._procs.get(node_id)
         return proc.pid if proc else _pid_of(self.node(node_id))
@@ -244,6 +248,15 @@ class LocalKafka(BrokerLayout):
 
     def running(self) -> list[int]:
         return [n.node_id for n in self.nodes if _pid_of(n) is not None]
+
+    def exited(self) -> dict[int, subprocess.Popen[bytes]]:
+        """The nodes this object started that have ended since (their processes, exit
+        status included); they are forgotten: `start_node` starts one again."""
+        ended = {i: p for i, p in self._procs.items() if p.poll() is not None}
+        for node_id in ended:
+            del self._procs[node_id]
+            self.node(node_id).pid_file.unlink(missing_ok=True)
+        return ended
 
     def __enter__(self) -> Self:
         return self.start()

@@ -10,7 +10,8 @@ folder, for another number of replicas, as `kubectl scale` does in the cluster:
 - scaling down first takes replicas out of nginx, so no new browser reaches them, then
   stops them gracefully: each ends its streams, sends its browsers to reconnect (through
   nginx, to another replica) and leaves its consumer groups after a last checkpoint;
-- a replica that died is taken out of nginx; the next `make scale` starts it again.
+- a replica that died is taken out of nginx, and `make run` starts it again (`restart`):
+  it rejoins nginx once ready, unless `make scale` took it away meanwhile.
 
 The tests and the benchmarks drive the same Fleet, by replica name, in a ServiceGroup.
 """
@@ -80,6 +81,8 @@ class Fleet:
         self._lock = threading.RLock()
         self.replicas: dict[str, ServiceProcess] = {}
         self.nginx: ServiceProcess | None = None
+        self.size = 0  # replicas asked for: `make run`'s, then `make scale`'s
+        self._restarting: dict[str, ServiceProcess] = {}  # started again, not ready yet
 
     @property
     def url(self) -> str:
@@ -94,6 +97,7 @@ class Fleet:
                 self.replicas[process.name] = process
             elif process.name == NGINX:
                 self.nginx = process
+        self.size = len(self.replicas)
 
     def addresses(self) -> dict[str, str]:
         return {name: address(p) for name, p in sorted(self.replicas.items())}
@@ -152,10 +156,14 @@ class Fleet:
         if count < 1:
             raise ScaleError("at least one gateway replica is needed")
         with self._lock:
+            self.size = count
             for name in [n for n, p in self.replicas.items() if not p.running]:
                 del self.replicas[name]
             wanted = {replica_name(i) for i in range(1, count + 1)}
-            new = sorted(wanted - set(self.replicas), key=_index)
+            for name in sorted(set(self._restarting) - wanted, key=_index):
+                self._forget(name)
+                self._restarting.pop(name).kill()
+            new = sorted(wanted - set(self.replicas) - set(self._restarting), key=_index)
             gone = sorted(set(self.replicas) - wanted, key=_index)
             if new:
                 for name in new:
@@ -178,11 +186,62 @@ class Fleet:
         if not name.startswith(REPLICA_PREFIX):
             return False
         with self._lock:
+            self._restarting.pop(name, None)
             self.replicas.pop(name, None)
             if self.replicas:
                 self._route()
             self._on_change(list(self.replicas.values()))
         return True
+
+    def owns(self, name: str) -> bool:
+        """A process the fleet starts again itself: a replica, nginx."""
+        return name == NGINX or name.startswith(REPLICA_PREFIX)
+
+    def restart(self, name: str, say: Say) -> threading.Thread | None:
+        """Start a replica that died again, and put it back behind nginx once it is ready
+        (unless `make scale` took it away or started it meanwhile), or nginx, in front of
+        the replicas there are now. The process starts in the calling thread, which must
+        outlive it (the kernel's parent-death signal follows the thread that started a
+        process); a replica's readiness is awaited in a thread of its own, returned."""
+        if name == NGINX:
+            with self._lock:
+                self.nginx = None
+                self._route()
+            say(f"nginx is back in front of {', '.join(self.addresses())}")
+            return None
+        with self._lock:
+            if name in self.replicas or name in self._restarting or _index(name) > self.size:
+                return None
+            process = self._start(self._make_replica(name))
+            if process is None:
+                raise ScaleError(f"{name} could not be started again (see its output)")
+            self._restarting[name] = process
+        thread = threading.Thread(target=self._rejoin, args=(name, process, say), daemon=True)
+        thread.start()
+        return thread
+
+    def _rejoin(self, name: str, process: ServiceProcess, say: Say) -> None:
+        """Not under the lock: `make scale` and other replicas' exits go on meanwhile."""
+        try:
+            process.wait_ready(READY_TIMEOUT)
+        except AssertionError as failed:
+            with self._lock:
+                if self._restarting.pop(name, None) is process:
+                    first_line = str(failed).split("\n", 1)[0]
+                    say(f"{name} did not come back: {first_line}")
+            return  # else taken away by `make scale`, or its death is reported already
+        with self._lock:
+            if self._restarting.pop(name, None) is not process:
+                return
+            self.replicas[name] = process
+            try:
+                self._route(start=False)
+            except (ScaleError, ValueError, TimeoutError) as exc:
+                say(f"{name} is ready again, but not behind nginx yet: {exc}")
+                return
+            self._on_change(list(self.replicas.values()))
+        took = time.monotonic() - process.started
+        say(f"{name} is ready again ({took:.1f}s) and back behind nginx")
 
     # -- what the replicas say
 
@@ -209,8 +268,9 @@ class Fleet:
 
     # -- nginx
 
-    def _route(self) -> float:
-        """Point nginx at the replicas (starting it the first time); the seconds it took."""
+    def _route(self, *, start: bool = True) -> float:
+        """Point nginx at the replicas (starting it the first time, if `start`); the
+        seconds it took."""
         front = self.front
         if front is None:
             return 0.0
@@ -219,14 +279,14 @@ class Fleet:
             raise ScaleError("nginx is not installed (`sudo make system-deps`)")
         front.write(self.addresses())
         front.check(executable)
-        if self.nginx is None:
+        if self.nginx is None and start:
             started = time.monotonic()
             self.nginx = self._start(front.launch(executable, self.addresses()))
             if self.nginx is None:
                 raise ScaleError("nginx could not be started")
             self.nginx.wait_for(lambda: port_in_use(front.port, front.host), 30, "nginx listening")
             return time.monotonic() - started
-        if not self.nginx.running:
+        if self.nginx is None or not self.nginx.running:
             raise ScaleError("nginx is not running")
         return reload_workers(self.nginx.proc.pid, lambda: self.nginx_signal(signal.SIGHUP))
 

@@ -58,6 +58,7 @@ class ServiceProcess:
         self.log_file = log_file
         self.argv = list(launch.argv)
         write_files(launch, cwd)
+        self.started = time.monotonic()
         # Bounded: a long benchmark run must not keep every line it ever logged.
         self.output: collections.deque[str] = collections.deque(maxlen=50_000)
         self.lines_seen = 0  # every line ever written, including those output let go
@@ -315,12 +316,43 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def start_ticks(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot (None: no such process, or a
+    zombie): with the pid, what tells a process from a later one given the same pid."""
+    fields = _stat(pid)
+    if fields is None or fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def group_members(pgid: int, since: int = 0) -> list[int]:
+    """The running processes of process group `pgid` started at `since` (ticks) or later."""
+    try:
+        entries = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
+    except OSError:
+        return []  # no /proc: not Linux
+    members = []
+    for pid in entries:
+        fields = _stat(pid)
+        if fields and fields[0] != "Z" and int(fields[2]) == pgid and int(fields[19]) >= since:
+            members.append(pid)
+    return members
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process tree so far."""
     total = 0.0
     for p in process_tree(pid):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat(p)
+        if fields is not None:
             total += (int(fields[11]) + int(fields[12])) / TICKS
     return total
 

@@ -93,6 +93,16 @@ class StackSettings(LoggingSettings):
         ge=1,
         le=7 * 24 * 60,
     )
+    restarts: int = setting(
+        5,
+        "A process that dies (the broker too) is reported and started again, after 1 s, "
+        "then 2, 4... (up to 30 s) while it keeps dying within a minute of starting; after "
+        "this many restarts in a row, everything stops with exit code 1 (0: the first death "
+        "stops everything)",
+        env="RESTARTS",
+        ge=0,
+        le=100,
+    )
     services: bool = setting(True, "Start the services (--no-services: broker and topics only)")
     open_browser: bool = setting(
         True, "Open the dashboard in a browser once the gateway is ready (when there is a display)"
@@ -243,14 +253,16 @@ def gateway_secret(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def login_link(base: str, secret: str) -> str:
-    """A one-time sign-in link for the local gateway, minted by the gateway's own command."""
+def login_link(base: str, secret: str, *flags: str) -> str:
+    """A one-time sign-in link for the local gateway, minted by the gateway's own command
+    (`flags`: more of its flags, which win: `--camera cam-test`, `--role viewer`)."""
     result = subprocess.run(
         [
             launch.command("gateway"),
             *"login-url --base".split(),
             base,
             *"--subject make-run --role operator".split(),
+            *flags,
         ],
         env={**os.environ, "GATEWAY_AUTH_SECRET": secret},
         capture_output=True,

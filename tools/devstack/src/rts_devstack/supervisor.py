@@ -2,7 +2,10 @@
 
 Like honcho, but it stops in order: the supervisor owns the shutdown sequence, so the
 services get SIGTERM first and time to flush their producers and commit offsets, and
-only then does the caller stop the broker they talk to.
+only then does the caller stop the broker they talk to. A process that ends on its own
+is reported (`Exit`: which, how, its last lines), and `Restarts` says when to start it
+again, as a kubelet restarts a pod's container: at once, then after a growing delay while
+it keeps dying soon after each start, until the limit.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -45,13 +50,99 @@ class Output:
             self.stream.flush()
 
 
+@dataclass(frozen=True)
+class Exit:
+    """A process that ended without being asked to."""
+
+    name: str
+    pid: int
+    code: int  # its exit status; below 0: the signal that killed it
+    uptime: float  # seconds it ran
+    last_lines: list[str]
+
+    def describe(self) -> str:
+        """`kafka (pid 41) was killed by SIGKILL after 2m31s`."""
+        return (
+            f"{self.name} (pid {self.pid}) {how_it_ended(self.code)} after {duration(self.uptime)}"
+        )
+
+
+def how_it_ended(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal_name(-code)}"
+    if code > 128 and signal_name(code - 128).startswith("SIG"):
+        # A JVM or a shell that handles the signal exits with 128 + its number.
+        return f"exited with code {code} ({signal_name(code - 128)})"
+    return f"exited with code {code}"
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def duration(seconds: float) -> str:
+    """3h05m, 4m12s, 9s."""
+    seconds = max(0, round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+class Restarts:
+    """When to start a process that died again, per name: after `first` seconds, then
+    twice as long after each death that comes within `stable` seconds of its start (up to
+    `longest`); a process that ran `stable` seconds starts over. `limit` restarts in a row
+    without a stable run, then `after` says None: give up. `limit` 0: never restart."""
+
+    def __init__(
+        self, limit: int, first: float = 1.0, longest: float = 30.0, stable: float = 60.0
+    ) -> None:
+        self.limit = limit
+        self.first = first
+        self.longest = longest
+        self.stable = stable
+        self._in_a_row: dict[str, int] = {}
+
+    def after(self, name: str, uptime: float) -> float | None:
+        """The delay before restarting `name`, which just died after `uptime` seconds; None:
+        it should not be restarted."""
+        if uptime >= self.stable:
+            self._in_a_row[name] = 0
+        done = self._in_a_row.get(name, 0)
+        if done >= self.limit:
+            return None
+        self._in_a_row[name] = done + 1
+        return float(min(self.first * 2**done, self.longest))
+
+    def count(self, name: str) -> int:
+        """Restarts of `name` in a row so far (the one scheduled included)."""
+        return self._in_a_row.get(name, 0)
+
+
 class Supervisor:
     """The processes of `make run`, by name, their output in the terminal."""
 
-    def __init__(self, output: Output | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        output: Output | None = None,
+        cwd: Path | None = None,
+        *,
+        record: Callable[[str, int | None], None] | None = None,
+    ) -> None:
+        """`record(name, pid)`: told of every process started, and (pid None) of every one
+        stopped on purpose (rts_devstack.runlock keeps the list)."""
         self.output = output or Output()
         self.cwd = cwd
         self.procs: dict[str, ServiceProcess] = {}
+        self._launches: dict[str, Launch] = {}
+        self._record = record or (lambda _name, _pid: None)
         self._reported: set[str] = set()
         # Services are started and stopped from the main loop and from `make scale`'s
         # requests, which another thread serves.
@@ -85,18 +176,40 @@ class Supervisor:
         )
         with self._lock:
             self.procs[service.name] = process
+            self._launches.setdefault(service.name, service)
             self._reported.discard(service.name)
+            self._record(service.name, process.proc.pid)
         return process
 
-    def exited(self) -> dict[str, int]:
-        """Processes that ended since the last call, with their exit codes."""
-        out = {}
+    def remember(self, service: Launch) -> None:
+        """The launch a restart of `service.name` uses from now on (Prometheus's, once
+        its targets changed)."""
+        with self._lock:
+            self._launches[service.name] = service
+
+    def restart(self, name: str) -> ServiceProcess | None:
+        """Start `name` again, as last launched (or remembered); None if a setup command
+        failed."""
+        with self._lock:
+            service = self._launches[name]
+        return self.start(service)
+
+    def exited(self, last: int = 5) -> list[Exit]:
+        """Processes that ended since the last call, with their `last` lines of output."""
+        out = []
         with self._lock:
             for name, process in self.procs.items():
                 code = process.proc.poll()
                 if code is not None and name not in self._reported:
                     self._reported.add(name)
-                    out[name] = code
+                    # What it started goes with it (gunicorn's worker, holding the ports a
+                    # restart needs), as a container's processes go with its main one.
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(process.proc.pid, signal.SIGKILL)
+                    process.wait_exit(5)  # every line it wrote has been read
+                    lines = [line.rstrip() for line in process.log(last).splitlines()]
+                    uptime = time.monotonic() - process.started
+                    out.append(Exit(name, process.proc.pid, code, uptime, lines))
         return out
 
     def get(self, name: str) -> ServiceProcess | None:
@@ -107,6 +220,8 @@ class Supervisor:
         """Stop watching a process (stopped by someone else: its exit is not reported)."""
         with self._lock:
             self.procs.pop(name, None)
+            self._launches.pop(name, None)
+            self._record(name, None)
 
     def running(self, name: str) -> bool:
         process = self.get(name)
@@ -123,13 +238,19 @@ class Supervisor:
         are forgotten (an exit asked for is not reported)."""
         with self._lock:
             procs = {name: self.procs.pop(name) for name in names if name in self.procs}
+            for name in procs:
+                self._launches.pop(name, None)
         self._terminate(procs, timeout)
+        for name in procs:
+            self._record(name, None)
 
     def stop_all(self, timeout: float = 20.0) -> None:
         """SIGTERM every process, wait for them to flush and exit, SIGKILL stragglers."""
         with self._lock:
             procs = dict(self.procs)
         self._terminate(procs, timeout)
+        for name in procs:
+            self._record(name, None)
 
     def _terminate(self, procs: dict[str, ServiceProcess], timeout: float) -> None:
         for process in procs.values():
