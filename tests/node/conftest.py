@@ -24,7 +24,7 @@ from rts_cluster import images
 from rts_cluster.controlplane import ControlPlane
 from rts_cluster.kube import ClusterError, Kube
 from rts_cluster.node import RealNode
-from rts_cluster.ports import bindable, free_ports
+from rts_cluster.ports import free_ports
 from rts_common.contracts import TOPICS
 from rts_devstack.broker import LocalKafka
 
@@ -145,10 +145,9 @@ class Ports:
 
     @classmethod
     def choose(cls) -> Ports:
-        while True:
-            ports = free_ports(5)
-            if bindable(ports[2] + 1) and ports[2] + 1 not in ports:
-                return cls(*ports)
+        gateway, gateway_ops, eventsim_ops, probe_ops = free_ports(4)
+        capture_ops, _second_camera = free_ports(2, contiguous=True)
+        return cls(gateway, gateway_ops, capture_ops, eventsim_ops, probe_ops)
 
 
 @dataclass

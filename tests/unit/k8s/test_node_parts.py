@@ -4,9 +4,11 @@ archive, the ports it picks, the scrape configuration written from the chart's m
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import os
 import subprocess
 import tarfile
 from pathlib import Path
@@ -17,7 +19,8 @@ from rts_cluster.discovery import endpointslice_targets, pod_targets
 from rts_cluster.kube import ClusterError
 from rts_cluster.monitoring import label_name, scrape_configs
 from rts_cluster.node import PAUSE_IMAGE, mounts_under, pause_image_archive
-from rts_cluster.ports import ephemeral_start, free_ports
+from rts_cluster.ports import free_ports
+from rts_devstack.ports import LOCKS, port_range
 
 POD_MONITOR = {
     "kind": "PodMonitor",
@@ -78,10 +81,22 @@ def test_the_pause_archive_is_an_oci_image_named_for_containerd(tmp_path: Path) 
     assert (pause.name, pause.mode, pause.uid) == ("pause", 0o755, 0)
 
 
-def test_ports_are_chosen_below_the_ephemeral_range_and_distinct() -> None:
+def test_the_cluster_s_ports_are_reserved_and_stay_reserved() -> None:
+    """As the stacks' ports are: in the reserved range (below the ephemeral one), and
+    held, so a test worker beside the cluster cannot pick one its programs will bind."""
     ports = free_ports(20)
     assert len(set(ports)) == 20
-    assert all(10_000 <= p < ephemeral_start() for p in ports)
+    low, high = port_range()
+    assert all(low <= p <= high for p in ports)
+    for port in ports:
+        fd = os.open(LOCKS / str(port), os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    first, second = free_ports(2, contiguous=True)
+    assert second == first + 1
 
 
 def test_mounts_under_a_folder_without_any() -> None:

@@ -30,7 +30,8 @@ from pathlib import Path
 import yaml
 from rts_cluster.daemons import Daemons, alive
 from rts_cluster.kube import ClusterError, Kube
-from rts_cluster.ports import free_ports, port_bound
+from rts_cluster.ports import free_ports
+from rts_common.net import port_in_use
 
 NODES = 3
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -474,9 +475,9 @@ class ControlPlane:
             if name in state.pids and self.daemons.stop(state.pids[name], timeout)
         ]
         deadline = time.monotonic() + 10
-        while any(port_bound(p) for p in state.ports) and time.monotonic() < deadline:
+        while any(port_in_use(p) for p in state.ports) and time.monotonic() < deadline:
             time.sleep(0.2)
-        still = [p for p in state.ports if port_bound(p)]
+        still = [p for p in state.ports if port_in_use(p)]
         if still:
             raise ClusterError(f"ports still bound after stopping: {still}")
         (self.dir / "state.json").unlink(missing_ok=True)

@@ -46,7 +46,8 @@ import yaml
 from rts_cluster.controlplane import REAL_NODE, ControlPlane
 from rts_cluster.daemons import Daemons, alive
 from rts_cluster.kube import ClusterError
-from rts_cluster.ports import free_ports, port_bound
+from rts_cluster.ports import free_ports
+from rts_common.net import port_in_use
 
 NODE_LABEL = "rts/real-node"
 PAUSE_VERSION = "3.10.1"
@@ -552,9 +553,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
                 Path("/proc/sys", name).write_text(value)
         self._remove_log_links()
         deadline = time.monotonic() + 10
-        while port_bound(state.kubelet_port, state.address) and time.monotonic() < deadline:
+        while port_in_use(state.kubelet_port, state.address) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if port_bound(state.kubelet_port, state.address):
+        if port_in_use(state.kubelet_port, state.address):
             problems.append(f"the kubelet's port {state.kubelet_port} is still bound")
         if problems:
             raise ClusterError("the real node left: " + "; ".join(problems))

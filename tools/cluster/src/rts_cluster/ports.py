@@ -1,55 +1,23 @@
-"""Ports for the cluster's listeners, chosen below the kernel's ephemeral range.
+"""Ports for the cluster's listeners and its host-network pods, reserved as every local
+listener's are (`rts_devstack.ports`: below the kernel's ephemeral range, never one
+something is bound to, each held by a lock that other reservers respect, so the test
+workers beside a cluster never pick a port its programs are about to bind).
 
-A port of the ephemeral range (32768-60999 on Linux) that is free now can be taken a
-moment later by any process's outgoing connection; the ports a cluster's programs and
-host-network pods bind are chosen below that range, where only a listener that asks for
-a port by number can be, and checked free on every address (a host-network pod binds
-0.0.0.0).
+The cluster's programs and pods bind their ports some time after they are chosen, so a
+reservation here is held for the life of the process that made it: the tests' session,
+or `rts-cluster up`, which exits once everything listens.
 """
 
 from __future__ import annotations
 
-import random
-import socket
-from pathlib import Path
+from rts_devstack.ports import Ports, reserve
 
-LOWEST = 10_000
-EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_held: list[Ports] = []
 
 
-def ephemeral_start() -> int:
-    try:
-        return int(EPHEMERAL_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32_768
-
-
-def bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("0.0.0.0", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_ports(count: int, *, rng: random.Random | None = None) -> list[int]:
-    """`count` distinct ports below the ephemeral range, free on every address now."""
-    rng = rng or random.SystemRandom()
-    top = ephemeral_start()
-    if top - LOWEST < count * 10:
-        raise ValueError(f"the ephemeral range starts at {top}: too few ports below it")
-    chosen: list[int] = []
-    for _ in range(count * 200):
-        port = rng.randrange(LOWEST, top)
-        if port not in chosen and bindable(port):
-            chosen.append(port)
-            if len(chosen) == count:
-                return chosen
-    raise OSError(f"no {count} free ports between {LOWEST} and {top}")
-
-
-def port_bound(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
+def free_ports(count: int, *, contiguous: bool = False) -> list[int]:
+    """`count` distinct reserved ports, free on every address (a host-network pod binds
+    0.0.0.0); `contiguous`: consecutive ones (the cameras' ops ports, `opsPort + i`)."""
+    ports = reserve(count, contiguous=contiguous)
+    _held.append(ports)
+    return list(ports)
