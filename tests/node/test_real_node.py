@@ -409,22 +409,57 @@ def test_a_deleted_gateway_pod_is_replaced_and_a_socketio_client_reconnects(
         client.disconnect()
 
 
-def follow_logs(release: Release, pod: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*release.kube.kubectl_argv, "logs", "--follow", f"pod/{pod}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=dict(release.kube.env),
-    )
+class ContainerLog:
+    """A container's log file on the node, held open from before its pod is deleted.
+
+    Not `kubectl logs --follow`: once, here, it ended with exit code 0 as its container
+    stopped, without event-sim's last line (the kubelet ends the stream when it finds
+    the container exited, and the runtime may not have written its last lines to the
+    file by then), and the pod, deleted, could not be asked again. An open file outlives
+    the kubelet removing it with the pod, so every line the container wrote is read,
+    and waited for.
+    """
+
+    def __init__(self, release: Release, pod: str, container: str) -> None:
+        uid = release.kube.json("get", "pod", pod)["metadata"]["uid"]
+        # The kubelet's layout: <podLogsDir>/<namespace>_<pod>_<uid>/<container>/<restarts>.log
+        folder = release.node.pod_logs / f"{release.namespace}_{pod}_{uid}" / container
+        newest = max(folder.glob("*.log"), key=lambda path: int(path.stem))
+        self.handle = newest.open(encoding="utf-8", errors="replace")
+        self.lines: list[str] = []
+        self._partial = ""
+
+    def read(self) -> list[str]:
+        """The container's output so far, whole lines (CRI format: time, stream, P for a
+        partial line or F for its last part, text)."""
+        for entry in self.handle.read().splitlines():
+            parts = entry.split(" ", 3)
+            if len(parts) < 3:
+                continue  # a line the runtime is still writing comes whole next time
+            text = parts[3] if len(parts) == 4 else ""
+            if parts[2] == "P":
+                self._partial += text
+            else:
+                self.lines.append(self._partial + text)
+                self._partial = ""
+        return self.lines
+
+    def close(self) -> None:
+        self.handle.close()
 
 
-def finished(follower: subprocess.Popen[str]) -> dict[str, Any]:
+def finished(log: ContainerLog, timeout: float = 90) -> dict[str, Any]:
     """event-sim's last words: how many events the broker acknowledged, and failed."""
-    out, _ = follower.communicate(timeout=90)
-    records = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    (summary,) = [r for r in records if r.get("msg") == "finished"]
-    return summary
+
+    def summary() -> list[dict[str, Any]]:
+        records = [json.loads(line) for line in log.read() if line.startswith("{")]
+        return [r for r in records if r.get("msg") == "finished"]
+
+    try:
+        (record,) = eventually("event-sim's 'finished' record", summary, timeout, every=0.5)
+    finally:
+        log.close()
+    return record
 
 
 def test_a_deleted_event_sim_pod_loses_no_acknowledged_event(release: Release) -> None:
@@ -449,16 +484,16 @@ def test_a_deleted_event_sim_pod_loses_no_acknowledged_event(release: Release) -
     eventually(
         "events acknowledged", lambda: release.metric(ops, "eventsim_events_total") > 300, 90
     )
-    follower = follow_logs(release, first)
+    log = ContainerLog(release, first, "event-sim")
     release.kube.ok("delete", "pod", first, "--wait=false")
-    deleted = finished(follower)
+    deleted = finished(log)
     second = wait_component_ready(release, "event-sim", {first})
     eventually(
         "events acknowledged", lambda: release.metric(ops, "eventsim_events_total") > 300, 90
     )
-    follower = follow_logs(release, second)
+    log = ContainerLog(release, second, "event-sim")
     release.kube.ok("scale", deployment, "--replicas=0")
-    scaled_down = finished(follower)
+    scaled_down = finished(log)
     print(f"\nevent-sim {first}: {deleted}\nevent-sim {second}: {scaled_down}")
     assert deleted["failed"] == scaled_down["failed"] == 0
     acknowledged = deleted["delivered"] + scaled_down["delivered"]
