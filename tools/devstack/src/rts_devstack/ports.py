@@ -16,8 +16,6 @@ bind it, and releases it once they are stopped.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import random
 import socket
@@ -27,6 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from rts_devstack.locks import try_lock
 
 # Below Linux's ephemeral range (and macOS's, 49152-65535), clear of the well-known
 # defaults `make run` uses (8000, 9090-9130, 9404) and of Kubernetes' NodePorts
@@ -132,7 +132,7 @@ def _take_run(start: int, width: int, host: str) -> list[tuple[int, int]] | None
     """Ports start..start+width-1 with their locks, or None (and no lock) if any is taken."""
     run: list[tuple[int, int]] = []
     for port in range(start, start + width):
-        fd = _lock(port)
+        fd = try_lock(LOCKS / str(port), 0o666)
         if fd is not None and not _bindable(port, host):
             os.close(fd)
             fd = None
@@ -146,19 +146,6 @@ def _take_run(start: int, width: int, host: str) -> list[tuple[int, int]] | None
 def _close(held: list[tuple[int, int]]) -> None:
     for _, fd in held:
         os.close(fd)
-
-
-def _lock(port: int) -> int | None:
-    """The port's lock file, locked by us (its fd), or None when another holds it."""
-    fd = os.open(LOCKS / str(port), os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
-            return None
-        raise
-    return fd
 
 
 def _bindable(port: int, host: str) -> bool:

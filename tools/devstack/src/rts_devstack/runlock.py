@@ -24,8 +24,6 @@ under the same name would be a second, free lock.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import signal
@@ -35,6 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from rts_devstack.locks import try_lock
 from rts_devstack.processes import group_members, start_ticks
 from rts_devstack.supervisor import duration
 
@@ -185,7 +184,7 @@ class RunLock:
         """Take the lock, or raise RunHeld (naming the holder) and change nothing. Returns
         the record a previous holder left (it ended without stopping), or None."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = _try_lock(self.lock_path)
+        fd = try_lock(self.lock_path)
         if fd is None:
             raise RunHeld(live_record(self.data_dir), self.data_dir)
         self._fd = fd
@@ -249,7 +248,7 @@ def held(data_dir: Path) -> bool:
     path = data_dir / LOCK_FILE
     if not path.exists():
         return False
-    fd = _try_lock(path)
+    fd = try_lock(path)
     if fd is None:
         return True
     os.close(fd)
@@ -261,19 +260,6 @@ def read_record(path: Path) -> Record | None:
         return Record.from_json(json.loads(path.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _try_lock(path: Path) -> int | None:
-    """The file locked by us (its fd, not inherited by children), or None: held."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES):
-            return None
-        raise
-    return fd
 
 
 def stop_leftovers(
