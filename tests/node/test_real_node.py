@@ -215,8 +215,17 @@ def prometheus(release: Release, tmp_path_factory: pytest.TempPathFactory) -> It
     argv = local_prometheus.command(binary, folder / "prometheus.yml", folder / "data", port)
     with (folder / "prometheus.log").open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def answers_ready() -> bool:
+        """Its API answers 503 until its storage is open (once, here, at the first query
+        on a busy machine)."""
+        assert process.poll() is None, (folder / "prometheus.log").read_text()[-3000:]
+        return requests.get(f"{url}/-/ready", timeout=5).status_code == 200
+
     try:
-        yield Prometheus(f"http://127.0.0.1:{port}")
+        eventually("Prometheus ready", answers_ready, 120, every=0.5)
+        yield Prometheus(url)
     finally:
         process.terminate()
         process.wait(30)
