@@ -31,6 +31,7 @@ from rts_cluster.kube import ClusterError, eventually
 from rts_cluster.monitoring import scrape_configs
 from rts_cluster.node import cgroup_version
 from rts_cluster.ports import free_ports
+from rts_common.contracts import PLAYBACK_EVENTS
 from rts_common.signin import SESSION_COOKIE
 from rts_observability import prometheus as local_prometheus
 from rts_observability.dashboards import DASHBOARDS
@@ -476,13 +477,21 @@ def test_a_deleted_event_sim_pod_loses_no_acknowledged_event(release: Release) -
     gateway_ops = release.ports.gateway_ops
     counted = "gateway_playback_events_total"
 
+    events_topic = f"{release.broker.prefix}{PLAYBACK_EVENTS.name}"
+    owned = f'gateway_partitions_assigned{{topic="{events_topic}"}}'
+
     def settled() -> list[float]:
-        """[the gateway's count] once nothing is produced and its lag is 0 (over a scrape
-        interval); [] while it still moves."""
+        """[the gateway's count] once it owns the events' partitions, nothing is produced
+        and its lag is 0 (over a scrape interval); [] while it still moves. A gateway that
+        owns no partition yet has no lag either: the one the previous test started, not in
+        its group yet on a busy machine, once looked settled at 0, then counted the events
+        it had to catch up on."""
         first = release.metric(gateway_ops, counted)
         lag = release.metric(gateway_ops, "gateway_consumer_lag")
+        partitions = release.metric(gateway_ops, owned)
         time.sleep(SCRAPE_SECONDS)
-        return [first] if lag == 0 and release.metric(gateway_ops, counted) == first else []
+        still = release.metric(gateway_ops, counted) == first
+        return [first] if partitions > 0 and lag == 0 and still else []
 
     release.kube.ok("scale", deployment, "--replicas=0")
     eventually("event-sim stopped", lambda: not release.pods("event-sim"), 120)
