@@ -102,7 +102,7 @@ checkov-lock: $(UV) ## re-pin checkov's environment after changing tools/checkov
 # node-test is not in the plan yet (README, Test times): it joins phase 2 as a lane,
 # `faults e2e node-test`, where the control plane cluster-test built is there to use (two
 # builds of it at once in one folder would write the same files).
-TEST_PLAN ?= unit,static,cluster-test integration | faults e2e | bench-quick
+TEST_PLAN ?= unit,static,cluster-test,cameras integration | faults e2e | bench-quick
 # pytest-xdist workers per stage: each worker has its own broker and reserved ports. The
 # fault tests share the cores with the browser's, not with the integration tests: what
 # they measure (viewers keeping their frame rate, recovery times) needs some CPU left.
@@ -114,7 +114,7 @@ CHECK_TESTS ?= tests/integration/test_shared_kafka_layer.py tests/integration/te
   tests/integration/test_capture_frames.py tests/integration/test_eventsim.py
 
 .PHONY: test
-test: venv kafka-fetch ## everything CI runs (unit, integration, faults, browser, static, control plane, quick benchmarks), side by side; each stage's time at the end
+test: venv kafka-fetch ## everything CI runs (unit, integration, cameras, faults, browser, static, control plane, quick benchmarks), side by side; each stage's time at the end
 	$(BIN)/python tools/test_stages.py "$(TEST_PLAN)"
 
 .PHONY: check
@@ -131,6 +131,10 @@ unit: venv ## fast tests, no broker
 .PHONY: integration
 integration: kafka-fetch ## tests against a real broker per worker on reserved ports (or KAFKA_BOOTSTRAP)
 	$(BIN)/pytest -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration $(PYTEST_ARGS)
+
+.PHONY: cameras
+cameras: kafka-fetch ## capture against real RTSP and HTTP camera servers; the notifier against mosquitto and webhooks
+	$(BIN)/pytest tests/cameras $(PYTEST_ARGS)
 
 .PHONY: faults
 faults: kafka-fetch ## fault tests: brokers frozen, stopped, killed, cut off, out of disk; slow viewers; a soak
@@ -180,8 +184,9 @@ bench: kafka-fetch $(LOADGEN)/node_modules/.package-lock.json ## every benchmark
 SOAK_MINUTES ?= 60
 
 .PHONY: soak
-soak: kafka-fetch ## the soak of the fault stage for an hour (SOAK_MINUTES=...): does any service grow?
-	SOAK_MINUTES=$(SOAK_MINUTES) $(BIN)/pytest tests/faults/test_soak.py -s $(PYTEST_ARGS)
+soak: kafka-fetch ## the fault stage's soak and random-fault schedule for an hour each, side by side (SOAK_MINUTES=..., FAULT_SCHEDULE_SEED=...)
+	SOAK_MINUTES=$(SOAK_MINUTES) FAULT_SCHEDULE_MINUTES=$(SOAK_MINUTES) $(BIN)/pytest -n 2 -rP \
+	  tests/faults/test_soak.py tests/faults/test_fault_schedule.py $(PYTEST_ARGS)
 
 .PHONY: bench-quick
 bench-quick: ## the benchmarks at small scale, a few minutes (a stage of `make test`: figures printed, never asserted)

@@ -25,13 +25,14 @@ def drive(
     label: str,
     *,
     profile_as: str = "",
-    counter: Callable[[], float] | None = None,
+    counters: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Run the generator (`mode` mjpeg|socketio) against `servers` (their CPU and memory
     are added up; py-spy watches the first). Returns the generator's result plus
     server_cpu_percent, server_rss_bytes (peak), generator_limited, cores_busy,
     workers_restarted (a server's worker died and was replaced: its figures are void),
-    and with `counter` (a server-side count) its increase over the window as counted."""
+    and with `counters` (server-side counts by name) their increase over the window as
+    `counted`."""
     name = f"loadgen-{label}".replace(" ", "-").replace("/", "-")
     generator = LoadGenerator(bench.logs, mode, config, name)
     try:
@@ -46,7 +47,7 @@ def drive(
             return _unmeasured(count, str(silent))
         with bench.span(label) as span:
             workers = [server.worker_pid() for server in servers]
-            counted = counter() if counter else 0.0
+            counted = counters() if counters else {}
             meters = [CpuMeter(server.pid) for server in servers]
             peak = [sum(server.rss_bytes() for server in servers)]
             done = threading.Event()
@@ -64,7 +65,9 @@ def drive(
             generator.phase("window-closed", timeout=float(config["seconds"]) + 120)
             done.set()
             server_cpu = sum(meter.percent() for meter in meters)
-            window_count = counter() - counted if counter else None
+            window_count = (
+                {k: v - counted.get(k, 0.0) for k, v in counters().items()} if counters else None
+            )
             restarted = workers != [server.worker_pid() for server in servers]
         result = generator.result(timeout=120)
         result["server_cpu_percent"] = float("nan") if restarted else server_cpu

@@ -20,6 +20,7 @@ COPY tools/cluster/pyproject.toml tools/cluster/
 COPY services/event-sim/pyproject.toml services/event-sim/
 COPY services/gateway/pyproject.toml services/gateway/
 COPY services/latency-probe/pyproject.toml services/latency-probe/
+COPY services/notifier/pyproject.toml services/notifier/
 COPY libs/common/ libs/common/
 COPY services/capture/ services/capture/
 COPY docker/install-service.sh docker/

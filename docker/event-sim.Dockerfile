@@ -1,4 +1,5 @@
-# event-sim: simulated viewers whose players report playback events to Kafka.
+# event-sim: simulated viewers whose players report playback events to Kafka; also the
+# notifier (`notifier`), whose dependencies are event-sim's and paho-mqtt.
 # Built from the repository root: docker build -f docker/event-sim.Dockerfile -t rts-event-sim .
 # checkov:skip=CKV_DOCKER_2:Kubernetes probes the service's ops port (the chart's probes); a Docker health check would never run there
 # checkov:skip=CKV_DOCKER_7:the bases are build arguments whose defaults (below) are exact versions; checkov cannot read through ARG
@@ -22,8 +23,10 @@ COPY services/gateway/pyproject.toml services/gateway/
 COPY services/latency-probe/pyproject.toml services/latency-probe/
 COPY libs/common/ libs/common/
 COPY services/event-sim/ services/event-sim/
+COPY services/notifier/ services/notifier/
 COPY docker/install-service.sh docker/
-RUN sh docker/install-service.sh /opt/venv rts-eventsim=services/event-sim
+RUN sh docker/install-service.sh /opt/venv rts-eventsim=services/event-sim \
+    rts-notifier=services/notifier
 
 FROM ${PYTHON_IMAGE}
 ENV PYTHONUNBUFFERED=1 \
@@ -34,5 +37,5 @@ RUN groupadd --system --gid 10001 app \
        --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
 USER 10001:10001
-EXPOSE 9110
+EXPOSE 9110 9140
 ENTRYPOINT ["event-sim"]

@@ -29,6 +29,7 @@ COPY tools/devstack/pyproject.toml tools/devstack/
 COPY tools/cluster/pyproject.toml tools/cluster/
 COPY services/capture/pyproject.toml services/capture/
 COPY services/event-sim/pyproject.toml services/event-sim/
+COPY services/notifier/pyproject.toml services/notifier/
 COPY libs/common/ libs/common/
 COPY services/gateway/pyproject.toml services/gateway/README.md services/gateway/
 COPY services/gateway/src/ services/gateway/src/

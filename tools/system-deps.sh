@@ -27,6 +27,18 @@ need promtool prometheus
 # Debian's nginx: `make run GATEWAYS=N` puts it in front of the gateway replicas, and the
 # scaling tests run replicas behind it. Root's PATH has /usr/sbin, a user's may not.
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+# The camera stage (make cameras): GStreamer's RTSP server stands in for IP cameras (run by
+# the system's Python, which has its bindings), ffmpeg encodes the clips it serves
+# (H.264 and H.265), mosquitto is the MQTT broker the notifier publishes to, and
+# opencv-doc carries OpenCV's sample footage (vtest.avi) the people detector is tested on.
+need ffmpeg ffmpeg
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+[ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || missing+=(opencv-doc)
+if ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
+    || ! command -v gst-inspect-1.0 >/dev/null 2>&1 || ! gst-inspect-1.0 h265parse >/dev/null 2>&1; then
+  missing+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-rtsp gstreamer1.0-tools
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+fi
 # The local Kubernetes control plane (make cluster-test, CLUSTER=kwok): its service
 # account keys are made with openssl; its programs are built with Go (below).
 need openssl openssl

@@ -6,7 +6,9 @@
 //
 // Viewers and clients are spread over the URLs in turn. Optional: "warmup" (seconds
 // after everyone is connected), "ramp_per_second" (new connections per second),
-// "drain_seconds" (Socket.IO: how long to wait for the window's late events).
+// "drain_seconds" (Socket.IO: how long to wait for the window's late events), "batch"
+// (Socket.IO: ask for batches, as the dashboard's page does), "deflate" (Socket.IO:
+// offer permessage-deflate in the WebSocket handshake, as Chromium does; default true).
 //
 // Progress goes to stderr. stdout carries JSON lines: {"phase":"measuring"} when every
 // client is connected and warmed up (the caller starts its own measurements then),
@@ -261,6 +263,7 @@ async function socketio(config) {
   const sockets = [];
   let messages = 0;
   let connected = 0;
+  let compressed = 0;
   let disconnected = 0;
   let lastInWindow = 0;
   const received = new Array(clients).fill(0);
@@ -270,9 +273,14 @@ async function socketio(config) {
       forceNew: true,
       reconnection: false,
       timeout: 60000,
+      // A browser offers "permessage-deflate; client_max_window_bits"; so does this, and
+      // it compresses what it sends of 1 KiB or more, as socket.io-client does in Node.
+      perMessageDeflate: config.deflate === false ? false : { threshold: 1024 },
     });
     socket.on("connect", () => {
       connected += 1;
+      // What the server accepted of the offer (ws's negotiated extensions).
+      if (socket.io.engine?.transport?.ws?.extensions) compressed += 1;
       // As the dashboard's page does: events four times a second in one message.
       if (config.batch) socket.emit("options", { batch: true });
     });
@@ -326,6 +334,7 @@ async function socketio(config) {
     phase: "done",
     clients,
     connected,
+    compressed,
     disconnected_early: Object.entries(errors)
       .filter(([k]) => k.startsWith("disconnect"))
       .reduce((a, [, v]) => a + v, 0),

@@ -59,7 +59,24 @@ def test_video_and_health_come_back_after_the_broker_froze_for_25_seconds(
         10,
         "frames flowing",
     )
-    print(f"after the broker resumed: ready in {ready_after:.1f}s, video in {video_after:.1f}s")
+    # Each consumer group is back too: the dashboard's events and detections. The frozen
+    # node comes back fenced for a moment, which librdkafka may answer by forgetting the
+    # broker (the gateway then gives that member a new client).
+    groups_after = {}
+    for consumer, topic in (("events", "playback-events"), ("detections", "video-detections")):
+        gateway.wait_for(
+            lambda c=consumer, t=topic: (
+                gateway.metric("gateway_consumer_in_group", consumer=c) == 1
+                and gateway.metric("gateway_partitions_assigned", topic=stack.prefix + t) == 3
+            ),
+            90,
+            f"the {consumer} consumer back in its group with its partitions",
+        )
+        groups_after[consumer] = round(time.monotonic() - resumed, 1)
+    print(
+        f"after the broker resumed: ready in {ready_after:.1f}s, video in {video_after:.1f}s, "
+        f"groups (s): {groups_after}"
+    )
     assert gateway.get("/healthz")[0] == 200
     assert gateway.running, gateway.log()
     assert camera.running, camera.log()

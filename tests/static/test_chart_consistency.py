@@ -19,6 +19,7 @@ from rts_eventsim.settings import EventSimSettings
 from rts_gateway.replica import REPLICA_HEADER
 from rts_gateway.service import Gateway
 from rts_gateway.settings import GatewaySettings
+from rts_notifier.settings import NotifierSettings
 from rts_probe.settings import ProbeSettings
 
 from tests.static.chart import (
@@ -41,9 +42,10 @@ SETTINGS: dict[str, type[Settings]] = {
     "event-sim": EventSimSettings,
     "gateway": GatewaySettings,
     "latency-probe": ProbeSettings,
+    "notifier": NotifierSettings,
 }
 # The Deployments that talk to Kafka (the probe only watches the gateway).
-KAFKA_CLIENTS = {"capture", "event-sim", "gateway"}
+KAFKA_CLIENTS = {"capture", "event-sim", "gateway", "notifier"}
 
 
 @pytest.fixture(scope="module")
@@ -482,8 +484,14 @@ def test_kafka_acls_grant_each_service_exactly_what_it_does(
         "streaming-capture-entrance",
         "streaming-capture-warehouse",
         "streaming-gateway",
+        "streaming-notifier",
         "streaming-autoscaler",
     }
+    assert grants(named(objects, "KafkaUser", "streaming-notifier")) == (
+        topic("video-detections", "Read", "Describe")
+        | topic("dead-letters", "Write", "Describe")
+        | {("group", "notifier", "literal", op) for op in ("Read", "Describe")}
+    )
     capture = (
         topic("video-frames", "Write", "Describe")
         | topic("video-detections", "Write", "Describe")

@@ -25,7 +25,12 @@ UV = ROOT / ".cache" / "tools" / "bin" / "uv"
 # modules it must not carry)
 IMAGES = {
     "capture": (("rts-capture=services/capture",), ("capture",), ()),
-    "event-sim": (("rts-eventsim=services/event-sim",), ("event-sim",), ("cv2", "numpy", "flask")),
+    # The notifier runs from event-sim's image (the same dependencies, and paho-mqtt).
+    "event-sim": (
+        ("rts-eventsim=services/event-sim", "rts-notifier=services/notifier"),
+        ("event-sim", "notifier"),
+        ("cv2", "numpy", "flask"),
+    ),
     # The latency probe runs from the gateway's image (it signs in with the gateway's code).
     "gateway": (
         ("rts-gateway=services/gateway", "rts-probe=services/latency-probe"),

@@ -18,8 +18,9 @@ PACKAGES = {
     "rts_eventsim": ROOT / "services/event-sim/src/rts_eventsim",
     "rts_gateway": ROOT / "services/gateway/src/rts_gateway",
     "rts_probe": ROOT / "services/latency-probe/src/rts_probe",
+    "rts_notifier": ROOT / "services/notifier/src/rts_notifier",
 }
-SERVICES = {"rts_capture", "rts_eventsim", "rts_gateway", "rts_probe"}
+SERVICES = {"rts_capture", "rts_eventsim", "rts_gateway", "rts_probe", "rts_notifier"}
 FEATURES = {"video", "feed", "access"}
 # What the composition root and the app factory are; nothing else may import them.
 COMPOSITION = {"service", "server", "app", "__main__"}

@@ -43,7 +43,16 @@ def test_a_fresh_clone_gets_every_tool_a_stage_needs(target: str, needs: list[st
         assert command in commands, f"make {target} would not run {command}"
 
 
-STAGES = ["unit", "integration", "faults", "e2e", "static", "cluster-test", "bench-quick"]
+STAGES = [
+    "unit",
+    "integration",
+    "cameras",
+    "faults",
+    "e2e",
+    "static",
+    "cluster-test",
+    "bench-quick",
+]
 
 
 def test_make_test_runs_every_stage_each_a_target_of_its_own() -> None:

@@ -508,3 +508,19 @@ values, when two would bind the same one (the scheduler would leave one pending 
 {{- end -}}
 {{- end -}}
 {{- end }}
+
+{{/*
+A camera's zones or masks ([{name, points: [[x, y]...]}]) as capture's setting reads
+them: `name=x,y x,y x,y;name=...`.
+*/}}
+{{- define "streaming.polygons" -}}
+{{- $parts := list -}}
+{{- range . -}}
+{{- $points := list -}}
+{{- range .points -}}
+{{- $points = append $points (printf "%v,%v" (index . 0) (index . 1)) -}}
+{{- end -}}
+{{- $parts = append $parts (printf "%s=%s" .name (join " " $points)) -}}
+{{- end -}}
+{{- join ";" $parts -}}
+{{- end -}}

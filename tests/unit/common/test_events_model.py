@@ -3,6 +3,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import msgspec
 import pytest
 import rts_common
 from hypothesis import given, settings
@@ -16,9 +17,11 @@ from rts_common.events import (
     SCHEMA_FILE,
     STOP_REASONS,
     PlaybackEvent,
+    PlaybackEventStruct,
     committed_schema,
     json_schema,
     ns_to_ts,
+    playback_event_from_json,
     ts_to_ns,
 )
 
@@ -166,3 +169,64 @@ def test_timestamps_round_trip_at_microsecond_precision(ns: int) -> None:
     assert text.endswith("Z")
     assert ts_to_ns(text) == ns - ns % 1000
     PlaybackEvent.model_validate({**BASELINE, "ts": text})
+
+
+def fields(event: PlaybackEvent | PlaybackEventStruct) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in PlaybackEventStruct.__struct_fields__}
+
+
+def model_reading(data: bytes) -> dict[str, Any] | None:
+    try:
+        return fields(PlaybackEvent.model_validate_json(data))
+    except ValidationError:
+        return None
+
+
+@settings(max_examples=400, deadline=None)
+@given(event=events())
+def test_what_the_fast_decoder_accepts_the_model_accepts_with_the_same_values(
+    event: dict[str, Any],
+) -> None:
+    data = json.dumps(event).encode()
+    try:
+        fast = fields(msgspec.json.decode(data, type=PlaybackEventStruct))
+    except msgspec.ValidationError:
+        fast = None
+    expected = model_reading(data)
+    if fast is not None:
+        assert fast == expected
+    # Whatever path it takes, the decoder's verdict is the model's.
+    try:
+        decoded = fields(playback_event_from_json(data))
+    except ValidationError:
+        decoded = None
+    assert decoded == expected
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "",
+        ', "cdn": {"nested": [1, 2, {"deep": null}]}',
+        ', "bitrate_kbps": "2400"',  # the model's lax reading: a number as a string
+        ', "bitrate_kbps": 2400.0',
+        ', "bitrate_kbps": true',
+        ', "position_seconds": "12.5"',
+        ', "event_id": "e2"',  # a duplicate key: the last one
+        ', "ts": "2026-11-22T03:20:00Z\\n"',
+        ', "event_id": "\\ud800"',
+        ', "seq": 99999999999999999999999',
+        ', "position_seconds": 1e999',
+        ', "extra": ' + "[" * 5000 + "]" * 5000,
+        ', "event_type": "pause", "startup_ms": 3',
+        ', "event_type": "stop", "reason": "completed", "buffer_ms": null',
+    ],
+)
+def test_the_decoder_and_the_model_agree_on_json_edge_cases(extra: str) -> None:
+    text = json.dumps(BASELINE)[:-1] + extra + "}"
+    data = text.encode()
+    try:
+        decoded = fields(playback_event_from_json(data))
+    except ValidationError:
+        decoded = None
+    assert decoded == model_reading(data)

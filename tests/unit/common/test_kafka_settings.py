@@ -1,3 +1,5 @@
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 from rts_common.contracts import VIDEO_FRAMES
 from rts_common.kafka import KafkaSettings
 
@@ -28,3 +30,12 @@ def test_sasl_ssl_config_carries_credentials_and_ca() -> None:
 
 def test_topic_prefix_applies_to_contract_names() -> None:
     assert KafkaSettings(kafka_topic_prefix="test.").topic_name(VIDEO_FRAMES) == "test.video-frames"
+
+
+def test_every_kind_of_client_accepts_the_shared_config() -> None:
+    """librdkafka refuses a property it does not know when the client is made: the
+    rebootstrap settings need librdkafka 2.10 or later."""
+    config = KafkaSettings(kafka_bootstrap="127.0.0.1:1").client_config("svc")
+    for make in (Producer, AdminClient, lambda c: Consumer({**c, "group.id": "g"})):
+        client = make(config)
+        assert client is not None

@@ -1,6 +1,7 @@
 import threading
 import time
 
+import pytest
 from rts_common.tasks import PeriodicTask
 
 
@@ -39,3 +40,44 @@ def test_a_task_stuck_in_its_action_is_reported_overdue() -> None:
     time.sleep(0.1)
     assert task.problem(time.monotonic()) is None
     task.stop()
+
+
+def test_a_task_is_not_reported_exited_while_its_thread_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A health probe answered while `start()` waits for the new thread to run (under
+    eventlet every other green thread runs then: the gateway's ops server answers first)
+    must not take a thread that has not begun for one that ended."""
+    task = PeriodicTask("starting", 60.0, lambda: None)
+    seen: list[str | None] = []
+    start = threading.Thread.start
+
+    def probed_start(thread: threading.Thread) -> None:
+        seen.append(task.problem(time.monotonic()))
+        start(thread)
+        seen.append(task.problem(time.monotonic()))
+
+    monkeypatch.setattr(threading.Thread, "start", probed_start)
+    task.start()
+    assert seen == [None, None]
+    task.stop()
+
+
+class _Ended(BaseException):
+    """What `run_once` does not catch (GreenletExit, an eventlet Timeout are of its kind)."""
+
+
+def test_a_task_whose_thread_ends_is_reported_exited() -> None:
+    def action() -> None:
+        raise _Ended
+
+    task = PeriodicTask("ends", 0.01, action, first_delay=0)
+    hook, threading.excepthook = threading.excepthook, lambda args: None
+    try:
+        task.start()
+        deadline = time.monotonic() + 5
+        while task.problem(time.monotonic()) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        threading.excepthook = hook
+    assert task.problem(time.monotonic()) == "exited"

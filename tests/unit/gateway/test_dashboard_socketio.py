@@ -195,32 +195,71 @@ def test_wall_subscribers_get_binary_thumbnails(
     assert gateway.video.wall.watching == []
 
 
-def test_a_client_that_asks_for_batches_gets_events_together_and_detections_one_by_one(
+def detection_message(camera: str, seq: int) -> Message:
+    det = Detection(
+        camera=camera, seq=seq, ts=time.time_ns(), kind="motion", boxes=[(1, 2, 3, 4)], score=0.5
+    )
+    return Message(
+        topic="video-detections",
+        partition=0,
+        offset=seq,
+        key=camera.encode(),
+        value=det.model_dump_json().encode(),
+    )
+
+
+def test_a_client_that_asks_for_batches_gets_events_aggregates_and_detections_in_one_message(
     gateway: Gateway, socket_client: SocketIOTestClient
 ) -> None:
     batched = gateway.socketio.test_client(gateway.app)
     assert batched.emit("options", {"batch": True}, callback=True) == {"batch": True}
     batched.get_received()
-    events(gateway, [playback(1), playback(2, session="s2")])
-    det = Detection(
-        camera="cam-1", seq=3, ts=time.time_ns(), kind="motion", boxes=[(1, 2, 3, 4)], score=0.5
+    socket_client.get_received()
+    playback_feed = gateway.feed.playback
+    events(gateway, [playback(1), playback(2, session="s2", partition=1)])
+    playback_feed.on_detections(
+        batch_of(VIDEO_DETECTIONS, [detection_message("cam-1", 3)], gateway.metrics)
     )
-    message = Message(
-        topic="video-detections",
-        partition=0,
-        offset=1,
-        key=b"cam-1",
-        value=det.model_dump_json().encode(),
-    )
-    gateway.feed.playback.on_detections(batch_of(VIDEO_DETECTIONS, [message], gateway.metrics))
-    gateway.feed.playback.flush()
+    playback_feed.tick(time.time_ns())
+    playback_feed.flush()
     got = batched.get_received()
-    assert [m["name"] for m in got] == ["detection", "batch"]  # no new_event one by one
-    assert got[0]["args"][0]["kind"] == "motion"
-    batch = got[1]["args"][0]
+    assert [m["name"] for m in got] == ["batch"]  # nothing one by one
+    batch = got[0]["args"][0]
     assert [e["event_id"] for e in batch["events"]] == ["e1", "e2"]
-    # A client that did not ask keeps the baseline's one new_event per event.
-    assert len(received(socket_client, "new_event")) == 2
-    assert received(socket_client, "batch") == []
-    gateway.feed.playback.flush()  # nothing new: nothing sent
+    assert [d["kind"] for d in batch["detections"]] == ["motion"]
+    assert sorted(s["partition"] for s in batch["qoe"]) == [0, 1]
+    # A client that did not ask keeps the baseline's one message per event, aggregate and
+    # detection.
+    one_by_one = [m["name"] for m in socket_client.get_received()]
+    assert sorted(one_by_one) == ["detection", "new_event", "new_event", "qoe", "qoe"]
+    playback_feed.flush()  # nothing new: nothing sent
     assert received(batched, "batch") == []
+    # Asking again for one by one moves the client back.
+    assert batched.emit("options", {"batch": False}, callback=True) == {"batch": False}
+    events(gateway, [playback(3)])
+    playback_feed.flush()
+    assert [m["name"] for m in batched.get_received()] == ["new_event"]
+
+
+def test_a_batched_client_limited_to_some_cameras_gets_only_their_detections_one_by_one(
+    make_gateway: MakeGateway,
+) -> None:
+    gateway = make_gateway(auth_secret="test-secret-0123456789")
+    assert gateway.access.ledger is not None
+    gateway.access.ledger.assigned({0: 0})
+    auth = gateway.access.auth
+    assert auth is not None
+    token = auth.session(auth.open_link(auth.login_token(cameras=["cam-1"]))).token
+    scoped = gateway.socketio.test_client(gateway.app, headers={"Authorization": f"Bearer {token}"})
+    assert scoped.emit("options", {"batch": True}, callback=True) == {"batch": True}
+    scoped.get_received()
+    playback_feed = gateway.feed.playback
+    events(gateway, [playback(1)])
+    messages = [detection_message("cam-1", 3), detection_message("cam-2", 4)]
+    playback_feed.on_detections(batch_of(VIDEO_DETECTIONS, messages, gateway.metrics))
+    playback_feed.flush()
+    got = scoped.get_received()
+    assert [m["name"] for m in got] == ["detection", "batch"]
+    assert got[0]["args"][0]["camera"] == "cam-1"
+    assert "detections" not in got[1]["args"][0]
+    assert [e["event_id"] for e in got[1]["args"][0]["events"]] == ["e1"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import types
 import zlib
 from typing import Any
@@ -260,9 +261,11 @@ def test_a_partition_starts_from_its_newest_checkpoint_when_it_can(
     counted_from: int,
     problem: str,
 ) -> None:
-    monkeypatch.setattr(checkpoints, "_newest", lambda _reader, _p: (stored, ""))
+    monkeypatch.setattr(checkpoints, "_newest", lambda _reader, _p, _deadline: (stored, ""))
     consumer: Any = Watermarks(*watermarks)
-    takeover = checkpoints._take_over(consumer, reader=consumer, partition=1, committed=committed)
+    takeover = checkpoints._take_over(
+        consumer, reader=consumer, partition=1, committed=committed, deadline=time.monotonic() + 10
+    )
     assert (takeover.restored, takeover.start, takeover.counted_from) == (
         restored,
         start,
@@ -270,6 +273,24 @@ def test_a_partition_starts_from_its_newest_checkpoint_when_it_can(
     )
     assert problem in takeover.problem
     assert takeover.aggregate.partition == 1
+
+
+def test_a_takeover_out_of_time_starts_the_partition_from_its_committed_offset(
+    checkpoints: Checkpoints, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The takeover runs in the group's assign callback: a slow Kafka must not keep the
+    member out of its group for longer than the takeover's budget."""
+    monkeypatch.setattr(checkpoints, "_newest", lambda _reader, _p, _deadline: (saved(1, 500), ""))
+    consumer: Any = Watermarks(0, 900)
+    takeover = checkpoints._take_over(
+        consumer, reader=consumer, partition=1, committed=520, deadline=time.monotonic() - 1
+    )
+    assert (takeover.restored, takeover.start, takeover.counted_from) == (
+        False,
+        OFFSET_INVALID,
+        520,
+    )
+    assert takeover.problem == "the takeover ran out of time"
 
 
 # -- the bridge: a poll that revokes a partition drops the records it fetched for it

@@ -95,15 +95,7 @@ print("ok")
 
 
 def test_eventlet_runtime_answers_a_waiting_native_thread_without_blocking_the_hub() -> None:
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", EVENTLET_WAIT],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_eventlet_script(EVENTLET_WAIT)
 
 
 EVENTLET_HANDOFF = """
@@ -128,15 +120,7 @@ print("ok")
 
 
 def test_eventlet_runtime_hands_native_thread_calls_to_green_threads() -> None:
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", EVENTLET_HANDOFF],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_eventlet_script(EVENTLET_HANDOFF)
 
 
 def test_async_mode_is_known_before_anything_is_imported() -> None:
@@ -170,3 +154,79 @@ def test_a_consumer_loop_that_died_says_so() -> None:
     assert problem is not None
     assert problem.startswith("exited")
     assert "no.such.setting" in problem
+
+
+EVENTLET_GREEN_THREADS = """
+import eventlet
+eventlet.monkey_patch()
+from rts_gateway.bridge.runtime import EventletRuntime
+runtime = EventletRuntime()
+eventlet.sleep(0)
+before = runtime.green_threads()
+stop = eventlet.event.Event()
+sleepers = [eventlet.spawn(stop.wait) for _ in range(50)]
+eventlet.sleep(0)
+during = runtime.green_threads()
+stop.send()
+for sleeper in sleepers:
+    sleeper.wait()
+after = runtime.green_threads()
+assert (during - before, after) == (50, before), (before, during, after)
+print("ok")
+"""
+
+
+def test_eventlet_runtime_counts_its_green_threads() -> None:
+    run_eventlet_script(EVENTLET_GREEN_THREADS)
+
+
+EVENTLET_FLAGS = """
+import eventlet
+eventlet.monkey_patch()
+from rts_gateway.bridge.runtime import EventletRuntime
+runtime = EventletRuntime()
+flags = [runtime.flag() for _ in range(100)]
+woke, timed_out = [], []
+def waiter(i):
+    assert flags[i].wait() is True
+    woke.append(i)
+    flags[i].clear()
+    timed_out.append(flags[i].wait(0.05))
+    flags[i].wait(5)  # set again below, before its timeout
+    woke.append(-i - 1)
+threads = [eventlet.spawn(waiter, i) for i in range(100)]
+eventlet.sleep(0)
+for flag in flags:
+    flag.set()
+eventlet.sleep(0.2)
+assert sorted(woke) == list(range(100)), woke
+assert timed_out == [False] * 100, timed_out
+for flag in flags:
+    flag.set()
+    flag.set()  # twice in one turn: one wake
+for thread in threads:
+    thread.wait()
+assert sorted(woke) == sorted([*range(100), *range(-100, 0)])
+already = runtime.flag()
+already.set()
+assert already.wait() and already.wait(0)
+print("ok")
+"""
+
+
+def test_eventlet_runtime_flags_wake_their_waiters_once_and_time_out() -> None:
+    run_eventlet_script(EVENTLET_FLAGS, timeout=60)
+
+
+def run_eventlet_script(script: str, timeout: float = 30) -> None:
+    """Run `script` in a fresh interpreter (eventlet patches a process for good) and
+    expect it to print "ok"."""
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

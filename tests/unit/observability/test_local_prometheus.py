@@ -52,6 +52,7 @@ def test_the_run_command_scrapes_every_service_of_its_plan_and_the_broker(
         ("event-sim", "event-sim", "127.0.0.1:9110"),
         ("gateway", "gateway", "127.0.0.1:9130"),
         ("latency-probe", "latency-probe", "127.0.0.1:9120"),
+        ("notifier", "notifier", "127.0.0.1:9140"),
         ("kafka", "kafka-1", "127.0.0.1:19404"),
     }
     # what it scrapes is what the plan runs: the ports come from one place

@@ -29,9 +29,11 @@ from rts_common.contracts import (
 ResourceType = Literal["topic", "group"]
 PatternType = Literal["literal", "prefix"]
 Operation = Literal["Read", "Write", "Describe"]
-Service = Literal["capture", "event-sim", "gateway", "autoscaler"]
+Service = Literal["capture", "event-sim", "gateway", "notifier", "autoscaler"]
 
-SERVICES: tuple[Service, ...] = ("capture", "event-sim", "gateway", "autoscaler")
+SERVICES: tuple[Service, ...] = ("capture", "event-sim", "gateway", "notifier", "autoscaler")
+# The notifier's consumer group (NOTIFIER_GROUP_ID).
+NOTIFIER_GROUP = "notifier"
 # librdkafka's group id for the gateway's readers that never join a group.
 DIRECT_GROUP_PREFIX = "gateway-direct-"
 
@@ -79,6 +81,12 @@ def service_acls(service: Service, *, topic_prefix: str = "", group_id: str) -> 
             _group(group_id, "Read", "Describe"),
             _group(f"{group_id}-detections", "Read", "Describe"),
             _group(DIRECT_GROUP_PREFIX, "Read", "Describe", pattern="prefix"),
+        ]
+    if service == "notifier":
+        return [
+            _topic(VIDEO_DETECTIONS, p, "Read", "Describe"),
+            _topic(DEAD_LETTERS, p, "Write", "Describe"),
+            _group(NOTIFIER_GROUP, "Read", "Describe"),
         ]
     # The autoscaler (KEDA) only reads the events group's lag: offsets, never records.
     return [

@@ -56,6 +56,13 @@ class KafkaSettings(Settings):
         "Prefix for every topic name (lets tests and several stacks share one cluster)",
         env="KAFKA_TOPIC_PREFIX",
     )
+    kafka_debug: str = setting(
+        "",
+        "librdkafka debug contexts for this service's clients, comma-separated (cgrp,consumer "
+        "says what a consumer group member decides and why; all: everything), logged at "
+        "debug level whatever LOG_LEVEL says; empty: none",
+        pattern=r"^[a-z,]*$",
+    )
 
     def topic_name(self, spec: TopicSpec[Any]) -> str:
         return f"{self.kafka_topic_prefix}{spec.name}"
@@ -69,6 +76,12 @@ class KafkaSettings(Settings):
             "logger": logging.getLogger("librdkafka"),
             # A broker restart should be a few seconds of reconnects, not minutes of backoff.
             "reconnect.backoff.max.ms": 2000,
+            # A broker in controlled shutdown answers metadata without itself; a client
+            # that knew only it then has no broker left and, without this, waits
+            # librdkafka's 5 minutes before it goes back to bootstrap.servers (event-sim
+            # delivered nothing for minutes after a broker restart in the fault schedule).
+            "metadata.recovery.strategy": "rebootstrap",
+            "metadata.recovery.rebootstrap.trigger.ms": 10_000,
         }
         if self.kafka_security_protocol.startswith("SASL"):
             config["sasl.mechanism"] = self.kafka_sasl_mechanism
@@ -76,6 +89,10 @@ class KafkaSettings(Settings):
             config["sasl.password"] = self.kafka_password.get_secret_value()
         if self.kafka_ca_file:
             config["ssl.ca.location"] = self.kafka_ca_file
+        if self.kafka_debug:
+            config["debug"] = self.kafka_debug
+            # Asked for explicitly: shown even when the service logs at info.
+            logging.getLogger("librdkafka").setLevel(logging.DEBUG)
         return config
 
 

@@ -61,10 +61,14 @@ class OpsServer:
         host: str = "0.0.0.0",
         port: int = 0,
         components: Callable[[], Iterable[Component]] = list,
+        liveness: Readiness | None = None,
     ) -> None:
+        """/healthz fails with the problems of `components`, or asks `liveness` (a service
+        that keeps metrics and logs of its parts' health evaluates them itself)."""
         self._registry = registry
         self._readiness = readiness
         self._components = components
+        self._liveness = liveness
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -93,7 +97,11 @@ class OpsServer:
                 if path == "/metrics":
                     self._send(200, CONTENT_TYPE_LATEST, generate_latest(ops._registry))
                 elif path == "/healthz":
-                    problems = problems_of(ops._components())
+                    if ops._liveness is not None:
+                        alive, details = self._check(ops._liveness)
+                        problems = details.get("problems") or ({} if alive else details)
+                    else:
+                        problems = problems_of(ops._components())
                     if problems:
                         self._json(503, {"status": "failing", "problems": problems})
                     else:

@@ -50,11 +50,16 @@ class PeriodicTask:
         )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Set by the task's own thread as it ends. Not `Thread.is_alive()`: that is False
+        # until the new thread has begun to run, so a probe answered while `start()` waits
+        # for it (under eventlet, every other green thread runs then) saw "exited".
+        self._exited = False
         self._first_due = 0.0
         self._errors = Throttle(60.0)
 
     def start(self) -> PeriodicTask:
         self._first_due = time.monotonic() + self._first_delay
+        self._exited = False
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
         return self
@@ -73,10 +78,9 @@ class PeriodicTask:
     def problem(self, now: float) -> str | None:
         """Why the task is not running as it should (None while it is, or before it started
         and after it was stopped): its thread ended, or a run is long overdue."""
-        thread = self._thread
-        if thread is None or self.stopped:
+        if self._thread is None or self.stopped:
             return None
-        if not thread.is_alive():
+        if self._exited:
             return "exited"
         due = (self.last_run or self._first_due) + self._overdue_after
         if now > due:
@@ -95,10 +99,13 @@ class PeriodicTask:
             self.last_run = time.monotonic()
 
     def _run(self) -> None:
-        wait = self._first_delay
-        while not self._stop.wait(wait):
-            self.run_once()
-            wait = self.interval
+        try:
+            wait = self._first_delay
+            while not self._stop.wait(wait):
+                self.run_once()
+                wait = self.interval
+        finally:
+            self._exited = True
 
 
 class Heartbeat:

@@ -20,8 +20,9 @@ from rts_capture.encode import EncodeError, JpegEncoder
 from rts_capture.kafka import Publisher
 from rts_capture.metrics import CaptureMetrics
 from rts_capture.reader import Captured, Feed, Opened, OpenSource, SourceHealth
-from rts_capture.settings import TEST_PATTERN_FPS, CaptureSettings
+from rts_capture.settings import SNAPSHOT_FPS, TEST_PATTERN_FPS, CaptureSettings
 from rts_capture.sources import Image, Source, SourceError
+from rts_capture.sources.network import open_snapshot
 from rts_capture.sources.opencv import open_camera, open_file, open_url
 from rts_capture.sources.pattern import TestPattern, load_face
 
@@ -46,7 +47,11 @@ def source_opener(settings: CaptureSettings) -> OpenSource:
         return lambda: open_camera(spec.index, settings.stall_timeout)
     if spec.kind == "file":
         return lambda: open_file(spec.path)
-    return lambda: open_url(spec.target, settings.open_timeout, settings.stall_timeout)
+    if settings.snapshot:
+        fps = settings.fps or SNAPSHOT_FPS
+        return lambda: open_snapshot(spec.target, fps, settings.stall_timeout)
+    transport = settings.rtsp_transport
+    return lambda: open_url(spec.target, settings.open_timeout, settings.stall_timeout, transport)
 
 
 def probe(settings: CaptureSettings, open_source: OpenSource) -> Opened | None:

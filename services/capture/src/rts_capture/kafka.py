@@ -15,6 +15,7 @@ is dropped and counted; the capture loop never blocks on Kafka.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -92,6 +93,8 @@ class Publisher:
         # Delivery reports are served by poll(): from a thread of their own, they are
         # timely (the latency histogram means what it says) whatever the capture loop does.
         self.poller = PeriodicTask("kafka-poll", 0.0, self._poll, first_delay=0.0)
+        self._events: list[Detection] = []
+        self._events_lock = threading.Lock()
 
     @classmethod
     def create(cls, settings: CaptureSettings, metrics: CaptureMetrics) -> Publisher:
@@ -161,17 +164,49 @@ class Publisher:
             return False
         return True
 
+    def send_event(self, detection: Detection) -> None:
+        """A detection that must arrive (the source going offline or coming back): what
+        the producer refuses or gives up on is sent again from the poll thread."""
+        with self._events_lock:
+            self._events.append(detection)
+
+    def _send_events(self) -> None:
+        with self._events_lock:
+            pending, self._events = self._events, []
+        for detection in pending:
+
+            def delivered(
+                err: KafkaError | None, msg: Any, detection: Detection = detection
+            ) -> None:
+                self.reports.on_delivery(err, msg)
+                if err is not None:
+                    self.send_event(detection)
+
+            try:
+                self._producer.produce(
+                    self.detections_topic,
+                    detection.model_dump_json(),
+                    key=self._camera,
+                    timestamp=detection.ts // 1_000_000,
+                    on_delivery=delivered,
+                )
+            except (BufferError, Exception):  # noqa: BLE001 - kept for the next round
+                self.send_event(detection)
+
     def start(self) -> Publisher:
         self.poller.start()
         return self
 
     def _poll(self) -> None:
+        if self._events:
+            self._send_events()
         self._producer.poll(0.1)
         self._metrics.producer_queue.set(len(self._producer))
 
     def flush(self, timeout: float) -> int:
         """Wait up to `timeout` seconds for queued records; returns how many were left."""
         self.poller.stop(timeout=1.0)
+        self._send_events()
         left = int(self._producer.flush(timeout))
         self._metrics.producer_queue.set(left)
         return left

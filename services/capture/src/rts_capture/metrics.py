@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from rts_common.contracts import DETECTION_KINDS
 from rts_common.metrics import DURATION_BUCKETS, LATENCY_BUCKETS, SIZE_BUCKETS, service_registry
 
 # Bounded label values, created up front so every series exists (rate() of an absent
 # series is no series, and alerts on it never fire).
 DROP_REASONS = ("behind", "queue_full", "too_large", "encode_error", "produce_error")
 SOURCE_FAILURES = ("open_failed", "read_failed", "stalled")
-DETECTION_KINDS = ("motion", "face")
+DETECTORS = ("motion", "face", "person")
 REDUCTIONS = ("quality", "size")
 
 
@@ -166,7 +167,8 @@ class CaptureMetrics:
             self.reduced(how)
         for kind in DETECTION_KINDS:
             self.detections(kind)
-            self.detect_seconds(kind)
+        for detector in DETECTORS:
+            self.detect_seconds(detector)
 
     def dropped(self, reason: str) -> Counter:
         return self._dropped.labels(camera=self._camera, reason=reason)

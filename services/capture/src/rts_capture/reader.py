@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from rts_common.logs import Throttle
+
 from rts_capture.metrics import CaptureMetrics
 from rts_capture.sources import Image, Source, SourceError
 
@@ -130,41 +132,74 @@ class RateCap:
         return True
 
 
-class SourceHealth:
-    """Whether the source delivers: the `capture_source_up` gauge, readiness and log lines."""
+# A source that keeps failing the same way is logged once a minute, with its count.
+REPEAT_LOG_EVERY = 60.0
+# Told when the source goes (False, the capture time of its last frame) and comes back
+# (True, the capture time of its first frame again), with the frames read so far.
+OnChange = Callable[[bool, int, int], None]
 
-    def __init__(self, metrics: CaptureMetrics, camera: str, source: str) -> None:
+
+class SourceHealth:
+    """Whether the source delivers: the `capture_source_up` gauge, readiness, log lines,
+    and the source's going and coming back (`on_change`)."""
+
+    def __init__(
+        self,
+        metrics: CaptureMetrics,
+        camera: str,
+        source: str,
+        on_change: OnChange | None = None,
+    ) -> None:
         self._metrics = metrics
         self._lock = threading.Lock()
         self._context = {"camera": camera, "source": source}
+        self._on_change = on_change
+        self._repeats = Throttle(REPEAT_LOG_EVERY)
         self.up = False
         self.reason = "starting"
         self.failures = 0  # consecutive
+        self.frames = 0
+        self.last_frame_ns = 0
+        self._announced_offline = False  # "online" follows an "offline", never alone
         metrics.source_up.set(0)
 
-    def delivering(self) -> None:
+    def delivering(self, ts_ns: int = 0) -> None:
+        self.frames += 1
+        self.last_frame_ns = ts_ns
         if self.up:
             return
         with self._lock:
             was = self.reason
             self.up, self.reason, self.failures = True, "", 0
         self._metrics.source_up.set(1)
+        self._repeats = Throttle(REPEAT_LOG_EVERY)
         if was == "starting":
             log.info("source is delivering frames", extra=self._context)
-        else:
-            log.warning("source recovered", extra={**self._context, "after": was})
+            return
+        log.warning("source recovered", extra={**self._context, "after": was})
+        if self._on_change is not None and self._announced_offline:
+            self._announced_offline = False
+            self._on_change(True, ts_ns or time.time_ns(), self.frames)
 
     def failed(self, reason: str, detail: str, retry_in: float | None = None) -> None:
         with self._lock:
+            was_up = self.up
             self.up, self.reason = False, reason
             self.failures += 1
             failures = self.failures
         self._metrics.source_up.set(0)
         self._metrics.source_failure(reason).inc()
+        if was_up and self._on_change is not None:
+            self._announced_offline = True
+            self._on_change(False, self.last_frame_ns or time.time_ns(), self.frames)
+        # The first failure of a kind is news; the same again within a minute is not (a
+        # camera with a wrong password fails every backoff step, for as long as it runs).
+        if not self._repeats.allow((reason, detail)):
+            return
         extra = {**self._context, "reason": reason, "detail": detail, "failures": failures}
         if retry_in is not None:
             extra["retry_in_s"] = round(retry_in, 2)
-        log.warning("source lost", extra=extra)
+        log.warning("source lost" if was_up or failures == 1 else "source still lost", extra=extra)
 
 
 class Outcome(enum.Enum):
@@ -315,7 +350,7 @@ class SourceReader:
                 return self._no_frame(source, read)
             read += 1
             self._metrics.source_frames.inc()
-            self._health.delivering()
+            self._health.delivering(ts_ns)
             self._backoff.reset()
             if cap is not None and not cap.admit():
                 continue

@@ -9,7 +9,7 @@ from rts_common.ops import OpsServer
 
 from rts_capture.capture_loop import CaptureLoop, probe, source_opener
 from rts_capture.detect import DetectorError
-from rts_capture.detect.worker import DetectionWorker, build_detectors
+from rts_capture.detect.worker import DetectionWorker, build_detectors, source_event
 from rts_capture.encode import JpegEncoder
 from rts_capture.kafka import Publisher
 from rts_capture.metrics import CaptureMetrics
@@ -63,7 +63,13 @@ def run(settings: CaptureSettings) -> int:
     except OSError as exc:
         log.error("cannot serve /metrics on port %s: %s", settings.ops_port, exc)
         return 1
-    health = SourceHealth(metrics, camera, spec.describe())
+    publisher = Publisher.create(settings, metrics).start()
+
+    def source_changed(up: bool, ts_ns: int, frames: int) -> None:
+        publisher.send_event(source_event(camera, up, ts_ns, frames))
+        metrics.detections("online" if up else "offline").inc()
+
+    health = SourceHealth(metrics, camera, spec.describe(), on_change=source_changed)
     frames: Mailbox[Captured] = Mailbox()
     seq, backoff = sequence(), Backoff(0.5, settings.reconnect_max)
 
@@ -81,8 +87,14 @@ def run(settings: CaptureSettings) -> int:
             delay=delay,
         )
 
-    publisher = Publisher.create(settings, metrics).start()
-    detection = DetectionWorker(detectors, publisher.send_detection, metrics, camera)
+    detection = DetectionWorker(
+        detectors,
+        publisher.send_detection,
+        metrics,
+        camera,
+        zones=settings.zone_list,
+        masks=settings.mask_list,
+    )
     encoder = JpegEncoder(
         settings.jpeg_quality, settings.max_width, on_reduced=lambda how: metrics.reduced(how).inc()
     )
@@ -99,7 +111,7 @@ def run(settings: CaptureSettings) -> int:
         feed, encoder, publisher, detection.start(), health=health, metrics=metrics, camera=camera
     )
     announcer = StatusAnnouncer(
-        publisher, health, camera, spec.kind, settings.status_interval
+        publisher, health, camera, spec.kind, settings.status_interval, settings.zone_list
     ).start()
     ops.start()
     try:

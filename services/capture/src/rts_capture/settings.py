@@ -5,17 +5,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import field_validator
+from pydantic import ValidationInfo, field_validator
 from rts_common.contracts import CAMERA_ID, SourceKind
 from rts_common.kafka import KafkaSettings
 from rts_common.logs import LoggingSettings
+from rts_common.net import public_url as public
 from rts_common.ops import OpsSettings
 from rts_common.settings import setting
 
+from rts_capture.zones import Zone, ZoneError, parse
+
 # The test pattern's own rate when --fps does not set one.
 TEST_PATTERN_FPS = 15.0
+# How often a snapshot URL is polled when --fps does not say.
+SNAPSHOT_FPS = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,13 +52,7 @@ class SourceSpec:
 
     def describe(self) -> str:
         """For logs: a URL without its credentials."""
-        if self.kind != "url":
-            return self.target
-        parts = urlsplit(self.target)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return f"{parts.scheme}://{host}{parts.path}"
+        return public(self.target) if self.kind == "url" else self.target
 
     def default_camera_id(self) -> str:
         if self.kind == "test":
@@ -125,6 +125,38 @@ class CaptureSettings(KafkaSettings, LoggingSettings, OpsSettings):
         32, "Smallest face reported, in pixels at --face-width", ge=16, le=1024
     )
 
+    people: bool = setting(
+        False, "Detect people (OpenCV's HOG pedestrian detector; costlier than faces)"
+    )
+    people_every: int = setting(10, "Run people detection on every Nth frame", ge=1, le=1000)
+    people_width: int = setting(
+        800, "Frames are scaled down to this width for people detection", ge=160, le=3840
+    )
+    people_min_score: float = setting(
+        0.5, "Lowest HOG score (SVM margin) reported as a person", ge=0, le=10
+    )
+    zones: str = setting(
+        "",
+        "Named zones: 'name=x,y x,y x,y[;name=...]', points as fractions (0-1) of the "
+        "frame's width and height; a detection carries the zones its boxes stand in",
+    )
+    masks: str = setting(
+        "",
+        "Regions hidden from every detector (a clock overlay, a tree in the wind), "
+        "written like --zones",
+    )
+
+    rtsp_transport: Literal["tcp", "udp"] = setting(
+        "tcp",
+        "RTSP transport: tcp (RTP interleaved in the RTSP connection: no loss, through "
+        "firewalls and NAT) or udp (less latency on a clean LAN; lost packets are torn frames)",
+    )
+    snapshot: bool = setting(
+        False,
+        "The http(s) URL serves one JPEG per request (a camera's snapshot URL): poll it at "
+        f"--fps (default {SNAPSHOT_FPS:g}/s) instead of reading a stream",
+    )
+
     stall_timeout: float = setting(
         5.0,
         "Seconds without a frame before the source counts as lost and is reopened",
@@ -162,6 +194,31 @@ class CaptureSettings(KafkaSettings, LoggingSettings, OpsSettings):
                 "use letters, digits, '.', '_' and '-', starting with a letter or digit"
             )
         return value
+
+    @field_validator("zones", "masks")
+    @classmethod
+    def _polygons(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            parse(value, "zone" if info.field_name == "zones" else "mask")
+        except ZoneError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("snapshot")
+    @classmethod
+    def _snapshot_needs_http(cls, value: bool, info: ValidationInfo) -> bool:
+        source = str(info.data.get("source", "")).strip().lower()
+        if value and not source.startswith(("http://", "https://")):
+            raise ValueError("a snapshot URL is polled over HTTP: --source must be http(s)://")
+        return value
+
+    @property
+    def zone_list(self) -> tuple[Zone, ...]:
+        return parse(self.zones, "zone")
+
+    @property
+    def mask_list(self) -> tuple[Zone, ...]:
+        return parse(self.masks, "mask")
 
     @property
     def source_spec(self) -> SourceSpec:

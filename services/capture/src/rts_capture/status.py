@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 
-from rts_common.contracts import CameraStatus, SourceKind
+from rts_common.contracts import CameraStatus, SourceKind, ZoneShape
 from rts_common.tasks import PeriodicTask
 
 from rts_capture.kafka import Publisher
 from rts_capture.reader import SourceHealth
+from rts_capture.zones import Zone
 
 
 class StatusAnnouncer:
@@ -26,12 +27,14 @@ class StatusAnnouncer:
         camera: str,
         source: SourceKind,
         interval: float,
+        zones: tuple[Zone, ...] = (),
     ) -> None:
         self._publisher = publisher
         self._health = health
         self._camera = camera
         self._source = source
         self._interval = interval
+        self._zones = [ZoneShape(name=z.name, points=list(z.points)) for z in zones]
         # The first status goes out soon after start, so gateways find the camera at once.
         self.task = PeriodicTask(
             "camera-status", interval, self._announce, first_delay=min(0.5, interval)
@@ -66,6 +69,7 @@ class StatusAnnouncer:
             partition=self._publisher.frames_partition,
             frames=sent,
             last_frame_ts=self._publisher.last_frame_ts,
+            zones=self._zones,
         )
 
     def _announce(self) -> None:

@@ -18,7 +18,7 @@ const frameLatency = new LatencyMeter($("frame-latency"));
 const feed = new EventFeed($("events"), 100);
 const qoe = new QoeBoard(document, uPlot);
 const player = new Player($("player"));
-const wall = new CameraWall($("wall"), $("alerts"), player, frameLatency);
+const wall = new CameraWall($("wall"), $("alerts"), player, frameLatency, $("alert-zone"));
 
 // WebSocket first: long-polling needs sticky sessions across replicas, and a wall of
 // thumbnails is far cheaper over one socket.
@@ -31,8 +31,8 @@ function setStatus(state, text) {
 
 socket.on("connect", () => {
   setStatus("connected", "Connected");
-  // After a reconnect the server has forgotten this client: subscribe again. Events and
-  // Events come in one message four times a second rather than one by one.
+  // After a reconnect the server has forgotten this client: subscribe again. Events,
+  // aggregates and detections come in one message four times a second.
   socket.emit("options", { batch: true });
   socket.emit("wall", { on: true });
 });
@@ -57,14 +57,22 @@ function onEvent(event) {
   feed.add(event);
   eventLatency.observe(Date.now() - Date.parse(event.ts));
 }
-socket.on("new_event", onEvent);
-socket.on("batch", ({ events }) => events.forEach(onEvent));
-socket.on("qoe", (snapshot) => qoe.update(snapshot));
-socket.on("qoe_released", ({ partition, owner }) => qoe.release(partition, owner));
-socket.on("detection", (detection) => {
+function onDetection(detection) {
   wall.detection(detection);
   player.detection(detection);
+}
+socket.on("new_event", onEvent);
+socket.on("qoe", (snapshot) => qoe.update(snapshot));
+socket.on("detection", onDetection);
+// What the gateway sends one by one, four times a second in one message: the events,
+// each partition's aggregates at its last tick, and the detections (of every camera;
+// a sign-in limited to some cameras gets those one by one).
+socket.on("batch", ({ events, qoe: snapshots = [], detections = [] }) => {
+  events.forEach(onEvent);
+  snapshots.forEach((snapshot) => qoe.update(snapshot));
+  detections.forEach(onDetection);
 });
+socket.on("qoe_released", ({ partition, owner }) => qoe.release(partition, owner));
 socket.on("cameras", (cameras) => wall.cameras(cameras));
 socket.on("wall_frame", (frame) => wall.frame(frame));
 

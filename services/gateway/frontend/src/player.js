@@ -3,6 +3,7 @@
 // frame on screen and a clip of the seconds before it. Every time is shown in local time.
 import { readMjpeg } from "./mjpeg.js";
 import { Timeline, localTime } from "./timeline.js";
+import { COLOURS, drawZones } from "./wall.js";
 
 export const LEAD_MS = 3000; // an alert replays from this long before its detection
 export const CLIP_MS = 10000;
@@ -31,6 +32,9 @@ export class Player {
     this.state = root.querySelector("[data-state]");
     this.message = root.querySelector("[data-message]");
     this.timeline = new Timeline(root.querySelector("[data-timeline]"), (ms) => this.play(ms));
+    this.zones = []; // the camera's zones, from its status
+    this.zoneFilter = root.querySelector("[data-zone]");
+    this.zoneFilter?.addEventListener("change", () => this.refreshWindow());
     this.camera = null;
     this.abort = null;
     this.frame = null; // the frame on screen: {tsMs, seq}
@@ -47,8 +51,13 @@ export class Player {
     setInterval(() => this.camera && this.timeline.draw(), 1000);
   }
 
-  open(camera, fromMs = null) {
+  open(camera, fromMs = null, zones = []) {
     this.camera = camera;
+    this.zones = zones;
+    if (this.zoneFilter) {
+      this.zoneFilter.replaceChildren(new Option("every zone", ""));
+      for (const zone of zones) this.zoneFilter.append(new Option(zone.name, zone.name));
+    }
     this.title.textContent = camera;
     this.root.dataset.camera = camera;
     this.root.hidden = false;
@@ -130,10 +139,11 @@ export class Player {
     }
     const ctx = canvas.getContext("2d");
     ctx.drawImage(bitmap, 0, 0);
+    drawZones(ctx, this.zones, canvas.width, canvas.height);
     const boxes = this.boxesAt(frame.tsMs);
     ctx.lineWidth = Math.max(2, canvas.width / 320);
     for (const det of boxes) {
-      ctx.strokeStyle = det.kind === "face" ? "#f43f5e" : "#facc15";
+      ctx.strokeStyle = COLOURS[det.kind] || COLOURS.motion;
       const sx = canvas.width / (det.width || canvas.width);
       const sy = canvas.height / (det.height || canvas.height);
       for (const [x, y, w, h] of det.boxes) ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
@@ -208,7 +218,9 @@ export class Player {
   async refreshWindow() {
     const camera = this.camera;
     const step = this.timeline.stepMs;
-    const answer = await this.api(`/api/timeline/${encodeURIComponent(camera)}?step=${step}`);
+    const zone = this.zoneFilter?.value;
+    const only = zone ? `&zone=${encodeURIComponent(zone)}` : "";
+    const answer = await this.api(`/api/timeline/${encodeURIComponent(camera)}?step=${step}${only}`);
     if (!answer || camera !== this.camera) return;
     this.timeline.setWindow(answer.earliest_ms);
     this.timeline.setMarks(answer.marks);

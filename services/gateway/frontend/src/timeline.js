@@ -1,7 +1,8 @@
 // A camera's timeline: the retention window Kafka still holds (oldest frame to now), its
 // detections as marks, where the player is, and the local time under the pointer. A
 // click, or a drag released, asks the player to replay from that moment.
-const COLOURS = { face: "#f43f5e", motion: "rgba(250, 204, 21, 0.35)" };
+const COLOURS = { face: "#f43f5e", person: "#38bdf8", motion: "rgba(250, 204, 21, 0.35)" };
+const GAP = "rgba(148, 163, 184, 0.45)"; // the camera was offline: no video there
 
 export const localTime = (ms) => new Date(ms).toLocaleTimeString();
 
@@ -53,6 +54,7 @@ export class Timeline {
     this.marks = buckets.map(([ms, kind]) => ({ ms, kind }));
     this.element.dataset.marks = String(this.marks.length);
     this.element.dataset.faces = String(this.marks.filter((m) => m.kind === "face").length);
+    this.element.dataset.gaps = String(this.gaps().length);
     this.draw();
   }
 
@@ -69,6 +71,21 @@ export class Timeline {
 
   setPlayhead(ms) {
     if (!this.dragging) this.playhead = ms;
+  }
+
+  // Spans the camera was offline: from each offline mark to the next online one (or now).
+  gaps() {
+    const spans = [];
+    let from = null;
+    for (const mark of [...this.marks].sort((a, b) => a.ms - b.ms)) {
+      if (mark.kind === "offline" && from === null) from = mark.ms;
+      if (mark.kind === "online" && from !== null) {
+        spans.push([from, mark.ms]);
+        from = null;
+      }
+    }
+    if (from !== null) spans.push([from, this.end]);
+    return spans;
   }
 
   timeAt(clientX) {
@@ -111,10 +128,15 @@ export class Timeline {
     if (this.start === null) return;
     this.startLabel.textContent = localTime(this.start);
     this.endLabel.textContent = `${localTime(this.end)} (now)`;
-    // Motion first, faint; faces over it, taller, so they stay visible in a busy scene.
-    for (const kind of ["motion", "face"]) {
+    ctx.fillStyle = GAP;
+    for (const [from, to] of this.gaps()) {
+      const x = Math.round(this.xOf(Math.max(from, this.start), width));
+      ctx.fillRect(x, 0, Math.max(2, Math.round(this.xOf(to, width)) - x), height);
+    }
+    // Motion first, faint; people and faces over it, taller, so they stay visible.
+    for (const kind of ["motion", "person", "face"]) {
       ctx.fillStyle = COLOURS[kind];
-      const top = kind === "face" ? 0 : height / 2;
+      const top = kind === "motion" ? height / 2 : 0;
       for (const mark of this.marks) {
         if (mark.kind !== kind || mark.ms < this.start) continue;
         ctx.fillRect(Math.round(this.xOf(mark.ms, width)), top, 2, height - top);

@@ -8,6 +8,27 @@ const BOX_TTL_MS = 1500; // boxes fade out if no newer detection arrives
 const ALERT_CAP = 50;
 const ALERT_EVERY_MS = 5000; // one alert per camera and kind every few seconds
 const FACE_BADGE_MS = 60000; // the face badge stays this long after the last face
+export const COLOURS = { face: "#f43f5e", person: "#38bdf8", motion: "#facc15" };
+const OUTAGES = new Set(["offline", "online"]);
+
+// A camera's zones (points as fractions of the frame), outlined with their names.
+export function drawZones(ctx, zones, width, height) {
+  ctx.save();
+  ctx.lineWidth = Math.max(1, width / 400);
+  ctx.strokeStyle = "rgba(125, 211, 252, 0.8)";
+  ctx.fillStyle = "rgba(125, 211, 252, 0.9)";
+  ctx.font = `${Math.max(10, Math.round(width / 40))}px sans-serif`;
+  ctx.setLineDash([6, 4]);
+  for (const zone of zones || []) {
+    ctx.beginPath();
+    zone.points.forEach(([x, y], i) => (i ? ctx.lineTo : ctx.moveTo).call(ctx, x * width, y * height));
+    ctx.closePath();
+    ctx.stroke();
+    const [x, y] = zone.points[0];
+    ctx.fillText(zone.name, x * width + 4, y * height + Math.max(12, width / 36));
+  }
+  ctx.restore();
+}
 
 function ago(ms) {
   const seconds = Math.max(0, Math.round(ms / 1000));
@@ -17,9 +38,12 @@ function ago(ms) {
 }
 
 export class CameraWall {
-  constructor(grid, alerts, player, latency) {
+  constructor(grid, alerts, player, latency, zoneFilter) {
     this.grid = grid;
     this.alerts = alerts;
+    this.zoneFilter = zoneFilter;
+    this.zoneNames = new Set();
+    zoneFilter?.addEventListener("change", () => this.filterAlerts());
     this.player = player;
     this.latency = latency;
     this.tiles = new Map();
@@ -28,7 +52,30 @@ export class CameraWall {
   }
 
   cameras(list) {
-    for (const camera of list) this.tile(camera.camera).info = camera;
+    for (const camera of list) {
+      this.tile(camera.camera).info = camera;
+      for (const zone of camera.zones || []) this.addZoneName(zone.name);
+    }
+  }
+
+  zonesOf(camera) {
+    return this.tiles.get(camera)?.info?.zones || [];
+  }
+
+  addZoneName(name) {
+    if (!this.zoneFilter || this.zoneNames.has(name)) return;
+    this.zoneNames.add(name);
+    const option = document.createElement("option");
+    option.value = option.textContent = name;
+    this.zoneFilter.append(option);
+  }
+
+  // Alerts in the chosen zone only ("" shows them all).
+  filterAlerts() {
+    const zone = this.zoneFilter?.value || "";
+    for (const li of this.alerts.children) {
+      li.hidden = Boolean(zone) && !li.dataset.zones.split(" ").includes(zone);
+    }
   }
 
   tile(camera) {
@@ -52,7 +99,7 @@ export class CameraWall {
     badge.textContent = "face";
     badge.hidden = true;
     figure.append(canvas, caption, badge);
-    figure.addEventListener("click", () => this.player.open(camera));
+    figure.addEventListener("click", () => this.player.open(camera, null, this.zonesOf(camera)));
     this.grid.append(figure);
     tile = { figure, canvas, caption, since, badge, image: null, boxes: [], frames: 0,
       info: null, lastDetection: null, lastFace: null };
@@ -82,6 +129,11 @@ export class CameraWall {
   detection(det) {
     const tile = this.tile(det.camera);
     const now = Date.now();
+    if (OUTAGES.has(det.kind)) {
+      tile.figure.dataset.offline = det.kind === "offline" ? "1" : "0";
+      this.alert(det, now);
+      return;
+    }
     tile.boxes = tile.boxes.filter((b) => b.kind !== det.kind);
     if (det.boxes.length) {
       tile.boxes.push({ kind: det.kind, boxes: det.boxes, at: now,
@@ -96,16 +148,28 @@ export class CameraWall {
   }
 
   alert(det, now) {
-    const key = `${det.camera}/${det.kind}`;
+    const zones = det.zones || [];
+    const key = `${det.camera}/${det.kind}/${zones.join(",")}`;
     if (now - (this.lastAlert.get(key) || 0) < ALERT_EVERY_MS) return;
     this.lastAlert.set(key, now);
     const li = document.createElement("li");
     li.className = `alert ${det.kind}`;
     const at = det.ts / 1e6;
-    Object.assign(li.dataset, { camera: det.camera, kind: det.kind, ts: String(Math.floor(at)) });
+    Object.assign(li.dataset, {
+      camera: det.camera,
+      kind: det.kind,
+      ts: String(Math.floor(at)),
+      zones: zones.join(" "),
+    });
     li.title = "Replay the moment";
-    li.textContent = `${new Date(at).toLocaleTimeString()} · ${det.camera}: ${det.kind} (${det.boxes.length})`;
-    li.addEventListener("click", () => this.player.open(det.camera, at - LEAD_MS));
+    const what = OUTAGES.has(det.kind) ? det.kind : `${det.kind} (${det.boxes.length})`;
+    const where = zones.length ? ` in ${zones.join(", ")}` : "";
+    li.textContent = `${new Date(at).toLocaleTimeString()} · ${det.camera}: ${what}${where}`;
+    const chosen = this.zoneFilter?.value;
+    li.hidden = Boolean(chosen) && !zones.includes(chosen);
+    li.addEventListener("click", () =>
+      this.player.open(det.camera, at - LEAD_MS, this.zonesOf(det.camera)),
+    );
     this.alerts.prepend(li);
     while (this.alerts.children.length > ALERT_CAP) this.alerts.lastChild.remove();
   }
@@ -120,6 +184,7 @@ export class CameraWall {
       }
       ctx.drawImage(tile.image, 0, 0);
     }
+    drawZones(ctx, tile.info?.zones, canvas.width, canvas.height);
     const now = Date.now();
     tile.boxes = tile.boxes.filter((b) => now - b.at < BOX_TTL_MS);
     let drawn = 0;
@@ -128,7 +193,7 @@ export class CameraWall {
       const sx = canvas.width / (set.width || tile.source?.width || canvas.width);
       const sy = canvas.height / (set.height || tile.source?.height || canvas.height);
       ctx.lineWidth = 2;
-      ctx.strokeStyle = set.kind === "face" ? "#f43f5e" : "#facc15";
+      ctx.strokeStyle = COLOURS[set.kind] || COLOURS.motion;
       for (const [x, y, w, h] of set.boxes) {
         ctx.strokeRect(x * sx, y * sy, w * sx, h * sy);
         drawn += 1;

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from flask import Flask, render_template
 from flask_socketio import SocketIO
-from socketio import PubSubManager
+from socketio import Manager
 
 from rts_gateway.access import Access
 from rts_gateway.access.routes import access_routes, guard_handshakes, protect
+from rts_gateway.fanout import decline_compression
 from rts_gateway.replica import ReplicaHeader
 from rts_gateway.responses import register_error_handlers, register_security_headers
 from rts_gateway.settings import GatewaySettings
@@ -31,10 +32,11 @@ def create_app(
     *,
     access: Access,
     video: Video,
-    client_manager: PubSubManager | None = None,
+    client_manager: Manager | None = None,
 ) -> tuple[Flask, SocketIO]:
-    """The Flask app and its Socket.IO server; `client_manager` relays emits between
-    replicas (None: this process's clients only)."""
+    """The Flask app and its Socket.IO server; `client_manager` delivers emits to the
+    clients (and relays them between replicas; None: python-socketio's own, this
+    process's clients only)."""
     app = Flask("rts_gateway")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     # A camera id with an encoded "/" would otherwise be answered with a redirect to a
@@ -70,6 +72,8 @@ def create_app(
         path=SOCKETIO_PATH,
         max_message_bytes=settings.socketio_max_message_bytes,
     )
+    if not settings.socketio_compression:
+        app.wsgi_app = decline_compression(app.wsgi_app, path=SOCKETIO_PATH)  # type: ignore[method-assign,assignment]
     # Outermost, so every response carries it, the handshake guard's refusals too.
     app.wsgi_app = ReplicaHeader(app.wsgi_app, settings.replica_name)  # type: ignore[method-assign]
     return app, socketio

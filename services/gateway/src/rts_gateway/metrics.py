@@ -140,9 +140,7 @@ class GatewayMetrics:
             registry=r,
         )
         # The dashboard: Socket.IO and the playback events this replica's partitions carry
-        self.socketio_clients = Gauge(
-            "gateway_socketio_clients", "Connected Socket.IO clients (browsers)", registry=r
-        )
+        self._socketio(r)
         self.event_latency = Histogram(
             "gateway_event_latency_seconds",
             "Playback event time (its ts) to the event being emitted to Socket.IO clients",
@@ -264,13 +262,7 @@ class GatewayMetrics:
             "gateway_sign_ins_total", "Login links traded for a session", registry=r
         )
         # The process
-        self.component_up = Gauge(
-            "gateway_component_up",
-            "1 while a consumer loop or background task runs as it should, 0 when it died "
-            "or is stuck (then /healthz fails)",
-            ["component"],
-            registry=r,
-        )
+        self._health(r)
         self.loop_lag = Histogram(
             "gateway_event_loop_lag_seconds",
             "How late a 100 ms timer fires in the app context: how long something blocked "
@@ -317,6 +309,84 @@ class GatewayMetrics:
                 self.bitrate_switches.labels(device=device, direction=direction)
         for result in ("written", "failed", "restored", "none"):
             self.checkpoints.labels(result=result)
+
+    def _socketio(self, r: CollectorRegistry) -> None:
+        """Socket.IO clients and what the fan-out writes to them (fanout.py)."""
+        self.socketio_clients = Gauge(
+            "gateway_socketio_clients", "Connected Socket.IO clients (browsers)", registry=r
+        )
+        self.socketio_messages_framed = Counter(
+            "gateway_socketio_messages_framed_total",
+            "Socket.IO messages the fan-out framed (once per message, for all its clients)",
+            registry=r,
+        )
+        self.socketio_messages_written = Counter(
+            "gateway_socketio_messages_written_total",
+            "WebSocket messages the fan-out wrote to clients (each client counts once; "
+            "engine.io's own packets included)",
+            registry=r,
+        )
+        self.socketio_messages_dropped = Counter(
+            "gateway_socketio_messages_dropped_total",
+            "Socket.IO messages dropped for a client that was behind by more than "
+            "GATEWAY_SOCKETIO_CLIENT_BACKLOG_BYTES (it gets the next ones)",
+            registry=r,
+        )
+        self.socketio_clients_behind = Gauge(
+            "gateway_socketio_clients_behind",
+            "Socket.IO clients whose connection cannot take what is sent to them as fast",
+            registry=r,
+        )
+        self.socketio_backlog_bytes = Gauge(
+            "gateway_socketio_backlog_bytes",
+            "Bytes waiting for Socket.IO clients' connections to take them, all clients "
+            "together (each bounded by GATEWAY_SOCKETIO_CLIENT_BACKLOG_BYTES)",
+            registry=r,
+        )
+
+    def _health(self, r: CollectorRegistry) -> None:
+        """The parts of the process (health.py), and each Kafka consumer (`consumer` is its
+        name: events, detections, frames, directory, sessions, broadcast, probe): is it
+        doing its job, and when did it last read (bridge/consumer.py)."""
+        self.component_up = Gauge(
+            "gateway_component_up",
+            "1 while a consumer loop or background task runs as it should, 0 when it died, "
+            "is stuck, or a consumer has been outside its group or not reading for the "
+            "liveness setting while Kafka answers (then /healthz fails)",
+            ["component"],
+            registry=r,
+        )
+        self.consumer_stalled = Gauge(
+            "gateway_consumer_stalled_seconds",
+            "How long this consumer has been outside its consumer group (group members) or "
+            "not reading the partitions assigned to it (direct readers) while Kafka "
+            "answers; 0 while it does its job. Past the liveness setting (30 s) /healthz "
+            "fails naming it",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_in_group = Gauge(
+            "gateway_consumer_in_group",
+            "1 while a group member is in its group (it has a member id and a coordinator, "
+            "and no rebalance callback is stuck), 0 while it is not (during a broker "
+            "outage too)",
+            ["consumer"],
+            registry=r,
+        )
+        self.consumer_last_record = Gauge(
+            "gateway_consumer_last_record_timestamp_seconds",
+            "When this consumer last handed records to the gateway (Unix time)",
+            ["consumer"],
+            registry=r,
+        )
+        self.client_renewals = Counter(
+            "gateway_kafka_client_renewals_total",
+            "Kafka clients replaced by a new one: a group member whose client found no "
+            "coordinator for long while Kafka answered, the broker check's client after "
+            "failing checks",
+            ["consumer"],
+            registry=r,
+        )
 
     def _partition_handover(self, r: CollectorRegistry) -> None:
         """How playback-events partitions move between replicas (feed/checkpoints.py)."""

@@ -7,6 +7,7 @@ shutdown completes instead of waiting for endless MJPEG responses.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 from collections.abc import Callable
@@ -77,7 +78,7 @@ class GatewayServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         self.gateway = self._build()
-        return self.gateway.app
+        return ErrorsThroughLogging(self.gateway.app)
 
     def _post_worker_init(self, worker: Any) -> None:
         gateway = self.gateway
@@ -111,3 +112,42 @@ class PropagatingLogger(glogging.Logger):  # type: ignore[misc]
             logger.propagate = True
         self.error_log.setLevel(logging.INFO)
         self.access_log.setLevel(logging.INFO)
+
+
+class ErrorsThroughLogging:
+    """WSGI middleware: what the server's libraries write to `wsgi.errors` (gunicorn hands
+    them stderr itself) goes through logging, in the process's one format.
+
+    eventlet's WebSocket writes "socket shutdown error: [Errno 9] Bad file descriptor"
+    there when it closes a connection whose client already went (a browser tab closed,
+    a proxy that dropped it): nothing to act on, so it is a debug line."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._stream = _LogStream(logging.getLogger("rts_gateway.wsgi"))
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ["wsgi.errors"] = self._stream
+        return self._app(environ, start_response)
+
+
+class _LogStream:
+    """A write-only text stream whose lines become log records."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            gone = "socket shutdown error" in line and f"[Errno {errno.EBADF}]" in line
+            self._log.log(logging.DEBUG if gone else logging.WARNING, line.strip())
+        return len(text)
+
+    def writelines(self, lines: list[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        pass

@@ -12,10 +12,12 @@ import logging
 import time
 
 from rts_common.ops import Component, OpsServer
+from rts_common.tasks import PeriodicTask
 
 from rts_gateway.access import Access
 from rts_gateway.app import create_app
 from rts_gateway.bridge import KafkaBridge, Runtime, create_runtime
+from rts_gateway.fanout import Fanout, FanoutManager, install
 from rts_gateway.feed import Feed
 from rts_gateway.health import Health
 from rts_gateway.metrics import GatewayMetrics
@@ -26,28 +28,49 @@ from rts_gateway.video import Video
 
 log = logging.getLogger(__name__)
 
+HEALTH_CHECK_SECONDS = 2.0
+
 
 class Gateway:
     def __init__(self, settings: GatewaySettings, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.metrics = GatewayMetrics(replica=settings.replica_name)
         self.runtime = runtime or create_runtime(settings.async_mode, _callback_failed)
-        self.bridge = KafkaBridge(settings, self.runtime, self.metrics)
+        self.bridge = KafkaBridge(
+            settings,
+            self.runtime,
+            self.metrics,
+            liveness_seconds=settings.consumer_liveness_seconds,
+        )
         self.access = Access(settings, self.bridge, self.metrics)
         self.video = Video(settings, self.bridge, self.metrics, self.access.leases)
         self.feed = Feed(settings, self.bridge, self.metrics)
         self.health = Health(
             [self.bridge.readiness, self.video.readiness], self.components, self.metrics
         )
+        # Without the Kafka broadcast, a manager of this process's clients only.
+        manager = self.feed.broadcast or FanoutManager()
         self.app, self.socketio = create_app(
-            settings, access=self.access, video=self.video, client_manager=self.feed.broadcast
+            settings, access=self.access, video=self.video, client_manager=manager
         )
+        if self.runtime.mode == "eventlet":
+            fanout = Fanout(
+                self.metrics,
+                backlog_bytes=settings.socketio_client_backlog_bytes,
+                send_buffer=settings.socketio_send_buffer,
+            )
+            install(self.socketio.server, manager, fanout)
         self.sockets = SocketServer(
             self.socketio, self.metrics, self.access.authorize_socket, self.access.leases
         )
         self.video.attach(self.sockets)
         self.feed.attach(self.sockets)
         self.ops: OpsServer | None = None
+        # Liveness evaluated on its own, not only when a probe asks: the component gauges
+        # stay current and a part that fails is logged when it fails.
+        self._health_check = PeriodicTask(
+            "health-check", HEALTH_CHECK_SECONDS, self._check_health, first_delay=0
+        )
         # Each replica tells its own browsers whether it reaches Kafka (the page says
         # "reconnecting" meanwhile); relaying it through Kafka would defeat the purpose.
         self.bridge.on_reachability(
@@ -66,12 +89,17 @@ class Gateway:
         self.bridge.start()
         self.video.start()
         self.feed.start()
+        self._health_check.start()
         log.info("gateway started", extra={"async_mode": self.runtime.mode})
         return self
+
+    def _check_health(self) -> None:
+        self.health.liveness()
 
     def components(self) -> list[Component]:
         """The parts that must keep running (liveness)."""
         return [
+            self._health_check,
             *self.bridge.components(),
             *self.video.components(),
             *self.feed.components(),
@@ -87,7 +115,7 @@ class Gateway:
                 self.health.readiness,
                 self.settings.ops_host,
                 self.settings.ops_port,
-                components=self.components,
+                liveness=self.health.liveness,
             ).start()
         except OSError as exc:
             log.error(
@@ -113,6 +141,7 @@ class Gateway:
         self._stopped = True
         started = time.monotonic()
         self.begin_shutdown()
+        self._health_check.stop(timeout=0)
         parts = (self.feed, self.video, self.access, self.bridge)
         for part in parts:
             part.request_stop()

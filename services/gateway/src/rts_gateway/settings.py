@@ -145,6 +145,15 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         ge=1,
         le=300,
     )
+    consumer_liveness_seconds: float = setting(
+        30.0,
+        "A Kafka consumer outside its consumer group, or not reading the partitions it was "
+        "assigned, for this long while Kafka answers has failed: /healthz answers 503 "
+        "naming it (a group member whose client finds no coordinator gets a new client "
+        "after a third of it)",
+        ge=3,
+        le=3600,
+    )
     checkpoint_seconds: float = setting(
         5.0,
         "How often each owned playback-events partition's QoE state is written to "
@@ -197,6 +206,27 @@ class GatewaySettings(KafkaSettings, LoggingSettings, OpsSettings):
         "Largest Socket.IO message a browser may send (it only sends small commands)",
         ge=1024,
         le=16 * 1024 * 1024,
+    )
+    socketio_compression: bool = setting(
+        False,
+        "Accept WebSocket compression (permessage-deflate) when a browser offers it: each "
+        "message is then compressed for every dashboard on its own, which costs CPU per "
+        "client and about 300 KiB of memory per dashboard; off, dashboards get plain frames",
+    )
+    socketio_client_backlog_bytes: int = setting(
+        64 * 1024,
+        "How far a dashboard may fall behind (bytes waiting for its connection, past the "
+        "kernel's send buffer) before the messages waiting for it are dropped and counted: "
+        "a slow dashboard then sees a gap and the present, never seconds of backlog "
+        "(eventlet mode)",
+        ge=1024,
+        le=64 * 1024 * 1024,
+    )
+    socketio_send_buffer: int = setting(
+        64 * 1024,
+        "Kernel send buffer of each Socket.IO WebSocket, in bytes (0: the OS default, which "
+        "grows to megabytes of late messages for a slow dashboard; eventlet mode)",
+        ge=0,
     )
     allowed_origins: str = setting(
         "",

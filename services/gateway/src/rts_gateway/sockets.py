@@ -9,8 +9,9 @@ What the server emits (payloads are JSON unless noted):
 - `wall_frame`: a camera-wall thumbnail (binary `jpeg`), to clients in the wall room;
 - `status`: `{"kafka": true|false}`, whether this replica reaches Kafka (on connect and
   when it changes);
-- `batch`: `{"events": [...], "detections": [...]}` every 250 ms, instead of `new_event`
-  and `detection` one by one, to clients that asked for batches.
+- `batch`: `{"events": [...], "qoe": [...], "detections": [...]}` every 250 ms, instead of
+  `new_event`, `qoe` and (for clients that see every camera) `detection` one by one, to
+  clients that asked for batches (feed/playback.py).
 What a client may send: `wall` with `{"on": true|false}` to start or stop tiles;
 `options` with `{"batch": true}` to get `batch` instead of `new_event` and `detection`.
 
@@ -52,16 +53,10 @@ def camera_room(camera: str) -> str:
 
 class Emit(Protocol):
     def __call__(
-        self,
-        event: str,
-        data: Payload,
-        *,
-        to: str | None = None,
-        local: bool = False,
-        camera: str | None = None,
+        self, event: str, data: Payload, *, to: str | list[str] | None = None, local: bool = False
     ) -> None:
-        """Send to every dashboard (or room `to`) on every replica; `local`: this one
-        only; `camera`: only to dashboards whose sign-in covers that camera."""
+        """Send to every dashboard (or the rooms `to`) on every replica; `local`: this
+        one only."""
 
 
 class SocketServer:
@@ -93,6 +88,10 @@ class SocketServer:
     def grant(self, sid: str) -> Grant | None:
         return self._clients.get(sid)
 
+    def sees_every_camera(self, sid: str) -> bool:
+        grant = self._clients.get(sid)
+        return grant is None or grant.cameras is None
+
     def scoped(self) -> dict[str, frozenset[str]]:
         """Connected clients of this replica whose sign-in covers only some cameras."""
         return {
@@ -102,18 +101,9 @@ class SocketServer:
         }
 
     def emit(
-        self,
-        event: str,
-        data: Payload,
-        *,
-        to: str | None = None,
-        local: bool = False,
-        camera: str | None = None,
+        self, event: str, data: Payload, *, to: str | list[str] | None = None, local: bool = False
     ) -> None:
-        rooms: str | list[str] | None = to
-        if camera is not None:
-            rooms = [ALL_CAMERAS_ROOM, camera_room(camera)]
-        self._server.emit(event, data, to=rooms, ignore_queue=local)
+        self._server.emit(event, data, to=to, ignore_queue=local)
 
     def on(self, event: str, handler: Handler) -> None:
         """Answer `event` with `handler(sid, payload)`; what it returns is the ack."""

@@ -5,7 +5,7 @@ and the URL that says it is ready.
 the benchmarks all start the platform's services from these specs, so a flag or a
 setting every local run of a service needs is added here once. Services run as users and
 the images run them: their console script (`capture`, `event-sim`, `gateway`,
-`latency-probe`) from this environment, with flags and environment variables. Each
+`latency-probe`, `notifier`) from this environment, with flags and environment variables. Each
 service's /metrics, /healthz and /readyz listen on its own loopback port (the ops port);
 the readiness rule lives with the spec (`Launch.ready`), as ducktape's services and
 testcontainers' `waiting_for` keep it with the process.
@@ -144,6 +144,12 @@ def latency_probe(
         env,
         job="latency-probe",
     )
+
+
+def notifier(*flags: object, ops_port: int, env: Mapping[str, str] | None = None) -> Launch:
+    """The notifier: detections that matter pushed to webhooks and MQTT (`flags` or
+    NOTIFIER_* variables name the receivers and the rules)."""
+    return _service("notifier", "notifier", ops_port, flags, env, job="notifier")
 
 
 def process(

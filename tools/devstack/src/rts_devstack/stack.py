@@ -72,6 +72,9 @@ class StackSettings(LoggingSettings):
     probe_ops_port: int = setting(
         9120, "Port of the latency probe's /metrics, /healthz, /readyz", ge=1, le=65535
     )
+    notifier_ops_port: int = setting(
+        9140, "Port of the notifier's /metrics, /healthz, /readyz", ge=1, le=65535
+    )
     kafka_metrics_port: int = setting(
         9404,
         "Port of the broker's JMX exporter /metrics (Strimzi's port; 0: no exporter)",
@@ -158,6 +161,8 @@ def plan(
                 env={"PROBE_AUTH_SECRET": gateway_secret},
             )
         )
+    if installed("rts_notifier"):
+        services.append(notifier(settings))
     common = {
         "KAFKA_BOOTSTRAP": bootstrap,
         "LOG_FORMAT": "console",
@@ -175,6 +180,9 @@ def cameras(settings: StackSettings) -> list[Launch]:
     samples = settings.data_dir / "samples"
     generate = [[launch.PYTHON, "-m", "rts_capture.sample", str(samples)]]
     test = ["--source", "test"]
+    # A door on the right of the pattern (the face walks into it) and the label masked.
+    test += ["--zones", "door=0.6,0.05 0.98,0.05 0.98,0.78 0.6,0.78"]
+    test += ["--masks", "label=0,0 0.35,0 0.35,0.1 0,0.1"]
     # The face comes from scikit-image, which only the development environment has.
     if installed("skimage"):
         test += ["--test-face", str(samples / "face.png")]
@@ -186,6 +194,19 @@ def cameras(settings: StackSettings) -> list[Launch]:
             "cam-sample", *sample, ops_port=settings.sample_camera_ops_port, setup=generate
         ),
     ]
+
+
+def notifier(settings: StackSettings) -> Launch:
+    """The notifier with no receiver: its events (the face in cam-test's door, a camera
+    going offline) are in its log; NOTIFIER_WEBHOOKS and NOTIFIER_MQTT_HOST push them."""
+    return launch.notifier(
+        ops_port=settings.notifier_ops_port,
+        env={
+            "NOTIFIER_RULES": "*/*=face,person,offline;cam-test/door=motion",
+            "NOTIFIER_GATEWAY_URL": f"http://127.0.0.1:{settings.gateway_port}",
+            **{k: v for k, v in os.environ.items() if k.startswith("NOTIFIER_")},
+        },
+    )
 
 
 def gateway_replica(settings: StackSettings, secret: str, name: str) -> Launch:
@@ -282,6 +303,7 @@ PORT_SETTINGS = (
     "sample_camera_ops_port",
     "eventsim_ops_port",
     "probe_ops_port",
+    "notifier_ops_port",
     "kafka_metrics_port",
     "prometheus_port",
 )

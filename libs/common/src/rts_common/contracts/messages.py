@@ -12,7 +12,7 @@ import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -148,11 +148,20 @@ class VideoFrame:
 # ---------------------------------------------------------------------------------------
 # Detections
 
-DetectionKind = Literal["motion", "face"]
+# What capture finds (motion, face, person), and its source going away and coming back
+# (offline, online: no boxes), which the timeline draws as a gap and the notifier pushes.
+DetectionKind = Literal["motion", "face", "person", "offline", "online"]
+DETECTION_KINDS: tuple[DetectionKind, ...] = ("motion", "face", "person", "offline", "online")
+SOURCE_KINDS: tuple[DetectionKind, ...] = ("offline", "online")
+# A zone's name: a label on detections, a key of the notifier's rules, an MQTT topic level.
+ZONE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+ZONE_NAME = re.compile(ZONE_NAME_PATTERN)
+ZoneName = Annotated[str, Field(pattern=ZONE_NAME_PATTERN)]
 
 
 class Detection(BaseModel):
-    """One detector's result for one frame, published to `video-detections`."""
+    """One detector's result for one frame, published to `video-detections`; or the
+    camera's source going offline (ts: its last frame) or online (ts: its first frame)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -164,12 +173,27 @@ class Detection(BaseModel):
     score: float = Field(ge=0)
     width: int | None = Field(default=None, gt=0, description="frame width the boxes refer to")
     height: int | None = Field(default=None, gt=0, description="frame height the boxes refer to")
+    zones: list[ZoneName] = Field(
+        default_factory=list,
+        max_length=32,
+        description="the camera's zones a box falls in (its bottom centre inside the zone)",
+    )
 
 
 # ---------------------------------------------------------------------------------------
 # Camera status
 
 SourceKind = Literal["test", "camera", "file", "url"]
+
+
+class ZoneShape(BaseModel):
+    """A camera's zone as its status announces it: points are fractions (0-1) of the
+    frame's width and height, so viewers draw it over any size of the picture."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: ZoneName
+    points: list[tuple[float, float]] = Field(min_length=3, max_length=64)
 
 
 class CameraStatus(BaseModel):
@@ -189,6 +213,9 @@ class CameraStatus(BaseModel):
     )
     frames: int = Field(default=0, ge=0, description="frames published since the process started")
     last_frame_ts: int | None = Field(default=None, gt=0, description="capture time, ns")
+    zones: list[ZoneShape] = Field(
+        default_factory=list, max_length=32, description="the camera's zones, for viewers to draw"
+    )
 
 
 # ---------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from rts_common.contracts.messages import (
     SessionRecord,
     VideoFrame,
 )
-from rts_common.events import PlaybackEvent
+from rts_common.events import PlaybackEventStruct
 
 T = TypeVar("T")
 
@@ -81,7 +81,8 @@ VIDEO_DETECTIONS: TopicSpec[Detection] = TopicSpec(
     partitions=6,
     local_partitions=3,
     key="camera id",
-    value='JSON {camera, seq, ts, kind: "motion"|"face", boxes: [[x,y,w,h]...], score}',
+    value='JSON {camera, seq, ts, kind: "motion"|"face"|"person"|"offline"|"online", '
+    "boxes: [[x,y,w,h]...], score, width, height, zones}",
     decode=decode_detection,
     config=MappingProxyType(
         {
@@ -91,7 +92,7 @@ VIDEO_DETECTIONS: TopicSpec[Detection] = TopicSpec(
     ),
 )
 
-PLAYBACK_EVENTS: TopicSpec[PlaybackEvent] = TopicSpec(
+PLAYBACK_EVENTS: TopicSpec[PlaybackEventStruct] = TopicSpec(
     name="playback-events",
     partitions=6,
     local_partitions=3,

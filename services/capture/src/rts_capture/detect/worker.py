@@ -18,10 +18,12 @@ from rts_common.tasks import Heartbeat
 from rts_capture.detect import Detector
 from rts_capture.detect.face import FaceDetector
 from rts_capture.detect.motion import MotionDetector
+from rts_capture.detect.person import PersonDetector
 from rts_capture.metrics import CaptureMetrics
 from rts_capture.reader import Mailbox
 from rts_capture.settings import CaptureSettings
 from rts_capture.sources import Image
+from rts_capture.zones import Masks, Zone, zones_of
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,14 @@ def build_detectors(settings: CaptureSettings) -> list[Detector]:
                 min_size=settings.face_min_size,
             )
         )
+    if settings.people:
+        detectors.append(
+            PersonDetector(
+                every=settings.people_every,
+                width=settings.people_width,
+                min_score=settings.people_min_score,
+            )
+        )
     return detectors
 
 
@@ -56,11 +66,16 @@ class DetectionWorker:
         publish: Publish,
         metrics: CaptureMetrics,
         camera: str,
+        *,
+        zones: tuple[Zone, ...] = (),
+        masks: tuple[Zone, ...] = (),
     ) -> None:
         self._detectors = detectors
         self._publish = publish
         self._metrics = metrics
         self._camera = camera
+        self._zones = zones
+        self._masks = Masks(masks)
         self._inbox: Mailbox[tuple[Image, FrameMeta]] = Mailbox()
         self._stop = threading.Event()
         # Whether a detector's last published result had boxes: a result without boxes is
@@ -101,9 +116,10 @@ class DetectionWorker:
         """Run the detectors that are due on one frame (the thread's body; tests call it)."""
         frame = self._frames
         self._frames += 1
-        for detector in self._detectors:
-            if frame % detector.every:
-                continue
+        due = [d for d in self._detectors if frame % d.every == 0]
+        if due and self._masks:
+            image = self._masks.apply(image)
+        for detector in due:
             started = time.perf_counter()
             try:
                 found = detector.detect(image)
@@ -123,7 +139,16 @@ class DetectionWorker:
                 score=found.score,
                 width=meta.width,
                 height=meta.height,
+                zones=zones_of(self._zones, found.boxes, meta.width, meta.height),
             )
             if self._publish(detection):
                 self._showing[detector.kind] = bool(found.boxes)
                 self._metrics.detections(detector.kind).inc()
+
+
+def source_event(camera: str, up: bool, ts_ns: int, frames: int) -> Detection:
+    """The camera's source went offline (ts: its last frame) or came online again (ts:
+    its first frame): what the timeline shows as a gap and the notifier pushes."""
+    return Detection(
+        camera=camera, seq=frames, ts=ts_ns, kind="online" if up else "offline", boxes=[], score=0
+    )

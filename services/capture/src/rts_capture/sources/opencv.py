@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import cv2
 
 from rts_capture.sources import Image, Source, SourceError
+from rts_capture.sources.network import diagnose
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +26,34 @@ FALLBACK_FPS = 25.0
 
 class VideoCaptureSource(Source):
     def __init__(
-        self, capture: Any, kind: str, *, finite: bool, paced: bool, fps: float | None
+        self,
+        capture: Any,
+        kind: str,
+        *,
+        finite: bool,
+        paced: bool,
+        fps: float | None,
+        read_timeout: float | None = None,
     ) -> None:
+        """`read_timeout`: FFmpeg's, for a stream: a read that lasts it gets no new frame."""
         self._capture = capture
         self.kind = kind
         self.finite = finite
         self.paced = paced
         self.fps = fps
+        self._read_timeout = read_timeout
 
     def read(self) -> Image | None:
+        started = time.monotonic()
         ok, frame = self._capture.read()
         if not ok or frame is None:
+            return None
+        if self._read_timeout is not None and time.monotonic() - started >= self._read_timeout:
+            # FFmpeg's read timeout ended this read, and what OpenCV returns then is the
+            # frame FFmpeg's parser held back (the last one before the silence), one per
+            # timed-out read. Counting it as a frame made a stalled stream look up again
+            # within 0.1 s of being found stalled, over and over, each time an offline and
+            # an online event. The stream sent nothing for the timeout: it is lost.
             return None
         image: Image = frame
         return image
@@ -79,7 +98,13 @@ def open_file(path: Path) -> Source:
     return VideoCaptureSource(capture, "file", finite=True, paced=True, fps=fps)
 
 
-def open_url(url: str, open_timeout: float, read_timeout: float) -> Source:
+def open_url(
+    url: str, open_timeout: float, read_timeout: float, rtsp_transport: str = "tcp"
+) -> Source:
+    # OpenCV hands this variable's options to FFmpeg's demuxer at every open (one process
+    # captures one camera, so a process-wide setting is the camera's). FFmpeg's default
+    # tries UDP first and falls back to TCP only after a timeout.
+    os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = f"rtsp_transport;{rtsp_transport}"
     # FFmpeg's own timeouts turn a dead or silent stream into a failed read the reader
     # can act on, instead of a read() that blocks for minutes.
     params = [
@@ -91,8 +116,10 @@ def open_url(url: str, open_timeout: float, read_timeout: float) -> Source:
     capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
     if not capture.isOpened():
         capture.release()
-        raise SourceError("the stream did not open (unreachable, refused, or not a video)")
-    return VideoCaptureSource(capture, "url", finite=False, paced=False, fps=None)
+        raise SourceError(f"the stream did not open: {diagnose(url, open_timeout)}")
+    return VideoCaptureSource(
+        capture, "url", finite=False, paced=False, fps=None, read_timeout=read_timeout
+    )
 
 
 def quiet_opencv(verbose: bool) -> None:

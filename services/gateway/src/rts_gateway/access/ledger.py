@@ -28,7 +28,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from rts_common.contracts import GATEWAY_SESSIONS, SessionRecord
 from rts_common.signin import Grant
 
-from rts_gateway.bridge import Batch, ConsumerLoop, Future, KafkaBridge, from_beginning
+from rts_gateway.bridge import Batch, ConsumerLoop, KafkaBridge, from_beginning
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class SessionLedger:
         self._topic = bridge.topic(GATEWAY_SESSIONS)
         self._on_revoked = on_revoked
         self._loop = bridge.direct_consumer(
-            self._topic, self.on_batch, name="sessions", poll_timeout=0.1
+            self._topic, self.on_batch, name="sessions", poll_timeout=0.1, expect_assignment=True
         )
         self._producer: Producer | None = None
         self._revoked_sessions: dict[str, int] = {}  # session id -> until (ns)
@@ -61,8 +61,9 @@ class SessionLedger:
 
     def start(self) -> None:
         self._loop.start()
-        ends = self._loop.submit(from_beginning(self._topic.name))
-        self._runtime.spawn(self._await_assignment, ends)
+        self._loop.assign_until_done(
+            from_beginning(self._topic.name), self.assigned, what="the sign-in ledger"
+        )
 
     def request_stop(self) -> None:
         self._loop.request_stop()
@@ -210,9 +211,3 @@ class SessionLedger:
         self._links = {n: v for n, v in self._links.items() if v[1] >= now}
         self._revoked_sessions = {s: u for s, u in self._revoked_sessions.items() if u >= now}
         self._revoked_subjects = {s: v for s, v in self._revoked_subjects.items() if v[1] >= now}
-
-    def _await_assignment(self, ends: Future[dict[int, int]]) -> None:
-        try:
-            self.assigned(ends.result(60.0))
-        except Exception as exc:  # noqa: BLE001 - sign-in stays closed and says why
-            log.error("cannot read the sign-in ledger", extra={"error": repr(exc)})

@@ -3,13 +3,14 @@
 from rts_gateway.bridge.consumer import ConsumerLoop, Future, from_beginning
 from rts_gateway.bridge.kafka import KafkaBridge
 from rts_gateway.bridge.records import BadRecords, Batch, Record, Topic, decode_batch
-from rts_gateway.bridge.runtime import AsyncMode, Runtime, create_runtime
+from rts_gateway.bridge.runtime import AsyncMode, Flag, Runtime, create_runtime
 
 __all__ = [
     "AsyncMode",
     "BadRecords",
     "Batch",
     "ConsumerLoop",
+    "Flag",
     "Future",
     "KafkaBridge",
     "Record",

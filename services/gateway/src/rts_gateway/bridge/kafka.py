@@ -21,7 +21,7 @@ from rts_common.kafka import KafkaSettings
 from rts_common.logs import Throttle
 from rts_common.tasks import PeriodicTask
 
-from rts_gateway.bridge.consumer import ConsumerLoop
+from rts_gateway.bridge.consumer import ConsumerLoop, native_callbacks
 from rts_gateway.bridge.records import BadRecords, Batch, Topic
 from rts_gateway.bridge.runtime import Runtime
 from rts_gateway.metrics import GatewayMetrics
@@ -32,6 +32,13 @@ T = TypeVar("T")
 
 LOOP_TICK = 0.1
 BROKER_CHECK_SECONDS = 5.0
+GREEN_THREADS_SECONDS = 10.0
+# The heap walk that counts green threads may take this share of the event loop's time.
+GREEN_THREADS_SHARE = 0.005
+# The broker check's own client is replaced after this many failed checks in a row: a
+# client that lost every broker it knew (see consumer.py) must not be taken for an outage.
+PROBE_RENEW_AFTER_FAILURES = 3
+CONSUMER_METRICS_SECONDS = 1.0
 
 
 class DeadLetterProducer:
@@ -84,15 +91,29 @@ class DeadLetterProducer:
 
 
 class KafkaBridge:
-    def __init__(self, settings: KafkaSettings, runtime: Runtime, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        runtime: Runtime,
+        metrics: GatewayMetrics,
+        *,
+        liveness_seconds: float = 30.0,
+    ) -> None:
+        """`liveness_seconds`: how long a consumer may be outside its group, or not read what
+        it was assigned, while Kafka answers, before liveness calls it failed."""
         self.settings = settings
         self.runtime = runtime
         self.metrics = metrics
+        self.liveness_seconds = liveness_seconds
         self.dead_letters = DeadLetterProducer(self)
         self.bad_records = BadRecords(metrics, self.dead_letters)
         self.kafka_ok = False
         self.kafka_error: str | None = None
+        # Since when (monotonic) the brokers have answered every check; None while not.
+        self._kafka_up_since: float | None = None
+        self._failed_checks = 0
         self._loops: weakref.WeakSet[ConsumerLoop[Any]] = weakref.WeakSet()
+        self._renewals: dict[str, int] = {}
         # An idle consumer that only asks for metadata: is any broker answering? Never
         # assigned (any topic would do).
         self._probe = self.direct_consumer(
@@ -101,10 +122,15 @@ class KafkaBridge:
         self._tasks = [
             PeriodicTask("kafka-check", BROKER_CHECK_SECONDS, self._check_brokers, first_delay=0),
             PeriodicTask("loop-lag", LOOP_TICK, self._measure_loop_lag),
-            # Walks every object of the process: cheap once in a while, not per scrape.
-            PeriodicTask("green-threads", 10.0, self._count_green_threads, first_delay=0),
+            # Walks every object of the process, holding up everything else meanwhile:
+            # at most every GREEN_THREADS_SECONDS, and less often the longer it takes.
+            PeriodicTask(
+                "green-threads", GREEN_THREADS_SECONDS, self._count_green_threads, first_delay=0
+            ),
+            PeriodicTask("consumer-metrics", CONSUMER_METRICS_SECONDS, self._measure_consumers),
         ]
         self._last_tick = time.monotonic()
+        self._next_count = 0.0
         self._commit_errors = Throttle(60.0)
         self._reachability: list[Callable[[bool], None]] = []
 
@@ -177,22 +203,18 @@ class KafkaBridge:
     def plain_consumer(self, name: str, **overrides: Any) -> Consumer:
         """A consumer for blocking reads by direct assignment on a native thread of the
         caller's: no group membership, no commits, no loop."""
-        return Consumer(
-            self.settings.client_config(f"gateway-{name}")
-            | {
-                "group.id": f"gateway-direct-{name}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-            }
-            | overrides
-        )
+        config = self.settings.client_config(f"gateway-{name}") | {
+            "group.id": f"gateway-direct-{name}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+        }
+        return Consumer(native_callbacks(config | overrides, self.runtime, name, self.bad_records))
 
     def producer(self, name: str, **overrides: Any) -> Producer:
+        """A producer whose logs and errors reach the app context whichever thread polls or
+        flushes it."""
         config = self.settings.client_config(f"gateway-{name}") | overrides
-        config["error_cb"] = lambda err: self.runtime.call_soon_threadsafe(
-            self.bad_records.kafka_error, err, name
-        )
-        return Producer(config)
+        return Producer(native_callbacks(config, self.runtime, name, self.bad_records))
 
     def _loop(
         self,
@@ -207,7 +229,15 @@ class KafkaBridge:
             on_batch(batch)
 
         loop = ConsumerLoop(
-            self.runtime, config, topic, counted, self.bad_records, name=name, **options
+            self.runtime,
+            config,
+            topic,
+            counted,
+            self.bad_records,
+            name=name,
+            liveness_seconds=self.liveness_seconds,
+            kafka_since=self.kafka_since,
+            **options,
         )
         self._loops.add(loop)
         return loop
@@ -256,6 +286,14 @@ class KafkaBridge:
             ok, error = self._probe.submit(brokers).result(6.0) > 0, None
         except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
             ok, error = False, str(exc)
+        self._failed_checks = 0 if ok else self._failed_checks + 1
+        if self._failed_checks >= PROBE_RENEW_AFTER_FAILURES:
+            self._failed_checks = 0
+            self._probe.renew(f"{PROBE_RENEW_AFTER_FAILURES} broker checks failed in a row")
+        if ok and self._kafka_up_since is None:
+            self._kafka_up_since = time.monotonic()
+        elif not ok:
+            self._kafka_up_since = None
         changed = ok != self.kafka_ok
         if self.kafka_ok and not ok:
             log.warning("Kafka is not reachable", extra={"error": error})
@@ -268,8 +306,35 @@ class KafkaBridge:
             for listener in self._reachability:
                 listener(ok)
 
+    def kafka_since(self) -> float | None:
+        """Since when (monotonic) the brokers have answered every check without a break;
+        None while they do not."""
+        return self._kafka_up_since
+
+    def _measure_consumers(self) -> None:
+        now = time.monotonic()
+        m = self.metrics
+        for loop in self.loops:
+            if loop.state is None and loop.in_group is None and loop.last_record_at is None:
+                continue  # not polling (a request's own read, paused between its commands)
+            name = loop.name
+            m.consumer_stalled.labels(consumer=name).set(round(loop.stalled_seconds(now), 1))
+            if (in_group := loop.in_group) is not None:
+                m.consumer_in_group.labels(consumer=name).set(int(in_group))
+            if loop.last_record_at is not None:
+                m.consumer_last_record.labels(consumer=name).set(loop.last_record_at)
+            renewals = loop.renewals - self._renewals.get(name, 0)
+            if renewals > 0:
+                m.client_renewals.labels(consumer=name).inc(renewals)
+            self._renewals[name] = loop.renewals
+
     def _count_green_threads(self) -> None:
+        started = time.monotonic()
+        if started < self._next_count:
+            return
         self.metrics.green_threads.set(self.runtime.green_threads())
+        took = time.monotonic() - started
+        self._next_count = started + took / GREEN_THREADS_SHARE
 
     def _committed(
         self, consumer: str, error: KafkaError | None, partitions: list[TopicPartition]

@@ -7,7 +7,8 @@ Socket.IO side; this backend only publishes and listens, like the library's own
 Redis and Kafka backends, with these differences:
 
 - messages are JSON (never pickle), and a record that is not valid JSON is counted and
-  skipped instead of silently swallowed;
+  skipped instead of silently swallowed; a replica's own records (header `host`) are
+  skipped unread (it delivered them to its clients when it emitted them);
 - publishing never blocks: messages are batched into one Kafka record per flush interval
   (cheap under load), and a full producer queue drops the batch and counts it;
 - listening runs on a native thread (see bridge/runtime.py), every partition from its end, no
@@ -17,25 +18,30 @@ Redis and Kafka backends, with these differences:
 from __future__ import annotations
 
 import collections
-import json
+import dataclasses
 import logging
 import queue
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import socketio
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, Message, TopicPartition
+from rts_common.contracts import Headers
 from rts_common.logs import Throttle
 from rts_common.tasks import PeriodicTask
 
 from rts_gateway.bridge import Batch, ConsumerLoop, KafkaBridge, Topic
+from rts_gateway.fanout import FanoutManager
 
 log = logging.getLogger(__name__)
 
 PubSubMessage = dict[str, Any]
 
 
-class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
+# Published through Kafka by PubSubManager; delivered to this replica's own clients by
+# the fan-out (FanoutManager.emit, next in line after PubSubManager).
+class KafkaBroadcastManager(socketio.PubSubManager, FanoutManager):  # type: ignore[misc]
     name = "kafka"
 
     def __init__(
@@ -64,9 +70,12 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
             },
         )
         self._errors = Throttle(60.0)
+        self._host_header = [("host", self.host_id.encode())]
         # Every replica must see every message: no group, every partition from its end.
+        self._spec_decode = topic.spec.decode
+        mine = Topic(dataclasses.replace(topic.spec, decode=self._decode), topic.name)
         self._loop = bridge.direct_consumer(
-            topic, self._on_batch, name="broadcast", poll_timeout=0.1
+            mine, self._on_batch, name="broadcast", poll_timeout=0.1, expect_assignment=True
         )
         self._flusher = PeriodicTask("broadcast-flush", flush_interval, self._flush)
 
@@ -85,7 +94,9 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
         (until then, nobody here could receive what other replicas publish)."""
         super().initialize()
         self._loop.start()
-        self._loop.submit(self._assign_from_end)
+        self._loop.assign_until_done(
+            self._assign_from_end, lambda _none: None, what="the broadcast channel"
+        )
 
     def components(self) -> list[ConsumerLoop[list[PubSubMessage]] | PeriodicTask]:
         return [self._loop, self._flusher]
@@ -117,12 +128,15 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
         batch = [self._pending.popleft() for _ in range(len(self._pending))]
         try:
             self._producer.produce(
-                self.channel, json.dumps(batch, separators=(",", ":")), on_delivery=self._delivered
+                self.channel,
+                msgspec.json.encode(batch),
+                headers=self._host_header,
+                on_delivery=self._delivered,
             )
             self._metrics.broadcast_published.inc(len(batch))
         except BufferError:
             self._metrics.broadcast_dropped.labels(reason="queue_full").inc(len(batch))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, msgspec.EncodeError) as exc:
             self._metrics.broadcast_dropped.labels(reason="unserialisable").inc(len(batch))
             log.error("broadcast message is not JSON-serialisable", extra={"error": str(exc)})
 
@@ -139,6 +153,14 @@ class KafkaBroadcastManager(socketio.PubSubManager):  # type: ignore[misc]
         if metadata.error is not None:
             raise RuntimeError(f"topic {self.channel}: {metadata.error}")
         consumer.assign([TopicPartition(self.channel, p, OFFSET_END) for p in metadata.partitions])
+
+    def _decode(
+        self, key: bytes | None, value: bytes | None, headers: Headers | None
+    ) -> list[PubSubMessage]:
+        """The topic's decoder, except for this replica's own records: nothing to do."""
+        if headers and self._host_header[0] in headers:
+            return []
+        return self._spec_decode(key, value, headers)
 
     def _on_batch(self, batch: Batch[list[PubSubMessage]]) -> None:
         for record in batch.records:

@@ -50,6 +50,11 @@ from rts_gateway.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 KAFKA_TIMEOUT = 10.0
+# The whole takeover of a rebalance's partitions runs inside the group's assign callback,
+# where the member is not yet settled in its group: it gets this long, however slow Kafka
+# is meanwhile (a broker frozen again), and partitions not restored by then start from
+# the committed offset without their state, rather than keep the member out of its group.
+TAKEOVER_SECONDS = 20.0
 # Records read back at first when looking for the group's newest checkpoint (more, and
 # more again, only when other groups wrote after it).
 NEWEST_SPAN = 4
@@ -114,16 +119,21 @@ class Checkpoints:
 
     # -- taking partitions over (native thread, in the events group's on_assign)
 
-    def take_over(self, consumer: Consumer, partitions: list[int]) -> list[Takeover]:
-        """How each newly assigned partition starts: its newest checkpoint, or nothing."""
+    def take_over(
+        self, consumer: Consumer, partitions: list[int], budget: float = TAKEOVER_SECONDS
+    ) -> list[Takeover]:
+        """How each newly assigned partition starts: its newest checkpoint, or nothing
+        (also when `budget` seconds did not suffice to read it)."""
+        deadline = time.monotonic() + budget
         tps = [TopicPartition(self._events_topic, p) for p in partitions]
         committed = {
-            tp.partition: tp.offset for tp in consumer.committed(tps, timeout=KAFKA_TIMEOUT)
+            tp.partition: tp.offset
+            for tp in consumer.committed(tps, timeout=_left(deadline, KAFKA_TIMEOUT))
         }
         reader = self._bridge.plain_consumer("checkpoints", **{"enable.partition.eof": True})
         try:
             return [
-                self._take_over(consumer, reader, p, committed.get(p, OFFSET_INVALID))
+                self._take_over(consumer, reader, p, committed.get(p, OFFSET_INVALID), deadline)
                 for p in partitions
             ]
         finally:
@@ -135,15 +145,21 @@ class Checkpoints:
         return Takeover(partition, aggregate, OFFSET_INVALID, counted_from, False, problem)
 
     def _take_over(
-        self, consumer: Consumer, reader: Consumer, partition: int, committed: int
+        self, consumer: Consumer, reader: Consumer, partition: int, committed: int, deadline: float
     ) -> Takeover:
         counted_from = max(committed, 0)
-        checkpoint, problem = self._newest(reader, partition)
+        if time.monotonic() >= deadline:
+            return self.fresh(partition, counted_from, "the takeover ran out of time")
+        checkpoint, problem = self._newest(reader, partition, deadline)
         if checkpoint is None:
             return self.fresh(partition, counted_from, problem)
-        low, high = consumer.get_watermark_offsets(
-            TopicPartition(self._events_topic, partition), timeout=KAFKA_TIMEOUT
-        )
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(self._events_topic, partition),
+                timeout=_left(deadline, KAFKA_TIMEOUT),
+            )
+        except KafkaException as exc:
+            return self.fresh(partition, counted_from, f"no watermarks: {exc.args[0]}")
         if checkpoint.offset > high:
             problem = (
                 f"checkpoint at offset {checkpoint.offset} is past the partition's end {high} "
@@ -168,30 +184,32 @@ class Checkpoints:
             start = low
         return Takeover(partition, aggregate, start, counted_from, True, problem)
 
-    def _newest(self, reader: Consumer, partition: int) -> tuple[QoeCheckpoint | None, str]:
+    def _newest(
+        self, reader: Consumer, partition: int, deadline: float
+    ) -> tuple[QoeCheckpoint | None, str]:
         """This group's newest checkpoint of `partition`: as a rule the last record of its
         checkpoint partition, further back when other groups wrote since."""
         tp = TopicPartition(self.topic.name, partition)
         try:
-            low, high = reader.get_watermark_offsets(tp, timeout=KAFKA_TIMEOUT)
+            low, high = reader.get_watermark_offsets(tp, timeout=_left(deadline, KAFKA_TIMEOUT))
         except KafkaException as exc:
             return None, f"cannot read {self.topic.name}[{partition}]: {exc.args[0]}"
         span, end = NEWEST_SPAN, high
         while end > low:
             start = max(low, end - span)
-            found, problem = self._read(reader, partition, start, end)
+            found, problem = self._read(reader, partition, start, end, deadline)
             if problem or found is not None:
                 return found, problem
             end, span = start, span * 4
         return None, ""
 
     def _read(
-        self, reader: Consumer, partition: int, start: int, end: int
+        self, reader: Consumer, partition: int, start: int, end: int, deadline: float
     ) -> tuple[QoeCheckpoint | None, str]:
         """The last checkpoint of this group among the records [start, end)."""
         reader.assign([TopicPartition(self.topic.name, partition, start)])
         newest: QoeCheckpoint | None = None
-        deadline = time.monotonic() + KAFKA_TIMEOUT
+        deadline = min(deadline, time.monotonic() + KAFKA_TIMEOUT)
         while time.monotonic() < deadline:
             msg = reader.poll(0.5)
             if msg is None:
@@ -303,3 +321,9 @@ class Checkpoints:
     def _failed(self, error: str) -> None:
         self._count("failed")
         log.warning("QoE checkpoint not written", extra={"error": error})
+
+
+def _left(deadline: float, most: float) -> float:
+    """Seconds to `deadline`, at most `most` (and a little more than none: librdkafka reads
+    a zero timeout as "do not wait")."""
+    return max(0.01, min(most, deadline - time.monotonic()))

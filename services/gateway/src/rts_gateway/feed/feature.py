@@ -38,7 +38,14 @@ from rts_common.tasks import PeriodicTask
 from rts_gateway.bridge import ConsumerLoop, KafkaBridge
 from rts_gateway.feed.broadcast import KafkaBroadcastManager
 from rts_gateway.feed.checkpoints import Checkpoints, Takeover
-from rts_gateway.feed.playback import BATCH_SECONDS, BATCHED, SINGLE, PlaybackFeed
+from rts_gateway.feed.playback import (
+    BATCH_SECONDS,
+    BATCHED_ALL,
+    BATCHED_SCOPED,
+    DETECTIONS_ALL,
+    SINGLE,
+    PlaybackFeed,
+)
 from rts_gateway.feed.qoe import PartitionAggregate
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
@@ -115,14 +122,25 @@ class Feed:
     def attach(self, sockets: SocketServer) -> None:
         self.playback.attach(sockets.emit)
 
+        def take(sid: str, batched: bool) -> None:
+            """Put the client in the rooms of the way it takes its messages."""
+            every_camera = sockets.sees_every_camera(sid)
+            for room in (SINGLE, BATCHED_ALL, BATCHED_SCOPED, DETECTIONS_ALL):
+                sockets.leave_room(sid, room)
+            if batched:
+                sockets.enter_room(sid, BATCHED_ALL if every_camera else BATCHED_SCOPED)
+            else:
+                sockets.enter_room(sid, SINGLE)
+                if every_camera:
+                    sockets.enter_room(sid, DETECTIONS_ALL)
+
         def options(sid: str, wanted: Payload) -> Payload:
             """A client may ask for its events in batches."""
             batched = isinstance(wanted, dict) and bool(wanted.get("batch"))
-            sockets.leave_room(sid, SINGLE if batched else BATCHED)
-            sockets.enter_room(sid, BATCHED if batched else SINGLE)
+            take(sid, batched)
             return {"batch": batched}
 
-        sockets.on_connect(lambda sid: sockets.enter_room(sid, SINGLE))
+        sockets.on_connect(lambda sid: take(sid, batched=False))
         sockets.on("options", options)
 
     # -- lifecycle

@@ -1,17 +1,20 @@
 """What the dashboard shows of playback and detections: records in, aggregates and emits out.
 
 Runs in the app context, fed by the feed's consumer groups (see feature.py). Emitted
-through the Kafka-backed Socket.IO manager, so every browser on every replica gets it:
-- `new_event`: one playback event, as it came (the baseline's name and fields), at most
-  `event_sample_rate` per second per replica; the rest only feed the aggregates;
-- `qoe`: each owned partition's aggregate, once a second (see qoe.py), and
-  `qoe_released` when a partition moves to another replica;
-- `detection`: every valid detection, as it arrives, only to dashboards whose sign-in
-  covers its camera (a few a second per camera at most, so always one by one).
-Events go one message each to the clients in the room SINGLE (every client, until it
-asks otherwise), and in one `batch` message `{"events": [...]}` every BATCH_SECONDS to
-the clients in the room BATCHED (the dashboard's page): a thousand browsers then cost
-the gateway a few messages a second each instead of dozens.
+through the Kafka-backed Socket.IO manager, so every browser on every replica gets it.
+A client takes its messages one of two ways (feature.py puts it in the rooms below):
+- one by one (every client, until it asks otherwise; the baseline's way): `new_event`
+  per playback event, at most `event_sample_rate` per second per replica (the rest only
+  feed the aggregates), to SINGLE; `qoe`, each owned partition's aggregate once a second
+  (see qoe.py); `detection`, every valid detection as it arrives, only to dashboards
+  whose sign-in covers its camera;
+- in one `batch` message every BATCH_SECONDS (`options {"batch": true}`, the dashboard's
+  page): `{"events": [...], "qoe": [...], "detections": [...]}`, the same events, this
+  replica's partitions' aggregates at the tick, and, for clients that see every camera
+  (BATCHED_ALL), the detections; a client whose sign-in covers only some cameras
+  (BATCHED_SCOPED) gets its detections one by one. A thousand browsers then cost the
+  gateway four messages a second each instead of dozens.
+`qoe_released` goes to everyone when a partition moves to another replica.
 A partition's records are applied only while it is owned here (a late record of a
 partition given up never re-creates it), each offset once, and each `event_id` once;
 records an earlier owner already counted (see checkpoints.py) rebuild the state only.
@@ -25,28 +28,28 @@ import logging
 import time
 
 from rts_common.contracts import Detection
-from rts_common.events import PlaybackEvent, ts_to_ns
+from rts_common.events import PlaybackEventStruct, ts_to_ns
 from rts_common.metrics import Children
 from rts_common.pacing import TokenBucket
 
 from rts_gateway.bridge import Batch
 from rts_gateway.feed.qoe import ACTIVE_STATES, PartitionAggregate
 from rts_gateway.metrics import GatewayMetrics
-from rts_gateway.sockets import Emit, Payload
+from rts_gateway.sockets import Emit, Payload, camera_room
 
 log = logging.getLogger(__name__)
 
-SINGLE, BATCHED = "events", "events-batched"
+# The rooms of the two ways (a client is in exactly one of SINGLE, BATCHED_ALL,
+# BATCHED_SCOPED); DETECTIONS_ALL: the clients of SINGLE that see every camera.
+SINGLE = "events"
+BATCHED_ALL = "events-batched:all-cameras"
+BATCHED_SCOPED = "events-batched"
+DETECTIONS_ALL = "detections:all-cameras"
 BATCH_SECONDS = 0.25
 
 
 def _nowhere(
-    event: str,
-    data: Payload,
-    *,
-    to: str | None = None,
-    local: bool = False,
-    camera: str | None = None,
+    event: str, data: Payload, *, to: str | list[str] | None = None, local: bool = False
 ) -> None:
     """Where emits go until the feed is attached to the Socket.IO server."""
 
@@ -94,16 +97,26 @@ class PlaybackFeed:
         }
         self._emitted = self._sampled_out = 0
         self._batched_events: list[Payload] = []
+        self._batched_detections: list[Payload] = []
+        self._batched_qoe: list[Payload] = []
 
     def attach(self, emit: Emit) -> None:
         self._emit = emit
 
     def flush(self) -> None:
         """Send what was batched since the last flush (every BATCH_SECONDS)."""
-        if not self._batched_events:
+        events, detections, qoe = self._batched_events, self._batched_detections, self._batched_qoe
+        if not (events or detections or qoe):
             return
-        events, self._batched_events = self._batched_events, []
-        self._emit("batch", {"events": events}, to=BATCHED)
+        self._batched_events, self._batched_detections, self._batched_qoe = [], [], []
+        batch: dict[str, Payload] = {"events": events}
+        if qoe:
+            batch["qoe"] = qoe
+        if detections:
+            self._emit("batch", {**batch, "detections": detections}, to=BATCHED_ALL)
+            self._emit("batch", batch, to=BATCHED_SCOPED)
+        else:
+            self._emit("batch", batch, to=[BATCHED_ALL, BATCHED_SCOPED])
 
     # -- partitions of playback-events this replica owns
 
@@ -126,7 +139,7 @@ class PlaybackFeed:
 
     # -- records
 
-    def on_events(self, batch: Batch[PlaybackEvent]) -> None:
+    def on_events(self, batch: Batch[PlaybackEventStruct]) -> None:
         # Counters are added up here and updated once per batch: prometheus_client takes
         # a lock per increment, which per event was a fifth of the ingest's cost.
         counts: collections.Counter[tuple[str, ...]] = collections.Counter()
@@ -163,7 +176,7 @@ class PlaybackFeed:
     def _on_event(
         self,
         aggregate: PartitionAggregate,
-        event: PlaybackEvent,
+        event: PlaybackEventStruct,
         raw: bytes,
         counts: collections.Counter[tuple[str, ...]],
         sums: collections.defaultdict[tuple[str, str], float],
@@ -203,19 +216,26 @@ class PlaybackFeed:
         for record in batch.records:
             detection = record.value
             self._detections(detection.kind).inc()
-            # Only to dashboards whose sign-in covers the camera.
-            self._emit("detection", detection.model_dump(mode="json"), camera=detection.camera)
+            payload = detection.model_dump(mode="json")
+            # Only to dashboards whose sign-in covers the camera: those that see every
+            # camera get it in their batch or one by one, the others one by one.
+            self._batched_detections.append(payload)
+            self._emit("detection", payload, to=[DETECTIONS_ALL, camera_room(detection.camera)])
 
     # -- once a second
 
     def tick(self, now_ns: int) -> None:
         """Emit every owned partition's aggregate and update the sessions gauge."""
         sessions: dict[tuple[str, str], int] = {}
+        snapshots: list[Payload] = []
         for aggregate in list(self.aggregates.values()):
             snapshot = aggregate.snapshot(now_ns, self.owner)
-            self._emit("qoe", snapshot)
+            self._emit("qoe", snapshot, to=SINGLE)
+            snapshots.append(snapshot)
             for device, values in snapshot["devices"].items():
                 for state in ACTIVE_STATES:
                     sessions[(state, device)] = sessions.get((state, device), 0) + values[state]
         for (player_state, device), count in sessions.items():
             self._metrics.sessions.labels(state=player_state, device=device).set(count)
+        # Batched clients get every partition of this replica in their next batch.
+        self._batched_qoe = snapshots

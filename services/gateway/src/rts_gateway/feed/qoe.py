@@ -8,7 +8,13 @@ browser, or any replica, can total them exactly.
 
 A partition's aggregate outlives its owner: `checkpoint()` is its whole state (counts,
 open sessions, recent event ids) after every record below `offset`, and `restore()`
-rebuilds it on the next owner, which then reads on from that offset. Any checkpoint,
+rebuilds it on the next owner, which then reads on from that offset.
+
+The once-a-second snapshot and the checkpoint run in the app context, where every
+dashboard waits for them: sessions by state and title are kept up to date as events
+arrive (a snapshot costs nothing per session), silent sessions are looked for a slice
+at a time, and a checkpoint is encoded in one C call (msgspec) from sessions that are
+already its rows. Any checkpoint,
 however old, plus the records after it gives the exact state, so the counts run on
 across rebalances and crashes from `since`, when the partition's counting began.
 Duplicates of an event (a producer that sent it twice) are recognised by `event_id`
@@ -34,9 +40,10 @@ import collections
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-from rts_common.events import DEVICES, EVENT_TYPES, STOP_REASONS, PlaybackEvent
+import msgspec
+from rts_common.events import DEVICES, EVENT_TYPES, STOP_REASONS, PlaybackEventStruct
 from rts_common.sessions import PlayerState, next_state
 
 WINDOW_NS = 60 * 1_000_000_000
@@ -44,6 +51,9 @@ WINDOW_NS = 60 * 1_000_000_000
 # lost, or the partition moved here mid-session).
 SESSION_GRACE_NS = 10 * 60 * 1_000_000_000
 MAX_TITLES = 500
+# Sessions looked at per snapshot for expiry: a silent session is found within a few
+# seconds of its grace running out, and a snapshot never walks them all.
+EXPIRY_SLICE = 2000
 
 # The state a session is in after an event, when its earlier events were not seen.
 _STATE_AFTER: dict[str, PlayerState] = {
@@ -55,10 +65,13 @@ _STATE_AFTER: dict[str, PlayerState] = {
     "stop": "stopped",
 }
 ACTIVE_STATES: tuple[PlayerState, ...] = ("playing", "paused", "buffering", "seeking")
+_ACTIVE = frozenset(ACTIVE_STATES)
 
 
-@dataclass(slots=True)
-class _Session:
+# One per open session, replaced (never changed) by each of its events; a checkpoint's row
+# as it is (array_like), and untracked by the garbage collector (it holds no object).
+class _Session(msgspec.Struct, array_like=True, gc=False):
+    session_id: str
     state: PlayerState
     device: str
     movie_id: str
@@ -160,23 +173,34 @@ class Applied:
 CHECKPOINT_VERSION = 1
 
 
+def _no_sessions() -> dict[str, int]:
+    return {**dict.fromkeys(ACTIVE_STATES, 0), "bitrate_sum_kbps": 0}
+
+
 class PartitionAggregate:
     def __init__(self, partition: int, since_ns: int, *, dedupe_window: int = 0) -> None:
         self.partition = partition
         self.since_ns = since_ns
         self.devices: dict[str, DeviceTotals] = {d: DeviceTotals() for d in DEVICES}
         self._sessions: dict[str, _Session] = {}
+        # Sessions by device and state, the bitrate of the playing ones, playing sessions
+        # per title: kept as sessions change.
+        self._active: dict[str, dict[str, int]] = {d: _no_sessions() for d in DEVICES}
+        self._titles: collections.Counter[str] = collections.Counter()
+        self._to_check: list[str] = []  # sessions left to look at for expiry
         self._startups: collections.deque[tuple[int, str, int]] = collections.deque()
         self.recent = RecentIds(dedupe_window)
         self.events_seen = 0
         # The partition's offset after the last record applied (0: none yet).
         self.offset = 0
 
-    def apply(self, event: PlaybackEvent, ts_ns: int) -> Applied:
+    def apply(self, event: PlaybackEventStruct, ts_ns: int) -> Applied:
         totals = self.devices[event.device]
         totals.events[event.event_type] += 1
         self.events_seen += 1
         session = self._sessions.get(event.session_id)
+        if session is not None:
+            self._count(session, -1)
         previous: PlayerState = session.state if session else "starting"
         watched_ms = watched_kbps = 0
         if session is not None and session.state == "playing":
@@ -214,17 +238,19 @@ class PartitionAggregate:
             self._sessions.pop(event.session_id, None)
         else:
             remaining = (event.title_duration_seconds or 0) - event.position_seconds
-            self._sessions[event.session_id] = _Session(
-                state=state,
-                device=event.device,
-                movie_id=event.movie_id,
-                bitrate_kbps=event.bitrate_kbps,
-                last_ns=ts_ns,
-                ends_ns=ts_ns + int(max(0.0, remaining) * 1e9),
-                buffer_reason=event.buffer_reason
+            now = self._sessions[event.session_id] = _Session(
+                event.session_id,
+                state,
+                event.device,
+                event.movie_id,
+                event.bitrate_kbps,
+                ts_ns,
+                ts_ns + int(max(0.0, remaining) * 1e9),
+                event.buffer_reason
                 if event.event_type == "buffer_start"
                 else (session.buffer_reason if session else None),
             )
+            self._count(now, 1)
         return Applied(
             device=event.device,
             started=started,
@@ -236,39 +262,54 @@ class PartitionAggregate:
             switch=switch,
         )
 
-    def expire(self, now_ns: int) -> int:
-        """Forget sessions silent long past their title's end; returns how many."""
-        gone = [sid for sid, s in self._sessions.items() if now_ns > s.ends_ns + SESSION_GRACE_NS]
-        for sid in gone:
-            del self._sessions[sid]
+    def _count(self, session: _Session, sign: int) -> None:
+        """Add (1) or take away (-1) a session in the counts by state and title."""
+        state = session.state
+        if state not in _ACTIVE:
+            return
+        active = self._active[session.device]
+        active[state] += sign
+        if state == "playing":
+            active["bitrate_sum_kbps"] += sign * session.bitrate_kbps
+            titles, movie = self._titles, session.movie_id
+            titles[movie] += sign
+            if not titles[movie]:
+                del titles[movie]
+
+    def expire(self, now_ns: int, limit: int | None = None) -> int:
+        """Forget sessions silent long past their title's end; returns how many. With
+        `limit`, only that many sessions are looked at, where the last call stopped."""
+        if limit is None:
+            keys = list(self._sessions)
+        else:
+            if not self._to_check:
+                self._to_check = list(self._sessions)
+            keys = self._to_check[-limit:]
+            del self._to_check[-limit:]
+        gone = 0
+        for sid in keys:
+            session = self._sessions.get(sid)
+            if session is not None and now_ns > session.ends_ns + SESSION_GRACE_NS:
+                del self._sessions[sid]
+                self._count(session, -1)
+                gone += 1
         cutoff = now_ns - WINDOW_NS
         while self._startups and self._startups[0][0] < cutoff:
             self._startups.popleft()
-        return len(gone)
+        return gone
 
     def concurrent(self) -> dict[str, dict[str, int]]:
         """Sessions per device and state, plus the bitrate sum of the playing ones."""
-        out: dict[str, dict[str, int]] = {
-            d: {**dict.fromkeys(ACTIVE_STATES, 0), "bitrate_sum_kbps": 0} for d in DEVICES
-        }
-        for s in self._sessions.values():
-            if s.state in ACTIVE_STATES:
-                out[s.device][s.state] += 1
-                if s.state == "playing":
-                    out[s.device]["bitrate_sum_kbps"] += s.bitrate_kbps
-        return out
+        return {d: dict(self._active[d]) for d in DEVICES}
 
     def titles(self) -> dict[str, int]:
         """Playing sessions per title (the catalogue is bounded; the count is capped anyway)."""
-        counts = collections.Counter(
-            s.movie_id for s in self._sessions.values() if s.state == "playing"
-        )
-        return dict(counts.most_common(MAX_TITLES))
+        return dict(self._titles.most_common(MAX_TITLES))
 
     def snapshot(self, now_ns: int, owner: str) -> dict[str, Any]:
         """The partition's aggregate as emitted once a second; merge by adding fields up.
         `offset`: every record of the partition below it is counted here."""
-        self.expire(now_ns)
+        self.expire(now_ns, EXPIRY_SLICE)
         concurrent = self.concurrent()
         startups: dict[str, list[int]] = {d: [] for d in DEVICES}
         for _ts, device, ms in self._startups:
@@ -289,20 +330,8 @@ class PartitionAggregate:
     # -- checkpoints
 
     def checkpoint(self, now_ns: int, owner: str) -> bytes:
-        """The whole state as JSON: what `restore` needs to carry on exactly."""
-        sessions = [
-            [
-                sid,
-                s.state,
-                s.device,
-                s.movie_id,
-                s.bitrate_kbps,
-                s.last_ns,
-                s.ends_ns,
-                s.buffer_reason,
-            ]
-            for sid, s in self._sessions.items()
-        ]
+        """The whole state as JSON: what `restore` needs to carry on exactly. Each
+        session is a row [id, state, device, title, kbps, last_ns, ends_ns, reason]."""
         state = {
             "version": CHECKPOINT_VERSION,
             "partition": self.partition,
@@ -312,11 +341,11 @@ class PartitionAggregate:
             "owner": owner,
             "events_seen": self.events_seen,
             "devices": {d: totals.as_json() for d, totals in self.devices.items()},
-            "sessions": sessions,
-            "startups": [list(s) for s in self._startups],
+            "sessions": list(self._sessions.values()),
+            "startups": list(self._startups),
             "recent_ids": self.recent.dump(),
         }
-        return json.dumps(state, separators=(",", ":")).encode()
+        return msgspec.json.encode(state)
 
     @classmethod
     def restore(cls, data: bytes, *, dedupe_window: int) -> PartitionAggregate:
@@ -331,15 +360,9 @@ class PartitionAggregate:
             if device in aggregate.devices:
                 aggregate.devices[device] = DeviceTotals.from_json(totals)
         for sid, st, device, movie, kbps, last_ns, ends_ns, reason in state["sessions"]:
-            aggregate._sessions[sid] = _Session(
-                state=cast(PlayerState, st),
-                device=device,
-                movie_id=movie,
-                bitrate_kbps=kbps,
-                last_ns=last_ns,
-                ends_ns=ends_ns,
-                buffer_reason=reason,
-            )
+            session = _Session(sid, st, device, movie, kbps, last_ns, ends_ns, reason)
+            aggregate._sessions[sid] = session
+            aggregate._count(session, 1)
         aggregate._startups.extend((ts, device, ms) for ts, device, ms in state["startups"])
         aggregate.recent = RecentIds.load(dedupe_window, state["recent_ids"])
         return aggregate

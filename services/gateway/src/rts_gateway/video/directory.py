@@ -39,6 +39,7 @@ class CameraView:
             "frames": s.frames,
             "last_frame_age_seconds": round(now - last, 3) if last else None,
             "status_age_seconds": round(now - s.ts / 1e9, 3),
+            "zones": [z.model_dump() for z in s.zones],
         }
 
 

@@ -24,7 +24,7 @@ from flask import Blueprint
 from rts_common.contracts import VIDEO_CAMERAS, VIDEO_DETECTIONS, VIDEO_FRAMES
 from rts_common.tasks import PeriodicTask
 
-from rts_gateway.bridge import ConsumerLoop, Future, KafkaBridge
+from rts_gateway.bridge import ConsumerLoop, KafkaBridge
 from rts_gateway.grants import Leases
 from rts_gateway.metrics import GatewayMetrics
 from rts_gateway.settings import GatewaySettings
@@ -58,7 +58,11 @@ class Video:
         self._detections = bridge.topic(VIDEO_DETECTIONS)
         self.directory = CameraDirectory(cameras.name, metrics, settings.camera_max_age_seconds)
         self._directory_loop = bridge.direct_consumer(
-            cameras, self.directory.on_batch, name="directory", poll_timeout=0.5
+            cameras,
+            self.directory.on_batch,
+            name="directory",
+            poll_timeout=0.5,
+            expect_assignment=True,
         )
         self._frames_loop = bridge.direct_consumer(
             self._frames,
@@ -76,6 +80,7 @@ class Video:
             release_after=settings.release_after_seconds,
             stall_timeout=settings.stall_timeout_seconds,
             peer_closed=self._runtime.peer_closed,
+            flag=self._runtime.flag,
         )
         self.wall = CameraWall(
             self._runtime,
@@ -141,9 +146,10 @@ class Video:
 
     def start(self) -> None:
         self._directory_loop.start()
-        ends = self._directory_loop.submit(self.directory.assign_all)
+        self._directory_loop.assign_until_done(
+            self.directory.assign_all, self.directory.assigned, what="the camera directory"
+        )
         self._frames_loop.start()
-        self._runtime.spawn(self._await_directory, ends)
         for task in self._tasks:
             task.start()
 
@@ -168,9 +174,3 @@ class Video:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         loaded = self.directory.caught_up
         return loaded, {"cameras_loaded": loaded}
-
-    def _await_directory(self, ends: Future[dict[int, int]]) -> None:
-        try:
-            self.directory.assigned(ends.result(60.0))
-        except Exception as exc:  # noqa: BLE001 - readiness stays false and says why
-            log.error("cannot read the camera directory", extra={"error": repr(exc)})

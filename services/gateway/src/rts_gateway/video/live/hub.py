@@ -23,7 +23,7 @@ from typing import Any
 
 from rts_common.contracts import VideoFrame
 
-from rts_gateway.bridge import Batch, ConsumerLoop
+from rts_gateway.bridge import Batch, ConsumerLoop, Flag
 from rts_gateway.metrics import FRAME_SKIP_REASONS, GatewayMetrics
 from rts_gateway.video.directory import CameraDirectory
 from rts_gateway.video.live.assignments import FrameAssignments
@@ -45,8 +45,14 @@ class Viewer:
     """One MJPEG connection's mailbox: room for exactly one frame."""
 
     def __init__(
-        self, camera: str, max_fps: float | None, metrics: GatewayMetrics, kind: str = "browser"
+        self,
+        camera: str,
+        max_fps: float | None,
+        metrics: GatewayMetrics,
+        kind: str = "browser",
+        flag: Callable[[], Flag] = threading.Event,
     ) -> None:
+        """`flag`: makes the mailbox's flag (the runtime's, cheaper than a green Event)."""
         self.camera = camera
         # An MJPEG stream's viewer ("browser", or "probe": the latency probe, so that
         # dashboards can tell it apart), or "wall" (the dashboard's tiles).
@@ -58,7 +64,7 @@ class Viewer:
         }
         self._frame: Frame | None = None
         self._fresh = False
-        self._ready = threading.Event()
+        self._ready = flag()
         self._next_allowed = 0.0
         self.handed_out_at: float | None = None
         self.waiting_since: float | None = None
@@ -118,14 +124,17 @@ class FrameHub:
         release_after: float = 5.0,
         stall_timeout: float = 15.0,
         peer_closed: Callable[[socket.socket], bool] = lambda _sock: False,
+        flag: Callable[[], Flag] = threading.Event,
     ) -> None:
         """`peer_closed(sock)`: whether a viewer's client has gone (checked without
-        reading), so a viewer that never got a frame to write is let go too."""
+        reading), so a viewer that never got a frame to write is let go too; `flag`: makes
+        a viewer's mailbox flag."""
         self.topic = topic
         self._directory = directory
         self._metrics = metrics
         self._stall_timeout = stall_timeout
         self._peer_closed = peer_closed
+        self._flag = flag
         self._viewers: dict[str, set[Viewer]] = {}
         self._latest: dict[str, Frame] = {}
         self.assignments = FrameAssignments(
@@ -149,7 +158,7 @@ class FrameHub:
         status = self._directory.get(camera)
         if status is None or status.partition is None:
             raise UnknownCamera(camera)
-        viewer = Viewer(camera, max_fps, self._metrics, kind)
+        viewer = Viewer(camera, max_fps, self._metrics, kind, self._flag)
         with self._lock:
             self._viewers.setdefault(camera, set()).add(viewer)
             if kind != "wall":

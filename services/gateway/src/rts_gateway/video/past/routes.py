@@ -35,6 +35,7 @@ from rts_gateway.video.past.timeline import (
     camera_timeline,
     parse_kinds,
     parse_step,
+    parse_zone,
 )
 from rts_gateway.video.times import BadTime, iso_ms, parse_range, parse_time
 
@@ -230,11 +231,13 @@ class PastRoutes:
     def timeline(self, camera: str) -> Response:
         """The camera's retention window and its detections in [from, to) (default: the
         whole window): each one (for the boxes of a replay), or with `step` (ms) counted
-        per bucket and kind (for the marks of a timeline, however many there are)."""
+        per bucket and kind (for the marks of a timeline, however many there are); `zone`
+        keeps the detections in that zone (and the camera's offline and online marks)."""
         start, end = request.args.get("from"), request.args.get("to")
         now = time.time()
         try:
             kinds = parse_kinds(request.args.get("kinds"))
+            zone = parse_zone(request.args.get("zone"))
             step_ms = parse_step(request.args.get("step"))
             end_ms = parse_time("to", end, now) if end else int(now * 1000)
             start_ms = None
@@ -264,6 +267,7 @@ class PastRoutes:
                     read_bytes=settings.replay_buffer_bytes,
                     timeout=settings.read_timeout_seconds,
                     max_items=settings.timeline_max_detections,
+                    zone=zone,
                 )
             )
             response.headers.update(NO_CACHE)

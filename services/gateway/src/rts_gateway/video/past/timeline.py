@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from rts_common.contracts import Detection
+from rts_common.contracts import DETECTION_KINDS as KINDS
+from rts_common.contracts import SOURCE_KINDS, ZONE_NAME, Detection
 
 from rts_gateway.video.past.reads import RequestReader
 from rts_gateway.video.past.retention import Window, offset_at, window
@@ -29,7 +30,7 @@ from rts_gateway.video.times import TimeRange, iso_ms
 
 # The detections' retention (rts_common.contracts): a timeline never asks for more.
 TIMELINE_MAX_SECONDS = 24 * 3600
-DETECTION_KINDS = frozenset({"motion", "face"})
+DETECTION_KINDS = frozenset(KINDS)
 # A timeline's marks: at most this many buckets (a step that would make more is widened).
 MAX_BUCKETS = 10_000
 MIN_STEP_MS = 100
@@ -81,10 +82,12 @@ def scan_detections(
     kinds: frozenset[str],
     max_bytes: int,
     timeout: float,
+    zone: str | None = None,
 ) -> bool:
     """Call `visit` with each of the camera's detections of `kinds` captured in `span`, in
     offset order per partition, until it returns False; True when everything in the span
-    was read within `timeout`."""
+    was read within `timeout`. With `zone`, only detections in that zone (and the source
+    going offline and online, which concern every zone)."""
     deadline = time.monotonic() + timeout
     topic = reader.topic.name
     first_ns, end_ns = span.start_ms * 1_000_000, span.end_ms * 1_000_000
@@ -108,9 +111,15 @@ def scan_detections(
             for record in chunk.records:
                 detection = record.value
                 if detection.ts >= end_ns:
+                    if detection.kind in SOURCE_KINDS:
+                        # Published by capture's reader, not its detector: not in order
+                        # with the detector's results, so it marks no end.
+                        continue
                     past_the_end = True  # the camera's own: everything before it is read
                     break
                 wanted = detection.kind in kinds and detection.ts >= first_ns
+                if zone is not None and detection.kind not in SOURCE_KINDS:
+                    wanted = wanted and zone in detection.zones
                 if wanted and not visit(detection):
                     return False
             if past_the_end:
@@ -130,6 +139,7 @@ def detections_between(
     max_items: int,
     max_bytes: int,
     timeout: float,
+    zone: str | None = None,
 ) -> Detections:
     """The camera's detections of `kinds` captured in `span`, oldest first, at most
     `max_items` (then `truncated`), read within `timeout`."""
@@ -140,7 +150,14 @@ def detections_between(
         return len(found) <= max_items
 
     complete = scan_detections(
-        reader, partitions, span, keep, kinds=kinds, max_bytes=max_bytes, timeout=timeout
+        reader,
+        partitions,
+        span,
+        keep,
+        kinds=kinds,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        zone=zone,
     )
     found.sort(key=lambda d: d.ts)
     return Detections(found[:max_items], truncated=not complete or len(found) > max_items)
@@ -155,6 +172,7 @@ def detection_marks(
     kinds: frozenset[str],
     max_bytes: int,
     timeout: float,
+    zone: str | None = None,
 ) -> Marks:
     """The camera's detections in `span`, counted per `step_ms` bucket and kind."""
     buckets: dict[tuple[int, str], int] = {}
@@ -166,7 +184,14 @@ def detection_marks(
         return True
 
     complete = scan_detections(
-        reader, partitions, span, count, kinds=kinds, max_bytes=max_bytes, timeout=timeout
+        reader,
+        partitions,
+        span,
+        count,
+        kinds=kinds,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        zone=zone,
     )
     return Marks(step_ms, buckets, truncated=not complete)
 
@@ -184,10 +209,12 @@ def camera_timeline(
     read_bytes: int,
     timeout: float,
     max_items: int,
+    zone: str | None = None,
 ) -> dict[str, Any]:
     """What `/api/timeline` answers: the camera's retention window (from its frames'
     `partition`) and its detections in [start, end) (start None: the whole window), each
-    one, or with `step_ms` counted per bucket and kind."""
+    one, or with `step_ms` counted per bucket and kind; with `zone`, only the detections
+    in that zone (and the camera's offline and online marks)."""
     win = window(reader, frames_topic, partition)
     first = start_ms if start_ms is not None else (win.earliest_ms or win.now_ms)
     span = TimeRange(max(first, end_ms - TIMELINE_MAX_SECONDS * 1000), end_ms)
@@ -205,7 +232,14 @@ def camera_timeline(
     if step_ms is not None:
         step = max(step_ms, -(-(span.end_ms - span.start_ms) // MAX_BUCKETS))
         marks = detection_marks(
-            reader, partitions, span, step, kinds=kinds, max_bytes=read_bytes, timeout=timeout
+            reader,
+            partitions,
+            span,
+            step,
+            kinds=kinds,
+            max_bytes=read_bytes,
+            timeout=timeout,
+            zone=zone,
         )
         return body | {"step_ms": step, "marks": marks.as_json(), "truncated": marks.truncated}
     found = detections_between(
@@ -216,6 +250,7 @@ def camera_timeline(
         max_bytes=read_bytes,
         timeout=timeout,
         max_items=max_items,
+        zone=zone,
     )
     return body | {
         "detections": [d.model_dump() for d in found.items],
@@ -230,6 +265,14 @@ def parse_kinds(value: str | None) -> frozenset[str]:
     if not kinds or not kinds <= DETECTION_KINDS:
         raise ValueError(f"kinds: a comma-separated list of {', '.join(sorted(DETECTION_KINDS))}")
     return kinds
+
+
+def parse_zone(value: str | None) -> str | None:
+    if not value:
+        return None
+    if not ZONE_NAME.fullmatch(value):
+        raise ValueError("zone: a zone's name (letters, digits, '_' and '-')")
+    return value
 
 
 def parse_step(value: str | None) -> int | None:

@@ -1,0 +1,1 @@
+"""The notifier: detections that matter, pushed to webhooks and MQTT."""
