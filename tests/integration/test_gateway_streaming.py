@@ -136,14 +136,19 @@ def test_a_slow_viewer_gets_fewer_newer_frames_without_slowing_others_or_growing
     slow = MjpegClient(f"{stack.base}/stream/{CAMERA}", rcvbuf=4096)
     slow_parts: list[Part] = []
     fast_parts: list[Part] = []
+    # What the camera delivered meanwhile, not its nominal rate: a starved machine slows
+    # capture too, and the point is that the slow viewer costs the fast one nothing.
+    received_before = stack.metric("gateway_frames_received_total", camera=CAMERA)
     end = time.monotonic() + 6
     while time.monotonic() < end:
         fast_parts += fast.parts_for(0.5)
         slow_parts.append(slow.part())  # one frame per half second: ~2 fps of a 15 fps camera
+    received = stack.metric("gateway_frames_received_total", camera=CAMERA) - received_before
     rss_after = stack.gateway.rss_bytes()
     fast.close()
     slow.close()
-    assert len(fast_parts) >= 0.7 * FPS * 6
+    assert received >= 0.5 * FPS * 6, received  # the camera kept going
+    assert len(fast_parts) >= 0.85 * received - 2, (len(fast_parts), received)
     assert len(slow_parts) < len(fast_parts) / 3
     gaps = [b - a for a, b in zip(_seqs(slow_parts), _seqs(slow_parts)[1:], strict=False)]
     assert max(gaps) > 2, gaps  # it skipped frames rather than queueing them...

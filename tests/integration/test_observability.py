@@ -25,7 +25,7 @@ from tests.fixtures.processes import ServiceGroup, ServiceProcess
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILES = ROOT / "helm" / "streaming" / "files" / "dashboards"
 SCRAPE = 2.0
-JOBS = {"capture": 2, "event-sim": 1, "gateway": 1, "kafka": 1, "latency-probe": 1}
+JOBS = {"capture": 2, "event-sim": 1, "gateway": 1, "kafka": 1, "latency-probe": 1, "notifier": 1}
 
 
 @dataclass
