@@ -99,6 +99,9 @@ checkov-lock: $(UV) ## re-pin checkov's environment after changing tools/checkov
 # separated by spaces run side by side; in a lane, stages separated by commas run one
 # after another (tools/test_stages.py). The slow stages mostly wait, so they share the
 # cores; the benchmarks' figures get the machine to themselves. A new stage joins here.
+# node-test is not in the plan yet (README, Test times): it joins phase 2 as a lane,
+# `faults e2e node-test`, where the control plane cluster-test built is there to use (two
+# builds of it at once in one folder would write the same files).
 TEST_PLAN ?= unit,static,cluster-test,cameras integration | faults e2e | bench-quick
 # pytest-xdist workers per stage: each worker has its own broker and reserved ports. The
 # fault tests share the cores with the browser's, not with the integration tests: what
@@ -149,15 +152,20 @@ static: venv frontend-deps $(HELM) $(CHECKOV) ## lint, format and type checks; t
 	cd $(FRONTEND) && npm run --silent check
 	HELM=$(HELM) CHECKOV=$(CHECKOV) $(BIN)/pytest tests/static $(PYTEST_ARGS)
 
-# Not a stage of `make test`: it needs podman, runc and mmdebstrap (as root), and a cold
-# run takes a while (the stand-in bases, then three builds).
-.PHONY: images-test
-images-test: kafka-fetch ## build the three images with podman (Debian stand-in bases) and run them
-	$(BIN)/pytest tests/images -s $(PYTEST_ARGS)
-
 .PHONY: cluster-test
 cluster-test: venv $(HELM) controlplane ## the chart against a real Kubernetes API server (kwok nodes)
 	HELM=$(HELM) K8S_BIN=$(K8S_BIN) $(BIN)/pytest tests/cluster $(PYTEST_ARGS)
+
+# Root, podman, runc, mmdebstrap and containerd (tools/system-deps.sh): the images are
+# built (Debian stand-in bases where no registry answers) and run as the chart's pods on
+# a real node beside kwok's. It includes what `make images-test` checks.
+.PHONY: node-test
+node-test: kafka-fetch $(HELM) controlplane kubelet ## the chart's pods for real: the images on a real node (kubelet, containerd), helm test, Prometheus
+	HELM=$(HELM) K8S_BIN=$(K8S_BIN) $(BIN)/pytest tests/node -s $(PYTEST_ARGS)
+
+.PHONY: images-test
+images-test: venv ## only build the three images with podman and run each read-only as its user (a part of node-test)
+	$(BIN)/pytest tests/node/test_images.py -s $(PYTEST_ARGS)
 
 # --- benchmarks -------------------------------------------------------------------------
 
@@ -223,6 +231,10 @@ K8S_LDFLAGS := -s -w \
 KWOK_STAGES := node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat-with-lease.yaml \
   pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml
 
+# Kubernetes' pause program, the sandbox of every pod on the real node (registry.k8s.io's
+# pause image is this one file).
+PAUSE_VERSION := 3.10.1
+
 $(K8S_BIN)/.built: k8s/controlplane/go.mod k8s/controlplane/go.sum k8s/controlplane/etcd/main.go k8s/versions.mk
 	@command -v go >/dev/null || { echo "the control plane is built with Go (1.25+): install Go first" >&2; exit 1; }
 	@echo "building Kubernetes $(KUBERNETES_VERSION), etcd $(ETCD_VERSION) and kwok $(KWOK_VERSION) (10-15 minutes on 2 idle cores the first time)"
@@ -238,11 +250,28 @@ $(K8S_BIN)/.built: k8s/controlplane/go.mod k8s/controlplane/go.sum k8s/controlpl
 .PHONY: controlplane
 controlplane: $(K8S_BIN)/.built ## build the local Kubernetes control plane and kwok (cached in .cache/k8s)
 
+# The real node's programs, a stamp of their own so the control plane's build stays
+# valid: the kubelet from the same module (a few CPU-minutes more once the control
+# plane's packages are in Go's build cache) and pause, from Kubernetes' own pause.c.
+$(K8S_BIN)/.kubelet-built: $(K8S_BIN)/.built
+	@command -v gcc >/dev/null || { echo "pause is compiled with gcc: install gcc and libc6-dev (tools/system-deps.sh)" >&2; exit 1; }
+	cd k8s/controlplane && go build -buildvcs=false -trimpath -ldflags "$(K8S_LDFLAGS)" \
+	  -o $(abspath $(K8S_BIN))/kubelet k8s.io/kubernetes/cmd/kubelet
+	gcc -Os -Wall -Werror -static -DVERSION=v$(PAUSE_VERSION) -o $(K8S_BIN)/pause \
+	  "$$(cd k8s/controlplane && go list -m -f '{{.Dir}}' k8s.io/kubernetes)/build/pause/linux/pause.c"
+	touch $@
+
+.PHONY: kubelet
+kubelet: $(K8S_BIN)/.kubelet-built ## build the real node's kubelet and pause (cached in .cache/k8s)
+
 .PHONY: chart-topics
 chart-topics: venv ## regenerate the chart's topic list and Kafka ACLs from rts_common (contracts, acls)
 	$(BIN)/python tools/chart_topics.py
 
 # --- Kubernetes: a local cluster (kind by default, CLUSTER=minikube or CLUSTER=kwok) ---------
+
+# CLUSTER=kwok: REAL_NODE=no leaves out the real node (it needs root and containerd).
+REAL_NODE ?= yes
 
 CLUSTER ?= kind
 CLUSTER_NAME ?= rts
@@ -278,7 +307,7 @@ endif
 KWOK_TOOLS := $(if $(filter kwok,$(CLUSTER)),controlplane $(HELM))
 
 .PHONY: cluster-up
-cluster-up: $(if $(filter kwok,$(CLUSTER)),venv controlplane) ## create the local cluster (kind; CLUSTER=minikube or CLUSTER=kwok)
+cluster-up: $(if $(filter kwok,$(CLUSTER)),venv controlplane $(if $(filter no,$(REAL_NODE)),,kubelet)) ## create the local cluster (kind; CLUSTER=minikube, or CLUSTER=kwok: fake nodes and a real one)
 ifeq ($(CLUSTER),kind)
 	kind create cluster --name $(CLUSTER_NAME) --config k8s/kind-config.yaml --image $(KIND_NODE_IMAGE)
 	$(KUBECTL) wait --for=condition=Ready nodes --all --timeout=180s
@@ -287,14 +316,14 @@ else ifeq ($(CLUSTER),minikube)
 	  --cpus=4 --memory=8g --addons=ingress
 	$(KUBECTL) wait --for=condition=Ready nodes --all --timeout=180s
 else
-	$(BIN)/python tools/kwok_cluster.py up --dir $(KWOK_DIR) --bin $(K8S_BIN) \
+	$(BIN)/rts-cluster up --dir $(KWOK_DIR) --bin $(K8S_BIN) $(if $(filter no,$(REAL_NODE)),--no-real-node) \
 	  --crds tests/static/crds/strimzi --crds tests/static/crds/prometheus-operator --crds tests/static/crds/keda
 endif
 
 .PHONY: images
-images: ## build the three images (tagged with the chart's appVersion and the commit) and load them into the cluster
+images: $(if $(filter kwok,$(CLUSTER)),venv) ## build the three images (tagged with the chart's appVersion and the commit) and load them into the cluster
 ifeq ($(CLUSTER),kwok)
-	@echo "kwok's nodes run no containers: there are no images to load"
+	$(BIN)/rts-cluster images --dir $(KWOK_DIR) --tag $(CHART_VERSION) --tag $(IMAGE_TAG)
 else
 	# No provenance or SBOM attestations: with them, Docker 29's containerd image store
 	# writes an index that `kind load` and `minikube image load` cannot import.
@@ -360,7 +389,7 @@ endif
 .PHONY: cluster-login-url
 cluster-login-url: ## print a one-time sign-in link for the cluster's dashboard (BASE=URL, LOGIN_ARGS="--role operator --camera lobby")
 	@$(KUBECTL) -n $(NAMESPACE) exec deploy/$(RELEASE)-gateway -- gateway login-url $(LOGIN_ARGS) \
-	  --base $(or $(BASE),$(if $(filter kind,$(CLUSTER)),http://localhost,http://$$(minikube --profile $(CLUSTER_NAME) ip)))
+	  --base $(or $(BASE),$(if $(filter kind,$(CLUSTER)),http://localhost,$(if $(filter kwok,$(CLUSTER)),http://127.0.0.1:8000,http://$$(minikube --profile $(CLUSTER_NAME) ip))))
 
 .PHONY: scale
 # With GATEWAYS=N it scales the running `make run` instead, and needs no cluster tools.
@@ -397,9 +426,9 @@ comma := ,
 .PHONY: cluster-smoke
 cluster-smoke: venv ## check a deployed cluster end to end (frames, events, scaling, probe, Prometheus)
 ifeq ($(CLUSTER),kwok)
-	@echo "kwok runs nothing in its pods: there is nothing to smoke-test (make cluster-test checks the chart against it)" >&2; exit 1
+	@echo "CLUSTER=kwok has no operators (Kafka, Prometheus) nor Services to smoke-test: make node-test checks the chart's pods on its real node" >&2; exit 1
 endif
-	$(BIN)/python tools/cluster_smoke.py --context $(KUBE_CONTEXT) --namespace $(NAMESPACE) --release $(RELEASE)
+	$(BIN)/rts-cluster smoke --context $(KUBE_CONTEXT) --namespace $(NAMESPACE) --release $(RELEASE)
 
 .PHONY: cluster-down
 cluster-down: ## delete the local cluster
@@ -408,7 +437,7 @@ ifeq ($(CLUSTER),kind)
 else ifeq ($(CLUSTER),minikube)
 	minikube delete --profile $(CLUSTER_NAME)
 else
-	$(BIN)/python tools/kwok_cluster.py down --dir $(KWOK_DIR)
+	$(BIN)/rts-cluster down --dir $(KWOK_DIR)
 endif
 
 # --- observability ----------------------------------------------------------------------

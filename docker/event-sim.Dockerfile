@@ -17,6 +17,7 @@ WORKDIR /src
 # The workspace's manifests (uv export reads them with the lock), then the sources.
 COPY pyproject.toml uv.lock ./
 COPY tools/devstack/pyproject.toml tools/devstack/
+COPY tools/cluster/pyproject.toml tools/cluster/
 COPY services/capture/pyproject.toml services/capture/
 COPY services/gateway/pyproject.toml services/gateway/
 COPY services/latency-probe/pyproject.toml services/latency-probe/

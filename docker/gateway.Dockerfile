@@ -26,6 +26,7 @@ WORKDIR /src
 # The workspace's manifests (uv export reads them with the lock), then the sources.
 COPY pyproject.toml uv.lock ./
 COPY tools/devstack/pyproject.toml tools/devstack/
+COPY tools/cluster/pyproject.toml tools/cluster/
 COPY services/capture/pyproject.toml services/capture/
 COPY services/event-sim/pyproject.toml services/event-sim/
 COPY services/notifier/pyproject.toml services/notifier/

@@ -42,6 +42,16 @@ fi
 # The local Kubernetes control plane (make cluster-test, CLUSTER=kwok): its service
 # account keys are made with openssl; its programs are built with Go (below).
 need openssl openssl
+# The real node (make node-test, CLUSTER=kwok): containerd and runc run its pods, the
+# loopback CNI plugin is its only network, gcc compiles Kubernetes' pause; podman builds
+# the images, on stand-in bases mmdebstrap makes from Debian packages.
+need containerd containerd
+need runc runc
+[ -x /usr/lib/cni/loopback ] || missing+=(containernetworking-plugins)
+need gcc gcc
+[ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
+need podman podman
+need mmdebstrap mmdebstrap
 
 # Go builds the control plane; Kubernetes 1.35 and kwok need Go 1.25+, newer than some
 # distributions ship, so it is checked, not installed.

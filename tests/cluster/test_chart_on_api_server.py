@@ -14,36 +14,34 @@ from typing import Any
 
 import pytest
 import yaml
+from rts_cluster.kube import Kube, Result
 
-from tests.cluster.conftest import Cluster, Result
-from tests.static.chart import VALUE_SETS, VALUES, helm, values_args
+from tests.static.chart import VALUE_SETS, VALUES, values_args
 
 RELEASE = "streaming"
 GATEWAY = "deployment/streaming-gateway"
 
 
 def install(
-    cluster: Cluster, chart: Path, namespace: str, *args: str, release: str = RELEASE
+    cluster: Kube, chart: Path, namespace: str, *args: str, release: str = RELEASE
 ) -> Result:
     return cluster.helm("upgrade", "--install", release, str(chart), "-n", namespace, *args)
 
 
-def wait_available(cluster: Cluster, namespace: str, release: str = RELEASE) -> None:
+def wait_available(cluster: Kube, namespace: str, release: str = RELEASE) -> None:
     cluster.ok(
-        cluster.kubectl(
-            "-n",
-            namespace,
-            "wait",
-            "deployment",
-            "-l",
-            f"app.kubernetes.io/instance={release}",
-            "--for=condition=Available",
-            "--timeout=90s",
-        )
+        "-n",
+        namespace,
+        "wait",
+        "deployment",
+        "-l",
+        f"app.kubernetes.io/instance={release}",
+        "--for=condition=Available",
+        "--timeout=90s",
     )
 
 
-def gateway_replicas(cluster: Cluster, namespace: str) -> tuple[int, int]:
+def gateway_replicas(cluster: Kube, namespace: str) -> tuple[int, int]:
     """(spec.replicas, status.readyReplicas) of the gateway."""
     deployment = cluster.json("-n", namespace, "get", GATEWAY)
     return deployment["spec"]["replicas"], deployment["status"].get("readyReplicas", 0)
@@ -58,33 +56,29 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"{what}: not within {timeout}s")
 
 
-def release_objects(cluster: Cluster, namespace: str, release: str) -> list[str]:
+def release_objects(cluster: Kube, namespace: str, release: str) -> list[str]:
     """Every object of any namespaced kind in `namespace` labelled as the release's, and
     the release's own records (helm keeps them in Secrets labelled name=<release>)."""
-    kinds = cluster.ok(
-        cluster.kubectl("api-resources", "--namespaced", "--verbs=list", "-o", "name")
-    ).split()
+    kinds = cluster.ok("api-resources", "--namespaced", "--verbs=list", "-o", "name").split()
     kinds = [k for k in kinds if not k.startswith("events")]
     found = []
     for selector in (f"app.kubernetes.io/instance={release}", f"owner=helm,name={release}"):
         found += cluster.ok(
-            cluster.kubectl(
-                "-n",
-                namespace,
-                "get",
-                ",".join(kinds),
-                "-l",
-                selector,
-                "-o",
-                "name",
-                "--ignore-not-found",
-            )
+            "-n",
+            namespace,
+            "get",
+            ",".join(kinds),
+            "-l",
+            selector,
+            "-o",
+            "name",
+            "--ignore-not-found",
         ).split()
     return found
 
 
-def manifest(cluster: Cluster, namespace: str, release: str = RELEASE) -> list[dict[str, Any]]:
-    text = cluster.ok(cluster.helm("get", "manifest", release, "-n", namespace))
+def manifest(cluster: Kube, namespace: str, release: str = RELEASE) -> list[dict[str, Any]]:
+    text = cluster.helm("get", "manifest", release, "-n", namespace).check()
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
@@ -97,7 +91,7 @@ def resource(obj: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_every_value_set_is_accepted_by_the_api_server(
-    cluster: Cluster, chart: Path, namespace: str, value_set: str
+    cluster: Kube, chart: Path, namespace: str, value_set: str
 ) -> None:
     result = install(cluster, chart, namespace, *values_args(value_set))
     assert result.returncode == 0, result.output
@@ -112,7 +106,7 @@ def test_every_value_set_is_accepted_by_the_api_server(
         # Defaulted by the API server.
         assert deployment["spec"]["replicas"] >= 1
         assert deployment["spec"]["revisionHistoryLimit"] == 10
-    cluster.ok(cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait"))
+    cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait").check()
     wait_for(
         lambda: not release_objects(cluster, namespace, RELEASE),
         60,
@@ -121,7 +115,7 @@ def test_every_value_set_is_accepted_by_the_api_server(
 
 
 def test_the_broken_value_set_is_refused_by_the_api_server(
-    cluster: Cluster, chart: Path, namespace: str
+    cluster: Kube, chart: Path, namespace: str
 ) -> None:
     result = install(cluster, chart, namespace, "--values", str(VALUES / "broken-objects.yaml"))
     assert result.returncode != 0
@@ -179,13 +173,13 @@ REFUSED = {
 
 @pytest.mark.parametrize("case", REFUSED)
 def test_what_the_api_server_refuses_the_chart_refuses_first(
-    cluster: Cluster, chart: Path, namespace: str, case: str
+    cluster: Kube, chart: Path, namespace: str, case: str
 ) -> None:
     change, override, chart_says, server_says = REFUSED[case]
     only = ["--show-only", "templates/gateway-deployment.yaml"]
-    rendered = cluster.ok(
-        cluster.run([helm(), "template", RELEASE, str(chart), "-n", namespace, *only])
-    )
+    rendered = cluster.run(
+        [cluster.helm_bin, "template", RELEASE, str(chart), "-n", namespace, *only]
+    ).check()
     deployment = yaml.safe_load(rendered)
     broken = copy.deepcopy(deployment)
     change(broken["spec"]["template"]["spec"])
@@ -196,9 +190,7 @@ def test_what_the_api_server_refuses_the_chart_refuses_first(
     assert server_says in refused.output, refused.output
     # The unchanged object is accepted: the refusal is the override's.
     cluster.ok(
-        cluster.kubectl(
-            "apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=json.dumps(deployment)
-        )
+        "apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=json.dumps(deployment)
     )
     # helm refuses the override before it sends anything.
     result = install(cluster, chart, namespace, *override)
@@ -208,24 +200,24 @@ def test_what_the_api_server_refuses_the_chart_refuses_first(
 
 
 def test_scale_survives_upgrade_and_keda_takes_the_replicas_and_gives_them_back(
-    cluster: Cluster, chart: Path, namespace: str
+    cluster: Kube, chart: Path, namespace: str
 ) -> None:
-    cluster.ok(install(cluster, chart, namespace))
+    install(cluster, chart, namespace).check()
     wait_available(cluster, namespace)
     assert gateway_replicas(cluster, namespace) == (1, 1)
 
-    cluster.ok(cluster.kubectl("-n", namespace, "scale", GATEWAY, "--replicas=3"))
-    cluster.ok(cluster.kubectl("-n", namespace, "rollout", "status", GATEWAY, "--timeout=90s"))
+    cluster.ok("-n", namespace, "scale", GATEWAY, "--replicas=3")
+    cluster.ok("-n", namespace, "rollout", "status", GATEWAY, "--timeout=90s")
     assert gateway_replicas(cluster, namespace) == (3, 3)
     pods = cluster.json("-n", namespace, "get", "pods", "-l", "app.kubernetes.io/component=gateway")
     assert len({p["spec"]["nodeName"] for p in pods["items"]}) == 3  # spread over the nodes
 
     # The same values again: no conflict over .spec.replicas, and the count stays.
-    cluster.ok(install(cluster, chart, namespace))
+    install(cluster, chart, namespace).check()
     assert gateway_replicas(cluster, namespace) == (3, 3)
 
     # KEDA on: the ScaledObject takes the gateway; helm no longer manages its replicas.
-    cluster.ok(install(cluster, chart, namespace, "--set", "gateway.keda.enabled=true"))
+    install(cluster, chart, namespace, "--set", "gateway.keda.enabled=true").check()
     scaled = cluster.json("-n", namespace, "get", "scaledobject.keda.sh/streaming-gateway")
     assert scaled["spec"]["scaleTargetRef"]["name"] == "streaming-gateway"
     assert scaled["spec"]["maxReplicaCount"] == 6
@@ -236,13 +228,13 @@ def test_scale_survives_upgrade_and_keda_takes_the_replicas_and_gives_them_back(
     assert all("f:replicas" not in json.dumps(m["fieldsV1"].get("f:spec", {})) for m in helm_fields)
 
     # KEDA off again: the ScaledObject goes, the replicas stay where they were.
-    cluster.ok(install(cluster, chart, namespace, "--set", "gateway.keda.enabled=false"))
+    install(cluster, chart, namespace, "--set", "gateway.keda.enabled=false").check()
     gone = cluster.kubectl("-n", namespace, "get", "scaledobject.keda.sh/streaming-gateway")
     assert gone.returncode != 0
     assert "NotFound" in gone.output
     assert gateway_replicas(cluster, namespace) == (3, 3)
 
-    cluster.ok(cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait"))
+    cluster.helm("uninstall", RELEASE, "-n", namespace, "--wait").check()
     wait_for(lambda: not release_objects(cluster, namespace, RELEASE), 60, "objects gone")
     wait_for(
         lambda: not cluster.json("-n", namespace, "get", "pods,replicasets")["items"],
@@ -252,10 +244,10 @@ def test_scale_survives_upgrade_and_keda_takes_the_replicas_and_gives_them_back(
 
 
 def test_a_set_replica_count_is_helms_and_the_notes_say_so(
-    cluster: Cluster, chart: Path, namespace: str
+    cluster: Kube, chart: Path, namespace: str
 ) -> None:
     result = install(cluster, chart, namespace, "--set", "gateway.replicas=2")
-    assert "every `helm upgrade` sets the count back to it" in cluster.ok(result)
+    assert "every `helm upgrade` sets the count back to it" in result.check()
     wait_available(cluster, namespace)
     assert gateway_replicas(cluster, namespace) == (2, 2)
     (pdb,) = cluster.json("-n", namespace, "get", "poddisruptionbudgets")["items"]
@@ -272,9 +264,9 @@ def test_a_set_replica_count_is_helms_and_the_notes_say_so(
 
 
 def test_two_releases_in_one_namespace_do_not_collide(
-    cluster: Cluster, chart: Path, namespace: str
+    cluster: Kube, chart: Path, namespace: str
 ) -> None:
-    cluster.ok(install(cluster, chart, namespace, release="streaming"))
+    install(cluster, chart, namespace, release="streaming").check()
     second = install(cluster, chart, namespace, release="replay")
     assert second.returncode == 0, second.output
     wait_available(cluster, namespace, "streaming")
@@ -284,7 +276,7 @@ def test_two_releases_in_one_namespace_do_not_collide(
         "replay-streaming-dual",
         "streaming-dual",
     ]
-    cluster.ok(cluster.helm("uninstall", "replay", "-n", namespace, "--wait"))
+    cluster.helm("uninstall", "replay", "-n", namespace, "--wait").check()
     wait_for(lambda: not release_objects(cluster, namespace, "replay"), 60, "replay's objects gone")
     # The first release is whole.
     left = release_objects(cluster, namespace, "streaming")
@@ -292,7 +284,7 @@ def test_two_releases_in_one_namespace_do_not_collide(
     wait_available(cluster, namespace, "streaming")
 
 
-def test_helm_and_kubectl_see_the_pinned_kubernetes_version(cluster: Cluster) -> None:
-    version = json.loads(cluster.ok(cluster.kubectl("version", "-o", "json")))
+def test_helm_and_kubectl_see_the_pinned_kubernetes_version(cluster: Kube) -> None:
+    version = json.loads(cluster.ok("version", "-o", "json"))
     assert version["serverVersion"]["gitVersion"].startswith("v1.35.")
     assert version["clientVersion"]["gitVersion"] == version["serverVersion"]["gitVersion"]

@@ -29,6 +29,10 @@ def dry_run(*targets: str) -> str:
     [
         ("static", ["tools/fetch_helm.py"]),
         ("cluster-test", ["tools/fetch_helm.py", "go build", "sigs.k8s.io/kwok/cmd/kwok@"]),
+        (
+            "node-test",
+            ["tools/fetch_helm.py", "sigs.k8s.io/kwok/cmd/kwok@", "cmd/kubelet", "pause.c"],
+        ),
     ],
 )
 def test_a_fresh_clone_gets_every_tool_a_stage_needs(target: str, needs: list[str]) -> None:

@@ -456,6 +456,60 @@ Is the latency probe deployed? It watches the gateway, so it needs one.
 {{- end }}
 
 {{/*
+Where the pods that watch the gateway (the latency probe, the helm test) reach it: its
+Service, or gateway.url where there are no Services (a node without kube-proxy).
+*/}}
+{{- define "streaming.gatewayUrl" -}}
+{{- default (printf "http://%s-gateway:%v" (include "streaming.fullname" .) .Values.gateway.service.port) .Values.gateway.url -}}
+{{- end }}
+
+
+{{/*
+The ops port of one camera's pod: call with (dict "root" $ "camera" $camera "index" $index).
+Its own opsPort; else capture.opsPort, plus the camera's index on the node's network
+(hostNetwork), where every camera's pod binds a port of the same node.
+*/}}
+{{- define "streaming.captureOpsPort" -}}
+{{- if hasKey .camera "opsPort" }}{{ .camera.opsPort }}
+{{- else if .root.Values.hostNetwork }}{{ add .root.Values.capture.opsPort .index }}
+{{- else }}{{ .root.Values.capture.opsPort }}{{ end -}}
+{{- end }}
+
+{{/*
+On the node's network (hostNetwork) every pod's ports are the node's: fail, naming the
+values, when two would bind the same one (the scheduler would leave one pending forever).
+*/}}
+{{- define "streaming.checkHostPorts" -}}
+{{- if .Values.hostNetwork -}}
+{{- $ports := list -}}
+{{- if .Values.gateway.enabled -}}
+{{- $ports = append $ports (list "gateway.port" .Values.gateway.port) -}}
+{{- $ports = append $ports (list "gateway.opsPort" .Values.gateway.opsPort) -}}
+{{- end -}}
+{{- if .Values.capture.enabled -}}
+{{- range $index, $camera := .Values.capture.cameras -}}
+{{- $port := include "streaming.captureOpsPort" (dict "root" $ "camera" $camera "index" $index) -}}
+{{- $ports = append $ports (list (printf "the ops port of camera %s" $camera.id) $port) -}}
+{{- end -}}
+{{- end -}}
+{{- if .Values.eventSim.enabled -}}
+{{- $ports = append $ports (list "eventSim.opsPort" .Values.eventSim.opsPort) -}}
+{{- end -}}
+{{- if include "streaming.probeEnabled" . -}}
+{{- $ports = append $ports (list "probe.opsPort" .Values.probe.opsPort) -}}
+{{- end -}}
+{{- $used := dict -}}
+{{- range $ports -}}
+{{- $port := toString (index . 1) -}}
+{{- if hasKey $used $port -}}
+{{- fail (printf "hostNetwork: %s and %s would both bind port %s of the node; give them different ports" (get $used $port) (index . 0) $port) -}}
+{{- end -}}
+{{- $_ := set $used $port (index . 0) -}}
+{{- end -}}
+{{- end -}}
+{{- end }}
+
+{{/*
 A camera's zones or masks ([{name, points: [[x, y]...]}]) as capture's setting reads
 them: `name=x,y x,y x,y;name=...`.
 */}}

@@ -2,27 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def load_smoke() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "cluster_smoke", ROOT / "tools" / "cluster_smoke.py"
-    )
-    assert spec
-    assert spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["cluster_smoke"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-smoke = load_smoke()
+from rts_cluster import smoke
 
 METRICS = """\
 # HELP gateway_partitions_assigned Partitions assigned to this pod

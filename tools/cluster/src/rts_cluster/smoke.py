@@ -11,19 +11,15 @@ latency series, and the latency probe's. It talks to the cluster with kubectl
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import re
-import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import requests
 import socketio
+from rts_cluster.kube import ClusterError, Kube, eventually
 
 EVENTS_TOPIC = "playback-events"
 PARTITIONS_SAMPLE = re.compile(
@@ -31,80 +27,12 @@ PARTITIONS_SAMPLE = re.compile(
 )
 
 
-class SmokeFailure(Exception):
+class SmokeFailure(ClusterError):
     pass
 
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-class Kube:
-    def __init__(self, context: str, namespace: str) -> None:
-        self.base = ["kubectl", "--context", context, "--namespace", namespace]
-
-    def run(self, *args: str, timeout: float = 120) -> str:
-        out = subprocess.run(
-            [*self.base, *args], capture_output=True, text=True, timeout=timeout, check=False
-        )
-        if out.returncode != 0:
-            raise SmokeFailure(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
-        return out.stdout
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "-o", "json"))
-
-    @contextlib.contextmanager
-    def port_forward(self, target: str, remote: int) -> Iterator[str]:
-        """A local URL forwarded to `target` (svc/x or pod/x) port `remote`."""
-        local = free_port()
-        process = subprocess.Popen(
-            [*self.base, "port-forward", target, f"{local}:{remote}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            wait_listening(local, process)
-            yield f"http://127.0.0.1:{local}"
-        finally:
-            process.terminate()
-            process.wait(10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_listening(port: int, process: subprocess.Popen[str], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SmokeFailure(
-                f"port-forward ended: {process.stderr.read() if process.stderr else ''}"
-            )
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.2)
-    raise SmokeFailure(f"port-forward to local port {port} did not start")
-
-
-def eventually(what: str, check: Any, timeout: float, every: float = 2.0) -> Any:
-    """Call `check` until it returns something truthy; its last error explains a timeout."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-            last = result
-        except (SmokeFailure, requests.RequestException, ValueError) as exc:
-            last = exc
-        time.sleep(every)
-    raise SmokeFailure(f"{what}: not within {timeout:.0f}s (last: {last})")
 
 
 # --- the checks ---------------------------------------------------------------------------
@@ -146,10 +74,10 @@ def sign_in(kube: Kube, release: str, url: str) -> requests.Session:
     """A session signed in with a one-time link from the gateway itself (when sign-in is on)."""
     http = requests.Session()
     try:
-        link = kube.run(
+        link = kube.ok(
             "exec", f"deploy/{release}-gateway", "--", "gateway", "login-url", "--base", url
         ).strip()
-    except SmokeFailure:
+    except ClusterError:
         say("--  no sign-in link (GATEWAY_AUTH_SECRET not set): continuing signed out")
         return http
     # What the link's page does in a browser: the token from the fragment, POSTed.
@@ -234,8 +162,8 @@ def spread_problem(assigned: dict[str, int], partitions: int) -> str:
 
 def check_scaling(kube: Kube, release: str, replicas: int, partitions: int, timeout: float) -> None:
     deployment = f"{release}-gateway"
-    kube.run("scale", f"deployment/{deployment}", f"--replicas={replicas}")
-    kube.run("rollout", "status", f"deployment/{deployment}", "--timeout=300s", timeout=320)
+    kube.ok("scale", f"deployment/{deployment}", f"--replicas={replicas}")
+    kube.ok("rollout", "status", f"deployment/{deployment}", "--timeout=300s", timeout=320)
     spec = kube.json("get", "deployment", deployment)["spec"]
     selector = ",".join(f"{k}={v}" for k, v in spec["selector"]["matchLabels"].items())
     (container,) = spec["template"]["spec"]["containers"]
@@ -295,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=180, help="seconds per check")
     args = parser.parse_args(argv)
 
-    kube = Kube(args.context, args.namespace)
+    kube = Kube(context=args.context, namespace=args.namespace)
     try:
         check_pods_ready(kube, args.release, args.timeout)
         service = kube.json("get", "service", f"{args.release}-gateway")
@@ -308,12 +236,12 @@ def main(argv: list[str] | None = None) -> int:
             watch_stream(http, url, camera, 10)
         check_scaling(kube, args.release, args.replicas, args.partitions, args.timeout)
         check_prometheus(
-            Kube(args.context, args.monitoring_namespace),
+            kube.in_namespace(args.monitoring_namespace),
             args.prometheus_service,
             args.namespace,
             args.timeout,
         )
-    except SmokeFailure as failure:
+    except ClusterError as failure:
         say(f"FAIL {failure}")
         return 1
     say("cluster smoke test passed")
