@@ -138,7 +138,7 @@ cameras: kafka-fetch ## capture against real RTSP and HTTP camera servers; the n
 
 .PHONY: faults
 faults: kafka-fetch ## fault tests: brokers frozen, stopped, killed, cut off, out of disk; slow viewers; a soak
-	$(BIN)/pytest -n $(FAULTS_WORKERS) --dist load tests/faults $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(FAULTS_WORKERS) --dist worksteal tests/faults $(PYTEST_ARGS)
 
 .PHONY: e2e
 e2e: kafka-fetch ## the dashboard in headless Chromium against the full local stack
