@@ -36,9 +36,12 @@ def test_test_pattern_frames_arrive_in_order_per_camera_as_jpegs_of_the_stated_s
         return all(keys.count(name.encode()) >= 25 for name in cameras)
 
     records = read_topic(kafka, topic_prefix + VIDEO_FRAMES.name, timeout=20, until=enough)
-    for capture in cameras.values():
+    behind = {}
+    for name, capture in cameras.items():
         capture.wait_for(capture.ready, 5, "readiness")
         assert capture.metric("capture_source_up") == 1
+        # A frame the encoder had no time for is replaced by the next and counted.
+        behind[name] = capture.metric("capture_frames_dropped_total", reason="behind")
         assert capture.terminate() == 0
     finished_ns = time.time_ns()
 
@@ -52,7 +55,8 @@ def test_test_pattern_frames_arrive_in_order_per_camera_as_jpegs_of_the_stated_s
         metas = [FrameMeta.from_record(r.key(), r.headers()) for r in own]
         seqs = [m.seq for m in metas]
         assert seqs == sorted(set(seqs))
-        assert seqs[0] == 0
+        # Numbered from 0; a number missing only for a frame counted as dropped behind.
+        assert seqs[-1] + 1 - len(seqs) <= behind[camera], (seqs, behind[camera])
         for record, meta in zip(own, metas, strict=True):
             jpeg = np.frombuffer(check_jpeg(record.value()), np.uint8)
             image = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)

@@ -25,6 +25,7 @@ from tests.fixtures.processes import ServiceGroup, ServiceProcess
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_FILES = ROOT / "helm" / "streaming" / "files" / "dashboards"
 SCRAPE = 2.0
+SPEED_ALERTS = {"FrameLatencyHigh", "EventLatencyHigh"}
 JOBS = {"capture": 2, "event-sim": 1, "gateway": 1, "kafka": 1, "latency-probe": 1, "notifier": 1}
 
 
@@ -174,7 +175,11 @@ def test_local_prometheus_evaluates_the_charts_alert_rules_and_none_fires(stack:
     for rule in stack.prometheus.get("/api/v1/rules")["groups"]:
         for r in rule["rules"]:
             assert r["health"] == "ok", (r["name"], r.get("lastError"))
-            assert r["state"] == "inactive", (r["name"], r["alerts"])
+            # A loaded machine makes frames and events late for real (event-sim and capture
+            # fall behind too), so a latency alert may be pending; it fires only after
+            # minutes of it. Every other rule speaks of something broken.
+            allowed = {"inactive", "pending"} if r["name"] in SPEED_ALERTS else {"inactive"}
+            assert r["state"] in allowed, (r["name"], r["alerts"])
 
 
 def _report(results: list[Result]) -> str:
