@@ -3,12 +3,8 @@ password, from real HTTP servers on the loopback serving numbered frames."""
 
 from __future__ import annotations
 
-import base64
 import statistics
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cv2
 import numpy as np
@@ -18,65 +14,10 @@ from rts_devstack.cameras import draw_frame, read_marker
 
 from tests.cameras.conftest import CLIP_SIZE, PASSWORD, USER
 from tests.fixtures.capture import Launcher, read_topic
+from tests.fixtures.http_camera import HttpCamera
 from tests.fixtures.kafka import KafkaUnderTest
 
 FAST = "--no-faces --stall-timeout 2 --open-timeout 4 --reconnect-max 1".split()
-
-
-class HttpCamera:
-    """`/video.mjpg` (MJPEG at 15 fps) and `/snapshot.jpg` (the next frame per request),
-    both wanting basic auth; `requests` keeps when each snapshot was asked for."""
-
-    def __init__(self) -> None:
-        self.requests: list[float] = []
-        self.refused = 0
-        camera = self
-        expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.headers.get("Authorization") != expected:
-                    camera.refused += 1
-                    self.send_response(401)
-                    self.send_header("WWW-Authenticate", 'Basic realm="camera"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                if self.path == "/snapshot.jpg":
-                    camera.requests.append(time.monotonic())
-                    jpeg = _jpeg(len(camera.requests) - 1)
-                    self.send_response(200)
-                    self.send_header("Content-Type", "image/jpeg")
-                    self.send_header("Content-Length", str(len(jpeg)))
-                    self.end_headers()
-                    self.wfile.write(jpeg)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                try:
-                    for n in range(100_000):
-                        jpeg = _jpeg(n)
-                        head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
-                        self.wfile.write(head.encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                        time.sleep(1 / 15)  # the camera's own frame rate
-                except OSError:
-                    pass  # the client went away
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: str, password: str = PASSWORD) -> str:
-        return f"http://{USER}:{password}@{self.base}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _jpeg(n: int) -> bytes:
@@ -89,7 +30,7 @@ def _marker(payload: bytes) -> int | None:
 
 @pytest.fixture
 def http_camera() -> Iterator[HttpCamera]:
-    camera = HttpCamera()
+    camera = HttpCamera(_jpeg, fps=15, credentials=(USER, PASSWORD))
     yield camera
     camera.close()
 

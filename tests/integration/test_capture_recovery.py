@@ -1,18 +1,15 @@
 """A source that goes away or hangs: readiness flips, the metric says so, capture recovers."""
 
 import shutil
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 from rts_capture.sample import write_video
 
 from tests.fixtures.capture import Launcher
+from tests.fixtures.http_camera import HttpCamera
 from tests.fixtures.processes import ServiceProcess
 
 
@@ -53,59 +50,19 @@ def test_a_file_that_goes_away_flips_readiness_and_recovers_when_it_is_back(
     assert "does not exist" in lost[0]["detail"]
 
 
-class _MjpegCamera:
-    """An HTTP MJPEG camera on the loopback that can go silent without closing."""
-
-    def __init__(self) -> None:
-        self.silent = threading.Event()
-        camera = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.end_headers()
-                n = 0
-                try:
-                    while True:
-                        if camera.silent.is_set():
-                            time.sleep(0.05)  # connected, sending nothing: a hung stream
-                            continue
-                        image = np.full((120, 160, 3), n % 200, np.uint8)
-                        jpeg = cv2.imencode(".jpg", image)[1].tobytes()
-                        head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
-                        self.wfile.write(head.encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                        n += 1
-                        time.sleep(0.05)
-                except OSError:
-                    pass  # the client went away
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/video.mjpg"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def mjpeg_camera() -> Iterator[_MjpegCamera]:
-    camera = _MjpegCamera()
+def mjpeg_camera() -> Iterator[HttpCamera]:
+    camera = HttpCamera()
     yield camera
     camera.close()
 
 
 def test_a_stream_that_hangs_flips_readiness_recovers_and_still_stops_on_sigterm(
-    launch_capture: Launcher, mjpeg_camera: _MjpegCamera
+    launch_capture: Launcher, mjpeg_camera: HttpCamera
 ) -> None:
     capture = launch_capture(
         "--source",
-        mjpeg_camera.url,
+        mjpeg_camera.url(),
         *"--camera-id cam-http --no-faces --stall-timeout 1".split(),
         *"--open-timeout 2 --reconnect-max 1".split(),
     )
