@@ -102,7 +102,7 @@ checkov-lock: $(UV) ## re-pin checkov's environment after changing tools/checkov
 # node-test is not in the plan yet (README, Test times): it joins phase 2 as a lane,
 # `faults e2e node-test`, where the control plane cluster-test built is there to use (two
 # builds of it at once in one folder would write the same files).
-TEST_PLAN ?= unit,static,cluster-test,cameras integration | faults e2e | bench-quick
+TEST_PLAN ?= unit,static,cluster-test integration,cameras | faults e2e | bench-quick
 # pytest-xdist workers per stage: each worker has its own broker and reserved ports. The
 # fault tests share the cores with the browser's, not with the integration tests: what
 # they measure (viewers keeping their frame rate, recovery times) needs some CPU left.
