@@ -84,3 +84,16 @@ def fresh_frame_age(gateway: ServiceProcess, camera: str, timeout: float = 5.0) 
         return client.part().age_seconds
     finally:
         client.close()
+
+
+# The stage's workers take tests from the front and steal from each other's queues: the
+# longest first, or the ten-minute schedule, started last, holds the stage for its length.
+LONGEST_FIRST = ("test_fault_schedule.py", "test_freezes.py", "test_soak.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
