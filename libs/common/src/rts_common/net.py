@@ -1,23 +1,10 @@
-"""Loopback ports for local stacks, tests and benchmarks."""
+"""Whether a loopback port answers, and URLs without their credentials (ports a test binds
+are reserved by `rts_devstack.ports`)."""
 
 from __future__ import annotations
 
 import socket
 from urllib.parse import urlsplit, urlunsplit
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ports free right now (held open together so they are distinct)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((host, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
